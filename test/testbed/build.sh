@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# build.sh builds the real components regcred is tested against, from the Go
+# module proxy only, and caches them by version outside the clone:
+#
+#   etcd, kube-apiserver, kube-controller-manager, registry (distribution), helm
+#
+# Usage: test/testbed/build.sh [component...]   (default: all but helm)
+# Prints the directory holding the binaries on its last line.
+set -euo pipefail
+
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
+REGISTRY_VERSION=${REGISTRY_VERSION:-v3.1.2}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
+
+cache=${REGCRED_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/regcred/testbed}
+bin="$cache/etcd-$ETCD_VERSION-kube-$KUBE_VERSION-registry-$REGISTRY_VERSION-helm-$HELM_VERSION"
+mkdir -p "$bin"
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+
+# step NAME CMD...: runs one build step, says what it does and how long it took.
+step() {
+  local name=$1; shift
+  local start=$SECONDS
+  log "building $name (first time only; cached in $bin)"
+  "$@"
+  log "built $name in $((SECONDS - start))s"
+}
+
+build_etcd() {
+  local work; work=$(mktemp -d)
+  cd "$work"
+  go mod init regcred.test/etcd >/dev/null 2>&1
+  cat > main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1
+  go mod tidy >/dev/null 2>&1
+  go build -trimpath -o "$bin/etcd" .
+  cd - >/dev/null; rm -rf "$work"
+}
+
+build_kube() {
+  local work; work=$(mktemp -d)
+  cd "$work"
+  go mod init regcred.test/kube >/dev/null 2>&1
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  # Every staging module that k8s.io/kubernetes replaces with ./staging/...
+  # is published as v0.<minor>.<patch> of the same module.
+  local staging="v0.${KUBE_VERSION#v1.}"
+  local mods
+  mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[^[:space:]]*\) => ./staging/.*#\1#p' "$gomod")
+  for m in $mods; do go mod edit "-replace=$m=$m@$staging"; done
+  mkdir -p kube-apiserver kube-controller-manager
+  cat > kube-apiserver/main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
+GO
+  cat > kube-controller-manager/main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+func main() { os.Exit(cli.Run(app.NewControllerManagerCommand())) }
+GO
+  go get "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null 2>&1
+  go mod tidy >/dev/null 2>&1
+  local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+  local ld="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  go build -trimpath -ldflags "$ld" -o "$bin/kube-apiserver" ./kube-apiserver
+  go build -trimpath -ldflags "$ld" -o "$bin/kube-controller-manager" ./kube-controller-manager
+  cd - >/dev/null; rm -rf "$work"
+}
+
+build_registry() { GOBIN="$bin" go install -trimpath "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"; }
+build_helm() { GOBIN="$bin" go install -trimpath "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
+
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(etcd kube registry)
+for c in "${want[@]}"; do
+  case $c in
+    etcd) [ -x "$bin/etcd" ] || step "etcd $ETCD_VERSION (~2 min)" build_etcd ;;
+    kube) { [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ]; } ||
+            step "kube-apiserver and kube-controller-manager $KUBE_VERSION (~15 min)" build_kube ;;
+    registry) [ -x "$bin/registry" ] || step "registry (distribution) $REGISTRY_VERSION (~2 min)" build_registry ;;
+    helm) [ -x "$bin/helm" ] || step "helm $HELM_VERSION (~2 min)" build_helm ;;
+    *) log "unknown component $c"; exit 2 ;;
+  esac
+done
+echo "$bin"
