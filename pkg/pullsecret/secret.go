@@ -1,0 +1,96 @@
+package pullsecret
+
+import (
+	"bytes"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Labels and annotations of the Secrets regcred manages.
+const (
+	// LabelManagedBy marks a Secret as regcred's; only such Secrets are cached.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedBy is the value of LabelManagedBy.
+	ManagedBy = "regcred"
+	// LabelRegistry holds the name of the registry a Secret serves.
+	LabelRegistry = "regcred.io/registry"
+	// AnnotationExpiresAt holds, for tokens that expire, when the Secret's
+	// credential stops working (RFC 3339).
+	AnnotationExpiresAt = "regcred.io/expires-at"
+)
+
+// ManagedSelector selects the Secrets regcred manages.
+func ManagedSelector() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
+}
+
+// Want is the content a managed pull secret must have.
+type Want struct {
+	// Name is the Secret's name; Registry the registry it serves.
+	Name     string
+	Registry string
+	// Data is the .dockerconfigjson.
+	Data []byte
+	// ExpiresAt is when Data stops working; zero if never.
+	ExpiresAt time.Time
+}
+
+// IsManaged reports whether regcred manages s.
+func IsManaged(s *corev1.Secret) bool {
+	return s.Labels[LabelManagedBy] == ManagedBy && s.Labels[LabelRegistry] != ""
+}
+
+// Matches reports whether s already has the content w asks for.
+func (w *Want) Matches(s *corev1.Secret) bool {
+	return IsManaged(s) && s.Labels[LabelRegistry] == w.Registry &&
+		s.Type == corev1.SecretTypeDockerConfigJson &&
+		bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) &&
+		s.Annotations[AnnotationExpiresAt] == w.expiresAt()
+}
+
+func (w *Want) expiresAt() string {
+	if w.ExpiresAt.IsZero() {
+		return ""
+	}
+	return w.ExpiresAt.UTC().Format(time.RFC3339)
+}
+
+// Secret returns the Secret w describes in namespace.
+func (w *Want) Secret(namespace string) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      w.Name,
+			Namespace: namespace,
+			Labels:    map[string]string{LabelManagedBy: ManagedBy, LabelRegistry: w.Registry},
+		},
+		Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: w.Data},
+	}
+	if at := w.expiresAt(); at != "" {
+		s.Annotations = map[string]string{AnnotationExpiresAt: at}
+	}
+	return s
+}
+
+// apply sets on s (a copy the caller owns) what w asks for, keeping
+// labels and annotations others added.
+func (w *Want) apply(s *corev1.Secret) {
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	s.Labels[LabelManagedBy] = ManagedBy
+	s.Labels[LabelRegistry] = w.Registry
+	s.Type = corev1.SecretTypeDockerConfigJson
+	s.Data = map[string][]byte{corev1.DockerConfigJsonKey: w.Data}
+	if at := w.expiresAt(); at != "" {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[AnnotationExpiresAt] = at
+	} else {
+		delete(s.Annotations, AnnotationExpiresAt)
+	}
+}
