@@ -1,0 +1,211 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+// LabelInject set to "false" on a Pod or its namespace opts it out of
+// injection.
+const LabelInject = "regcred.io/inject"
+
+// Ensurer makes sure a pull secret exists in a namespace.
+type Ensurer interface {
+	Ensure(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (pullsecret.Outcome, error)
+}
+
+// Presence tells whether a Secret that regcred does not manage exists;
+// known is false when it cannot tell (yet).
+type Presence interface {
+	Exists(namespace, name string) (exists, known bool)
+}
+
+// Recorder counts what the handler does. All methods must be cheap.
+type Recorder interface {
+	Admission(outcome Outcome)
+	Injected(registry string)
+	SecretEnsured(registry string, outcome pullsecret.Outcome)
+}
+
+// Outcome is how one admission ended.
+type Outcome string
+
+// The admission outcomes.
+const (
+	Patched    Outcome = "patched"
+	Unchanged  Outcome = "unchanged"
+	FailedOpen Outcome = "failed-open"
+	Skipped    Outcome = "skipped"
+)
+
+// Handler is the Pod admission handler.
+type Handler struct {
+	// Registries returns the current registry set; never nil.
+	Registries func() *registries.Set
+	Secrets    Ensurer
+	Presence   Presence
+	// Retry asks for a pull secret whose creation failed to be tried again
+	// in the background.
+	Retry func(namespace, registry string)
+	// SkipNamespaces are never touched (kube-system, regcred's own).
+	SkipNamespaces map[string]bool
+	Metrics        Recorder
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle answers one AdmissionReview. It never denies a Pod.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace)
+	outcome := Unchanged
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error(fmt.Errorf("panic: %v", r), "Admission failed; Pod admitted unchanged")
+			resp = allowWithWarning("regcred failed internally; Pod admitted without injected pull secrets")
+			outcome = FailedOpen
+		}
+		h.Metrics.Admission(outcome)
+	}()
+
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create || req.SubResource != "" {
+		outcome = Skipped
+		return admission.Allowed("not a Pod creation")
+	}
+	if h.SkipNamespaces[req.Namespace] {
+		outcome = Skipped
+		return admission.Allowed("namespace is not served by regcred")
+	}
+	pod, err := decodePod(req.Object.Raw)
+	if err != nil {
+		outcome = FailedOpen
+		log.Error(err, "Cannot decode Pod; admitted unchanged")
+		return allowWithWarning("regcred could not read this Pod; no pull secrets injected")
+	}
+	log = log.WithValues("pod", klog.KRef(req.Namespace, pod.displayName()))
+	if pod.meta().Labels[LabelInject] == "false" {
+		outcome = Skipped
+		return admission.Allowed("Pod opted out of regcred")
+	}
+
+	dryRun := ptr.Deref(req.DryRun, false)
+	add, warnings, failed := h.plan(logr.NewContext(ctx, log), req.Namespace, pod, dryRun)
+	resp = admission.Allowed("")
+	resp.Patches = buildPatch(pod, add)
+	if len(warnings) > 0 {
+		resp = resp.WithWarnings(warnings...)
+	}
+	switch {
+	case failed:
+		outcome = FailedOpen
+	case len(resp.Patches) > 0:
+		outcome = Patched
+	}
+	if len(add) > 0 {
+		log.V(1).Info("Injected pull secrets", "count", len(add), "dryRun", dryRun)
+	}
+	return resp
+}
+
+// plan decides which pull secrets the Pod gets, making sure each exists.
+// failed reports that a regcred problem left the Pod without something it
+// should have had.
+func (h *Handler) plan(ctx context.Context, namespace string, pod *podView, dryRun bool) (add []injection, warnings []string, failed bool) {
+	set := h.Registries()
+	have := make(map[string]bool, len(pod.Spec.ImagePullSecrets))
+	for _, s := range pod.Spec.ImagePullSecrets {
+		have[s.Name] = true
+	}
+	seen := map[*registries.Registry]bool{}
+	for _, img := range pod.images() {
+		m := set.Match(img)
+		if m.Hint != "" {
+			warnings = appendUnique(warnings, "regcred: "+m.Hint)
+		}
+		r := m.Registry
+		if r == nil || !r.Injects || seen[r] {
+			continue
+		}
+		seen[r] = true
+		if have[r.SecretName] {
+			continue
+		}
+		ok, warning := h.prepare(ctx, namespace, r, dryRun)
+		if warning != "" {
+			warnings = append(warnings, warning)
+			failed = failed || !ok || r.Mode == config.RegistryCredentials
+		}
+		if ok {
+			have[r.SecretName] = true
+			add = append(add, injection{secret: r.SecretName, registry: r.Name})
+			h.Metrics.Injected(r.Name)
+		}
+	}
+	return add, warnings, failed
+}
+
+// prepare makes sure r's pull secret can be injected into the namespace.
+// It reports whether to inject it, and a warning for the user if any.
+func (h *Handler) prepare(ctx context.Context, namespace string, r *registries.Registry, dryRun bool) (bool, string) {
+	log := logr.FromContextOrDiscard(ctx).WithValues("registry", r.Name, "secret", r.SecretName)
+	if r.Mode == config.ImagePullSecret {
+		if exists, known := h.Presence.Exists(namespace, r.SecretName); known && !exists {
+			return true, fmt.Sprintf("regcred: image pull secret %q for registry %q does not exist in namespace %q; create it (kubectl create secret docker-registry %s ...) or the image may fail to pull", r.SecretName, r.Name, namespace, r.SecretName)
+		}
+		return true, ""
+	}
+	want, err := r.Want(ctx)
+	if err == nil {
+		var out pullsecret.Outcome
+		out, err = h.Secrets.Ensure(ctx, namespace, want, dryRun)
+		if err == nil {
+			h.Metrics.SecretEnsured(r.Name, out)
+			return true, ""
+		}
+	}
+	if errors.Is(err, pullsecret.ErrNotManaged) {
+		log.Info("A Secret with the pull secret's name exists and is not regcred's; not injected")
+		return false, fmt.Sprintf("regcred: secret %q in namespace %q is not managed by regcred; credentials for registry %q not injected", r.SecretName, namespace, r.Name)
+	}
+	// Inject the name anyway: the kubelet reads pull secrets at each pull,
+	// so the Pod pulls as soon as the background retry creates it.
+	log.Error(err, "Cannot make pull secret; injected its name and will retry")
+	if h.Retry != nil && !dryRun {
+		h.Retry(namespace, r.Name)
+	}
+	return true, fmt.Sprintf("regcred: pull secret %q for registry %q is not ready yet (%s); retrying in the background", r.SecretName, r.Name, reason(err))
+}
+
+// reason gives a short cause that quotes no credential: the API error's
+// reason rather than its message.
+func reason(err error) string {
+	if r := apierrors.ReasonForError(err); r != metav1.StatusReasonUnknown {
+		return "API: " + string(r)
+	}
+	return "see regcred's log"
+}
+
+func allowWithWarning(w string) admission.Response {
+	return admission.Allowed("").WithWarnings(w)
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

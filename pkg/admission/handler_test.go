@@ -1,0 +1,341 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+const testConfig = `
+apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- name: hub
+  type: docker
+  url: docker.io/myorg
+  username: {value: myorg}
+  password: {value: hub-token}
+- name: quay
+  type: quay
+  url: quay.io
+  username: {value: "org+robot"}
+  password: {value: quay-token}
+- name: harbor
+  type: other
+  url: harbor.example.com:8443/team-a
+  pullSecret: {mode: image-pull-secret, name: harbor-pull}
+- name: sandbox-only
+  type: other
+  url: sandbox.example.com
+  username: {value: u}
+  password: {value: p}
+  clusters: {mode: inject-only, names: [sandbox]}
+- name: not-here
+  type: other
+  url: elsewhere.example.com
+  username: {value: u}
+  password: {value: p}
+  clusters: {names: [prod]}
+`
+
+type fakeEnsurer struct {
+	mu    sync.Mutex
+	calls []string
+	fail  map[string]error
+}
+
+func (f *fakeEnsurer) Ensure(_ context.Context, ns string, w *pullsecret.Want, dryRun bool) (pullsecret.Outcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("%s/%s dryRun=%t", ns, w.Name, dryRun))
+	if err := f.fail[w.Registry]; err != nil {
+		return "", err
+	}
+	if dryRun {
+		return pullsecret.WouldCreate, nil
+	}
+	return pullsecret.Created, nil
+}
+
+type fakePresence map[string]bool
+
+func (f fakePresence) Exists(ns, name string) (bool, bool) { return f[ns+"/"+name], true }
+
+type countingRecorder struct {
+	mu       sync.Mutex
+	outcomes map[Outcome]int
+}
+
+func (c *countingRecorder) Admission(o Outcome) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.outcomes == nil {
+		c.outcomes = map[Outcome]int{}
+	}
+	c.outcomes[o]++
+}
+func (c *countingRecorder) Injected(string)                          {}
+func (c *countingRecorder) SecretEnsured(string, pullsecret.Outcome) {}
+
+func testSet(t testing.TB) *registries.Set {
+	t.Helper()
+	cfg, err := config.Parse([]byte(testConfig))
+	require.NoError(t, err)
+	set, err := registries.Build(context.Background(), cfg, registries.Options{ClusterName: "prod", StoredIn: config.InSecret})
+	require.NoError(t, err)
+	return set
+}
+
+type fixture struct {
+	h       *Handler
+	ensurer *fakeEnsurer
+	retries []string
+	metrics *countingRecorder
+}
+
+func newFixture(t testing.TB) *fixture {
+	set := testSet(t)
+	f := &fixture{ensurer: &fakeEnsurer{}, metrics: &countingRecorder{}}
+	f.h = &Handler{
+		Registries:     func() *registries.Set { return set },
+		Secrets:        f.ensurer,
+		Presence:       fakePresence{"app/harbor-pull": true},
+		Retry:          func(ns, reg string) { f.retries = append(f.retries, ns+"/"+reg) },
+		SkipNamespaces: map[string]bool{"kube-system": true, "regcred": true},
+		Metrics:        f.metrics,
+	}
+	return f
+}
+
+func podRequest(t testing.TB, ns string, pod string) admission.Request {
+	t.Helper()
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:       "uid",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Namespace: ns,
+		Operation: admissionv1.Create,
+		Object:    runtime.RawExtension{Raw: []byte(pod)},
+	}}
+}
+
+func patchJSON(t *testing.T, resp admission.Response) string {
+	t.Helper()
+	if len(resp.Patches) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(resp.Patches)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestHandle(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		ns       string
+		pod      string
+		dryRun   bool
+		patch    string
+		warnings []string
+		ensured  []string
+		outcome  Outcome
+	}{{
+		name:    "first secret creates the list",
+		ns:      "app",
+		pod:     `{"metadata":{"generateName":"web-"},"spec":{"containers":[{"name":"a","image":"quay.io/org/app:1"}]}}`,
+		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay"}}]`,
+		ensured: []string{"app/regcred-quay dryRun=false"},
+		outcome: Patched,
+	}, {
+		name:    "existing secrets are kept in order and never duplicated",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p","annotations":{"a":"b"}},"spec":{"imagePullSecrets":[{"name":"own"},{"name":"regcred-quay"}],"containers":[{"image":"quay.io/org/app"},{"image":"myorg/api"},{"image":"docker.io/myorg/worker"}]}}`,
+		patch:   `[{"op":"add","path":"/spec/imagePullSecrets/-","value":{"name":"regcred-hub"}},{"op":"add","path":"/metadata/annotations/regcred.io~1injected","value":"regcred-hub=hub"}]`,
+		ensured: []string{"app/regcred-hub dryRun=false"},
+		outcome: Patched,
+	}, {
+		name:    "init and ephemeral containers count",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p"},"spec":{"initContainers":[{"image":"myorg/init"}],"containers":[{"image":"nginx"}],"ephemeralContainers":[{"image":"quay.io/debug/tools"}]}}`,
+		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-hub"},{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-hub=hub,regcred-quay=quay"}}]`,
+		ensured: []string{"app/regcred-hub dryRun=false", "app/regcred-quay dryRun=false"},
+		outcome: Patched,
+	}, {
+		name:    "public images only",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"nginx"},{"image":"ghcr.io/x/y"}]}}`,
+		outcome: Unchanged,
+	}, {
+		name:    "cluster policy excludes this cluster",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"sandbox.example.com/a"},{"image":"elsewhere.example.com/b"}]}}`,
+		outcome: Unchanged,
+	}, {
+		name:    "image-pull-secret mode injects the named secret",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"harbor.example.com:8443/team-a/app"}]}}`,
+		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"harbor-pull"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"harbor-pull=harbor"}}]`,
+		outcome: Patched,
+	}, {
+		name:     "image-pull-secret mode warns when the secret is missing",
+		ns:       "other",
+		pod:      `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"harbor.example.com:8443/team-a/app"}]}}`,
+		patch:    `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"harbor-pull"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"harbor-pull=harbor"}}]`,
+		warnings: []string{`regcred: image pull secret "harbor-pull" for registry "harbor" does not exist in namespace "other"; create it (kubectl create secret docker-registry harbor-pull ...) or the image may fail to pull`},
+		outcome:  Patched,
+	}, {
+		name:    "dry run gets the same patch",
+		ns:      "app",
+		pod:     `{"metadata":{"generateName":"web-"},"spec":{"containers":[{"name":"a","image":"quay.io/org/app:1"}]}}`,
+		dryRun:  true,
+		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay"}}]`,
+		ensured: []string{"app/regcred-quay dryRun=true"},
+		outcome: Patched,
+	}, {
+		name:    "kube-system is left alone",
+		ns:      "kube-system",
+		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`,
+		outcome: Skipped,
+	}, {
+		name:    "regcred's namespace is left alone",
+		ns:      "regcred",
+		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`,
+		outcome: Skipped,
+	}, {
+		name:    "opted-out Pod",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p","labels":{"regcred.io/inject":"false"}},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`,
+		outcome: Skipped,
+	}, {
+		name:     "host in another letter case is explained",
+		ns:       "app",
+		pod:      `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"Quay.io/org/app"}]}}`,
+		warnings: []string{`regcred: image "Quay.io/org/app" names registry host "Quay.io" in another letter case than registry "quay" (quay.io); the kubelet matches credentials case-sensitively, so nothing was injected: write the host in lower case`},
+		outcome:  Unchanged,
+	}, {
+		name:     "undecodable Pod is admitted",
+		ns:       "app",
+		pod:      `{"spec":{"containers":"nope"}}`,
+		warnings: []string{"regcred could not read this Pod; no pull secrets injected"},
+		outcome:  FailedOpen,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			req := podRequest(t, tc.ns, tc.pod)
+			req.DryRun = ptr.To(tc.dryRun)
+			resp := f.h.Handle(t.Context(), req)
+			assert.True(t, resp.Allowed)
+			assert.Equal(t, tc.patch, patchJSON(t, resp))
+			assert.Equal(t, tc.warnings, resp.Warnings)
+			assert.Equal(t, tc.ensured, f.ensurer.calls)
+			assert.Equal(t, map[Outcome]int{tc.outcome: 1}, f.metrics.outcomes)
+		})
+	}
+}
+
+func TestHandleFailsOpen(t *testing.T) {
+	f := newFixture(t)
+	f.ensurer.fail = map[string]error{
+		"quay": errors.New("connection refused"),
+		"hub":  fmt.Errorf("secret app/regcred-hub: %w", pullsecret.ErrNotManaged),
+	}
+	resp := f.h.Handle(t.Context(), podRequest(t, "app", `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"},{"image":"myorg/app"}]}}`))
+	assert.True(t, resp.Allowed)
+	// The quay secret is injected by name all the same and retried; the hub
+	// one belongs to someone else and is not injected.
+	assert.Equal(t, `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay"}}]`, patchJSON(t, resp))
+	assert.Equal(t, []string{
+		`regcred: pull secret "regcred-quay" for registry "quay" is not ready yet (see regcred's log); retrying in the background`,
+		`regcred: secret "regcred-hub" in namespace "app" is not managed by regcred; credentials for registry "hub" not injected`,
+	}, resp.Warnings)
+	assert.Equal(t, []string{"app/quay"}, f.retries)
+	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
+}
+
+func TestHandleIgnoresOtherRequests(t *testing.T) {
+	f := newFixture(t)
+	req := podRequest(t, "app", `{}`)
+	req.Operation = admissionv1.Update
+	assert.True(t, f.h.Handle(t.Context(), req).Allowed)
+	req = podRequest(t, "app", `{}`)
+	req.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+	resp := f.h.Handle(t.Context(), req)
+	assert.True(t, resp.Allowed)
+	assert.Empty(t, resp.Patches)
+	assert.Equal(t, map[Outcome]int{Skipped: 2}, f.metrics.outcomes)
+}
+
+func TestHandleRecoversFromPanics(t *testing.T) {
+	f := newFixture(t)
+	f.h.Registries = func() *registries.Set { panic("boom") }
+	resp := f.h.Handle(t.Context(), podRequest(t, "app", `{"spec":{"containers":[{"image":"nginx"}]}}`))
+	assert.True(t, resp.Allowed)
+	assert.Equal(t, []string{"regcred failed internally; Pod admitted without injected pull secrets"}, resp.Warnings)
+}
+
+func FuzzHandle(f *testing.F) {
+	f.Add([]byte(`{"metadata":{"name":"p"},"spec":{"imagePullSecrets":[{"name":"own"}],"containers":[{"image":"quay.io/org/app"},{"image":"myorg/app"}]}}`))
+	f.Add([]byte(`{"spec":{"containers":[{"image":"harbor.example.com:8443/team-a/x"}],"initContainers":[{"image":"Quay.io/a"}]}}`))
+	f.Add([]byte(`null`))
+	fx := newFixture(f)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		resp := fx.h.Handle(context.Background(), podRequest(t, "app", string(raw)))
+		if !resp.Allowed {
+			t.Fatal("a Pod was denied")
+		}
+		if len(resp.Patches) == 0 {
+			return
+		}
+		// The patch applies to the Pod it was made for, and the result
+		// names no pull secret twice.
+		ops, err := json.Marshal(resp.Patches)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patch, err := jsonpatch.DecodePatch(ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patched, err := patch.Apply(raw)
+		if err != nil {
+			t.Fatalf("patch %s does not apply to %s: %v", ops, raw, err)
+		}
+		pod, err := decodePod(patched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, s := range pod.Spec.ImagePullSecrets {
+			if seen[s.Name] && s.Name != "" {
+				name := s.Name
+				orig, _ := decodePod(raw)
+				dupBefore := 0
+				for _, o := range orig.Spec.ImagePullSecrets {
+					if o.Name == name {
+						dupBefore++
+					}
+				}
+				if dupBefore < 2 {
+					t.Fatalf("%q injected twice: %s", name, patched)
+				}
+			}
+			seen[s.Name] = true
+		}
+	})
+}

@@ -1,0 +1,73 @@
+package admission
+
+import (
+	kjson "sigs.k8s.io/json"
+)
+
+// podView is the part of a Pod the handler reads. Decoding into it instead
+// of a corev1.Pod skips everything else the Pod holds.
+type podView struct {
+	// Metadata is nil when the object has none (only hand-made requests).
+	Metadata *metaView `json:"metadata"`
+	Spec struct {
+		Containers          []containerView `json:"containers"`
+		InitContainers      []containerView `json:"initContainers"`
+		EphemeralContainers []containerView `json:"ephemeralContainers"`
+		ImagePullSecrets    []secretRef     `json:"imagePullSecrets"`
+	} `json:"spec"`
+}
+
+type metaView struct {
+	Name         string            `json:"name"`
+	GenerateName string            `json:"generateName"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+}
+
+type containerView struct {
+	Image string `json:"image"`
+}
+
+type secretRef struct {
+	Name string `json:"name"`
+}
+
+func decodePod(raw []byte) (*podView, error) {
+	var p podView
+	// Field names are case-sensitive in Kubernetes, unlike encoding/json.
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (p *podView) meta() *metaView {
+	if p.Metadata == nil {
+		return &metaView{}
+	}
+	return p.Metadata
+}
+
+// images returns the Pod's images in order: containers, init containers,
+// ephemeral containers.
+func (p *podView) images() []string {
+	out := make([]string, 0, len(p.Spec.Containers)+len(p.Spec.InitContainers)+len(p.Spec.EphemeralContainers))
+	for _, cs := range [][]containerView{p.Spec.InitContainers, p.Spec.Containers, p.Spec.EphemeralContainers} {
+		for _, c := range cs {
+			if c.Image != "" {
+				out = append(out, c.Image)
+			}
+		}
+	}
+	return out
+}
+
+// displayName names the Pod in logs; a Pod made by a controller has only
+// a generateName yet.
+func (p *podView) displayName() string {
+	m := p.meta()
+	if m.Name != "" {
+		return m.Name
+	}
+	return m.GenerateName + "<generated>"
+}
