@@ -14,8 +14,9 @@ REGISTRY_VERSION=${REGISTRY_VERSION:-v3.1.2}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 
 cache=${REGCRED_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/regcred/testbed}
-bin="$cache/etcd-$ETCD_VERSION-kube-$KUBE_VERSION-registry-$REGISTRY_VERSION-helm-$HELM_VERSION"
-mkdir -p "$bin"
+# Each component is cached by its own version; bin links them together.
+bin="$cache/bin-etcd-$ETCD_VERSION-kube-$KUBE_VERSION-registry-$REGISTRY_VERSION-helm-$HELM_VERSION"
+mkdir -p "$bin" "$cache/etcd-$ETCD_VERSION" "$cache/kube-$KUBE_VERSION"
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
@@ -23,15 +24,20 @@ log() { printf 'testbed: %s\n' "$*" >&2; }
 step() {
   local name=$1; shift
   local start=$SECONDS
-  log "building $name (first time only; cached in $bin)"
-  "$@"
+  log "building $name (first time only; cached in $cache)"
+  if ! "$@" >"$cache/build.log" 2>&1; then
+    log "building $name failed:"; tail -40 "$cache/build.log" >&2; exit 1
+  fi
   log "built $name in $((SECONDS - start))s"
 }
+
+# link DIR NAME...: makes bin/NAME point at DIR/NAME.
+link() { local dir=$1; shift; for n in "$@"; do ln -sf "$dir/$n" "$bin/$n"; done; }
 
 build_etcd() {
   local work; work=$(mktemp -d)
   cd "$work"
-  go mod init regcred.test/etcd >/dev/null 2>&1
+  go mod init regcred.test/etcd
   cat > main.go <<'GO'
 package main
 
@@ -43,16 +49,16 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1
-  go mod tidy >/dev/null 2>&1
-  go build -trimpath -o "$bin/etcd" .
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go mod tidy
+  go build -trimpath -o "$cache/etcd-$ETCD_VERSION/etcd" .
   cd - >/dev/null; rm -rf "$work"
 }
 
 build_kube() {
   local work; work=$(mktemp -d)
   cd "$work"
-  go mod init regcred.test/kube >/dev/null 2>&1
+  go mod init regcred.test/kube
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
   # Every staging module that k8s.io/kubernetes replaces with ./staging/...
@@ -86,27 +92,39 @@ import (
 
 func main() { os.Exit(cli.Run(app.NewControllerManagerCommand())) }
 GO
-  go get "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null 2>&1
-  go mod tidy >/dev/null 2>&1
+  go get "k8s.io/kubernetes@$KUBE_VERSION"
+  go mod tidy
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local ld="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  go build -trimpath -ldflags "$ld" -o "$bin/kube-apiserver" ./kube-apiserver
-  go build -trimpath -ldflags "$ld" -o "$bin/kube-controller-manager" ./kube-controller-manager
+  go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/kube-apiserver" ./kube-apiserver
+  go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/kube-controller-manager" ./kube-controller-manager
   cd - >/dev/null; rm -rf "$work"
 }
 
-build_registry() { GOBIN="$bin" go install -trimpath "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"; }
-build_helm() { GOBIN="$bin" go install -trimpath "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
+build_registry() { GOBIN="$cache/registry-$REGISTRY_VERSION" go install -trimpath "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"; }
+build_helm() { GOBIN="$cache/helm-$HELM_VERSION" go install -trimpath "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
 
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(etcd kube registry)
 for c in "${want[@]}"; do
   case $c in
-    etcd) [ -x "$bin/etcd" ] || step "etcd $ETCD_VERSION (~2 min)" build_etcd ;;
-    kube) { [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ]; } ||
-            step "kube-apiserver and kube-controller-manager $KUBE_VERSION (~15 min)" build_kube ;;
-    registry) [ -x "$bin/registry" ] || step "registry (distribution) $REGISTRY_VERSION (~2 min)" build_registry ;;
-    helm) [ -x "$bin/helm" ] || step "helm $HELM_VERSION (~2 min)" build_helm ;;
+    etcd)
+      d="$cache/etcd-$ETCD_VERSION"
+      [ -x "$d/etcd" ] || step "etcd $ETCD_VERSION (~2 min)" build_etcd
+      link "$d" etcd ;;
+    kube)
+      d="$cache/kube-$KUBE_VERSION"
+      { [ -x "$d/kube-apiserver" ] && [ -x "$d/kube-controller-manager" ]; } ||
+        step "kube-apiserver and kube-controller-manager $KUBE_VERSION (~10-15 min)" build_kube
+      link "$d" kube-apiserver kube-controller-manager ;;
+    registry)
+      d="$cache/registry-$REGISTRY_VERSION"
+      [ -x "$d/registry" ] || step "registry (distribution) $REGISTRY_VERSION (~2 min)" build_registry
+      link "$d" registry ;;
+    helm)
+      d="$cache/helm-$HELM_VERSION"
+      [ -x "$d/helm" ] || step "helm $HELM_VERSION (~2 min)" build_helm
+      link "$d" helm ;;
     *) log "unknown component $c"; exit 2 ;;
   esac
 done
