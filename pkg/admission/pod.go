@@ -9,7 +9,7 @@ import (
 type podView struct {
 	// Metadata is nil when the object has none (only hand-made requests).
 	Metadata *metaView `json:"metadata"`
-	Spec struct {
+	Spec     struct {
 		Containers          []containerView `json:"containers"`
 		InitContainers      []containerView `json:"initContainers"`
 		EphemeralContainers []containerView `json:"ephemeralContainers"`

@@ -88,7 +88,7 @@ type Options struct {
 	// Secrets resolves secretKeyRefs.
 	Secrets config.SecretReader
 	// Tokens builds the providers of token registry types (ECR).
-	Tokens credentials.TokenProviderFunc
+	Tokens          credentials.TokenProviderFunc
 	Origin, Version string
 }
 

@@ -1,0 +1,120 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/configwatch"
+)
+
+// Options configure the webhook server.
+type Options struct {
+	// Kubeconfig is a kubeconfig file; empty means in-cluster or $KUBECONFIG.
+	Kubeconfig string
+	// Namespace is regcred's own namespace: its config, its leases, and a
+	// namespace whose Pods it never touches.
+	Namespace string
+	// ClusterName is this cluster's name in the per-cluster policies.
+	ClusterName string
+
+	ConfigMap, ConfigSecret, ConfigKey string
+
+	WebhookHost string
+	WebhookPort int
+	CertDir     string
+	CertName    string
+	KeyName     string
+
+	MetricsAddr string
+	ProbeAddr   string
+
+	LeaderElect     bool
+	LeaderElectID   string
+	ShutdownTimeout time.Duration
+	// Resync is how often every managed pull secret is checked.
+	Resync time.Duration
+}
+
+// WebhookPath is where the Pod admission webhook is served.
+const WebhookPath = "/mutate-v1-pod"
+
+// DefaultOptions returns the options' defaults.
+func DefaultOptions() Options {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "regcred"
+	}
+	return Options{
+		Namespace:       ns,
+		ConfigKey:       "config.yaml",
+		WebhookPort:     9443,
+		CertDir:         "/tmp/k8s-webhook-server/serving-certs",
+		CertName:        "tls.crt",
+		KeyName:         "tls.key",
+		MetricsAddr:     ":8080",
+		ProbeAddr:       ":8081",
+		LeaderElect:     true,
+		LeaderElectID:   "regcred",
+		ShutdownTimeout: 30 * time.Second,
+		Resync:          10 * time.Minute,
+	}
+}
+
+// BindFlags registers the options as flags of fs.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file (default: in-cluster config or $KUBECONFIG).")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "regcred's own namespace (default: $POD_NAMESPACE, else regcred).")
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "This cluster's name, as the registries' cluster policies list it.")
+	fs.StringVar(&o.ConfigMap, "config-configmap", o.ConfigMap, "Name of the ConfigMap in regcred's namespace that holds the registry config.")
+	fs.StringVar(&o.ConfigSecret, "config-secret", o.ConfigSecret, "Name of the Secret in regcred's namespace that holds the registry config (instead of a ConfigMap).")
+	fs.StringVar(&o.ConfigKey, "config-key", o.ConfigKey, "Key of the ConfigMap or Secret that holds the registry config.")
+	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "Address the webhook server listens on (default: all).")
+	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "Port the webhook server listens on.")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "Directory of the webhook's serving certificate; a rotated certificate is reloaded without a restart.")
+	fs.StringVar(&o.CertName, "cert-name", o.CertName, "Serving certificate file in --cert-dir.")
+	fs.StringVar(&o.KeyName, "key-name", o.KeyName, "Serving key file in --cert-dir.")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address of the /healthz and /readyz probes; 0 disables them.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect one replica to keep pull secrets up to date (all replicas admit Pods).")
+	fs.StringVar(&o.LeaderElectID, "leader-election-id", o.LeaderElectID, "Name of the leader-election Lease in regcred's namespace.")
+	fs.DurationVar(&o.ShutdownTimeout, "graceful-shutdown-timeout", o.ShutdownTimeout, "How long to drain in-flight admissions on shutdown.")
+	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "How often every managed pull secret is checked against the config.")
+}
+
+// Validate checks the options before anything starts.
+func (o *Options) Validate() error {
+	var errs []error
+	if msgs := validation.IsDNS1123Label(o.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--namespace %q: %v", o.Namespace, msgs))
+	}
+	switch {
+	case o.ConfigMap == "" && o.ConfigSecret == "":
+		errs = append(errs, errors.New("set --config-configmap or --config-secret"))
+	case o.ConfigMap != "" && o.ConfigSecret != "":
+		errs = append(errs, errors.New("set --config-configmap or --config-secret, not both"))
+	}
+	if o.ConfigKey == "" {
+		errs = append(errs, errors.New("--config-key must not be empty"))
+	}
+	if o.WebhookPort < 1 || o.WebhookPort > 65535 {
+		errs = append(errs, fmt.Errorf("--webhook-port %d: must be from 1 to 65535", o.WebhookPort))
+	}
+	if o.Resync < time.Minute {
+		errs = append(errs, fmt.Errorf("--resync-period %s: must be at least 1m", o.Resync))
+	}
+	return errors.Join(errs...)
+}
+
+// source returns where the config is stored.
+func (o *Options) source() configwatch.Source {
+	if o.ConfigSecret != "" {
+		return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InSecret, Name: o.ConfigSecret, Key: o.ConfigKey}
+	}
+	return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InConfigMap, Name: o.ConfigMap, Key: o.ConfigKey}
+}

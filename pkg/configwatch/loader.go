@@ -1,0 +1,242 @@
+package configwatch
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+// Recorder is told of every load, good or bad.
+type Recorder interface {
+	ConfigReload(ok bool)
+}
+
+// EventRecorder records an Event on the config object (events.k8s.io).
+type EventRecorder interface {
+	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Status is the outcome of the loads so far.
+type Status struct {
+	// Version is the resourceVersion of the config object now serving;
+	// empty before the first good load.
+	Version string
+	// Loads counts good loads.
+	Loads int
+	// LastError is the error of the last load, nil if it succeeded.
+	LastError error
+	// RejectedVersion is the resourceVersion of the config object whose load failed last.
+	RejectedVersion string
+	// Attempted is true once a load has been tried.
+	Attempted bool
+}
+
+// Loader loads and watches the config.
+type Loader struct {
+	Source Source
+	// Reader reads the config object and the Secrets it refers to (a cache
+	// of regcred's own namespace).
+	Reader client.Reader
+	// Build tunes the compile step; Origin, Version, StoredIn and Secrets
+	// are set by the loader.
+	Build   registries.Options
+	Metrics Recorder
+	Events  EventRecorder
+
+	current atomic.Pointer[registries.Set]
+	// watched holds the names of the Secrets the config refers to.
+	watched atomic.Pointer[map[string]bool]
+
+	mu        sync.Mutex
+	status    Status
+	listeners []func(*registries.Set)
+	loaded    chan struct{}
+}
+
+// Current returns the set now serving: the last good config, or an empty
+// set before any.
+func (l *Loader) Current() *registries.Set {
+	if s := l.current.Load(); s != nil {
+		return s
+	}
+	return emptySet
+}
+
+var emptySet = registries.Empty()
+
+// HasConfig reports whether a good config has been loaded.
+func (l *Loader) HasConfig() bool { return l.current.Load() != nil }
+
+// Status returns the outcome of the loads so far.
+func (l *Loader) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
+}
+
+// OnChange registers f to be called with each newly loaded set.
+func (l *Loader) OnChange(f func(*registries.Set)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.listeners = append(l.listeners, f)
+}
+
+// Attempted returns a channel closed once the first load was tried.
+func (l *Loader) Attempted() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.loaded == nil {
+		l.loaded = make(chan struct{})
+	}
+	return l.loaded
+}
+
+// Reload reads, validates and compiles the config, and swaps it in if good.
+func (l *Loader) Reload(ctx context.Context) error {
+	log := logr.FromContextOrDiscard(ctx).WithValues("config", l.Source.String())
+	data, obj, err := l.Source.read(ctx, l.Reader)
+	var version string
+	var set *registries.Set
+	if obj != nil {
+		version = obj.GetResourceVersion()
+	}
+	if err == nil {
+		var cfg *config.Config
+		cfg, err = config.Parse(data)
+		if cfg != nil {
+			l.watch(cfg.SecretNames())
+		}
+		if err == nil {
+			opts := l.Build
+			opts.StoredIn = l.Source.StoredIn
+			opts.Secrets = secretReader{c: l.Reader, namespace: l.Source.Namespace}
+			opts.Origin, opts.Version = l.Source.String(), version
+			set, err = registries.Build(ctx, cfg, opts)
+		}
+	}
+
+	l.mu.Lock()
+	l.status.Attempted = true
+	if l.loaded == nil {
+		l.loaded = make(chan struct{})
+	}
+	select {
+	case <-l.loaded:
+	default:
+		close(l.loaded)
+	}
+	if err != nil {
+		l.status.LastError, l.status.RejectedVersion = err, version
+		l.mu.Unlock()
+		l.Metrics.ConfigReload(false)
+		// Messages name registries and fields, never credentials.
+		if l.HasConfig() {
+			log.Error(err, "Config rejected; the last good config keeps serving", "version", version)
+		} else {
+			log.Error(err, "Config rejected; no registry is served until a valid config is stored", "version", version)
+		}
+		if obj != nil && l.Events != nil {
+			l.Events.Eventf(obj, nil, corev1.EventTypeWarning, "ConfigRejected", "Load", "Config rejected, the last good config keeps serving: %s", truncate(err.Error(), 900))
+		}
+		return nil
+	}
+	l.current.Store(set)
+	l.status.Version, l.status.LastError = version, nil
+	l.status.Loads++
+	listeners := slices.Clone(l.listeners)
+	l.mu.Unlock()
+	l.Metrics.ConfigReload(true)
+	log.Info("Config loaded", "version", version, "registries", len(set.Registries))
+	if l.Events != nil {
+		l.Events.Eventf(obj, nil, corev1.EventTypeNormal, "ConfigLoaded", "Load", "Config loaded: %d registries", len(set.Registries))
+	}
+	for _, f := range listeners {
+		f(set)
+	}
+	return nil
+}
+
+func (l *Loader) watch(names []string) {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	l.watched.Store(&m)
+}
+
+// relevant reports whether a change to obj may change the config.
+func (l *Loader) relevant(obj client.Object) bool {
+	if obj.GetNamespace() != l.Source.Namespace {
+		return false
+	}
+	_, isSecret := obj.(*corev1.Secret)
+	if obj.GetName() == l.Source.Name && isSecret == (l.Source.StoredIn == config.InSecret) {
+		return true
+	}
+	if w := l.watched.Load(); isSecret && w != nil {
+		return (*w)[obj.GetName()]
+	}
+	return false
+}
+
+// Reconcile reloads the config; every relevant change maps to one key.
+func (l *Loader) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	return reconcile.Result{}, l.Reload(ctx)
+}
+
+// SetupWithManager watches the config object and the Secrets it refers to.
+// It runs on every replica: each one serves admissions.
+func (l *Loader) SetupWithManager(mgr manager.Manager) error {
+	key := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: l.Source.Namespace, Name: l.Source.Name}}}
+	})
+	relevant := predicate.NewPredicateFuncs(l.relevant)
+	if err := mgr.Add(initialLoad{l: l, synced: mgr.GetCache().WaitForCacheSync}); err != nil {
+		return err
+	}
+	return builder.ControllerManagedBy(mgr).
+		Named("config").
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: 1}).
+		Watches(&corev1.ConfigMap{}, key, builder.WithPredicates(relevant)).
+		Watches(&corev1.Secret{}, key, builder.WithPredicates(relevant)).
+		Complete(l)
+}
+
+// initialLoad loads the config once the caches are synced, even when the
+// config object does not exist (then no watch event would ever come).
+type initialLoad struct {
+	l      *Loader
+	synced func(context.Context) bool
+}
+
+func (i initialLoad) NeedLeaderElection() bool { return false }
+
+func (i initialLoad) Start(ctx context.Context) error {
+	if i.synced(ctx) {
+		_ = i.l.Reload(ctx)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,75 @@
+// Package metrics defines regcred's Prometheus metrics, served on the
+// manager's metrics endpoint.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regcred/regcred/pkg/admission"
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+// Metrics records what regcred does. Its methods satisfy the Recorder
+// interfaces of the admission, configwatch and secretsync packages.
+type Metrics struct {
+	admissions     *prometheus.CounterVec
+	injected       *prometheus.CounterVec
+	secretWrites   *prometheus.CounterVec
+	secretsDeleted *prometheus.CounterVec
+	reloads        *prometheus.CounterVec
+}
+
+// New creates the metrics and registers them with reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_admissions_total",
+			Help: "Pod admissions by outcome (patched, unchanged, failed-open, skipped).",
+		}, []string{"outcome"}),
+		injected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_secrets_injected_total",
+			Help: "Pull secrets injected into Pods, per registry.",
+		}, []string{"registry"}),
+		secretWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_pull_secrets_written_total",
+			Help: "Pull secrets created or updated, per registry and operation.",
+		}, []string{"registry", "operation"}),
+		secretsDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_pull_secrets_deleted_total",
+			Help: "Pull secrets deleted because their registry no longer wants them, per registry.",
+		}, []string{"registry"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_config_reloads_total",
+			Help: "Config loads by result (success, rejected).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.reloads)
+	return m
+}
+
+// Admission counts one admission.
+func (m *Metrics) Admission(o admission.Outcome) { m.admissions.WithLabelValues(string(o)).Inc() }
+
+// Injected counts one pull secret injected.
+func (m *Metrics) Injected(registry string) { m.injected.WithLabelValues(registry).Inc() }
+
+// SecretEnsured counts a pull secret written; unchanged and dry-run
+// outcomes write nothing and are not counted.
+func (m *Metrics) SecretEnsured(registry string, o pullsecret.Outcome) {
+	switch o {
+	case pullsecret.Created, pullsecret.Updated:
+		m.secretWrites.WithLabelValues(registry, string(o)).Inc()
+	}
+}
+
+// SecretDeleted counts a pull secret deleted.
+func (m *Metrics) SecretDeleted(registry string) { m.secretsDeleted.WithLabelValues(registry).Inc() }
+
+// ConfigReload counts a config load.
+func (m *Metrics) ConfigReload(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("success").Inc()
+	} else {
+		m.reloads.WithLabelValues("rejected").Inc()
+	}
+}

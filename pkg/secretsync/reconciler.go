@@ -1,0 +1,221 @@
+package secretsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+// allSecrets is the request that syncs every managed Secret; it cannot be
+// the name of a Secret.
+var allSecrets = reconcile.Request{NamespacedName: client.ObjectKey{Name: "*all*"}}
+
+// Recorder counts what the reconciler does.
+type Recorder interface {
+	SecretEnsured(registry string, outcome pullsecret.Outcome)
+	SecretDeleted(registry string)
+}
+
+// Reconciler syncs managed pull secrets with the current config. It runs
+// on the leader only.
+type Reconciler struct {
+	// Registries returns the current set; HasConfig reports whether a good
+	// config was ever loaded (before that, nothing is deleted).
+	Registries func() *registries.Set
+	HasConfig  func() bool
+	// Cache holds the managed Secrets.
+	Cache   client.Reader
+	Ensurer *pullsecret.Ensurer
+	Metrics Recorder
+	// Resync is how often every managed Secret is checked even without a change.
+	Resync time.Duration
+
+	changes chan event.TypedGenericEvent[*registries.Set]
+}
+
+// ConfigChanged asks for every managed Secret to be synced with set. It
+// never blocks: changes that arrive while a sync is pending fold into it.
+func (r *Reconciler) ConfigChanged(set *registries.Set) {
+	select {
+	case r.changes <- event.TypedGenericEvent[*registries.Set]{Object: set}:
+	default:
+	}
+}
+
+// Reconcile syncs one managed Secret, or all of them.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if !r.HasConfig() {
+		return reconcile.Result{}, nil
+	}
+	set := r.Registries()
+	if req != allSecrets {
+		var s corev1.Secret
+		if err := r.Cache.Get(ctx, req.NamespacedName, &s); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+		return reconcile.Result{}, r.sync(ctx, set, &s)
+	}
+	var list corev1.SecretList
+	if err := r.Cache.List(ctx, &list, client.MatchingLabelsSelector{Selector: pullsecret.ManagedSelector()}); err != nil {
+		return reconcile.Result{}, err
+	}
+	var errs []error
+	for i := range list.Items {
+		if err := r.sync(ctx, set, &list.Items[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	logr.FromContextOrDiscard(ctx).V(1).Info("Synced managed pull secrets", "count", len(list.Items), "errors", len(errs))
+	return reconcile.Result{RequeueAfter: r.Resync}, errors.Join(errs...)
+}
+
+// sync brings one managed Secret in line with its registry, or deletes it.
+func (r *Reconciler) sync(ctx context.Context, set *registries.Set, s *corev1.Secret) error {
+	if !pullsecret.IsManaged(s) {
+		return nil
+	}
+	name := s.Labels[pullsecret.LabelRegistry]
+	log := logr.FromContextOrDiscard(ctx).WithValues("secret", klog.KObj(s), "registry", name)
+	reg := set.Get(name)
+	if reg == nil || !reg.Manages() || reg.SecretName != s.Name {
+		if err := r.Ensurer.Delete(ctx, s); err != nil {
+			return err
+		}
+		log.Info("Deleted pull secret: its registry no longer wants it here")
+		r.Metrics.SecretDeleted(name)
+		return nil
+	}
+	want, err := reg.Want(ctx)
+	if err != nil {
+		return err
+	}
+	if want.Matches(s) {
+		return nil
+	}
+	out, err := r.Ensurer.Ensure(ctx, s.Namespace, want, false)
+	if err != nil {
+		return err
+	}
+	if out != pullsecret.Unchanged {
+		log.Info("Pull secret brought up to date", "outcome", out)
+	}
+	r.Metrics.SecretEnsured(name, out)
+	return nil
+}
+
+// SetupWithManager watches the managed Secrets and config changes.
+func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
+	if r.Resync == 0 {
+		r.Resync = 10 * time.Minute
+	}
+	r.changes = make(chan event.TypedGenericEvent[*registries.Set], 1)
+	toAll := handler.TypedEnqueueRequestsFromMapFunc(func(context.Context, *registries.Set) []reconcile.Request {
+		return []reconcile.Request{allSecrets}
+	})
+	return builder.ControllerManagedBy(mgr).
+		Named("pullsecrets").
+		For(&corev1.Secret{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			s, ok := o.(*corev1.Secret)
+			return ok && pullsecret.IsManaged(s)
+		}))).
+		WatchesRawSource(source.TypedChannel(r.changes, toAll)).
+		Complete(r)
+}
+
+// Retrier creates, in the background, the pull secrets that admissions
+// could not create. It runs on every replica, since any replica admits.
+type Retrier struct {
+	registries  func() *registries.Set
+	ensurer     *pullsecret.Ensurer
+	metrics     Recorder
+	maxAttempts int
+	queue       workqueue.TypedRateLimitingInterface[retryKey]
+}
+
+// NewRetrier returns a Retrier that tries each pull secret up to
+// maxAttempts times, backing off from one second to two minutes.
+func NewRetrier(set func() *registries.Set, ensurer *pullsecret.Ensurer, metrics Recorder, maxAttempts int) *Retrier {
+	return &Retrier{
+		registries:  set,
+		ensurer:     ensurer,
+		metrics:     metrics,
+		maxAttempts: maxAttempts,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[retryKey](time.Second, 2*time.Minute),
+			workqueue.TypedRateLimitingQueueConfig[retryKey]{Name: "pullsecret_retry"}),
+	}
+}
+
+type retryKey struct{ namespace, registry string }
+
+// Retry queues the registry's pull secret in namespace.
+func (r *Retrier) Retry(namespace, registry string) {
+	r.queue.AddRateLimited(retryKey{namespace, registry})
+}
+
+// NeedLeaderElection is false: every replica retries its own admissions.
+func (r *Retrier) NeedLeaderElection() bool { return false }
+
+// Start processes the queue until ctx ends.
+func (r *Retrier) Start(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		r.queue.ShutDown()
+	}()
+	log := logr.FromContextOrDiscard(ctx).WithName("retrier")
+	for {
+		k, shutdown := r.queue.Get()
+		if shutdown {
+			return nil
+		}
+		err := r.process(ctx, k)
+		switch {
+		case err == nil:
+			r.queue.Forget(k)
+		case r.queue.NumRequeues(k) >= r.maxAttempts:
+			log.Error(err, "Giving up on pull secret; the next admission will try again", "namespace", k.namespace, "registry", k.registry)
+			r.queue.Forget(k)
+		default:
+			r.queue.AddRateLimited(k)
+		}
+		r.queue.Done(k)
+	}
+}
+
+func (r *Retrier) process(ctx context.Context, k retryKey) error {
+	reg := r.registries().Get(k.registry)
+	if reg == nil || !reg.Manages() {
+		return nil
+	}
+	want, err := reg.Want(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := r.ensurer.Ensure(ctx, k.namespace, want, false)
+	if apierrors.IsNotFound(err) {
+		return nil // the namespace is gone
+	}
+	if err != nil {
+		return fmt.Errorf("retrying pull secret: %w", err)
+	}
+	r.metrics.SecretEnsured(k.registry, out)
+	return nil
+}
