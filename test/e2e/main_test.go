@@ -1,0 +1,270 @@
+// Package e2e runs regcred against a real kube-apiserver, etcd and
+// kube-controller-manager, registered through a real
+// MutatingWebhookConfiguration over TLS, and proves the pull secrets it
+// injects by pulling from real registries the way the kubelet resolves them.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/regcred/regcred/pkg/app"
+	"github.com/regcred/regcred/pkg/certgen"
+	"github.com/regcred/regcred/test/testbed"
+)
+
+const (
+	regcredNamespace = "regcred"
+	clusterName      = "e2e"
+	configName       = "regcred-config"
+	credsSecret      = "registry-creds"
+)
+
+// Passwords of the registries' users; none may ever show in regcred's log.
+var passwords = map[string]string{
+	"alice": "alice-Pa55-e2e",
+	"carol": "carol-Pa55-e2e",
+	"bob":   "bob-Pa55-e2e",
+}
+
+// env is the shared test bed.
+var env struct {
+	cp         *testbed.ControlPlane
+	regA, regB *testbed.Registry
+	// imageA and imageB are pushed to regA and regB.
+	imageA, imageB string
+	ca             *certgen.CA
+	client         client.Client
+	app            *app.App
+	logs           *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	var err error
+	env.cp, err = testbed.StartControlPlane(testbed.ControlPlaneOptions{ControllerManager: true})
+	if err != nil {
+		return 1, err
+	}
+	defer env.cp.Stop()
+	fmt.Fprintf(os.Stderr, "e2e: control plane up in %s\n", time.Since(start).Round(time.Millisecond))
+
+	env.ca, err = certgen.NewCA("regcred-e2e-ca", 24*time.Hour)
+	if err != nil {
+		return 1, err
+	}
+	env.regA, err = testbed.StartRegistry(testbed.RegistryOptions{CA: env.ca, Users: map[string]string{"alice": passwords["alice"], "carol": passwords["carol"]}})
+	if err != nil {
+		return 1, err
+	}
+	defer env.regA.Stop()
+	env.regB, err = testbed.StartRegistry(testbed.RegistryOptions{CA: env.ca, Users: map[string]string{"bob": passwords["bob"]}})
+	if err != nil {
+		return 1, err
+	}
+	defer env.regB.Stop()
+	if env.imageA, err = env.regA.Push(ctx, "team/app", "v1", "alice", passwords["alice"]); err != nil {
+		return 1, err
+	}
+	if env.imageB, err = env.regB.Push(ctx, "other/tool", "v2", "bob", passwords["bob"]); err != nil {
+		return 1, err
+	}
+
+	env.client, err = client.New(env.cp.Config, client.Options{})
+	if err != nil {
+		return 1, err
+	}
+	if err := setup(ctx); err != nil {
+		return 1, err
+	}
+	code := m.Run()
+	cancel()
+	// Credentials never appear in regcred's log.
+	logs := env.logs.String()
+	for user, p := range passwords {
+		if strings.Contains(logs, p) {
+			fmt.Fprintf(os.Stderr, "e2e: the password of %s appears in regcred's log\n", user)
+			code = 1
+		}
+	}
+	if code != 0 && os.Getenv("REGCRED_E2E_LOG") != "" {
+		fmt.Fprintln(os.Stderr, logs)
+	}
+	return code, nil
+}
+
+// setup stores the credentials and the first config, starts regcred and
+// registers its webhook.
+func setup(ctx context.Context) error {
+	c := env.client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: regcredNamespace}}); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: credsSecret, Namespace: regcredNamespace},
+		StringData: map[string]string{"reg-a": passwords["alice"], "reg-b": passwords["bob"]},
+	}); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: configName, Namespace: regcredNamespace},
+		Data:       map[string]string{"config.yaml": baseConfig()},
+	}); err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp("", "regcred-e2e-certs-")
+	if err != nil {
+		return err
+	}
+	pair, err := env.ca.Issue([]string{"127.0.0.1"}, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	if err := pair.Write(dir, "tls.crt", "tls.key"); err != nil {
+		return err
+	}
+	port, err := testbed.FreePort()
+	if err != nil {
+		return err
+	}
+	env.logs = &syncBuffer{}
+	ctrl.SetLogger(zap.New(zap.WriteTo(env.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1))))
+
+	opts := app.DefaultOptions()
+	opts.Namespace = regcredNamespace
+	opts.ClusterName = clusterName
+	opts.ConfigMap = configName
+	opts.WebhookHost, opts.WebhookPort = "127.0.0.1", port
+	opts.CertDir = dir
+	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
+	opts.ShutdownTimeout = 5 * time.Second
+	env.app, err = app.New(opts, env.cp.Config)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := env.app.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: regcred stopped:", err)
+		}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for env.app.ConfigStatus().Loads == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("regcred loaded no config: %v", env.app.ConfigStatus().LastError)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c.Create(ctx, webhookConfiguration(port, env.ca.CertPEM))
+}
+
+// webhookConfiguration registers regcred as a production install does:
+// Pod CREATE only, fail open, no side effects on dry run, and never
+// kube-system, regcred's own namespace or an opted-out namespace.
+func webhookConfiguration(port int, caBundle []byte) *admissionregistrationv1.MutatingWebhookConfiguration {
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "regcred"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name: "pods.regcred.io",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{
+				URL:      ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", port, app.WebhookPath)),
+				CABundle: caBundle,
+			},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}},
+			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
+			TimeoutSeconds:          ptr.To[int32](5),
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+			AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", regcredNamespace}},
+				{Key: "regcred.io/inject", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"false"}},
+			}},
+			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "regcred.io/inject", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"false"}},
+			}},
+		}},
+	}
+}
+
+// registryConfig describes one test registry in the config.
+func registryConfig(name string, reg *testbed.Registry, user, passwordKey, extra string) string {
+	return fmt.Sprintf(`- name: %s
+  type: other
+  url: %s
+  connection: secure-with-ca
+  caCert:
+    value: |
+%s
+  username: {value: %s}
+  password: {secretKeyRef: {name: %s, key: %s}}
+%s`, name, reg.Host, indent(string(env.ca.CertPEM), "      "), user, credsSecret, passwordKey, extra)
+}
+
+func config(registries ...string) string {
+	return "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n" + strings.Join(registries, "")
+}
+
+func baseConfig() string {
+	return config(
+		registryConfig("reg-a", env.regA, "alice", "reg-a", ""),
+		registryConfig("reg-b", env.regB, "bob", "reg-b", ""),
+	)
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,193 @@
+package testbed
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/regcred/regcred/pkg/certgen"
+)
+
+// Registry is a running distribution registry with htpasswd auth.
+type Registry struct {
+	// Host is host:port, e.g. "127.0.0.1:41234".
+	Host string
+	// CA signed the registry's certificate (nil for plain HTTP).
+	CA *certgen.CA
+	// Transport trusts CA.
+	Transport http.RoundTripper
+
+	cmd *exec.Cmd
+	dir string
+}
+
+// RegistryOptions tune StartRegistry.
+type RegistryOptions struct {
+	// Users maps user names to passwords.
+	Users map[string]string
+	// CA signs the serving certificate; nil serves plain HTTP.
+	CA *certgen.CA
+	// Output receives the registry's log; nil discards it.
+	Output io.Writer
+}
+
+// StartRegistry starts a registry on a free loopback port.
+func StartRegistry(opts RegistryOptions) (*Registry, error) {
+	path, err := Bin("registry")
+	if err != nil {
+		return nil, err
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "regcred-registry-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), CA: opts.CA, dir: dir, Transport: http.DefaultTransport}
+	var htpasswd strings.Builder
+	for user, pass := range opts.Users {
+		h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&htpasswd, "%s:%s\n", user, h)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(htpasswd.String()), 0o600); err != nil {
+		return nil, err
+	}
+	tlsConfig := ""
+	if opts.CA != nil {
+		pair, err := opts.CA.Issue([]string{"127.0.0.1", "localhost"}, 24*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		if err := pair.Write(dir, "tls.crt", "tls.key"); err != nil {
+			return nil, err
+		}
+		tlsConfig = fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(opts.CA.CertPEM)
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		r.Transport = t
+	}
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+http:
+  addr: %s
+  secret: regcred-test-bed
+%sauth:
+  htpasswd:
+    realm: regcred-test
+    path: %s
+`, filepath.Join(dir, "data"), r.Host, tlsConfig, filepath.Join(dir, "htpasswd"))
+	cfgPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	r.cmd = exec.Command(path, "serve", cfgPath)
+	out := opts.Output
+	if out == nil {
+		out = io.Discard
+	}
+	r.cmd.Stdout, r.cmd.Stderr = out, out
+	r.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+	if err := r.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting registry: %w", err)
+	}
+	if err := r.waitReady(); err != nil {
+		r.Stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// URL returns the registry's base URL.
+func (r *Registry) URL() string {
+	if r.CA == nil {
+		return "http://" + r.Host
+	}
+	return "https://" + r.Host
+}
+
+func (r *Registry) waitReady() error {
+	c := &http.Client{Transport: r.Transport, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(r.URL() + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("registry at %s did not answer /v2/ with 401 in time", r.Host)
+}
+
+// Push pushes a small random image to repo:tag and returns its reference.
+func (r *Registry) Push(ctx context.Context, repo, tag, user, password string) (string, error) {
+	img, err := random.Image(256, 1)
+	if err != nil {
+		return "", err
+	}
+	ref, err := name.ParseReference(r.Host+"/"+repo+":"+tag, r.nameOptions()...)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(r.Transport),
+		remote.WithAuth(&authn.Basic{Username: user, Password: password})); err != nil {
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return ref.String(), nil
+}
+
+func (r *Registry) nameOptions() []name.Option {
+	if r.CA == nil {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// Stop stops the registry and removes its files.
+func (r *Registry) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+	_ = os.RemoveAll(r.dir)
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
