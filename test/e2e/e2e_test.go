@@ -36,10 +36,8 @@ func TestPodCreatedThroughTheAPIIsPatched(t *testing.T) {
 		assert.NoError(c, err)
 	}, 30*time.Second, 50*time.Millisecond)
 
-	p := pod(env.imageA)
-	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "own"}}
-	got := createPod(t, cs, ns, p, metav1.CreateOptions{})
-	assert.Equal(t, []string{"own", "from-service-account", "regcred-reg-a"}, secretNames(got))
+	got := createPod(t, cs, ns, pod(env.imageA), metav1.CreateOptions{})
+	assert.Equal(t, []string{"from-service-account", "regcred-reg-a"}, secretNames(got))
 	assert.Equal(t, "regcred-reg-a=reg-a", got.Annotations[admission.AnnotationInjected])
 
 	s := managedSecret(t, ns, "regcred-reg-a")
@@ -47,9 +45,16 @@ func TestPodCreatedThroughTheAPIIsPatched(t *testing.T) {
 	assert.Equal(t, corev1.SecretTypeDockerConfigJson, s.Type)
 	assert.Equal(t, "reg-a", s.Labels[pullsecret.LabelRegistry])
 
-	// A second Pod reuses the secret.
-	got2 := createPod(t, cs, ns, pod(env.imageA), metav1.CreateOptions{})
-	assert.Equal(t, []string{"from-service-account", "regcred-reg-a"}, secretNames(got2))
+	// A second Pod, with pull secrets of its own (so the ServiceAccount's
+	// are not copied), keeps them first and reuses the secret.
+	p := pod(env.imageA)
+	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "own"}, {Name: "regcred-reg-a"}, {Name: "other"}}
+	got2 := createPod(t, cs, ns, p, metav1.CreateOptions{})
+	assert.Equal(t, []string{"own", "regcred-reg-a", "other"}, secretNames(got2), "never duplicated")
+	p = pod(env.imageA)
+	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "own"}}
+	got3 := createPod(t, cs, ns, p, metav1.CreateOptions{})
+	assert.Equal(t, []string{"own", "regcred-reg-a"}, secretNames(got3))
 	assert.Equal(t, s.ResourceVersion, managedSecret(t, ns, "regcred-reg-a").ResourceVersion)
 }
 
@@ -277,7 +282,8 @@ func TestBrokenConfigKeepsLastGood(t *testing.T) {
 // Two replicas racing to create the same pull secret both succeed.
 func TestConcurrentCreatesBothSucceed(t *testing.T) {
 	ns := newNamespace(t)
-	w := &pullsecret.Want{Name: "regcred-race", Registry: "race", Data: []byte(`{"auths":{}}`)}
+	w, err := env.app.Registries().Get("reg-a").Want(t.Context())
+	require.NoError(t, err)
 	const replicas = 8
 	errs := make(chan error, replicas)
 	outcomes := make(chan pullsecret.Outcome, replicas)
@@ -301,5 +307,5 @@ func TestConcurrentCreatesBothSucceed(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, created, "exactly one replica created it; the others found it")
-	assert.NotNil(t, managedSecret(t, ns, "regcred-race"))
+	assert.NotNil(t, managedSecret(t, ns, "regcred-reg-a"))
 }

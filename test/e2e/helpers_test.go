@@ -107,7 +107,11 @@ func setConfig(t *testing.T, yaml string) {
 // restoreConfig puts the base config back after the test.
 func restoreConfig(t *testing.T) {
 	t.Cleanup(func() {
-		writeConfigCtx(context.Background(), t, baseConfig())
+		rv := writeConfigCtx(context.Background(), t, baseConfig())
+		require.Eventually(t, func() bool {
+			s := env.app.ConfigStatus()
+			return s.Version == rv && s.LastError == nil
+		}, 30*time.Second, 20*time.Millisecond, "regcred did not load the base config again")
 	})
 }
 
