@@ -104,10 +104,10 @@ func SelfSigned(hosts []string, validFor time.Duration) (*Pair, error) {
 // Write stores the pair as dir/certName and dir/keyName (the key readable
 // by its owner only).
 func (p *Pair) Write(dir, certName, keyName string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, certName), p.CertPEM, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, certName), p.CertPEM, 0o644); err != nil { //nolint:gosec // a certificate is public
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, keyName), p.KeyPEM, 0o600); err != nil {

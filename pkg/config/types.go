@@ -163,9 +163,9 @@ type PullSecretMode string
 // The pull-secret modes.
 const (
 	// RegistryCredentials: regcred makes and keeps the pull secret itself.
-	RegistryCredentials PullSecretMode = "registry-credentials"
+	RegistryCredentials PullSecretMode = "registry-credentials" //nolint:gosec // a mode name, not a credential
 	// ImagePullSecret: regcred injects the name of a Secret the admin made.
-	ImagePullSecret PullSecretMode = "image-pull-secret"
+	ImagePullSecret PullSecretMode = "image-pull-secret" //nolint:gosec // a mode name, not a credential
 )
 
 // PullSecretModes lists every pull-secret mode.

@@ -15,10 +15,9 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -51,6 +50,7 @@ var env struct {
 	ca             *certgen.CA
 	client         client.Client
 	app            *app.App
+	regcred        *testbed.Regcred
 	logs           *syncBuffer
 }
 
@@ -122,6 +122,7 @@ func run(m *testing.M) (int, error) {
 	}
 	code := m.Run()
 	cancel()
+	env.regcred.Wait()
 	// Credentials never appear in regcred's log.
 	logs := env.logs.String()
 	for user, p := range passwords {
@@ -156,84 +157,27 @@ func setup(ctx context.Context) error {
 		return err
 	}
 
-	dir, err := os.MkdirTemp("", "regcred-e2e-certs-")
-	if err != nil {
-		return err
-	}
-	pair, err := env.ca.Issue([]string{"127.0.0.1"}, 24*time.Hour)
-	if err != nil {
-		return err
-	}
-	if err := pair.Write(dir, "tls.crt", "tls.key"); err != nil {
-		return err
-	}
-	port, err := testbed.FreePort()
-	if err != nil {
-		return err
-	}
 	env.logs = &syncBuffer{}
-	ctrl.SetLogger(zap.New(zap.WriteTo(env.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1))))
+	log := zap.New(zap.WriteTo(env.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1)))
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
 
 	opts := app.DefaultOptions()
 	opts.Namespace = regcredNamespace
 	opts.ClusterName = clusterName
 	opts.ConfigMap = configName
-	opts.WebhookHost, opts.WebhookPort = "127.0.0.1", port
-	opts.CertDir = dir
 	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
 	opts.ShutdownTimeout = 5 * time.Second
-	env.app, err = app.New(opts, env.cp.Config)
+	r, err := testbed.StartRegcred(ctx, env.cp.Config, env.ca, opts)
 	if err != nil {
 		return err
 	}
-	go func() {
-		if err := env.app.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: regcred stopped:", err)
-		}
-	}()
-	deadline := time.Now().Add(time.Minute)
-	for env.app.ConfigStatus().Loads == 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("regcred loaded no config: %v", env.app.ConfigStatus().LastError)
-		}
-		time.Sleep(50 * time.Millisecond)
+	env.app = r.App
+	env.regcred = r
+	if st := env.app.ConfigStatus(); st.LastError != nil {
+		return fmt.Errorf("regcred rejected the base config: %w", st.LastError)
 	}
-	return c.Create(ctx, webhookConfiguration(port, env.ca.CertPEM))
-}
-
-// webhookConfiguration registers regcred as a production install does:
-// Pod CREATE only, fail open, no side effects on dry run, and never
-// kube-system, regcred's own namespace or an opted-out namespace.
-func webhookConfiguration(port int, caBundle []byte) *admissionregistrationv1.MutatingWebhookConfiguration {
-	return &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "regcred"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name: "pods.regcred.io",
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{
-				URL:      ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", port, app.WebhookPath)),
-				CABundle: caBundle,
-			},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule: admissionregistrationv1.Rule{
-					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
-					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
-				},
-			}},
-			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
-			TimeoutSeconds:          ptr.To[int32](5),
-			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
-			AdmissionReviewVersions: []string{"v1"},
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-				{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", regcredNamespace}},
-				{Key: "regcred.io/inject", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"false"}},
-			}},
-			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-				{Key: "regcred.io/inject", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"false"}},
-			}},
-		}},
-	}
+	return nil
 }
 
 // registryConfig describes one test registry in the config.

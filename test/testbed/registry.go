@@ -139,7 +139,7 @@ func (r *Registry) waitReady() error {
 	for time.Now().Before(deadline) {
 		resp, err := c.Get(r.URL() + "/v2/")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
@@ -188,6 +188,6 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
