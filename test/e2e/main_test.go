@@ -51,7 +51,9 @@ var env struct {
 	client         client.Client
 	app            *app.App
 	regcred        *testbed.Regcred
-	logs           *syncBuffer
+	// requests are the API requests regcred made.
+	requests *testbed.RequestLog
+	logs     *syncBuffer
 }
 
 type syncBuffer struct {
@@ -168,7 +170,8 @@ func setup(ctx context.Context) error {
 	opts.ConfigMap = configName
 	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
 	opts.ShutdownTimeout = 5 * time.Second
-	r, err := testbed.StartRegcred(ctx, env.cp.Config, env.ca, opts)
+	env.requests = &testbed.RequestLog{}
+	r, err := testbed.StartRegcred(ctx, env.requests.Wrap(env.cp.Config), env.ca, opts)
 	if err != nil {
 		return err
 	}

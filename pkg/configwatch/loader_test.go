@@ -1,0 +1,120 @@
+package configwatch
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+type reloads struct{ ok, rejected int }
+
+func (r *reloads) ConfigReload(ok bool) {
+	if ok {
+		r.ok++
+	} else {
+		r.rejected++
+	}
+}
+
+type events []string
+
+func (e *events) Eventf(_, _ runtime.Object, eventtype, reason, _, note string, args ...any) {
+	*e = append(*e, eventtype+" "+reason+": "+fmt.Sprintf(note, args...))
+}
+
+const goodConfig = `apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: quay, type: quay, url: quay.io, username: {value: me}, password: {secretKeyRef: {name: quay-creds, key: token}}}
+`
+
+func newLoader(objs ...client.Object) (*Loader, client.Client, *reloads, *events) {
+	c := fake.NewClientBuilder().WithObjects(objs...).Build()
+	r, e := &reloads{}, &events{}
+	return &Loader{
+		Source:  Source{Namespace: "regcred", StoredIn: config.InConfigMap, Name: "cfg", Key: "config.yaml"},
+		Reader:  c,
+		Metrics: r,
+		Events:  e,
+	}, c, r, e
+}
+
+func TestReload(t *testing.T) {
+	l, c, r, e := newLoader(&corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "quay-creds"},
+		Data:       map[string][]byte{"token": []byte("t0ken")},
+	})
+	var seen []*registries.Set
+	l.OnChange(func(s *registries.Set) { seen = append(seen, s) })
+
+	// No config yet: nothing served, the load was attempted.
+	require.NoError(t, l.Reload(t.Context()))
+	assert.True(t, l.Status().Attempted)
+	assert.False(t, l.HasConfig())
+	assert.EqualError(t, l.Status().LastError, "ConfigMap regcred/cfg key config.yaml: not found")
+	assert.Empty(t, l.Current().Registries)
+	select {
+	case <-l.Attempted():
+	default:
+		t.Fatal("Attempted() is not closed after a load")
+	}
+
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "cfg"}, Data: map[string]string{"config.yaml": goodConfig}}
+	require.NoError(t, c.Create(t.Context(), cm))
+	require.NoError(t, l.Reload(t.Context()))
+	require.NoError(t, l.Status().LastError)
+	assert.Equal(t, cm.ResourceVersion, l.Status().Version)
+	require.Len(t, seen, 1)
+	good := l.Current()
+	assert.Same(t, seen[0], good)
+	assert.Equal(t, "quay", good.Registries[0].Name)
+
+	// A broken change is rejected and the good config keeps serving.
+	cm.Data["config.yaml"] = goodConfig + "- {name: quay, type: quay, url: quay.io, username: {value: me}, password: {value: inline-pass}}\n"
+	require.NoError(t, c.Update(t.Context(), cm))
+	require.NoError(t, l.Reload(t.Context()))
+	assert.Same(t, good, l.Current())
+	assert.Equal(t, cm.ResourceVersion, l.Status().RejectedVersion)
+	assert.ErrorContains(t, l.Status().LastError, `registry "quay": name: is also the name of registries[0]`)
+	assert.Len(t, seen, 1)
+	assert.Equal(t, &reloads{ok: 1, rejected: 2}, r)
+	require.Len(t, *e, 2)
+	assert.Equal(t, "Normal ConfigLoaded: Config loaded: 1 registries", (*e)[0])
+	assert.Contains(t, (*e)[1], "Warning ConfigRejected: Config rejected, the last good config keeps serving: ")
+	assert.NotContains(t, (*e)[1], "inline-pass")
+
+	// A missing key is named.
+	cm.Data = map[string]string{"other": "x"}
+	require.NoError(t, c.Update(t.Context(), cm))
+	require.NoError(t, l.Reload(t.Context()))
+	assert.EqualError(t, l.Status().LastError, "ConfigMap regcred/cfg key config.yaml: the key does not exist")
+	assert.Same(t, good, l.Current())
+}
+
+func TestRelevant(t *testing.T) {
+	l, _, _, _ := newLoader()
+	l.watch([]string{"quay-creds"})
+	secret := func(ns, name string) client.Object {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	}
+	cm := func(ns, name string) client.Object {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	}
+	assert.True(t, l.relevant(cm("regcred", "cfg")))
+	assert.True(t, l.relevant(secret("regcred", "quay-creds")))
+	assert.False(t, l.relevant(secret("regcred", "cfg")), "a Secret named like the ConfigMap is not the config")
+	assert.False(t, l.relevant(cm("other", "cfg")))
+	assert.False(t, l.relevant(secret("other", "quay-creds")))
+	assert.False(t, l.relevant(secret("regcred", "unrelated")))
+	assert.False(t, l.relevant(cm("regcred", "quay-creds")))
+}
