@@ -27,6 +27,7 @@ import (
 	admissionhandler "github.com/regcred/regcred/pkg/admission"
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/configwatch"
+	"github.com/regcred/regcred/pkg/credentials/ecr"
 	"github.com/regcred/regcred/pkg/metrics"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
@@ -92,7 +93,7 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 	loader := &configwatch.Loader{
 		Source:  opts.source(),
 		Reader:  mgr.GetCache(),
-		Build:   registries.Options{ClusterName: opts.ClusterName},
+		Build:   registries.Options{ClusterName: opts.ClusterName, Tokens: ecr.NewMinter(opts.ECR).Provider},
 		Metrics: m,
 		Events:  mgr.GetEventRecorder("regcred"),
 	}
@@ -118,7 +119,8 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	for _, r := range []manager.Runnable{presence, retrier} {
+	refresher := secretsync.NewRefresher(loader.Current, func() { reconciler.ConfigChanged(loader.Current()) }, m)
+	for _, r := range []manager.Runnable{presence, retrier, refresher} {
 		if err := mgr.Add(r); err != nil {
 			return nil, err
 		}
@@ -126,6 +128,7 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 	loader.OnChange(func(set *registries.Set) {
 		presence.Track(imagePullSecretNames(set))
 		reconciler.ConfigChanged(set)
+		refresher.Wake()
 	})
 
 	hook := &admission.Webhook{Handler: &admissionhandler.Handler{

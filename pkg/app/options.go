@@ -11,6 +11,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/configwatch"
+	"github.com/regcred/regcred/pkg/credentials/ecr"
 )
 
 // Options configure the webhook server.
@@ -39,6 +40,10 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Resync is how often every managed pull secret is checked.
 	Resync time.Duration
+
+	// ECR tunes the ECR token minter; its HTTPClient and NewAPI are set
+	// by programs, not flags.
+	ECR ecr.Options
 }
 
 // WebhookPath is where the Pod admission webhook is served.
@@ -63,6 +68,7 @@ func DefaultOptions() Options {
 		LeaderElectID:   "regcred",
 		ShutdownTimeout: 30 * time.Second,
 		Resync:          10 * time.Minute,
+		ECR:             ecr.Options{Budget: 2 * time.Second},
 	}
 }
 
@@ -85,6 +91,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LeaderElectID, "leader-election-id", o.LeaderElectID, "Name of the leader-election Lease in regcred's namespace.")
 	fs.DurationVar(&o.ShutdownTimeout, "graceful-shutdown-timeout", o.ShutdownTimeout, "How long to drain in-flight admissions on shutdown.")
 	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "How often every managed pull secret is checked against the config.")
+	fs.StringVar(&o.ECR.Endpoint, "ecr-endpoint-url", o.ECR.Endpoint, "ECR API endpoint (default: the SDK's, which honours AWS_ENDPOINT_URL_ECR).")
+	fs.DurationVar(&o.ECR.Budget, "ecr-token-budget", o.ECR.Budget, "How long an admission may wait for a first ECR token before the Pod is admitted with a warning.")
 }
 
 // Validate checks the options before anything starts.
@@ -104,6 +112,9 @@ func (o *Options) Validate() error {
 	}
 	if o.WebhookPort < 1 || o.WebhookPort > 65535 {
 		errs = append(errs, fmt.Errorf("--webhook-port %d: must be from 1 to 65535", o.WebhookPort))
+	}
+	if o.ECR.Budget <= 0 || o.ECR.Budget > 8*time.Second {
+		errs = append(errs, fmt.Errorf("--ecr-token-budget %s: must be more than 0 and at most 8s, under the webhook's timeout", o.ECR.Budget))
 	}
 	if o.Resync < time.Minute {
 		errs = append(errs, fmt.Errorf("--resync-period %s: must be at least 1m", o.Resync))

@@ -27,6 +27,21 @@ type Provider interface {
 	Credential(ctx context.Context) (Credential, error)
 }
 
+// Refresher is a Provider of tokens that expire and are refreshed in the
+// background, ahead of their expiry.
+type Refresher interface {
+	Provider
+	// ID identifies the token source; registries that share credentials
+	// share it. It holds no secret.
+	ID() string
+	// RefreshAt says when the next refresh is due; zero means now.
+	RefreshAt() time.Time
+	// Refresh mints a new token if one is due, and reports whether it did.
+	Refresh(ctx context.Context) (bool, error)
+	// Expiry is when the cached token expires; zero if there is none.
+	Expiry() time.Time
+}
+
 // Static is a Provider of credentials that never change on their own.
 type Static Credential
 

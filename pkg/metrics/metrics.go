@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regcred/regcred/pkg/admission"
@@ -17,6 +19,9 @@ type Metrics struct {
 	secretWrites   *prometheus.CounterVec
 	secretsDeleted *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
+	tokenExpiry    *prometheus.GaugeVec
+	tokenRefreshes *prometheus.CounterVec
+	tokenErrors    *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them with reg.
@@ -42,8 +47,20 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "regcred_config_reloads_total",
 			Help: "Config loads by result (success, rejected).",
 		}, []string{"result"}),
+		tokenExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regcred_token_expiry_timestamp_seconds",
+			Help: "When the current token of an expiring-credential registry (ECR) expires, per registry (Unix time).",
+		}, []string{"registry"}),
+		tokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_token_refreshes_total",
+			Help: "Token refreshes of expiring-credential registries (ECR), per registry.",
+		}, []string{"registry"}),
+		tokenErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_token_refresh_errors_total",
+			Help: "Failed token refreshes of expiring-credential registries (ECR), per registry.",
+		}, []string{"registry"}),
 	}
-	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.reloads)
+	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.reloads, m.tokenExpiry, m.tokenRefreshes, m.tokenErrors)
 	return m
 }
 
@@ -73,3 +90,12 @@ func (m *Metrics) ConfigReload(ok bool) {
 		m.reloads.WithLabelValues("rejected").Inc()
 	}
 }
+
+// TokenRefreshed records a refreshed token.
+func (m *Metrics) TokenRefreshed(registry string, expiresAt time.Time) {
+	m.tokenRefreshes.WithLabelValues(registry).Inc()
+	m.tokenExpiry.WithLabelValues(registry).Set(float64(expiresAt.Unix()))
+}
+
+// TokenRefreshFailed records a failed refresh.
+func (m *Metrics) TokenRefreshFailed(registry string) { m.tokenErrors.WithLabelValues(registry).Inc() }

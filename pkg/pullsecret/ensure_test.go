@@ -52,3 +52,20 @@ func TestEnsure(t *testing.T) {
 	require.NoError(t, e.Delete(ctx, &s))
 	assert.Error(t, c.Get(ctx, client.ObjectKey{Namespace: "app", Name: "regcred-hub"}, &corev1.Secret{}))
 }
+
+func TestMatchesExpiringTokens(t *testing.T) {
+	exp := time.Date(2030, 1, 1, 12, 0, 0, 500, time.UTC)
+	w := &Want{Name: "regcred-ecr", Registry: "ecr", Data: []byte("new"), ExpiresAt: exp}
+	held := func(data string, at time.Time) *corev1.Secret {
+		s := (&Want{Name: "regcred-ecr", Registry: "ecr", Data: []byte(data), ExpiresAt: at}).Secret("ns")
+		return s
+	}
+	assert.True(t, w.Matches(held("new", exp)))
+	assert.True(t, w.Matches(held("other", exp.Add(time.Hour))), "a token living longer is kept")
+	assert.True(t, w.Matches(held("other", exp)), "a token living as long is kept")
+	assert.False(t, w.Matches(held("old", exp.Add(-time.Hour))), "an older token is replaced")
+	assert.False(t, w.Matches(held("old", time.Time{})), "a secret without expiry is replaced")
+	static := &Want{Name: "regcred-ecr", Registry: "ecr", Data: []byte("new")}
+	assert.False(t, static.Matches(held("new", exp)), "credentials that stopped expiring drop the annotation")
+	assert.Equal(t, exp.Truncate(time.Second), ExpiresAt(held("x", exp)))
+}

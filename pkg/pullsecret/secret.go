@@ -43,12 +43,28 @@ func IsManaged(s *corev1.Secret) bool {
 	return s.Labels[LabelManagedBy] == ManagedBy && s.Labels[LabelRegistry] != ""
 }
 
-// Matches reports whether s already has the content w asks for.
+// Matches reports whether s already has the content w asks for. For a
+// token that expires, a Secret holding a token that lives at least as long
+// (minted by another replica, or just before) is as good: replacing it would
+// only churn.
 func (w *Want) Matches(s *corev1.Secret) bool {
-	return IsManaged(s) && s.Labels[LabelRegistry] == w.Registry &&
-		s.Type == corev1.SecretTypeDockerConfigJson &&
-		bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) &&
-		s.Annotations[AnnotationExpiresAt] == w.expiresAt()
+	if !IsManaged(s) || s.Labels[LabelRegistry] != w.Registry || s.Type != corev1.SecretTypeDockerConfigJson {
+		return false
+	}
+	if w.ExpiresAt.IsZero() {
+		return bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) && s.Annotations[AnnotationExpiresAt] == ""
+	}
+	if bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) {
+		return s.Annotations[AnnotationExpiresAt] == w.expiresAt()
+	}
+	held, err := time.Parse(time.RFC3339, s.Annotations[AnnotationExpiresAt])
+	return err == nil && !held.Before(w.ExpiresAt.Truncate(time.Second))
+}
+
+// ExpiresAt returns the expiry recorded on a managed Secret, zero if none.
+func ExpiresAt(s *corev1.Secret) time.Time {
+	t, _ := time.Parse(time.RFC3339, s.Annotations[AnnotationExpiresAt])
+	return t
 }
 
 func (w *Want) expiresAt() string {

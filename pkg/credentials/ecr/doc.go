@@ -1,0 +1,10 @@
+// Package ecr mints AWS ECR pull tokens with ecr:GetAuthorizationToken.
+//
+// Tokens live 12 hours. One token serves every registry that shares a
+// credential (an access key, or regcred's own identity) and a region, so a
+// Minter keeps one token source per credential and region, whatever the
+// number of registries and namespaces, and keeps it across config reloads.
+// A token is refreshed when half of its life is left, with jitter, based on
+// the expiresAt ECR returns; failures back off exponentially with jitter.
+// An admission never waits for ECR while a valid token is cached.
+package ecr

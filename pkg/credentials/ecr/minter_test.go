@@ -1,0 +1,202 @@
+package ecr
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regcred/regcred/pkg/config"
+)
+
+type fakeAPI struct {
+	calls atomic.Int32
+	now   func() time.Time
+	life  time.Duration
+	err   atomic.Pointer[error]
+	delay time.Duration
+}
+
+func (f *fakeAPI) GetAuthorizationToken(ctx context.Context, _ *ecr.GetAuthorizationTokenInput, _ ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error) {
+	n := f.calls.Add(1)
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if e := f.err.Load(); e != nil {
+		return nil, *e
+	}
+	tok := base64.StdEncoding.EncodeToString([]byte("AWS:token-" + string(rune('0'+n))))
+	exp := f.now().Add(f.life)
+	return &ecr.GetAuthorizationTokenOutput{AuthorizationData: []types.AuthorizationData{{AuthorizationToken: &tok, ExpiresAt: &exp}}}, nil
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func setup(t *testing.T) (*Minter, *fakeAPI, *clock) {
+	t.Helper()
+	c := &clock{t: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)}
+	api := &fakeAPI{now: c.now, life: 12 * time.Hour}
+	var keys []Key
+	m := NewMinter(Options{
+		BackoffBase: time.Second, BackoffMax: time.Minute,
+		NewAPI: func(_ context.Context, k Key, _ config.Credentials) (TokenAPI, error) {
+			keys = append(keys, k)
+			return api, nil
+		},
+	})
+	m.now = c.now
+	return m, api, c
+}
+
+func registry(url string, auth config.ECRAuth) *config.Registry {
+	return &config.Registry{Name: "r", Type: config.TypeECR, URL: url, ECR: &config.ECR{Auth: auth}}
+}
+
+func TestTokenIsMintedOnceAndRefreshedAtHalfLife(t *testing.T) {
+	m, api, c := setup(t)
+	p, err := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	require.NoError(t, err)
+	src := p.(*Source)
+	for range 10 {
+		tok, err := p.Credential(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, "AWS", tok.Username)
+		assert.Equal(t, "token-1", tok.Password)
+		assert.Equal(t, c.now().Add(12*time.Hour), tok.ExpiresAt)
+	}
+	assert.EqualValues(t, 1, api.calls.Load(), "one call, whatever the number of admissions")
+
+	// Refresh at half-life, up to a tenth of the life earlier.
+	at := src.RefreshAt().Sub(c.now())
+	assert.GreaterOrEqual(t, at, 6*time.Hour-72*time.Minute)
+	assert.LessOrEqual(t, at, 6*time.Hour)
+
+	changed, err := src.Refresh(t.Context())
+	require.NoError(t, err)
+	assert.False(t, changed, "not due yet")
+	c.add(6 * time.Hour)
+	changed, err = src.Refresh(t.Context())
+	require.NoError(t, err)
+	assert.True(t, changed)
+	assert.EqualValues(t, 2, api.calls.Load())
+	tok, err := p.Credential(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "token-2", tok.Password)
+}
+
+func TestOneSourcePerCredentialAndRegion(t *testing.T) {
+	m, _, _ := setup(t)
+	ak := func(id, secret string) config.Credentials {
+		return config.Credentials{AccessKeyID: id, SecretAccessKey: secret}
+	}
+	p1, _ := m.Provider(registry("111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey), ak("AKIA1", "s1"))
+	p2, _ := m.Provider(registry("222222222222.dkr.ecr.eu-west-1.amazonaws.com/team", config.ECRAccessKey), ak("AKIA1", "s1"))
+	p3, _ := m.Provider(registry("111111111111.dkr.ecr.us-east-1.amazonaws.com", config.ECRAccessKey), ak("AKIA1", "s1"))
+	p4, _ := m.Provider(registry("111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey), ak("AKIA1", "rotated"))
+	p5, _ := m.Provider(registry("111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	assert.Same(t, p1, p2, "same key, same region: one token")
+	assert.NotSame(t, p1, p3, "another region")
+	assert.NotSame(t, p1, p4, "another secret")
+	assert.NotSame(t, p1, p5, "another identity")
+	assert.Equal(t, "access-key/eu-west-1/AKIA1", p1.(*Source).ID())
+	assert.NotContains(t, p4.(*Source).ID(), "rotated")
+}
+
+func TestFailuresBackOff(t *testing.T) {
+	m, api, c := setup(t)
+	boom := errors.New("ThrottlingException: Rate exceeded")
+	api.err.Store(&boom)
+	p, _ := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	src := p.(*Source)
+	for range 50 {
+		_, err := p.Credential(t.Context())
+		require.Error(t, err)
+		_, _ = src.Refresh(t.Context())
+	}
+	assert.EqualValues(t, 1, api.calls.Load(), "no call during the backoff")
+	assert.True(t, src.RefreshAt().After(c.now()))
+	assert.LessOrEqual(t, src.RefreshAt().Sub(c.now()), time.Second)
+
+	// Each failure doubles the bound, up to the maximum.
+	for i := 2; i <= 12; i++ {
+		c.add(time.Minute + time.Second)
+		_, err := src.Refresh(t.Context())
+		require.Error(t, err)
+		assert.EqualValues(t, i, api.calls.Load())
+		assert.LessOrEqual(t, src.RefreshAt().Sub(c.now()), min(time.Second<<(i-1), time.Minute))
+	}
+	api.err.Store(nil)
+	c.add(time.Minute + time.Second)
+	changed, err := src.Refresh(t.Context())
+	require.NoError(t, err)
+	assert.True(t, changed)
+	_, err = p.Credential(t.Context())
+	assert.NoError(t, err)
+}
+
+func TestConcurrentAdmissionsShareOneMint(t *testing.T) {
+	m, api, _ := setup(t)
+	api.delay = 50 * time.Millisecond
+	p, _ := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			_, err := p.Credential(context.Background())
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	assert.EqualValues(t, 1, api.calls.Load())
+}
+
+func TestAdmissionWaitIsBounded(t *testing.T) {
+	m, api, _ := setup(t)
+	m.opts.Budget = 50 * time.Millisecond
+	api.delay = time.Hour
+	p, _ := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	start := time.Now()
+	_, err := p.Credential(t.Context())
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 10*time.Second, "the admission did not wait for ECR")
+}
+
+func TestParseHost(t *testing.T) {
+	for host, want := range map[string]Host{
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com":          {Account: "123456789012", Region: "eu-west-1"},
+		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn":      {Account: "123456789012", Region: "cn-north-1"},
+		"123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com": {Account: "123456789012", Region: "us-gov-west-1", FIPS: true},
+		"123456789012.dkr-ecr.ap-southeast-2.on.aws":            {Account: "123456789012", Region: "ap-southeast-2", DualStack: true},
+		"123456789012.dkr-ecr-fips.us-east-1.on.aws":            {Account: "123456789012", Region: "us-east-1", FIPS: true, DualStack: true},
+	} {
+		got, err := ParseHost(host)
+		require.NoError(t, err, host)
+		assert.Equal(t, want, got, host)
+	}
+	for _, host := range []string{"12345.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.amazonaws.com", "public.ecr.aws", "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443"} {
+		_, err := ParseHost(host)
+		assert.ErrorContains(t, err, "must be <12-digit account>.dkr.ecr.<region>.amazonaws.com", host)
+	}
+}

@@ -1,0 +1,127 @@
+package secretsync
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/regcred/regcred/pkg/credentials"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+// TokenRecorder counts token refreshes.
+type TokenRecorder interface {
+	TokenRefreshed(registry string, expiresAt time.Time)
+	TokenRefreshFailed(registry string)
+}
+
+// Refresher refreshes expiring registry tokens (ECR) ahead of their expiry
+// and has every pull secret that holds one rewritten. It runs on the leader
+// only: one replica mints and writes. Each token source is refreshed once,
+// however many registries and namespaces share it.
+type Refresher struct {
+	Registries func() *registries.Set
+	// Sync asks for every managed pull secret to be brought up to date.
+	Sync    func()
+	Metrics TokenRecorder
+	// MaxWait bounds the sleep between two looks (default a minute).
+	MaxWait time.Duration
+
+	wake chan struct{}
+}
+
+// NewRefresher returns a Refresher.
+func NewRefresher(set func() *registries.Set, sync func(), m TokenRecorder) *Refresher {
+	return &Refresher{Registries: set, Sync: sync, Metrics: m, MaxWait: time.Minute, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the refresher look again now (the config changed).
+func (r *Refresher) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// NeedLeaderElection is true: only the leader mints and writes.
+func (r *Refresher) NeedLeaderElection() bool { return true }
+
+// Start refreshes until ctx ends.
+func (r *Refresher) Start(ctx context.Context) error {
+	log := logr.FromContextOrDiscard(ctx).WithName("refresher")
+	ctx = logr.NewContext(ctx, log)
+	for {
+		next := r.refreshDue(ctx)
+		wait := min(max(time.Until(next), 10*time.Millisecond), r.MaxWait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		case <-r.wake:
+			t.Stop()
+		}
+	}
+}
+
+type tokenGroup struct {
+	src        credentials.Refresher
+	registries []string
+}
+
+// refreshDue refreshes every source that is due and returns when the next
+// one will be.
+func (r *Refresher) refreshDue(ctx context.Context) time.Time {
+	log := logr.FromContextOrDiscard(ctx)
+	groups := map[string]*tokenGroup{}
+	for _, reg := range r.Registries().Registries {
+		src, ok := reg.Provider.(credentials.Refresher)
+		if !ok || !reg.Manages() {
+			continue
+		}
+		g := groups[src.ID()]
+		if g == nil {
+			g = &tokenGroup{src: src}
+			groups[src.ID()] = g
+		}
+		g.registries = append(g.registries, reg.Name)
+	}
+	ids := make([]string, 0, len(groups))
+	for id := range groups {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	next := time.Now().Add(r.MaxWait)
+	changed := false
+	for _, id := range ids {
+		g := groups[id]
+		callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		refreshed, err := g.src.Refresh(callCtx)
+		cancel()
+		switch {
+		case err != nil:
+			// The error names the API and region, never a credential.
+			log.Error(err, "Token refresh failed; pull secrets keep their current token", "registries", g.registries, "retryAt", g.src.RefreshAt().Format(time.RFC3339))
+			for _, name := range g.registries {
+				r.Metrics.TokenRefreshFailed(name)
+			}
+		case refreshed:
+			changed = true
+			exp := g.src.Expiry()
+			log.Info("Token refreshed", "registries", g.registries, "expiresAt", exp.Format(time.RFC3339), "nextRefresh", g.src.RefreshAt().Format(time.RFC3339))
+			for _, name := range g.registries {
+				r.Metrics.TokenRefreshed(name, exp)
+			}
+		}
+		if at := g.src.RefreshAt(); at.Before(next) {
+			next = at
+		}
+	}
+	if changed {
+		r.Sync()
+	}
+	return next
+}
