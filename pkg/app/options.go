@@ -41,6 +41,10 @@ type Options struct {
 	// Resync is how often every managed pull secret is checked.
 	Resync time.Duration
 
+	// SeveralInProcess lets a program (a test) run several replicas in one
+	// process; set by programs, not flags.
+	SeveralInProcess bool
+
 	// ECR tunes the ECR token minter; its HTTPClient and NewAPI are set
 	// by programs, not flags.
 	ECR ecr.Options

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -71,7 +72,18 @@ func StartRegcred(ctx context.Context, cfg *rest.Config, ca *certgen.CA, opts ap
 	if err != nil {
 		return nil, err
 	}
-	return r, c.Create(ctx, WebhookConfiguration(r.URL, ca.CertPEM, opts.Namespace))
+	// The latest replica started is the one the API server calls.
+	want := WebhookConfiguration(r.URL, ca.CertPEM, opts.Namespace)
+	err = c.Create(ctx, want)
+	if apierrors.IsAlreadyExists(err) {
+		var have admissionregistrationv1.MutatingWebhookConfiguration
+		if err := c.Get(ctx, client.ObjectKeyFromObject(want), &have); err != nil {
+			return nil, err
+		}
+		have.Webhooks = want.Webhooks
+		err = c.Update(ctx, &have)
+	}
+	return r, err
 }
 
 // WebhookConfiguration registers regcred as the Helm chart does: Pod

@@ -33,7 +33,8 @@ type Options struct {
 	// Endpoint overrides the ECR API endpoint (else the SDK's own, which
 	// also honours AWS_ENDPOINT_URL_ECR).
 	Endpoint string
-	// HTTPClient makes the API calls (else the SDK's, which honours AWS_CA_BUNDLE).
+	// HTTPClient makes the API calls (else the SDK's, which honours
+	// AWS_CA_BUNDLE; a client given here must trust what it needs itself).
 	HTTPClient *http.Client
 	// Budget bounds how long an admission may wait for a first token
 	// (default 2s, well under the webhook's timeout).
@@ -246,14 +247,14 @@ func (s *Source) mint(ctx context.Context, background bool) error {
 		bound := s.minter.opts.BackoffBase << min(s.failures-1, 20)
 		bound = min(bound, s.minter.opts.BackoffMax)
 		// Full jitter: replicas and registries that failed together spread out.
-		s.nextAttempt = now.Add(time.Duration(rand.Int64N(int64(bound)) + 1))
+		s.nextAttempt = now.Add(time.Duration(rand.Int64N(int64(bound)) + 1)) //nolint:gosec // jitter needs no cryptographic randomness
 		return err
 	}
 	s.failures, s.lastErr, s.nextAttempt = 0, nil, time.Time{}
 	s.token, s.issued = &tok, now
 	life := tok.ExpiresAt.Sub(now)
 	// Refresh at half-life, up to a tenth of the life earlier, never later.
-	jitter := time.Duration(rand.Int64N(int64(life/10) + 1))
+	jitter := time.Duration(rand.Int64N(int64(life/10) + 1)) //nolint:gosec // jitter needs no cryptographic randomness
 	s.refreshAt = now.Add(life/2 - jitter)
 	return nil
 }

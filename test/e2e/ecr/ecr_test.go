@@ -1,0 +1,213 @@
+package ecr
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// 1. An ECR Pod is admitted with a secret whose token pulls the image, for
+// both auth types: the access key of the config, and regcred's own identity
+// from the SDK's default chain. Each call is signed with the right key for
+// the region of the registry URL.
+func TestBothAuthTypesPull(t *testing.T) {
+	env.ecr.SetLifetime(12 * time.Hour)
+	start := time.Now()
+	startReplica(t, "solo", "ecr-auth")
+	ns := newNamespace(t)
+	p := createPod(t, clientset(t, nil), ns, env.imageKeys, env.imageRole)
+	assert.Equal(t, []string{"regcred-ecr-keys", "regcred-ecr-role"}, secretNames(p))
+	require.NoError(t, pull(t.Context(), t, p, env.imageKeys))
+	require.NoError(t, pull(t.Context(), t, p, env.imageRole))
+	assert.True(t, isUnauthorized(fetch(t.Context(), env.imageKeys, remote.WithAuth(authn.Anonymous))), "without a token the registry refuses")
+	assert.True(t, isUnauthorized(fetch(t.Context(), env.imageKeys, remote.WithAuth(&authn.Basic{Username: "AWS", Password: "made-up"}))))
+
+	keys, role := callsSince(start, keyID), callsSince(start, roleID)
+	require.NotEmpty(t, keys)
+	require.NotEmpty(t, role)
+	for _, c := range keys {
+		assert.Equal(t, "us-east-1", c.Region, "the region comes from the registry URL")
+		assert.True(t, c.SignatureOK, "signed with the config's secret access key")
+	}
+	for _, c := range role {
+		assert.Equal(t, "eu-west-1", c.Region)
+		assert.True(t, c.SignatureOK, "signed with the environment's identity")
+	}
+	_, exp, ok := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+	require.True(t, ok)
+	assert.WithinDuration(t, time.Now().Add(12*time.Hour), exp, time.Minute, "the secret records the token's expiry")
+}
+
+// 2. Tokens living seconds: every pull secret is refreshed before each
+// expiry, across several namespaces, with one token request per refresh.
+func TestTokensAreRefreshedBeforeExpiry(t *testing.T) {
+	const life = 4 * time.Second
+	env.ecr.SetLifetime(life)
+	start := time.Now()
+	startReplica(t, "solo", "ecr-refresh")
+	cs := clientset(t, nil)
+	var namespaces []string
+	pods := map[string]*corev1.Pod{}
+	for range 4 {
+		ns := newNamespace(t)
+		namespaces = append(namespaces, ns)
+		pods[ns] = createPod(t, cs, ns, env.imageKeys)
+	}
+
+	// Watch the secrets for four refreshes; keep pulling all along.
+	type held struct {
+		password string
+		expires  time.Time
+	}
+	last := map[string]held{}
+	var margins []time.Duration
+	refreshes := map[string]int{}
+	deadline := time.Now().Add(4 * life)
+	for time.Now().Before(deadline) {
+		for _, ns := range namespaces {
+			pw, exp, ok := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+			require.True(t, ok)
+			if prev, seen := last[ns]; seen && prev.password != pw {
+				refreshes[ns]++
+				margins = append(margins, time.Until(prev.expires))
+			}
+			last[ns] = held{pw, exp}
+			require.NoError(t, pull(t.Context(), t, pods[ns], env.imageKeys), "pull in %s at %s", ns, time.Since(start))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, ns := range namespaces {
+		assert.GreaterOrEqual(t, refreshes[ns], 3, "refreshes in %s", ns)
+	}
+	sort.Slice(margins, func(i, j int) bool { return margins[i] < margins[j] })
+	require.NotEmpty(t, margins)
+	t.Logf("token life %s; refreshes observed %d; margin before the old token's expiry: min %s, max %s", life, len(margins), margins[0].Round(10*time.Millisecond), margins[len(margins)-1].Round(10*time.Millisecond))
+	assert.Greater(t, margins[0], life/4, "each secret was refreshed well before its token expired")
+
+	// One token request per refresh cycle, not one per namespace.
+	calls := callsSince(start, keyID)
+	cycles := refreshes[namespaces[0]] + 1
+	t.Logf("token requests for %d namespaces over %d cycles: %d", len(namespaces), cycles, len(calls))
+	assert.LessOrEqual(t, len(calls), cycles+1)
+	assert.GreaterOrEqual(t, len(calls), cycles)
+}
+
+// 3. Throttling and outages: the refresher backs off (a bounded number of
+// calls), the secrets keep their still-valid tokens, and recovery
+// refreshes them.
+func TestThrottlingAndOutagesBackOff(t *testing.T) {
+	const life = 8 * time.Second
+	env.ecr.SetLifetime(life)
+	t.Cleanup(func() { env.ecr.SetMode(0) })
+	startReplica(t, "solo", "ecr-outage")
+	ns := newNamespace(t)
+	p := createPod(t, clientset(t, nil), ns, env.imageKeys)
+	before, exp, ok := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+	require.True(t, ok)
+
+	// ECR throttles, then fails, for most of the token's remaining life.
+	outage := time.Now()
+	env.ecr.SetMode(1) // ThrottlingException
+	time.Sleep(3 * time.Second)
+	env.ecr.SetMode(2) // ServerException
+	time.Sleep(2 * time.Second)
+	calls := callsSince(outage, keyID)
+	t.Logf("calls during a 5s outage (backoff 200ms doubling to 1s, full jitter): %d", len(calls))
+	assert.LessOrEqual(t, len(calls), 25, "no hot loop")
+	assert.GreaterOrEqual(t, len(calls), 2, "it kept trying")
+	for _, c := range calls {
+		assert.NotEqual(t, 200, c.Status)
+	}
+	held, _, _ := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+	assert.Equal(t, before, held, "the secret keeps its still-valid token")
+	require.True(t, time.Now().Before(exp))
+	assert.NoError(t, pull(t.Context(), t, p, env.imageKeys), "and it still pulls")
+
+	// Recovery refreshes it before the old token expires.
+	env.ecr.SetMode(0)
+	require.Eventually(t, func() bool {
+		pw, _, _ := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+		return pw != before
+	}, time.Until(exp), 50*time.Millisecond, "recovery did not refresh the secret before its token expired")
+	assert.NoError(t, pull(t.Context(), t, p, env.imageKeys))
+}
+
+// 4. Two replicas: only the leader refreshes; when it stops, the other
+// takes over.
+func TestOnlyTheLeaderRefreshes(t *testing.T) {
+	const life = 4 * time.Second
+	env.ecr.SetLifetime(life)
+	a := startReplica(t, "a", "ecr-ha")
+	select {
+	case <-a.App.Elected():
+	case <-time.After(30 * time.Second):
+		t.Fatal("replica a was not elected")
+	}
+	b := startReplica(t, "b", "ecr-ha")
+	ns := newNamespace(t)
+	p := createPod(t, clientset(t, nil), ns, env.imageKeys)
+	require.NoError(t, pull(t.Context(), t, p, env.imageKeys))
+
+	since := time.Now()
+	time.Sleep(2 * life)
+	byReplica := map[string]int{}
+	for _, c := range callsSince(since, keyID) {
+		byReplica[c.Replica]++
+	}
+	t.Logf("token requests over %s with a leading: %v", 2*life, byReplica)
+	assert.GreaterOrEqual(t, byReplica["a"], 3, "the leader refreshed")
+	assert.Zero(t, byReplica["b"], "the other replica did not")
+
+	a.stop()
+	select {
+	case <-b.App.Elected():
+	case <-time.After(30 * time.Second):
+		t.Fatal("replica b did not take over")
+	}
+	since = time.Now()
+	before, _, _ := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+	require.Eventually(t, func() bool {
+		pw, _, _ := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+		return pw != before
+	}, 2*life, 50*time.Millisecond, "replica b did not refresh the secret")
+	time.Sleep(life)
+	byReplica = map[string]int{}
+	for _, c := range callsSince(since, keyID) {
+		byReplica[c.Replica]++
+	}
+	t.Logf("token requests after a stopped: %v", byReplica)
+	assert.Zero(t, byReplica["a"])
+	assert.GreaterOrEqual(t, byReplica["b"], 1)
+	assert.NoError(t, pull(t.Context(), t, p, env.imageKeys))
+}
+
+// 5. A first secret needs a token and ECR is slow: the admission waits at
+// most its budget, admits the Pod with a warning, and the background
+// catches up.
+func TestSlowECRAdmitsWithinBudget(t *testing.T) {
+	env.ecr.SetLifetime(12 * time.Hour)
+	env.ecr.SetDelay(3 * time.Second)
+	t.Cleanup(func() { env.ecr.SetDelay(0) })
+	startReplica(t, "solo", "ecr-slow")
+	w := &warnings{}
+	ns := newNamespace(t)
+	start := time.Now()
+	p := createPod(t, clientset(t, w), ns, env.imageKeys)
+	took := time.Since(start)
+	t.Logf("admission with a 3s ECR and a 1s budget took %s", took.Round(time.Millisecond))
+	assert.Less(t, took, 2500*time.Millisecond, "the admission did not wait for ECR past its budget")
+	assert.Equal(t, []string{"regcred-ecr-keys"}, secretNames(p), "the name is injected all the same")
+	assert.Equal(t, []string{`regcred: pull secret "regcred-ecr-keys" for registry "ecr-keys" is not ready yet (see regcred's log); retrying in the background`}, w.take())
+	require.Eventually(t, func() bool {
+		_, _, ok := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+		return ok
+	}, 30*time.Second, 100*time.Millisecond, "the background did not create the secret")
+	assert.NoError(t, pull(context.Background(), t, p, env.imageKeys))
+}
