@@ -113,6 +113,7 @@ func TestThrottlingAndOutagesBackOff(t *testing.T) {
 	require.True(t, ok)
 
 	// ECR throttles, then fails, for most of the token's remaining life.
+	errorsBefore := metric(t, "regcred_token_refresh_errors_total", "ecr-keys")
 	outage := time.Now()
 	env.ecr.SetMode(1) // ThrottlingException
 	time.Sleep(3 * time.Second)
@@ -129,6 +130,7 @@ func TestThrottlingAndOutagesBackOff(t *testing.T) {
 	assert.Equal(t, before, held, "the secret keeps its still-valid token")
 	require.True(t, time.Now().Before(exp))
 	assert.NoError(t, pull(t.Context(), t, p, env.imageKeys), "and it still pulls")
+	assert.GreaterOrEqual(t, metric(t, "regcred_token_refresh_errors_total", "ecr-keys")-errorsBefore, float64(len(calls)-1), "failures are counted per registry")
 
 	// Recovery refreshes it before the old token expires.
 	env.ecr.SetMode(0)
@@ -137,6 +139,9 @@ func TestThrottlingAndOutagesBackOff(t *testing.T) {
 		return pw != before
 	}, time.Until(exp), 50*time.Millisecond, "recovery did not refresh the secret before its token expired")
 	assert.NoError(t, pull(t.Context(), t, p, env.imageKeys))
+	_, newExp, _ := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
+	assert.Positive(t, metric(t, "regcred_token_refreshes_total", "ecr-keys"))
+	assert.InDelta(t, float64(newExp.Unix()), metric(t, "regcred_token_expiry_timestamp_seconds", "ecr-keys"), 2, "the expiry gauge shows the current token's")
 }
 
 // 4. Two replicas: only the leader refreshes; when it stops, the other

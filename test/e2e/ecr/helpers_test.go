@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/test/testbed"
@@ -135,4 +136,28 @@ func callsSince(since time.Time, keyID string) []testbed.ECRCall {
 		}
 	}
 	return out
+}
+
+// metric returns the value of a regcred metric with the registry label,
+// read from the process's Prometheus registry (the replicas run here).
+func metric(t *testing.T, name, registry string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "registry" && l.GetValue() == registry {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
