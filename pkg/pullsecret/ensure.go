@@ -65,17 +65,33 @@ func (e *Ensurer) Ensure(ctx context.Context, namespace string, w *Want, dryRun 
 	}
 	// Another replica, or a Secret the cache does not hold (not ours, or not
 	// seen yet): look at the live object.
-	var live corev1.Secret
-	if err := e.API.Get(ctx, client.ObjectKey{Namespace: namespace, Name: w.Name}, &live); err != nil {
-		return "", fmt.Errorf("secret %s/%s: reading: %w", namespace, w.Name, err)
+	live, err := e.readLive(ctx, namespace, w.Name)
+	if err != nil {
+		return "", err
 	}
 	switch {
-	case !IsManaged(&live):
+	case !IsManaged(live):
 		return "", fmt.Errorf("secret %s/%s: %w", namespace, w.Name, ErrNotManaged)
-	case w.Matches(&live):
+	case w.Matches(live):
 		return Unchanged, nil
 	}
-	return e.update(ctx, &live, w)
+	return e.update(ctx, live, w)
+}
+
+// readLive reads one Secret from the API server. It lists by name instead
+// of getting, so that regcred needs no `get` on Secrets outside its own
+// namespace: RBAC cannot limit list and watch by label, but it can at least
+// deny reading a Secret by name.
+func (e *Ensurer) readLive(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	var list corev1.SecretList
+	err := e.API.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		return nil, fmt.Errorf("secret %s/%s: reading: %w", namespace, name, err)
+	}
+	if len(list.Items) == 0 {
+		return nil, fmt.Errorf("secret %s/%s: reading: %w", namespace, name, apierrors.NewNotFound(corev1.Resource("secrets"), name))
+	}
+	return &list.Items[0], nil
 }
 
 // update writes w onto current, retrying once on a conflict with the live
@@ -85,18 +101,21 @@ func (e *Ensurer) update(ctx context.Context, current *corev1.Secret, w *Want) (
 	w.apply(s)
 	err := e.API.Update(ctx, s)
 	if apierrors.IsConflict(err) {
-		var live corev1.Secret
-		if err := e.API.Get(ctx, client.ObjectKeyFromObject(s), &live); err != nil {
-			return "", fmt.Errorf("secret %s/%s: reading: %w", s.Namespace, s.Name, err)
+		live, err := e.readLive(ctx, s.Namespace, s.Name)
+		if err != nil {
+			return "", err
 		}
-		if !IsManaged(&live) {
+		if !IsManaged(live) {
 			return "", fmt.Errorf("secret %s/%s: %w", s.Namespace, s.Name, ErrNotManaged)
 		}
-		if w.Matches(&live) {
+		if w.Matches(live) {
 			return Unchanged, nil
 		}
-		w.apply(&live)
-		err = e.API.Update(ctx, &live)
+		w.apply(live)
+		if err := e.API.Update(ctx, live); err != nil {
+			return "", fmt.Errorf("secret %s/%s: updating: %w", s.Namespace, s.Name, err)
+		}
+		return Updated, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("secret %s/%s: updating: %w", s.Namespace, s.Name, err)
