@@ -33,6 +33,12 @@ type Presence interface {
 	Exists(namespace, name string) (exists, known bool)
 }
 
+// Namespaces tells the labels of a namespace, for registries scoped to
+// some namespaces.
+type Namespaces interface {
+	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
+}
+
 // Recorder counts what the handler does. All methods must be cheap.
 type Recorder interface {
 	Admission(outcome Outcome)
@@ -57,6 +63,7 @@ type Handler struct {
 	Registries func() *registries.Set
 	Secrets    Ensurer
 	Presence   Presence
+	Namespaces Namespaces
 	// Retry asks for a pull secret whose creation failed to be tried again
 	// in the background.
 	Retry func(namespace, registry string)
@@ -129,6 +136,9 @@ func (h *Handler) plan(ctx context.Context, namespace string, pod *podView, dryR
 		have[s.Name] = true
 	}
 	seen := map[*registries.Registry]bool{}
+	var nsLabels map[string]string
+	var nsErr error
+	nsRead := false
 	for _, img := range pod.images() {
 		m := set.Match(img)
 		if m.Hint != "" {
@@ -141,6 +151,22 @@ func (h *Handler) plan(ctx context.Context, namespace string, pod *podView, dryR
 		seen[r] = true
 		if have[r.SecretName] {
 			continue
+		}
+		if r.Namespaces != nil {
+			if !nsRead {
+				nsLabels, nsErr = h.Namespaces.NamespaceLabels(ctx, namespace)
+				nsRead = true
+			}
+			if nsErr != nil {
+				// Scoping is a security boundary: when in doubt, inject nothing.
+				logr.FromContextOrDiscard(ctx).Error(nsErr, "Cannot read the namespace's labels; registry not injected", "registry", r.Name)
+				warnings = append(warnings, fmt.Sprintf("regcred: cannot tell whether registry %q serves namespace %q; its credentials were not injected", r.Name, namespace))
+				failed = true
+				continue
+			}
+			if !r.Serves(nsLabels) {
+				continue
+			}
 		}
 		ok, warning := h.prepare(ctx, namespace, r, dryRun)
 		if warning != "" {

@@ -111,7 +111,9 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 	presence := pullsecret.NewPresence(metaClient)
 	ensurer := &pullsecret.Ensurer{Cache: mgr.GetCache(), API: mgr.GetClient()}
 	retrier := secretsync.NewRetrier(loader.Current, ensurer, m, 8)
+	namespaces := namespaceLabels{cache: mgr.GetCache(), api: mgr.GetAPIReader()}
 	reconciler := &secretsync.Reconciler{
+		Namespaces: namespaces,
 		Registries: loader.Current,
 		HasConfig:  loader.HasConfig,
 		Cache:      mgr.GetCache(),
@@ -138,6 +140,7 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 		Registries:     loader.Current,
 		Secrets:        ensurer,
 		Presence:       presence,
+		Namespaces:     namespaces,
 		Retry:          retrier.Retry,
 		SkipNamespaces: map[string]bool{metav1.NamespaceSystem: true, opts.Namespace: true},
 		Metrics:        m,

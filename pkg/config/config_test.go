@@ -199,3 +199,14 @@ func FuzzParseValidate(f *testing.F) {
 		_ = cfg.Validate(InSecret)
 	})
 }
+
+func TestNamespaceSelector(t *testing.T) {
+	cfg, err := Parse([]byte(registry("- {name: o, type: other, url: x.io, username: {value: u}, password: {value: p}, namespaceSelector: {matchLabels: {team: a}, matchExpressions: [{key: tier, operator: In, values: [prod]}]}}")))
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate(InSecret))
+	assert.Equal(t, "a", cfg.Registries[0].NamespaceSelector.MatchLabels["team"])
+
+	cfg, err = Parse([]byte(registry("- {name: o, type: other, url: x.io, username: {value: u}, password: {value: p}, namespaceSelector: {matchExpressions: [{key: tier, operator: Sometimes}]}}")))
+	require.NoError(t, err)
+	assert.ErrorContains(t, cfg.Validate(InSecret), `registry "o": namespaceSelector: "Sometimes" is not a valid label selector operator`)
+}

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // APIVersion and Kind identify the config format.
@@ -39,6 +41,9 @@ type Registry struct {
 
 	Clusters   ClusterPolicy    `json:"clusters,omitempty"`
 	PullSecret PullSecretPolicy `json:"pullSecret,omitempty"`
+	// NamespaceSelector limits the namespaces whose Pods get this
+	// registry's credentials; nil means every namespace.
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // ECR holds the credentials of an AWS ECR registry.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regcred/regcred/pkg/image"
@@ -294,6 +295,11 @@ func (v *registryValidator) validatePolicies(r *Registry) {
 			v.fail(field, fmt.Sprintf("%q is listed twice", n))
 		}
 		seen[n] = true
+	}
+	if r.NamespaceSelector != nil {
+		if _, err := metav1.LabelSelectorAsSelector(r.NamespaceSelector); err != nil {
+			v.fail("namespaceSelector", err.Error())
+		}
 	}
 	if _, err := ParsePullSecretMode(string(r.PullSecret.Mode)); err != nil {
 		v.fail("pullSecret.mode", err.Error())

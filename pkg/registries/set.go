@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/credentials"
 	"github.com/regcred/regcred/pkg/image"
@@ -24,6 +27,9 @@ type Registry struct {
 	// Injects says whether this cluster's policy injects the registry's
 	// credentials at all.
 	Injects bool
+	// Namespaces selects the namespaces (by label) whose Pods get the
+	// registry's credentials; nil means every namespace.
+	Namespaces labels.Selector
 	// Mode is where the injected credentials come from.
 	Mode config.PullSecretMode
 	// SecretName is the pull secret injected into matching Pods.
@@ -40,6 +46,12 @@ type Registry struct {
 // Manages reports whether regcred makes and keeps the registry's pull
 // secrets in this cluster.
 func (r *Registry) Manages() bool { return r.Injects && r.Mode == config.RegistryCredentials }
+
+// Serves reports whether a namespace with these labels gets the registry's
+// credentials.
+func (r *Registry) Serves(namespaceLabels map[string]string) bool {
+	return r.Namespaces == nil || r.Namespaces.Matches(labels.Set(namespaceLabels))
+}
 
 // Want returns the pull secret the registry needs now.
 func (r *Registry) Want(ctx context.Context) (*pullsecret.Want, error) {
@@ -88,7 +100,10 @@ type Options struct {
 	// Secrets resolves secretKeyRefs.
 	Secrets config.SecretReader
 	// Tokens builds the providers of token registry types (ECR).
-	Tokens          credentials.TokenProviderFunc
+	Tokens credentials.TokenProviderFunc
+	// SkipCredentials builds a set that can match images and apply
+	// policies but holds no credentials (offline tools).
+	SkipCredentials bool
 	Origin, Version string
 }
 
@@ -131,9 +146,11 @@ func build(ctx context.Context, c *config.Registry, opts Options) (*Registry, er
 	if err != nil { // Validate has checked it already.
 		return nil, fmt.Errorf("registry %q: url: %w", c.Name, err)
 	}
-	creds, err := config.Resolve(ctx, c, opts.Secrets)
-	if err != nil {
-		return nil, err
+	var creds config.Credentials
+	if !opts.SkipCredentials {
+		if creds, err = config.Resolve(ctx, c, opts.Secrets); err != nil {
+			return nil, err
+		}
 	}
 	r := &Registry{
 		Name:       c.Name,
@@ -149,8 +166,13 @@ func build(ctx context.Context, c *config.Registry, opts Options) (*Registry, er
 	if r.Mode == config.ImagePullSecret {
 		r.SecretName = c.PullSecret.Name
 	}
+	if c.NamespaceSelector != nil {
+		if r.Namespaces, err = metav1.LabelSelectorAsSelector(c.NamespaceSelector); err != nil {
+			return nil, fmt.Errorf("registry %q: namespaceSelector: %w", c.Name, err)
+		}
+	}
 	hasCreds := c.Username != nil || c.Password != nil || c.ECR != nil
-	if r.Mode == config.ImagePullSecret && !hasCreds {
+	if opts.SkipCredentials || (r.Mode == config.ImagePullSecret && !hasCreds) {
 		return r, nil
 	}
 	r.Provider, err = credentials.New(c, creds, opts.Tokens)

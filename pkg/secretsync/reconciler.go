@@ -34,9 +34,16 @@ type Recorder interface {
 	SecretDeleted(registry string)
 }
 
+// Namespaces tells the labels of a namespace.
+type Namespaces interface {
+	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
+}
+
 // Reconciler syncs managed pull secrets with the current config. It runs
 // on the leader only.
 type Reconciler struct {
+	// Namespaces reads namespace labels, for registries scoped to some.
+	Namespaces Namespaces
 	// Registries returns the current set; HasConfig reports whether a good
 	// config was ever loaded (before that, nothing is deleted).
 	Registries func() *registries.Set
@@ -95,11 +102,22 @@ func (r *Reconciler) sync(ctx context.Context, set *registries.Set, s *corev1.Se
 	name := s.Labels[pullsecret.LabelRegistry]
 	log := logr.FromContextOrDiscard(ctx).WithValues("secret", klog.KObj(s), "registry", name)
 	reg := set.Get(name)
-	if reg == nil || !reg.Manages() || reg.SecretName != s.Name {
+	wanted := reg != nil && reg.Manages() && reg.SecretName == s.Name
+	if wanted && reg.Namespaces != nil {
+		nsLabels, err := r.Namespaces.NamespaceLabels(ctx, s.Namespace)
+		if apierrors.IsNotFound(err) {
+			return nil // the namespace is going away, and the Secret with it
+		}
+		if err != nil {
+			return err
+		}
+		wanted = reg.Serves(nsLabels)
+	}
+	if !wanted {
 		if err := r.Ensurer.Delete(ctx, s); err != nil {
 			return err
 		}
-		log.Info("Deleted pull secret: its registry no longer wants it here")
+		log.Info("Deleted pull secret: its registry no longer serves this namespace")
 		r.Metrics.SecretDeleted(name)
 		return nil
 	}
@@ -137,7 +155,23 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
 			return ok && pullsecret.IsManaged(s)
 		}))).
 		WatchesRawSource(source.TypedChannel(r.changes, toAll)).
+		// A namespace's labels decide which scoped registries serve it.
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.secretsIn),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Complete(r)
+}
+
+// secretsIn maps a namespace to the managed Secrets it holds.
+func (r *Reconciler) secretsIn(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list corev1.SecretList
+	if err := r.Cache.List(ctx, &list, client.InNamespace(ns.GetName()), client.MatchingLabelsSelector{Selector: pullsecret.ManagedSelector()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return reqs
 }
 
 // Retrier creates, in the background, the pull secrets that admissions

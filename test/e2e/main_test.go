@@ -31,7 +31,9 @@ const (
 	regcredNamespace = "regcred"
 	clusterName      = "e2e"
 	configName       = "regcred-config"
-	credsSecret      = "registry-creds"
+	// staleNamespace holds a pull secret of a registry that no longer exists.
+	staleNamespace = "stale"
+	credsSecret    = "registry-creds"
 )
 
 // Passwords of the registries' users; none may ever show in regcred's log.
@@ -149,6 +151,18 @@ func setup(ctx context.Context) error {
 	if err := c.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: credsSecret, Namespace: regcredNamespace},
 		StringData: map[string]string{"reg-a": passwords["alice"], "reg-b": passwords["bob"]},
+	}); err != nil {
+		return err
+	}
+	// Left by a registry since removed, before regcred started.
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: staleNamespace}}); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "regcred-retired", Namespace: staleNamespace, Labels: map[string]string{
+			"app.kubernetes.io/managed-by": "regcred", "regcred.io/registry": "retired"}},
+		Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{}}`)},
 	}); err != nil {
 		return err
 	}
