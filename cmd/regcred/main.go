@@ -15,8 +15,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "regcred:", err)
+	if err := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !cli.Printed(err) {
+			fmt.Fprintln(os.Stderr, "regcred:", err)
+		}
 		os.Exit(cli.ExitCode(err))
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/pkg/secretsync"
+	"github.com/regcred/regcred/pkg/status"
 )
 
 // App is one regcred replica.
@@ -125,7 +126,19 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 		return nil, err
 	}
 	refresher := secretsync.NewRefresher(loader.Current, func() { reconciler.ConfigChanged(loader.Current()) }, m)
-	for _, r := range []manager.Runnable{presence, retrier, refresher} {
+	reporter := (&status.Reporter{
+		Client:          mgr.GetClient(),
+		Namespace:       opts.Namespace,
+		Name:            opts.StatusConfigMap,
+		Cluster:         opts.ClusterName,
+		Source:          opts.source().String(),
+		Registries:      loader.Current,
+		Config:          loader.Status,
+		CheckInterval:   opts.CheckInterval,
+		RefreshInterval: opts.StatusRefresh,
+		Metrics:         m,
+	}).Init()
+	for _, r := range []manager.Runnable{presence, retrier, refresher, reporter} {
 		if err := mgr.Add(r); err != nil {
 			return nil, err
 		}
@@ -134,7 +147,9 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 		presence.Track(imagePullSecretNames(set))
 		reconciler.ConfigChanged(set)
 		refresher.Wake()
+		reporter.Wake()
 	})
+	loader.OnReject(reporter.Wake)
 
 	hook := &admission.Webhook{Handler: &admissionhandler.Handler{
 		Registries:     loader.Current,

@@ -41,6 +41,16 @@ type Options struct {
 	// Resync is how often every managed pull secret is checked.
 	Resync time.Duration
 
+	// CheckInterval is how often each registry's credentials are checked
+	// to log in; 0 disables the checks.
+	CheckInterval time.Duration
+	// StatusConfigMap names the ConfigMap in regcred's namespace that holds
+	// the per-registry status.
+	StatusConfigMap string
+	// StatusRefresh bounds how long a change (a token's expiry) takes to
+	// show in the status; set by programs, not flags (default 30s).
+	StatusRefresh time.Duration
+
 	// SeveralInProcess lets a program (a test) run several replicas in one
 	// process; set by programs, not flags.
 	SeveralInProcess bool
@@ -73,6 +83,8 @@ func DefaultOptions() Options {
 		ShutdownTimeout: 30 * time.Second,
 		Resync:          10 * time.Minute,
 		ECR:             ecr.Options{Budget: 2 * time.Second},
+		CheckInterval:   10 * time.Minute,
+		StatusConfigMap: "regcred-status",
 	}
 }
 
@@ -95,6 +107,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LeaderElectID, "leader-election-id", o.LeaderElectID, "Name of the leader-election Lease in regcred's namespace.")
 	fs.DurationVar(&o.ShutdownTimeout, "graceful-shutdown-timeout", o.ShutdownTimeout, "How long to drain in-flight admissions on shutdown.")
 	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "How often every managed pull secret is checked against the config.")
+	fs.DurationVar(&o.CheckInterval, "check-interval", o.CheckInterval, "How often each registry's credentials are checked to log in (as docker login does); 0 disables the checks.")
+	fs.StringVar(&o.StatusConfigMap, "status-configmap", o.StatusConfigMap, "ConfigMap in regcred's namespace where regcred reports each registry's status.")
 	fs.StringVar(&o.ECR.Endpoint, "ecr-endpoint-url", o.ECR.Endpoint, "ECR API endpoint (default: the SDK's, which honours AWS_ENDPOINT_URL_ECR).")
 	fs.DurationVar(&o.ECR.Budget, "ecr-token-budget", o.ECR.Budget, "How long an admission may wait for a first ECR token before the Pod is admitted with a warning.")
 }
@@ -119,6 +133,15 @@ func (o *Options) Validate() error {
 	}
 	if o.ECR.Budget <= 0 || o.ECR.Budget > 8*time.Second {
 		errs = append(errs, fmt.Errorf("--ecr-token-budget %s: must be more than 0 and at most 8s, under the webhook's timeout", o.ECR.Budget))
+	}
+	if msgs := validation.IsDNS1123Subdomain(o.StatusConfigMap); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--status-configmap %q: %v", o.StatusConfigMap, msgs))
+	}
+	if o.ConfigMap != "" && o.ConfigMap == o.StatusConfigMap {
+		errs = append(errs, fmt.Errorf("--status-configmap %q: must not be the config's ConfigMap", o.StatusConfigMap))
+	}
+	if o.CheckInterval < 0 {
+		errs = append(errs, fmt.Errorf("--check-interval %s: must not be negative", o.CheckInterval))
 	}
 	if o.Resync < time.Minute {
 		errs = append(errs, fmt.Errorf("--resync-period %s: must be at least 1m", o.Resync))

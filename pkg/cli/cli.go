@@ -23,7 +23,7 @@ var Version = "dev"
 type usageError struct{ error }
 
 // ExitCode returns the process exit code for err: 2 for usage errors, 1
-// otherwise.
+// otherwise (problems found, or a failure).
 func ExitCode(err error) int {
 	var u usageError
 	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
@@ -32,15 +32,39 @@ func ExitCode(err error) int {
 	return 1
 }
 
+const usage = `regcred gives every Pod the pull secrets of the private registries its images use.
+
+Usage:
+  regcred [serve] [flags]                          run the webhook server (regcred serve -h lists its flags)
+  regcred validate -f config.yaml                  validate a registry config offline, every problem listed
+  regcred match -f config.yaml [--cluster NAME] IMAGE...
+                                                   which registry each image matches and which secret it gets, or why none
+  regcred check -f config.yaml [--registry NAME | --all]
+                                                   log in to registries now, as docker login does
+  regcred render -f config.yaml [--registry NAME] [--show-secrets]
+                                                   the .dockerconfigjson regcred would write (secrets redacted)
+  regcred version
+
+Every admin command takes -o json. Exit codes: 0 fine, 1 problems found, 2 usage error.
+`
+
 // Run runs the command line args.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
-		switch args[0] {
-		case "serve":
+		sub := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) error{
+			"validate": validate, "match": match, "check": checkCmd, "render": render,
+		}
+		switch cmd := args[0]; {
+		case cmd == "serve":
 			return serve(ctx, args[1:], stderr)
-		case "version":
+		case cmd == "version":
 			_, err := fmt.Fprintln(stdout, Version)
 			return err
+		case cmd == "help" || cmd == "--help" || cmd == "-h":
+			_, err := fmt.Fprint(stdout, usage)
+			return err
+		case sub[cmd] != nil:
+			return sub[cmd](ctx, args[1:], stdin, stdout, stderr)
 		}
 	}
 	return serve(ctx, args, stderr)
@@ -49,6 +73,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("regcred serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage+"\nFlags of serve:\n")
+		fs.PrintDefaults()
+	}
 	opts := app.DefaultOptions()
 	opts.BindFlags(fs)
 	zapOpts := zap.Options{}

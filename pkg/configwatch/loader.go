@@ -66,6 +66,7 @@ type Loader struct {
 	mu        sync.Mutex
 	status    Status
 	listeners []func(*registries.Set)
+	rejected  []func()
 	loaded    chan struct{}
 }
 
@@ -95,6 +96,13 @@ func (l *Loader) OnChange(f func(*registries.Set)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.listeners = append(l.listeners, f)
+}
+
+// OnReject registers f to be called after each rejected load.
+func (l *Loader) OnReject(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rejected = append(l.rejected, f)
 }
 
 // Attempted returns a channel closed once the first load was tried.
@@ -143,7 +151,13 @@ func (l *Loader) Reload(ctx context.Context) error {
 	}
 	if err != nil {
 		l.status.LastError, l.status.RejectedVersion = err, version
+		rejected := slices.Clone(l.rejected)
 		l.mu.Unlock()
+		defer func() {
+			for _, f := range rejected {
+				f()
+			}
+		}()
 		l.Metrics.ConfigReload(false)
 		// Messages name registries and fields, never credentials.
 		if l.HasConfig() {

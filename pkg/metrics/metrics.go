@@ -22,6 +22,8 @@ type Metrics struct {
 	tokenExpiry    *prometheus.GaugeVec
 	tokenRefreshes *prometheus.CounterVec
 	tokenErrors    *prometheus.CounterVec
+	checkOK        *prometheus.GaugeVec
+	checks         *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them with reg.
@@ -59,8 +61,16 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "regcred_token_refresh_errors_total",
 			Help: "Failed token refreshes of expiring-credential registries (ECR), per registry.",
 		}, []string{"registry"}),
+		checkOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regcred_registry_login_ok",
+			Help: "1 when the registry's credentials logged in at the last check, 0 when they did not, per registry.",
+		}, []string{"registry"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_registry_login_checks_total",
+			Help: "Login checks of registry credentials, per registry and result (ok, failed).",
+		}, []string{"registry", "result"}),
 	}
-	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.reloads, m.tokenExpiry, m.tokenRefreshes, m.tokenErrors)
+	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.reloads, m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks)
 	return m
 }
 
@@ -99,3 +109,14 @@ func (m *Metrics) TokenRefreshed(registry string, expiresAt time.Time) {
 
 // TokenRefreshFailed records a failed refresh.
 func (m *Metrics) TokenRefreshFailed(registry string) { m.tokenErrors.WithLabelValues(registry).Inc() }
+
+// LoginChecked records a login check.
+func (m *Metrics) LoginChecked(registry string, ok bool) {
+	if ok {
+		m.checkOK.WithLabelValues(registry).Set(1)
+		m.checks.WithLabelValues(registry, "ok").Inc()
+	} else {
+		m.checkOK.WithLabelValues(registry).Set(0)
+		m.checks.WithLabelValues(registry, "failed").Inc()
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,8 @@ type Registry struct {
 	Type     config.RegistryType
 	Location image.Location
 	Default  bool
+	// URL is the registry address as configured.
+	URL string
 	// Connection and CACert govern regcred's own connections to the registry.
 	Connection config.ConnectionMode
 	CACert     []byte
@@ -156,6 +159,7 @@ func build(ctx context.Context, c *config.Registry, opts Options) (*Registry, er
 		Name:       c.Name,
 		Type:       c.Type,
 		Location:   loc,
+		URL:        c.URL,
 		Default:    c.Default,
 		Connection: c.Connection,
 		CACert:     creds.CACert,
@@ -214,3 +218,6 @@ func (s *Set) Match(img string) Match {
 	}
 	return Match{Ref: ref}
 }
+
+// PlainHTTP reports whether the registry is configured as http://.
+func (r *Registry) PlainHTTP() bool { return strings.HasPrefix(strings.TrimSpace(r.URL), "http://") }

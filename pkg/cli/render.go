@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/regcred/regcred/pkg/config"
+)
+
+const redacted = "<redacted>"
+
+// render prints the .dockerconfigjson regcred would write for a registry,
+// with its secrets redacted unless asked otherwise.
+func render(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("regcred render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.bind(fs, "secret")
+	c.bindSecrets(fs)
+	name := fs.String("registry", "", "The registry (default: the config's default registry).")
+	show := fs.Bool("show-secrets", false, "Print the password and auth fields instead of redacting them.")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if err := c.check(fs); err != nil {
+		return err
+	}
+	cfg, err := c.load(stdin)
+	if err != nil {
+		return err
+	}
+	set, err := c.build(ctx, cfg, false)
+	if err != nil {
+		for _, p := range lines(err) {
+			fmt.Fprintf(stderr, "%s: %s\n", c.file, p)
+		}
+		return errProblems
+	}
+	regs, err := pick(set, *name, false)
+	if err != nil {
+		return err
+	}
+	r := regs[0]
+	if r.Mode == config.ImagePullSecret && r.Provider == nil {
+		return fmt.Errorf("registry %q injects the admin's secret %q; regcred writes none", r.Name, r.SecretName)
+	}
+	want, err := r.Want(ctx)
+	if err != nil {
+		return err
+	}
+	var doc struct {
+		Auths map[string]map[string]string `json:"auths"`
+	}
+	if err := json.Unmarshal(want.Data, &doc); err != nil {
+		return err
+	}
+	if !*show {
+		for _, a := range doc.Auths {
+			a["password"], a["auth"] = redacted, redacted
+		}
+	}
+	return printJSON(stdout, doc)
+}

@@ -1,0 +1,166 @@
+package status
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/regcred/regcred/pkg/check"
+	"github.com/regcred/regcred/pkg/configwatch"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+// Key is the ConfigMap key that holds the report.
+const Key = "status.yaml"
+
+// CheckRecorder counts login checks.
+type CheckRecorder interface {
+	LoginChecked(registry string, ok bool)
+}
+
+// Reporter runs the login checks every CheckInterval and keeps the status
+// ConfigMap up to date. It runs on the leader only.
+type Reporter struct {
+	Client          client.Client
+	Namespace, Name string
+	Cluster         string
+	Source          string
+	Registries      func() *registries.Set
+	Config          func() configwatch.Status
+	// CheckInterval is how often credentials are checked; 0 disables checks.
+	CheckInterval time.Duration
+	// RefreshInterval is how often the status is rewritten when it changed
+	// (token expiry, for one); default 30s.
+	RefreshInterval time.Duration
+	Metrics         CheckRecorder
+	// Check runs one login check; default check.Login.
+	Check func(context.Context, *registries.Registry) check.Result
+
+	wake      chan struct{}
+	mu        sync.Mutex
+	results   map[string]check.Result
+	lastCheck time.Time
+	written   string
+}
+
+// NeedLeaderElection is true: one replica checks and writes.
+func (r *Reporter) NeedLeaderElection() bool { return true }
+
+// Wake makes the reporter check and write now (the config changed).
+func (r *Reporter) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Init prepares the reporter; call before Start and Wake.
+func (r *Reporter) Init() *Reporter {
+	r.wake = make(chan struct{}, 1)
+	r.results = map[string]check.Result{}
+	if r.RefreshInterval == 0 {
+		r.RefreshInterval = 30 * time.Second
+	}
+	if r.Check == nil {
+		r.Check = check.Login
+	}
+	return r
+}
+
+// Start checks and reports until ctx ends.
+func (r *Reporter) Start(ctx context.Context) error {
+	log := logr.FromContextOrDiscard(ctx).WithName("status")
+	ctx = logr.NewContext(ctx, log)
+	checkNow := true
+	for {
+		if checkNow && r.CheckInterval > 0 {
+			r.checkAll(ctx)
+		}
+		if err := r.write(ctx); err != nil {
+			log.Error(err, "Cannot write the status ConfigMap", "configMap", r.Namespace+"/"+r.Name)
+		}
+		wait := r.RefreshInterval
+		if r.CheckInterval > 0 {
+			wait = min(wait, time.Until(r.lastCheck.Add(r.CheckInterval)))
+		}
+		t := time.NewTimer(max(wait, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+			checkNow = time.Since(r.lastCheck) >= r.CheckInterval
+		case <-r.wake:
+			t.Stop()
+			checkNow = true
+		}
+	}
+}
+
+// checkAll checks every registry of the current set, a few at a time.
+func (r *Reporter) checkAll(ctx context.Context) {
+	log := logr.FromContextOrDiscard(ctx)
+	set := r.Registries()
+	results := make([]check.Result, len(set.Registries))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, reg := range set.Registries {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+			defer cancel()
+			results[i] = r.Check(cctx, reg)
+		})
+	}
+	wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastCheck = time.Now()
+	r.results = map[string]check.Result{}
+	for _, res := range results {
+		r.results[res.Registry] = res
+		if res.Skipped {
+			continue
+		}
+		r.Metrics.LoginChecked(res.Registry, res.OK)
+		if !res.OK {
+			// The message names the registry and the failure, never a credential.
+			log.Info("Registry login check failed", "registry", res.Registry, "reason", res.Message)
+		}
+	}
+}
+
+func (r *Reporter) write(ctx context.Context) error {
+	r.mu.Lock()
+	results := r.results
+	r.mu.Unlock()
+	rep := Build(r.Cluster, r.Registries(), r.Config(), r.Source, results)
+	data, err := yaml.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	if string(data) == r.written {
+		return nil
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: r.Name,
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "regcred"}}}
+	cm.Data = map[string]string{Key: string(data)}
+	err = r.Client.Update(ctx, cm)
+	if apierrors.IsNotFound(err) {
+		cm.ResourceVersion = ""
+		err = r.Client.Create(ctx, cm)
+	}
+	if err != nil {
+		return err
+	}
+	r.written = string(data)
+	return nil
+}
