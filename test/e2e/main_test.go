@@ -44,7 +44,9 @@ var passwords = map[string]string{
 }
 
 // env is the shared test bed.
-var env struct {
+var env envT
+
+type envT struct {
 	cp         *testbed.ControlPlane
 	regA, regB *testbed.Registry
 	// imageA and imageB are pushed to regA and regB.
@@ -53,10 +55,15 @@ var env struct {
 	client         client.Client
 	app            *app.App
 	regcred        *testbed.Regcred
+	// metricsURL is regcred's metrics endpoint.
+	metricsURL string
 	// requests are the API requests regcred made.
 	requests *testbed.RequestLog
 	logs     *syncBuffer
 }
+
+// ctx is a context for helpers that have no test's.
+func (e *envT) ctx() context.Context { return context.Background() }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -182,8 +189,14 @@ func setup(ctx context.Context) error {
 	opts.Namespace = regcredNamespace
 	opts.ClusterName = clusterName
 	opts.ConfigMap = configName
-	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
+	metricsPort, err := testbed.FreePort()
+	if err != nil {
+		return err
+	}
+	env.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	opts.MetricsAddr, opts.ProbeAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort), "0"
 	opts.ShutdownTimeout = 5 * time.Second
+	opts.CheckInterval, opts.StatusRefresh = time.Second, 100*time.Millisecond
 	env.requests = &testbed.RequestLog{}
 	r, err := testbed.StartRegcred(ctx, env.requests.Wrap(env.cp.Config), env.ca, opts)
 	if err != nil {
