@@ -339,3 +339,41 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+type fakeNamespaces map[string]map[string]string
+
+func (f fakeNamespaces) NamespaceLabels(_ context.Context, name string) (map[string]string, error) {
+	l, ok := f[name]
+	if !ok {
+		return nil, errors.New("namespace not found")
+	}
+	return l, nil
+}
+
+func TestHandleNamespaceScoping(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: quay, type: quay, url: quay.io, username: {value: u}, password: {value: p}, namespaceSelector: {matchLabels: {team: a}}}
+- {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
+`))
+	require.NoError(t, err)
+	set, err := registries.Build(t.Context(), cfg, registries.Options{StoredIn: config.InSecret})
+	require.NoError(t, err)
+	f := newFixture(t)
+	f.h.Registries = func() *registries.Set { return set }
+	f.h.Namespaces = fakeNamespaces{"team-a": {"team": "a"}, "team-b": {"team": "b"}}
+	pod := `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"},{"image":"nginx"}]}}`
+
+	resp := f.h.Handle(t.Context(), podRequest(t, "team-a", pod))
+	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-quay"},{"name":"regcred-hub"}]`)
+
+	resp = f.h.Handle(t.Context(), podRequest(t, "team-b", pod))
+	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-hub"}]`, "out of scope: no quay secret")
+	assert.Equal(t, []string{"team-a/regcred-quay dryRun=false", "team-a/regcred-hub dryRun=false", "team-b/regcred-hub dryRun=false"}, f.ensurer.calls, "no quay secret is made in team-b")
+
+	resp = f.h.Handle(t.Context(), podRequest(t, "unknown", pod))
+	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-hub"}]`)
+	assert.Equal(t, []string{`regcred: cannot tell whether registry "quay" serves namespace "unknown"; its credentials were not injected`}, resp.Warnings, "when in doubt, a scoped registry injects nothing")
+}

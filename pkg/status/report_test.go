@@ -1,0 +1,51 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regcred/regcred/pkg/check"
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/configwatch"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+func TestBuild(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
+- {name: quay, type: quay, url: quay.io, default: true, username: {value: u}, password: {value: p}, clusters: {mode: inject-only, names: [prod]}, namespaceSelector: {matchLabels: {team: a}}}
+`))
+	require.NoError(t, err)
+	set, err := registries.Build(context.Background(), cfg, registries.Options{ClusterName: "dev", StoredIn: config.InSecret})
+	require.NoError(t, err)
+	rejected := errors.Join(
+		&config.FieldError{Registry: `registry "hub"`, Field: "url", Message: "bad"},
+		&config.FieldError{Registry: `registry "new"`, Field: "type", Message: "unknown"},
+		&config.FieldError{Field: "kind", Message: "must be RegistryConfig"},
+	)
+	now := time.Date(2026, 11, 28, 1, 2, 3, 0, time.UTC)
+	rep := Build("dev", set, configwatch.Status{Version: "12", LastError: rejected, RejectedVersion: "13"}, "ConfigMap regcred/cfg key config.yaml",
+		map[string]check.Result{"hub": {Registry: "hub", OK: false, Message: "credentials rejected", Time: now}})
+
+	require.Len(t, rep.Registries, 3)
+	assert.Equal(t, "quay", rep.Registries[0].Name, "the default registry is listed first")
+	assert.True(t, rep.Registries[0].Valid)
+	assert.False(t, rep.Registries[0].Injects)
+	assert.Equal(t, "team=a", rep.Registries[0].NamespaceSelector)
+	hub := rep.Registries[1]
+	assert.False(t, hub.Valid)
+	assert.True(t, hub.Serving)
+	assert.Equal(t, []string{"url: bad"}, hub.Problems)
+	assert.Equal(t, &CheckReport{Time: "2026-11-28T01:02:03Z", Result: "failed", Message: "credentials rejected"}, hub.LastCheck)
+	assert.Equal(t, RegistryReport{Name: "new", Problems: []string{"type: unknown"}}, rep.Registries[2], "a registry only in the rejected config")
+	assert.Equal(t, "13", rep.Config.RejectedVersion)
+	assert.Contains(t, rep.Config.LastError, "kind: must be RegistryConfig")
+}
