@@ -4,7 +4,7 @@
 #
 #   etcd, kube-apiserver, kube-controller-manager, registry (distribution), helm
 #
-# Usage: test/testbed/build.sh [component...]   (default: all but helm)
+# Usage: test/testbed/build.sh [component...]   (default: all)
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
@@ -105,7 +105,7 @@ build_registry() { GOBIN="$cache/registry-$REGISTRY_VERSION" go install -trimpat
 build_helm() { GOBIN="$cache/helm-$HELM_VERSION" go install -trimpath "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(etcd kube registry)
+[ ${#want[@]} -gt 0 ] || want=(etcd kube registry helm)
 for c in "${want[@]}"; do
   case $c in
     etcd)
