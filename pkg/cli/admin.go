@@ -82,6 +82,31 @@ func (c *common) load(stdin io.Reader) (*config.Config, error) {
 	return config.Parse(data)
 }
 
+// parse parses the command line and checks the common flags.
+func (c *common) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	return c.check(fs)
+}
+
+// registries loads and compiles the config file, resolving credentials
+// unless skip; it prints the config's problems, if any, to stderr.
+func (c *common) registries(ctx context.Context, stdin io.Reader, stderr io.Writer, skip bool) (*registries.Set, error) {
+	cfg, err := c.load(stdin)
+	if err != nil {
+		return nil, err
+	}
+	set, err := c.build(ctx, cfg, skip)
+	if err != nil {
+		for _, p := range lines(err) {
+			fmt.Fprintf(stderr, "%s: %s\n", c.file, p)
+		}
+		return nil, errProblems
+	}
+	return set, nil
+}
+
 // build compiles the config, resolving credentials unless skip.
 func (c *common) build(ctx context.Context, cfg *config.Config, skip bool) (*registries.Set, error) {
 	opts := registries.Options{ClusterName: c.cluster, StoredIn: c.stored(), SkipCredentials: skip, Tokens: ecr.NewMinter(ecr.Options{}).Provider}

@@ -29,10 +29,7 @@ func match(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	var c common
 	c.bind(fs, "configmap")
 	nsLabels := fs.String("namespace-labels", "", "Labels of the Pod's namespace (k=v,k2=v2), for registries with a namespaceSelector.")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if err := c.check(fs); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -42,16 +39,9 @@ func match(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{fmt.Errorf("--namespace-labels: %w", err)}
 	}
-	cfg, err := c.load(stdin)
+	set, err := c.registries(ctx, stdin, stderr, true)
 	if err != nil {
 		return err
-	}
-	set, err := c.build(ctx, cfg, true)
-	if err != nil {
-		for _, p := range lines(err) {
-			fmt.Fprintf(stderr, "%s: %s\n", c.file, p)
-		}
-		return errProblems
 	}
 	var results []matchResult
 	all := true

@@ -22,22 +22,12 @@ func render(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	c.bindSecrets(fs)
 	name := fs.String("registry", "", "The registry (default: the config's default registry).")
 	show := fs.Bool("show-secrets", false, "Print the password and auth fields instead of redacting them.")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if err := c.check(fs); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.load(stdin)
+	set, err := c.registries(ctx, stdin, stderr, false)
 	if err != nil {
 		return err
-	}
-	set, err := c.build(ctx, cfg, false)
-	if err != nil {
-		for _, p := range lines(err) {
-			fmt.Fprintf(stderr, "%s: %s\n", c.file, p)
-		}
-		return errProblems
 	}
 	regs, err := pick(set, *name, false)
 	if err != nil {

@@ -21,10 +21,7 @@ func validate(_ context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs.SetOutput(stderr)
 	var c common
 	c.bind(fs, "configmap")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if err := c.check(fs); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return err
 	}
 	res := validateResult{File: c.file}

@@ -157,7 +157,7 @@ func TestImagePullSecretMode(t *testing.T) {
 
 	got := createPod(t, cs, ns, pod(env.imageB), metav1.CreateOptions{})
 	assert.Equal(t, []string{"my-pull"}, secretNames(got))
-	assert.Equal(t, []string{fmt.Sprintf(`regcred: image pull secret "my-pull" for registry "reg-b" does not exist in namespace %q; create it (kubectl create secret docker-registry my-pull ...) or the image may fail to pull`, ns)}, w.take())
+	assert.Equal(t, []string{fmt.Sprintf(`regcred: image pull secret "my-pull" for registry "reg-b" does not exist in namespace %q; create it (kubectl create secret docker-registry my-pull ...) or the image may fail to pull`, ns)}, w.Take())
 	assert.Nil(t, managedSecret(t, ns, "regcred-reg-b"), "regcred never invents the content of the admin's secret")
 	assert.Error(t, pull(t, env.regB, got, env.imageB), "no credentials until the admin creates the secret")
 
@@ -172,7 +172,7 @@ func TestImagePullSecretMode(t *testing.T) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		got = createPod(t, cs, ns, pod(env.imageB), metav1.CreateOptions{})
 		assert.Equal(c, []string{"my-pull"}, secretNames(got))
-		assert.Empty(c, w.take())
+		assert.Empty(c, w.Take())
 	}, 30*time.Second, 200*time.Millisecond)
 	assert.NoError(t, pull(t, env.regB, got, env.imageB))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
@@ -28,45 +26,15 @@ import (
 )
 
 // warnings collects the admission warnings the API server relays.
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, text)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	l := w.list
-	w.list = nil
-	return l
-}
+type warnings = testbed.Warnings
 
 // clientset returns a typed client whose warnings land in w.
 func clientset(t *testing.T, w *warnings) *kubernetes.Clientset {
-	t.Helper()
-	cfg := rest.CopyConfig(env.cp.Config)
-	if w != nil {
-		cfg.WarningHandlerWithContext = w
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	return cs
+	return testbed.Clientset(t, env.cp.Config, w)
 }
 
 // newNamespace creates a namespace for one test, removed after it.
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"}}
-	require.NoError(t, env.client.Create(t.Context(), ns))
-	t.Cleanup(func() { _ = env.client.Delete(context.Background(), ns) })
-	return ns.Name
-}
+func newNamespace(t *testing.T) string { return testbed.NewNamespace(t, env.client, "e2e-") }
 
 // pod returns a Pod running images.
 func pod(images ...string) *corev1.Pod {
@@ -86,13 +54,7 @@ func createPod(t *testing.T, cs *kubernetes.Clientset, ns string, p *corev1.Pod,
 	return out
 }
 
-func secretNames(p *corev1.Pod) []string {
-	names := []string{}
-	for _, s := range p.Spec.ImagePullSecrets {
-		names = append(names, s.Name)
-	}
-	return names
-}
+func secretNames(p *corev1.Pod) []string { return testbed.PodSecretNames(p) }
 
 // setConfig stores a new config and waits until regcred serves it.
 func setConfig(t *testing.T, yaml string) {

@@ -5,12 +5,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,28 +57,11 @@ type envT struct {
 	metricsURL string
 	// requests are the API requests regcred made.
 	requests *testbed.RequestLog
-	logs     *syncBuffer
+	logs     *testbed.LogBuffer
 }
 
 // ctx is a context for helpers that have no test's.
 func (e *envT) ctx() context.Context { return context.Background() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestMain(m *testing.M) {
 	code, err := run(m)
@@ -180,7 +161,7 @@ func setup(ctx context.Context) error {
 		return err
 	}
 
-	env.logs = &syncBuffer{}
+	env.logs = &testbed.LogBuffer{}
 	log := zap.New(zap.WriteTo(env.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1)))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)

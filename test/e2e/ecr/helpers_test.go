@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -26,43 +24,13 @@ import (
 	"github.com/regcred/regcred/test/testbed"
 )
 
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, text)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	l := w.list
-	w.list = nil
-	return l
-}
+type warnings = testbed.Warnings
 
 func clientset(t *testing.T, w *warnings) *kubernetes.Clientset {
-	t.Helper()
-	cfg := rest.CopyConfig(env.cp.Config)
-	if w != nil {
-		cfg.WarningHandlerWithContext = w
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	return cs
+	return testbed.Clientset(t, env.cp.Config, w)
 }
 
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ecr-"}}
-	require.NoError(t, env.client.Create(t.Context(), ns))
-	t.Cleanup(func() { _ = env.client.Delete(context.Background(), ns) })
-	return ns.Name
-}
+func newNamespace(t *testing.T) string { return testbed.NewNamespace(t, env.client, "ecr-") }
 
 func createPod(t *testing.T, cs *kubernetes.Clientset, ns string, images ...string) *corev1.Pod {
 	t.Helper()
@@ -75,13 +43,7 @@ func createPod(t *testing.T, cs *kubernetes.Clientset, ns string, images ...stri
 	return out
 }
 
-func secretNames(p *corev1.Pod) []string {
-	names := []string{}
-	for _, s := range p.Spec.ImagePullSecrets {
-		names = append(names, s.Name)
-	}
-	return names
-}
+func secretNames(p *corev1.Pod) []string { return testbed.PodSecretNames(p) }
 
 // pull fetches image's manifest with the Pod's imagePullSecrets, resolved
 // by k8schain as the kubelet resolves them.

@@ -5,13 +5,11 @@
 package ecr
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,23 +45,11 @@ var env struct {
 	reg    *testbed.Registry
 	ecr    *testbed.ECR
 	client client.Client
-	logs   *syncBuffer
+	logs   *testbed.LogBuffer
 	// imageKeys and imageRole are the same pushed image seen through the
 	// two ECR hosts.
 	imageKeys, imageRole string
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestMain(m *testing.M) {
 	code, err := run(m)
@@ -147,7 +133,7 @@ registries:
 			return 1, err
 		}
 	}
-	env.logs = &syncBuffer{}
+	env.logs = &testbed.LogBuffer{}
 	log := zap.New(zap.WriteTo(env.logs), zap.UseDevMode(true), zap.Level(zapcore.Level(-1)))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
