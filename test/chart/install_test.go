@@ -1,0 +1,171 @@
+package chart
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/regcred/regcred/test/testbed"
+)
+
+// certManagerVersion is the cert-manager whose CRDs the chart's Issuers
+// and Certificates are checked against.
+const certManagerVersion = "v1.21.2"
+
+// installCertManagerCRDs installs cert-manager's CRDs from its Go module.
+func installCertManagerCRDs(t *testing.T, cp *testbed.ControlPlane) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "go", "mod", "download", "-json", "github.com/cert-manager/cert-manager@"+certManagerVersion)
+	cmd.Dir = t.TempDir() // outside this module: go.mod stays as it is
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	var mod struct{ Dir string }
+	require.NoError(t, json.Unmarshal(out, &mod))
+	_, err = envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{
+		Paths:              []string{filepath.Join(mod.Dir, "deploy", "crds")},
+		ErrorIfPathMissing: true,
+	})
+	require.NoError(t, err)
+}
+
+// adminClient is a client with the control plane's admin credentials.
+func adminClient(t *testing.T, cp *testbed.ControlPlane) client.Client {
+	t.Helper()
+	c, err := client.New(cp.Config, client.Options{})
+	require.NoError(t, err)
+	return c
+}
+
+// createNamespace creates a namespace with labels, deleted after the test.
+func createNamespace(t *testing.T, c client.Client, name string, labels map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	require.NoError(t, c.Create(t.Context(), ns))
+	t.Cleanup(func() { _ = c.Delete(context.Background(), ns) })
+}
+
+// install runs helm install (no --wait: there is no kubelet, Pods never
+// run) of the release into namespace ns, uninstalled after the test, and
+// returns what helm printed.
+func install(t *testing.T, cp *testbed.ControlPlane, release, ns string, v values) string {
+	t.Helper()
+	out, err := helm(t, "install", release, chartDir, "--kubeconfig", cp.Kubeconfig, "--namespace", ns, "--values", valuesFile(t, v))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := helm(t, "uninstall", release, "--kubeconfig", cp.Kubeconfig, "--namespace", ns)
+		assert.NoError(t, err)
+	})
+	return out
+}
+
+func TestInstallWithCertManager(t *testing.T) {
+	cp := controlPlane(t)
+	installCertManagerCRDs(t, cp)
+	c := adminClient(t, cp)
+	const ns, release = "regcred-cm", "regcred-cm"
+	createNamespace(t, c, ns, nil)
+	install(t, cp, release, ns, values{
+		"tls":     values{"certManager": values{"enabled": true}},
+		"metrics": values{"serviceMonitor": values{"enabled": false}},
+		"config":  values{"registries": []any{exampleRegistry()}},
+	})
+
+	ctx := t.Context()
+	for _, kind := range []string{"Issuer", "Certificate"} {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion("cert-manager.io/v1")
+		list.SetKind(kind + "List")
+		require.NoError(t, c.List(ctx, list, client.InNamespace(ns)))
+		assert.Len(t, list.Items, 2, "%ss accepted by the API server", kind)
+	}
+	var hook admissionregistrationv1.MutatingWebhookConfiguration
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &hook))
+	assert.Equal(t, ns+"/"+release+"-serving-cert", hook.Annotations["cert-manager.io/inject-ca-from"])
+	var d appsv1.Deployment
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release}, &d))
+	var s corev1.Secret
+	assert.Error(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release + "-tls"}, &s), "cert-manager, not the chart, makes the TLS Secret")
+}
+
+func TestInstallWithGeneratedCertificate(t *testing.T) {
+	cp := controlPlane(t)
+	c := adminClient(t, cp)
+	const ns, release = "regcred-gen", "regcred-gen"
+	// The namespace enforces the restricted Pod Security profile: the
+	// Deployment's Pod template must pass it.
+	createNamespace(t, c, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	notes := install(t, cp, release, ns, values{})
+	// The notes tell the admin what to check next.
+	for _, want := range []string{
+		"kubectl -n regcred-gen get pods",
+		"kubectl -n regcred-gen logs deploy/regcred-gen",
+		"describe configmap regcred-gen-config",
+		"reason=ConfigRejected",
+		"describe configmap regcred-gen-status",
+		"--dry-run=server -o yaml",
+		"regcred.io/inject=false",
+	} {
+		assert.Contains(t, notes, want)
+	}
+
+	ctx := t.Context()
+	var tlsSecret corev1.Secret
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release + "-tls"}, &tlsSecret))
+	assert.Equal(t, corev1.SecretTypeTLS, tlsSecret.Type)
+	var hook admissionregistrationv1.MutatingWebhookConfiguration
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &hook))
+	assert.Equal(t, tlsSecret.Data["ca.crt"], hook.Webhooks[0].ClientConfig.CABundle)
+
+	// The certificate is valid, for the Service's names, under the caBundle.
+	block, _ := pem.Decode(tlsSecret.Data["tls.crt"])
+	require.NotNil(t, block)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(hook.Webhooks[0].ClientConfig.CABundle))
+	for _, name := range []string{release + "-webhook." + ns + ".svc", release + "-webhook." + ns + ".svc.cluster.local"} {
+		_, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: name})
+		assert.NoError(t, err, name)
+	}
+
+	// An upgrade keeps the certificate and the caBundle.
+	_, err = helm(t, "upgrade", release, chartDir, "--kubeconfig", cp.Kubeconfig, "--namespace", ns, "--values", valuesFile(t, values{"logLevel": "debug"}))
+	require.NoError(t, err)
+	var after corev1.Secret
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release + "-tls"}, &after))
+	assert.Equal(t, tlsSecret.Data, after.Data, "helm upgrade keeps the generated certificate")
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &hook))
+	assert.Equal(t, tlsSecret.Data["ca.crt"], hook.Webhooks[0].ClientConfig.CABundle)
+
+	// No kubelet runs the Deployment; a Pod made from its template shows the
+	// API server's Pod Security admission accepts it.
+	var d appsv1.Deployment
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release}, &d))
+	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--zap-log-level=debug")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "template-check", Namespace: ns, Labels: map[string]string{"check": "template"}},
+		Spec:       d.Spec.Template.Spec,
+	}
+	require.NoError(t, c.Create(ctx, pod, client.DryRunAll), "the Pod passes the restricted Pod Security profile")
+	pod.Spec.Containers[0].SecurityContext = nil
+	err = c.Create(ctx, pod, client.DryRunAll)
+	require.Error(t, err, "and without its security context it would not")
+	assert.Contains(t, err.Error(), "restricted")
+}

@@ -1,0 +1,44 @@
+package chart
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSchemaRejectsBadValues(t *testing.T) {
+	inlinePassword := exampleRegistry()
+	inlinePassword["password"] = map[string]any{"value": "hunter2"}
+	typo := exampleRegistry()
+	typo["usename"] = map[string]any{"value": "u"}
+	for _, tc := range []struct {
+		name   string
+		values values
+		// want are parts of the error message: the offending key first.
+		want []string
+	}{
+		{"unknown top-level key", values{"replicas": 3}, []string{"replicas", "not allowed"}},
+		{"unknown nested key", values{"webhook": values{"timeout": 5}}, []string{"webhook", "timeout"}},
+		{"wrong type", values{"replicaCount": "two"}, []string{"replicaCount", "integer"}},
+		{"wrong boolean", values{"tls": values{"certManager": values{"enabled": "yes"}}}, []string{"enabled", "boolean"}},
+		{"zero replicas", values{"replicaCount": 0}, []string{"replicaCount"}},
+		{"webhook timeout too long", values{"webhook": values{"timeoutSeconds": 60}}, []string{"timeoutSeconds"}},
+		{"bad duration", values{"checkInterval": "ten minutes"}, []string{"checkInterval"}},
+		{"unknown registry type", values{"config": values{"registries": []any{map[string]any{"name": "x", "type": "ghcr", "url": "ghcr.io"}}}}, []string{"type"}},
+		{"registry field typo", values{"config": values{"registries": []any{typo}}}, []string{"usename"}},
+		{"inline password in a ConfigMap", values{"config": values{"registries": []any{inlinePassword}}}, []string{"password", "secretKeyRef"}},
+		{"both existing ConfigMap and Secret", values{"config": values{"existingConfigMap": "a", "existingSecret": "b"}}, []string{"/config/existingSecret", "must be ''"}},
+		{"registries and an existing ConfigMap", values{"config": values{"existingConfigMap": "a", "registries": []any{exampleRegistry()}}}, []string{"/config/registries", "maxItems"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, tc.values)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			_, err = helm(t, "lint", chartDir, "--values", valuesFile(t, tc.values))
+			require.Error(t, err, "helm lint fails too")
+		})
+	}
+}

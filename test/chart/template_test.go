@@ -1,0 +1,247 @@
+package chart
+
+import (
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/regcred/regcred/pkg/app"
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/test/testbed"
+)
+
+// exampleRegistry is a registry of type other whose password is in the
+// Secret reg-creds of the release namespace.
+func exampleRegistry() map[string]any {
+	return map[string]any{
+		"name":     "example",
+		"type":     "other",
+		"url":      "reg.example.com",
+		"username": map[string]any{"value": "u"},
+		"password": map[string]any{"secretKeyRef": map[string]any{"name": "reg-creds", "key": "password"}},
+	}
+}
+
+// modes are the documented ways to install the chart.
+var modes = []struct {
+	name   string
+	values values
+	// configFlag is the config flag the Deployment must get.
+	configFlag string
+	// certManager and chartConfigMap say whether cert-manager issues the
+	// certificate and whether the chart renders the config ConfigMap.
+	certManager, chartConfigMap bool
+}{
+	{"defaults", values{}, "--config-configmap=regcred-config", false, true},
+	{"cert-manager", values{"tls": values{"certManager": values{"enabled": true}}}, "--config-configmap=regcred-config", true, true},
+	{"registries in values", values{"config": values{"registries": []any{exampleRegistry()}}}, "--config-configmap=regcred-config", false, true},
+	{"existing ConfigMap", values{"config": values{"existingConfigMap": "my-config", "key": "registries.yaml"}}, "--config-configmap=my-config", false, false},
+	{"existing Secret", values{"config": values{"existingSecret": "my-secret"}}, "--config-secret=my-secret", false, false},
+}
+
+func TestLint(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			_, err := helm(t, "lint", "--strict", chartDir, "--namespace", "regcred", "--values", valuesFile(t, m.values))
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestTemplateModes(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := mustRender(t, m.values)
+			var d appsv1.Deployment
+			r.get(t, "Deployment", "regcred", &d)
+			args := d.Spec.Template.Spec.Containers[0].Args
+			assert.Contains(t, args, m.configFlag)
+
+			opts := parseArgs(t, args)
+			assert.Equal(t, 9443, opts.WebhookPort)
+			assert.Equal(t, "/tmp/k8s-webhook-server/serving-certs", opts.CertDir)
+			assert.True(t, opts.LeaderElect)
+			assert.Equal(t, "regcred", opts.LeaderElectID)
+			assert.Equal(t, "regcred-status", opts.StatusConfigMap)
+			assert.Equal(t, 10*time.Minute, opts.CheckInterval)
+
+			kinds := r.kinds()
+			issuers := map[bool]int{true: 2, false: 0}[m.certManager]
+			assert.Equal(t, issuers, kinds["Issuer"], "Issuers")
+			assert.Equal(t, issuers, kinds["Certificate"], "Certificates")
+			assert.Equal(t, !m.certManager, r.find("Secret", "regcred-tls") != nil, "a generated TLS Secret without cert-manager only")
+			assert.Equal(t, m.chartConfigMap, r.find("ConfigMap", "regcred-config") != nil, "the chart's ConfigMap only with config from values")
+		})
+	}
+}
+
+// parseArgs parses the container args with the binary's own flags, as
+// regcred serve does.
+func parseArgs(t *testing.T, args []string) app.Options {
+	t.Helper()
+	fs := flag.NewFlagSet("regcred serve", flag.ContinueOnError)
+	opts := app.DefaultOptions()
+	opts.BindFlags(fs)
+	var zapOpts zap.Options
+	zapOpts.BindFlags(fs)
+	require.NoError(t, fs.Parse(args), "the chart's args must be regcred's flags")
+	require.Zero(t, fs.NArg())
+	return opts
+}
+
+func TestTemplateDeployment(t *testing.T) {
+	r := mustRender(t, values{"clusterName": "prod-eu", "logLevel": "debug"})
+	var d appsv1.Deployment
+	r.get(t, "Deployment", "regcred", &d)
+	assert.Equal(t, ptr.To[int32](2), d.Spec.Replicas)
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	assert.Equal(t, "ghcr.io/regcred/regcred:0.1.0", c.Image, "the tag defaults to the appVersion")
+	assert.Contains(t, c.Args, "--cluster-name=prod-eu")
+	assert.Contains(t, c.Args, "--zap-log-level=debug")
+	assert.Contains(t, c.Args, "--metrics-bind-address=:8080")
+	assert.Contains(t, c.Args, "--health-probe-bind-address=:8081")
+
+	// The restricted Pod Security profile, with the image's user.
+	require.NotNil(t, pod.SecurityContext)
+	assert.Equal(t, ptr.To(true), pod.SecurityContext.RunAsNonRoot)
+	assert.Equal(t, ptr.To[int64](65532), pod.SecurityContext.RunAsUser)
+	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, pod.SecurityContext.SeccompProfile.Type)
+	sc := c.SecurityContext
+	require.NotNil(t, sc)
+	assert.Equal(t, ptr.To(false), sc.AllowPrivilegeEscalation)
+	assert.Equal(t, ptr.To(true), sc.ReadOnlyRootFilesystem)
+	assert.Equal(t, ptr.To(true), sc.RunAsNonRoot)
+	assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
+
+	// Probes on the binary's health endpoints.
+	require.NotNil(t, c.ReadinessProbe)
+	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+	assert.Equal(t, "health", c.ReadinessProbe.HTTPGet.Port.String())
+	assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	assert.Equal(t, map[string]int32{"webhook": 9443, "metrics": 8080, "health": 8081}, ports)
+
+	// Graceful shutdown: the preStop pause and the drain fit in the grace period.
+	opts := parseArgs(t, c.Args)
+	require.NotNil(t, c.Lifecycle.PreStop.Sleep)
+	budget := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second + opts.ShutdownTimeout
+	assert.Greater(t, time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second, budget)
+
+	assert.Equal(t, []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}, c.Env)
+	require.Len(t, pod.TopologySpreadConstraints, 1)
+	assert.Equal(t, "kubernetes.io/hostname", pod.TopologySpreadConstraints[0].TopologyKey)
+	assert.Equal(t, corev1.ScheduleAnyway, pod.TopologySpreadConstraints[0].WhenUnsatisfiable)
+	assert.Equal(t, "regcred-tls", pod.Volumes[0].Secret.SecretName)
+	assert.Equal(t, "/tmp/k8s-webhook-server/serving-certs", c.VolumeMounts[0].MountPath)
+	assert.NotNil(t, r.find("PodDisruptionBudget", "regcred"))
+	assert.NotNil(t, r.find("Service", "regcred-metrics"))
+	assert.Nil(t, r.find("ServiceMonitor", "regcred"), "no ServiceMonitor by default")
+
+	withMonitor := mustRender(t, values{"metrics": values{"serviceMonitor": values{"enabled": true, "interval": "30s"}}})
+	assert.NotNil(t, withMonitor.find("ServiceMonitor", "regcred"))
+}
+
+func TestTemplateWebhookMatchesTheTestBed(t *testing.T) {
+	for _, certManager := range []bool{false, true} {
+		r := mustRender(t, values{"tls": values{"certManager": values{"enabled": certManager}}})
+		var hook admissionregistrationv1.MutatingWebhookConfiguration
+		r.get(t, "MutatingWebhookConfiguration", "regcred", &hook)
+		require.Len(t, hook.Webhooks, 1)
+		got := hook.Webhooks[0]
+		// What the e2e tests register, except how the API server reaches regcred.
+		want := testbed.WebhookConfiguration("", nil, "regcred").Webhooks[0]
+		want.ClientConfig = admissionregistrationv1.WebhookClientConfig{
+			Service:  &admissionregistrationv1.ServiceReference{Namespace: "regcred", Name: "regcred-webhook", Path: ptr.To(app.WebhookPath), Port: ptr.To[int32](443)},
+			CABundle: got.ClientConfig.CABundle,
+		}
+		assert.Equal(t, want, got)
+		if certManager {
+			assert.Empty(t, got.ClientConfig.CABundle)
+			assert.Equal(t, "regcred/regcred-serving-cert", hook.Annotations["cert-manager.io/inject-ca-from"])
+			var cert struct {
+				Spec struct {
+					SecretName string   `json:"secretName"`
+					DNSNames   []string `json:"dnsNames"`
+				} `json:"spec"`
+			}
+			data, err := yaml.Marshal(r.find("Certificate", "regcred-serving-cert").Object)
+			require.NoError(t, err)
+			require.NoError(t, yaml.Unmarshal(data, &cert))
+			assert.Equal(t, "regcred-tls", cert.Spec.SecretName)
+			assert.Equal(t, []string{"regcred-webhook.regcred.svc", "regcred-webhook.regcred.svc.cluster.local"}, cert.Spec.DNSNames)
+		} else {
+			assert.NotEmpty(t, got.ClientConfig.CABundle)
+			var s corev1.Secret
+			r.get(t, "Secret", "regcred-tls", &s)
+			assert.Equal(t, corev1.SecretTypeTLS, s.Type)
+			assert.Equal(t, got.ClientConfig.CABundle, s.Data["ca.crt"])
+		}
+	}
+
+	r := mustRender(t, values{"webhook": values{"timeoutSeconds": 3, "excludeNamespaces": []string{"batch"}}})
+	var hook admissionregistrationv1.MutatingWebhookConfiguration
+	r.get(t, "MutatingWebhookConfiguration", "regcred", &hook)
+	assert.Equal(t, ptr.To[int32](3), hook.Webhooks[0].TimeoutSeconds)
+	assert.Equal(t, metav1.LabelSelectorRequirement{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "regcred", "batch"}},
+		hook.Webhooks[0].NamespaceSelector.MatchExpressions[0])
+}
+
+func TestTemplateConfigFromValues(t *testing.T) {
+	r := mustRender(t, values{"config": values{"registries": []any{exampleRegistry()}}})
+	var cm corev1.ConfigMap
+	r.get(t, "ConfigMap", "regcred-config", &cm)
+	cfg, err := config.Parse([]byte(cm.Data["config.yaml"]))
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate(config.InConfigMap), "the rendered config is one regcred accepts from a ConfigMap")
+	require.Len(t, cfg.Registries, 1)
+	assert.Equal(t, "example", cfg.Registries[0].Name)
+
+	empty := mustRender(t, values{})
+	empty.get(t, "ConfigMap", "regcred-config", &cm)
+	cfg, err = config.Parse([]byte(cm.Data["config.yaml"]))
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate(config.InConfigMap))
+	assert.Empty(t, cfg.Registries)
+}
+
+func TestTemplateRBAC(t *testing.T) {
+	r := mustRender(t, values{})
+	var cr rbacv1.ClusterRole
+	r.get(t, "ClusterRole", "regcred", &cr)
+	for _, rule := range cr.Rules {
+		if ptr.Deref(firstOr(rule.Resources), "") == "secrets" {
+			assert.NotContains(t, rule.Verbs, "get", "no get on Secrets cluster-wide")
+			assert.NotContains(t, rule.Verbs, "*")
+		}
+	}
+	var role rbacv1.Role
+	r.get(t, "Role", "regcred", &role)
+	assert.Equal(t, "regcred", role.Namespace)
+	var names []string
+	for _, rule := range role.Rules {
+		names = append(names, rule.ResourceNames...)
+	}
+	assert.ElementsMatch(t, []string{"regcred-status", "regcred"}, names, "update of the status ConfigMap and the Lease only")
+}
+
+func firstOr(s []string) *string {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
+}
