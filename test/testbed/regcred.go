@@ -22,8 +22,10 @@ import (
 type Regcred struct {
 	App *app.App
 	// URL is where the API server calls the webhook.
-	URL  string
-	done chan struct{}
+	URL string
+	// CertDir holds the serving certificate (tls.crt, tls.key).
+	CertDir string
+	done    chan struct{}
 }
 
 // Wait blocks until the replica has stopped (its context ended).
@@ -53,7 +55,7 @@ func StartRegcred(ctx context.Context, cfg *rest.Config, ca *certgen.CA, opts ap
 	if err != nil {
 		return nil, err
 	}
-	r := &Regcred{App: a, URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, app.WebhookPath), done: make(chan struct{})}
+	r := &Regcred{App: a, URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, app.WebhookPath), CertDir: dir, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		if err := a.Start(ctx); err != nil {
