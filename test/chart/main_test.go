@@ -70,7 +70,7 @@ func controlPlane(t *testing.T) *testbed.ControlPlane {
 // stderr as the error's text when it fails.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	bin, err := testbed.Helm()
+	bin, err := testbed.Bin("helm")
 	if err != nil {
 		t.Fatalf("helm: %v", err)
 	}
