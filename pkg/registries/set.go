@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,6 +45,8 @@ type Registry struct {
 	// static holds the rendered pull secret of credentials that never
 	// expire, so that admissions do not render it again.
 	static *pullsecret.Want
+	// rendered holds the pull secret of the latest token.
+	rendered atomic.Pointer[renderedWant]
 }
 
 // Manages reports whether regcred makes and keeps the registry's pull
@@ -68,7 +71,22 @@ func (r *Registry) Want(ctx context.Context) (*pullsecret.Want, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry %q: %w", r.Name, err)
 	}
-	return r.render(cred)
+	// A token serves many admissions: render it once.
+	if last := r.rendered.Load(); last != nil && last.cred == cred {
+		return last.want, nil
+	}
+	w, err := r.render(cred)
+	if err != nil {
+		return nil, err
+	}
+	r.rendered.Store(&renderedWant{cred: cred, want: w})
+	return w, nil
+}
+
+// renderedWant is the pull secret last rendered for a token.
+type renderedWant struct {
+	cred credentials.Credential
+	want *pullsecret.Want
 }
 
 func (r *Registry) render(cred credentials.Credential) (*pullsecret.Want, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -85,4 +86,29 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 func TestBuildValidates(t *testing.T) {
 	_, err := buildSet(t, `- {name: hub, type: docker, url: docker.io, username: {value: me}, password: {value: inline}}`, "", nil)
 	assert.ErrorContains(t, err, "must not be written inline in a ConfigMap")
+}
+
+type tokens struct{ cred credentials.Credential }
+
+func (t *tokens) Credential(context.Context) (credentials.Credential, error) { return t.cred, nil }
+
+func TestWantRendersEachTokenOnce(t *testing.T) {
+	src := &tokens{cred: credentials.Credential{Username: "AWS", Password: "t1", ExpiresAt: time.Now().Add(time.Hour)}}
+	cfg, err := config.Parse([]byte("apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n- {name: ecr, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}\n"))
+	require.NoError(t, err)
+	set, err := Build(t.Context(), cfg, Options{StoredIn: config.InConfigMap, Tokens: func(*config.Registry, config.Credentials) (credentials.Provider, error) { return src, nil }})
+	require.NoError(t, err)
+	r := set.Get("ecr")
+	w1, err := r.Want(t.Context())
+	require.NoError(t, err)
+	w2, err := r.Want(t.Context())
+	require.NoError(t, err)
+	assert.Same(t, w1, w2, "the same token is rendered once")
+	assert.Equal(t, src.cred.ExpiresAt, w1.ExpiresAt)
+
+	src.cred = credentials.Credential{Username: "AWS", Password: "t2", ExpiresAt: time.Now().Add(2 * time.Hour)}
+	w3, err := r.Want(t.Context())
+	require.NoError(t, err)
+	assert.NotSame(t, w1, w3)
+	assert.Contains(t, string(w3.Data), `"password":"t2"`)
 }
