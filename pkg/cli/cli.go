@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -92,6 +93,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
 	ctrl.SetLogger(log)
+	klog.SetLogger(log) // client-go's own lines (leader election) in the same format
 
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = opts.Kubeconfig
