@@ -106,9 +106,16 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		outcome = Skipped
 		return admission.Allowed("Pod opted out of regcred")
 	}
+	// The webhook's namespaceSelector already leaves opted-out namespaces
+	// out; this holds even where regcred is registered without it.
+	ns := h.namespace(ctx, req.Namespace)
+	if ns.err == nil && ns.labels[LabelInject] == "false" {
+		outcome = Skipped
+		return admission.Allowed("namespace opted out of regcred")
+	}
 
 	dryRun := ptr.Deref(req.DryRun, false)
-	add, warnings, failed := h.plan(logr.NewContext(ctx, log), req.Namespace, pod, dryRun)
+	add, warnings, failed := h.plan(logr.NewContext(ctx, log), req.Namespace, ns, pod, dryRun)
 	resp = admission.Allowed("")
 	resp.Patches = buildPatch(pod, add)
 	if len(warnings) > 0 {
@@ -126,19 +133,31 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	return resp
 }
 
+// namespaceInfo is what the handler knows of the Pod's namespace.
+type namespaceInfo struct {
+	labels map[string]string
+	err    error
+}
+
+// namespace reads the namespace's labels (from a cache, in steady state).
+func (h *Handler) namespace(ctx context.Context, name string) namespaceInfo {
+	if h.Namespaces == nil {
+		return namespaceInfo{err: errors.New("namespace labels are not available")}
+	}
+	labels, err := h.Namespaces.NamespaceLabels(ctx, name)
+	return namespaceInfo{labels: labels, err: err}
+}
+
 // plan decides which pull secrets the Pod gets, making sure each exists.
 // failed reports that a regcred problem left the Pod without something it
 // should have had.
-func (h *Handler) plan(ctx context.Context, namespace string, pod *podView, dryRun bool) (add []injection, warnings []string, failed bool) {
+func (h *Handler) plan(ctx context.Context, namespace string, ns namespaceInfo, pod *podView, dryRun bool) (add []injection, warnings []string, failed bool) {
 	set := h.Registries()
 	have := make(map[string]bool, len(pod.Spec.ImagePullSecrets))
 	for _, s := range pod.Spec.ImagePullSecrets {
 		have[s.Name] = true
 	}
 	seen := map[*registries.Registry]bool{}
-	var nsLabels map[string]string
-	var nsErr error
-	nsRead := false
 	for _, img := range pod.images() {
 		m := set.Match(img)
 		if m.Hint != "" {
@@ -153,18 +172,14 @@ func (h *Handler) plan(ctx context.Context, namespace string, pod *podView, dryR
 			continue
 		}
 		if r.Namespaces != nil {
-			if !nsRead {
-				nsLabels, nsErr = h.Namespaces.NamespaceLabels(ctx, namespace)
-				nsRead = true
-			}
-			if nsErr != nil {
+			if ns.err != nil {
 				// Scoping is a security boundary: when in doubt, inject nothing.
-				logr.FromContextOrDiscard(ctx).Error(nsErr, "Cannot read the namespace's labels; registry not injected", "registry", r.Name)
+				logr.FromContextOrDiscard(ctx).Error(ns.err, "Cannot read the namespace's labels; registry not injected", "registry", r.Name)
 				warnings = append(warnings, fmt.Sprintf("regcred: cannot tell whether registry %q serves namespace %q; its credentials were not injected", r.Name, namespace))
 				failed = true
 				continue
 			}
-			if !r.Serves(nsLabels) {
+			if !r.Serves(ns.labels) {
 				continue
 			}
 		}

@@ -377,3 +377,16 @@ registries:
 	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-hub"}]`)
 	assert.Equal(t, []string{`regcred: cannot tell whether registry "quay" serves namespace "unknown"; its credentials were not injected`}, resp.Warnings, "when in doubt, a scoped registry injects nothing")
 }
+
+func TestHandleNamespaceOptOut(t *testing.T) {
+	f := newFixture(t)
+	f.h.Namespaces = fakeNamespaces{"quiet": {LabelInject: "false"}, "app": {}}
+	pod := `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`
+	resp := f.h.Handle(t.Context(), podRequest(t, "quiet", pod))
+	assert.True(t, resp.Allowed)
+	assert.Empty(t, resp.Patches)
+	assert.Empty(t, f.ensurer.calls, "no secret in an opted-out namespace")
+	resp = f.h.Handle(t.Context(), podRequest(t, "app", pod))
+	assert.NotEmpty(t, resp.Patches)
+	assert.Equal(t, map[Outcome]int{Skipped: 1, Patched: 1}, f.metrics.outcomes)
+}

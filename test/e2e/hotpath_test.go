@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -36,11 +37,15 @@ func TestSteadyStateAdmissionsMakeNoAPICall(t *testing.T) {
 	assert.Empty(t, secretRequests(env.requests.Requests()[before:]), "admissions in steady state called the API")
 }
 
-// secretRequests returns the non-watch requests on Secrets.
+// namespaceObject matches requests on Namespace objects themselves.
+var namespaceObject = regexp.MustCompile(`^/api/v1/namespaces(/[^/]+)?$`)
+
+// secretRequests returns the non-watch requests on Secrets and Namespaces,
+// what an admission could read.
 func secretRequests(reqs []testbed.Request) []string {
 	var out []string
 	for _, r := range reqs {
-		if strings.Contains(r.URL.Path, "/secrets") && r.URL.Query().Get("watch") != "true" {
+		if (strings.Contains(r.URL.Path, "/secrets") || namespaceObject.MatchString(r.URL.Path)) && r.URL.Query().Get("watch") != "true" {
 			out = append(out, r.Method+" "+r.URL.String())
 		}
 	}
