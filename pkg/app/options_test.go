@@ -1,0 +1,45 @@
+package app
+
+import (
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regcred/regcred/pkg/config"
+)
+
+func TestFlags(t *testing.T) {
+	o := DefaultOptions()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	o.BindFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s"}))
+	require.NoError(t, o.Validate())
+	src := o.source()
+	assert.Equal(t, config.InSecret, src.StoredIn)
+	assert.Equal(t, "Secret ops/registries key config.yaml", src.String())
+	assert.Equal(t, time.Second, o.ECR.Budget)
+	assert.Zero(t, o.CheckInterval)
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	o := DefaultOptions()
+	o.Namespace = "Bad_NS"
+	o.WebhookPort = 0
+	o.ECR.Budget = 30 * time.Second
+	o.CheckInterval = -time.Second
+	err := o.Validate()
+	require.Error(t, err)
+	for _, want := range []string{`--namespace "Bad_NS"`, "set --config-configmap or --config-secret", "--webhook-port 0", "--ecr-token-budget 30s", "--check-interval -1s"} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	o = DefaultOptions()
+	o.ConfigMap, o.ConfigSecret = "a", "b"
+	assert.ErrorContains(t, o.Validate(), "not both")
+	o = DefaultOptions()
+	o.ConfigMap = "regcred-status"
+	assert.ErrorContains(t, o.Validate(), "must not be the config's ConfigMap")
+}
