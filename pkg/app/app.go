@@ -58,19 +58,23 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 	}
 	mgr, err := manager.New(restConfig, manager.Options{
 		Scheme: scheme,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Secrets: every one in regcred's namespace (the config may
-			// refer to them), elsewhere only those regcred manages. They are
-			// only read, never modified in place, so no deep copies.
-			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{
-					opts.Namespace:      {},
-					cache.AllNamespaces: {LabelSelector: pullsecret.ManagedSelector()},
+		Cache: cache.Options{
+			// Nothing regcred does reads managedFields; they are most of a
+			// small object's size, and every cache read would copy them.
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// Secrets: every one in regcred's namespace (the config may
+				// refer to them), elsewhere only those regcred manages. They are
+				// only read, never modified in place, so no deep copies.
+				&corev1.Secret{}: {
+					Namespaces: map[string]cache.Config{
+						opts.Namespace:      {},
+						cache.AllNamespaces: {LabelSelector: pullsecret.ManagedSelector()},
+					},
+					UnsafeDisableDeepCopy: ptr.To(true),
 				},
-				UnsafeDisableDeepCopy: ptr.To(true),
-			},
-			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{opts.Namespace: {}}},
-		}},
+				&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{opts.Namespace: {}}},
+			}},
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
 		Controller:                    ctrlconfig.Controller{SkipNameValidation: ptr.To(opts.SeveralInProcess)},
 		HealthProbeBindAddress:        opts.ProbeAddr,
@@ -112,6 +116,12 @@ func New(opts Options, restConfig *rest.Config) (*App, error) {
 	presence := pullsecret.NewPresence(metaClient)
 	ensurer := &pullsecret.Ensurer{Cache: mgr.GetCache(), API: mgr.GetClient()}
 	retrier := secretsync.NewRetrier(loader.Current, ensurer, m, 8)
+	// Admissions read namespace labels on every replica. Registering the
+	// informer now starts it with the cache (and readiness waits for it),
+	// instead of on the first admission of a replica that does not lead.
+	if _, err := mgr.GetCache().GetInformer(context.Background(), namespaceMeta()); err != nil {
+		return nil, fmt.Errorf("namespace cache: %w", err)
+	}
 	namespaces := namespaceLabels{cache: mgr.GetCache(), api: mgr.GetAPIReader()}
 	reconciler := &secretsync.Reconciler{
 		Namespaces: namespaces,
