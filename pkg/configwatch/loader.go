@@ -53,7 +53,7 @@ type Loader struct {
 	// Reader reads the config object and the Secrets it refers to (a cache
 	// of regcred's own namespace).
 	Reader client.Reader
-	// Build tunes the compile step; Origin, Version, StoredIn and Secrets
+	// Build tunes the compile step; Version, StoredIn and Secrets
 	// are set by the loader.
 	Build   registries.Options
 	Metrics Recorder
@@ -67,7 +67,6 @@ type Loader struct {
 	status    Status
 	listeners []func(*registries.Set)
 	rejected  []func()
-	loaded    chan struct{}
 }
 
 // Current returns the set now serving: the last good config, or an empty
@@ -105,16 +104,6 @@ func (l *Loader) OnReject(f func()) {
 	l.rejected = append(l.rejected, f)
 }
 
-// Attempted returns a channel closed once the first load was tried.
-func (l *Loader) Attempted() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.loaded == nil {
-		l.loaded = make(chan struct{})
-	}
-	return l.loaded
-}
-
 // Reload reads, validates and compiles the config, and swaps it in if good.
 func (l *Loader) Reload(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithValues("config", l.Source.String())
@@ -134,21 +123,13 @@ func (l *Loader) Reload(ctx context.Context) error {
 			opts := l.Build
 			opts.StoredIn = l.Source.StoredIn
 			opts.Secrets = secretReader{c: l.Reader, namespace: l.Source.Namespace}
-			opts.Origin, opts.Version = l.Source.String(), version
+			opts.Version = version
 			set, err = registries.Build(ctx, cfg, opts)
 		}
 	}
 
 	l.mu.Lock()
 	l.status.Attempted = true
-	if l.loaded == nil {
-		l.loaded = make(chan struct{})
-	}
-	select {
-	case <-l.loaded:
-	default:
-		close(l.loaded)
-	}
 	if err != nil {
 		l.status.LastError, l.status.RejectedVersion = err, version
 		rejected := slices.Clone(l.rejected)

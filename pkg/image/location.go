@@ -26,14 +26,6 @@ func (l Location) String() string {
 	return l.Host + "/" + l.Prefix
 }
 
-// Hostname returns the host without its port or IPv6 brackets.
-func (l Location) Hostname() string {
-	if h, _, err := net.SplitHostPort(l.Host); err == nil {
-		return h
-	}
-	return strings.Trim(l.Host, "[]")
-}
-
 // ParseLocation parses a registry URL as admins write it: "quay.io",
 // "https://harbor.example.com:8443/team-a/", "https://index.docker.io/v1/".
 // The scheme is optional and ignored (connection security is configured

@@ -40,9 +40,3 @@ func TestParseLocation(t *testing.T) {
 		})
 	}
 }
-
-func TestHostname(t *testing.T) {
-	assert.Equal(t, "::1", Location{Host: "[::1]:5000"}.Hostname())
-	assert.Equal(t, "reg", Location{Host: "reg:5000"}.Hostname())
-	assert.Equal(t, "quay.io", Location{Host: "quay.io"}.Hostname())
-}

@@ -63,12 +63,3 @@ func (m *Matcher[T]) MatchFoldingCase(ref Ref) (T, bool) {
 	}
 	return m.Match(Ref{Host: lower, Path: ref.Path})
 }
-
-// Len returns the number of registered locations.
-func (m *Matcher[T]) Len() int {
-	n := 0
-	for _, e := range m.byHost {
-		n += len(e)
-	}
-	return n
-}

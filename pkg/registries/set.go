@@ -101,8 +101,6 @@ func (r *Registry) render(cred credentials.Credential) (*pullsecret.Want, error)
 type Set struct {
 	// Registries are in config order, the default one first.
 	Registries []*Registry
-	// Origin says where the config came from, e.g. "ConfigMap regcred/config".
-	Origin string
 	// Version identifies the config object's version (its resourceVersion).
 	Version string
 	// Loaded is when the set was built.
@@ -125,7 +123,8 @@ type Options struct {
 	// SkipCredentials builds a set that can match images and apply
 	// policies but holds no credentials (offline tools).
 	SkipCredentials bool
-	Origin, Version string
+	// Version is the config object's resourceVersion, for the record.
+	Version string
 }
 
 // Empty returns a set with no registries.
@@ -140,7 +139,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Set, error) 
 		return nil, err
 	}
 	s := Empty()
-	s.Origin, s.Version, s.Loaded = opts.Origin, opts.Version, time.Now()
+	s.Version, s.Loaded = opts.Version, time.Now()
 	var errs []error
 	for i := range cfg.Registries {
 		r, err := build(ctx, &cfg.Registries[i], opts)
