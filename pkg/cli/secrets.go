@@ -1,23 +1,14 @@
 package cli
 
 import (
-	"context"
-	"errors"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/configwatch"
 )
 
-// kubeSecrets resolves secretKeyRefs from a cluster.
-type kubeSecrets struct {
-	cs        kubernetes.Interface
-	namespace string
-}
-
+// clusterSecrets resolves secretKeyRefs from a cluster, as the webhook does.
 func clusterSecrets(kubeconfig, namespace string) (config.SecretReader, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
@@ -25,24 +16,9 @@ func clusterSecrets(kubeconfig, namespace string) (config.SecretReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return nil, err
 	}
-	return kubeSecrets{cs: cs, namespace: namespace}, nil
-}
-
-func (k kubeSecrets) ReadSecretKey(ctx context.Context, name, key string) ([]byte, error) {
-	s, err := k.cs.CoreV1().Secrets(k.namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, config.ErrSecretNotFound
-	}
-	if err != nil {
-		return nil, errors.New(string(apierrors.ReasonForError(err)))
-	}
-	v, ok := s.Data[key]
-	if !ok {
-		return nil, config.ErrKeyNotFound
-	}
-	return v, nil
+	return configwatch.SecretReader{Reader: c, Namespace: namespace}, nil
 }

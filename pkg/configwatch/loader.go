@@ -122,7 +122,7 @@ func (l *Loader) Reload(ctx context.Context) error {
 		if err == nil {
 			opts := l.Build
 			opts.StoredIn = l.Source.StoredIn
-			opts.Secrets = secretReader{c: l.Reader, namespace: l.Source.Namespace}
+			opts.Secrets = SecretReader{Reader: l.Reader, Namespace: l.Source.Namespace}
 			opts.Version = version
 			set, err = registries.Build(ctx, cfg, opts)
 		}

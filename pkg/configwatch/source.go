@@ -62,15 +62,19 @@ func (s Source) read(ctx context.Context, c client.Reader) ([]byte, client.Objec
 	return data, obj, nil
 }
 
-// secretReader resolves secretKeyRefs from Secrets in regcred's namespace.
-type secretReader struct {
-	c         client.Reader
-	namespace string
+// SecretReader resolves secretKeyRefs from the Secrets of regcred's
+// namespace, through Reader (a cache, or a client of the API server).
+type SecretReader struct {
+	Reader    client.Reader
+	Namespace string
 }
 
-func (r secretReader) ReadSecretKey(ctx context.Context, name, key string) ([]byte, error) {
+var _ config.SecretReader = SecretReader{}
+
+// ReadSecretKey returns one key of a Secret; errors never quote a value.
+func (r SecretReader) ReadSecretKey(ctx context.Context, name, key string) ([]byte, error) {
 	var s corev1.Secret
-	if err := r.c.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: name}, &s); err != nil {
+	if err := r.Reader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, config.ErrSecretNotFound
 		}

@@ -76,18 +76,8 @@ func (w *Want) expiresAt() string {
 
 // Secret returns the Secret w describes in namespace.
 func (w *Want) Secret(namespace string) *corev1.Secret {
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      w.Name,
-			Namespace: namespace,
-			Labels:    map[string]string{LabelManagedBy: ManagedBy, LabelRegistry: w.Registry},
-		},
-		Type: corev1.SecretTypeDockerConfigJson,
-		Data: map[string][]byte{corev1.DockerConfigJsonKey: w.Data},
-	}
-	if at := w.expiresAt(); at != "" {
-		s.Annotations = map[string]string{AnnotationExpiresAt: at}
-	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: namespace}}
+	w.apply(s)
 	return s
 }
 

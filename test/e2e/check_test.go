@@ -18,12 +18,12 @@ import (
 
 // runCheck runs `regcred check -f FILE --all` on a config and returns its
 // output and exit code.
-func runCheck(t *testing.T, cfg string) (string, int) {
+func runCheck(t *testing.T, cfg string, args ...string) (string, int) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(cfg), 0o600))
 	var out, errOut bytes.Buffer
-	err := cli.Run(t.Context(), []string{"check", "-f", file, "--all"}, strings.NewReader(""), &out, &errOut)
+	err := cli.Run(t.Context(), append([]string{"check", "-f", file, "--all"}, args...), strings.NewReader(""), &out, &errOut)
 	code := 0
 	if err != nil {
 		code = cli.ExitCode(err)
@@ -86,4 +86,17 @@ func TestCheckConnectionModes(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Equal(t, `reg: FAILED: credentials of user "alice" rejected: GET https://`+env.regA.Host+`/v2/ with basic auth answered HTTP 401`+"\n", out)
 	assert.NotContains(t, out, "Wrong-Pa55word")
+}
+
+// `regcred check --kubeconfig` reads the Secrets a config refers to from
+// the cluster, as the webhook does.
+func TestCheckReadsReferencedSecretsFromTheCluster(t *testing.T) {
+	cfg := config(registryConfig("reg-a", env.regA, "alice", "reg-a", ""))
+	out, code := runCheck(t, cfg, "--kubeconfig", env.cp.Kubeconfig, "--namespace", regcredNamespace)
+	assert.Equal(t, 0, code, out)
+	assert.Equal(t, `reg-a: ok: logged in as "alice" with basic auth`+"\n", out)
+
+	out, code = runCheck(t, cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `registry "reg-a": password: secretKeyRef registry-creds/reg-a: no Secrets can be read here`)
 }

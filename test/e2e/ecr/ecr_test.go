@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/regcred/regcred/test/testbed"
 )
 
 // 1. An ECR Pod is admitted with a secret whose token pulls the image, for
@@ -110,7 +112,7 @@ func TestTokensAreRefreshedBeforeExpiry(t *testing.T) {
 func TestThrottlingAndOutagesBackOff(t *testing.T) {
 	const life = 8 * time.Second
 	env.ecr.SetLifetime(life)
-	t.Cleanup(func() { env.ecr.SetMode(0) })
+	t.Cleanup(func() { env.ecr.SetMode(testbed.ECROK) })
 	startReplica(t, "solo", "ecr-outage")
 	ns := newNamespace(t)
 	p := createPod(t, clientset(t, nil), ns, env.imageKeys)
@@ -120,9 +122,9 @@ func TestThrottlingAndOutagesBackOff(t *testing.T) {
 	// ECR throttles, then fails, for most of the token's remaining life.
 	errorsBefore := metric(t, "regcred_token_refresh_errors_total", "ecr-keys")
 	outage := time.Now()
-	env.ecr.SetMode(1) // ThrottlingException
+	env.ecr.SetMode(testbed.ECRThrottle)
 	time.Sleep(3 * time.Second)
-	env.ecr.SetMode(2) // ServerException
+	env.ecr.SetMode(testbed.ECRFail)
 	time.Sleep(2 * time.Second)
 	calls := callsSince(outage, keyID)
 	t.Logf("calls during a 5s outage (backoff 200ms doubling to 1s, full jitter): %d", len(calls))
@@ -138,7 +140,7 @@ func TestThrottlingAndOutagesBackOff(t *testing.T) {
 	assert.GreaterOrEqual(t, metric(t, "regcred_token_refresh_errors_total", "ecr-keys")-errorsBefore, float64(len(calls)-1), "failures are counted per registry")
 
 	// Recovery refreshes it before the old token expires.
-	env.ecr.SetMode(0)
+	env.ecr.SetMode(testbed.ECROK)
 	require.Eventually(t, func() bool {
 		pw, _, _ := heldToken(t, ns, "regcred-ecr-keys", hostKeys)
 		return pw != before
