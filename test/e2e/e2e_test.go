@@ -80,9 +80,10 @@ func TestDeploymentPodIsPatched(t *testing.T) {
 		return env.client.List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels(labels)) == nil && len(pods.Items) == 1
 	}, 60*time.Second, 100*time.Millisecond, "kube-controller-manager made no Pod")
 	p := pods.Items[0]
-	assert.Empty(t, p.Spec.ImagePullSecrets[0:0])
 	assert.True(t, strings.HasPrefix(p.Name, "web-"), "the Pod was named from a generateName: %s", p.Name)
-	assert.Contains(t, secretNames(&p), "regcred-reg-a")
+	assert.NotEmpty(t, p.GenerateName, "made by the ReplicaSet controller with a generateName")
+	assert.Equal(t, []string{"regcred-reg-a"}, secretNames(&p))
+	assert.Equal(t, "regcred-reg-a=reg-a", p.Annotations[admission.AnnotationInjected])
 	assert.NoError(t, pull(t, env.regA, &p, env.imageA))
 
 	var after appsv1.Deployment
