@@ -14,13 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 )
-
-// LabelInject set to "false" on a Pod or its namespace opts it out of
-// injection.
-const LabelInject = "regcred.io/inject"
 
 // Ensurer makes sure a pull secret exists in a namespace.
 type Ensurer interface {
@@ -67,20 +64,21 @@ type Handler struct {
 	// Retry asks for a pull secret whose creation failed to be tried again
 	// in the background.
 	Retry func(namespace, registry string)
-	// SkipNamespaces are never touched (kube-system, regcred's own).
-	SkipNamespaces map[string]bool
-	Metrics        Recorder
+	// Exclusions are the namespaces regcred never serves (kube-system, its
+	// own, the admin's list).
+	Exclusions plan.Exclusions
+	Metrics    Recorder
 }
 
 var _ admission.Handler = (*Handler)(nil)
 
 // Handle answers one AdmissionReview. It never denies a Pod.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
-	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace)
+	log := logr.FromContextOrDiscard(ctx)
 	outcome := Unchanged
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error(fmt.Errorf("panic: %v", r), "Admission failed; Pod admitted unchanged")
+			log.Error(fmt.Errorf("panic: %v", r), "Admission failed; Pod admitted unchanged", "namespace", req.Namespace)
 			resp = allowWithWarning("regcred failed internally; Pod admitted without injected pull secrets")
 			outcome = FailedOpen
 		}
@@ -91,31 +89,23 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		outcome = Skipped
 		return admission.Allowed("not a Pod creation")
 	}
-	if h.SkipNamespaces[req.Namespace] {
-		outcome = Skipped
-		return admission.Allowed("namespace is not served by regcred")
-	}
 	pod, err := decodePod(req.Object.Raw)
 	if err != nil {
 		outcome = FailedOpen
-		log.Error(err, "Cannot decode Pod; admitted unchanged")
+		log.Error(err, "Cannot decode Pod; admitted unchanged", "namespace", req.Namespace)
 		return allowWithWarning("regcred could not read this Pod; no pull secrets injected")
 	}
 	log = log.WithValues("pod", klog.KRef(req.Namespace, pod.displayName()))
-	if pod.meta().Labels[LabelInject] == "false" {
-		outcome = Skipped
-		return admission.Allowed("Pod opted out of regcred")
-	}
-	// The webhook's namespaceSelector already leaves opted-out namespaces
-	// out; this holds even where regcred is registered without it.
+	ctx = logr.NewContext(ctx, log)
 	ns := h.namespace(ctx, req.Namespace)
-	if ns.err == nil && ns.labels[LabelInject] == "false" {
+	p := plan.ForPod(h.Registries(), pod.planInput(), ns, h.Exclusions)
+	if p.Skipped != "" {
 		outcome = Skipped
-		return admission.Allowed("namespace opted out of regcred")
+		return admission.Allowed(p.SkipDetail)
 	}
 
 	dryRun := ptr.Deref(req.DryRun, false)
-	add, warnings, failed := h.plan(logr.NewContext(ctx, log), req.Namespace, ns, pod, dryRun)
+	add, warnings, failed := h.apply(ctx, req.Namespace, p, dryRun)
 	resp = admission.Allowed("")
 	resp.Patches = buildPatch(pod, add)
 	if len(warnings) > 0 {
@@ -128,69 +118,57 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		outcome = Patched
 	}
 	if len(add) > 0 {
-		log.V(1).Info("Injected pull secrets", "count", len(add), "dryRun", dryRun)
+		names := make([]string, len(add))
+		for i, a := range add {
+			names[i] = a.registry
+		}
+		log.V(1).Info("Injected pull secrets", "registries", names, "dryRun", dryRun)
 	}
 	return resp
 }
 
-// namespaceInfo is what the handler knows of the Pod's namespace.
-type namespaceInfo struct {
-	labels map[string]string
-	err    error
-}
-
-// namespace reads the namespace's labels (from a cache, in steady state).
-func (h *Handler) namespace(ctx context.Context, name string) namespaceInfo {
+// namespace reads what the plan needs of the namespace: its labels, from a
+// cache in steady state.
+func (h *Handler) namespace(ctx context.Context, name string) plan.Namespace {
+	ns := plan.Namespace{Name: name}
+	if h.Exclusions[name] {
+		return ns // never served: its labels do not matter
+	}
 	if h.Namespaces == nil {
-		return namespaceInfo{err: errors.New("namespace labels are not available")}
+		ns.LabelsUnknown = true
+		return ns
 	}
 	labels, err := h.Namespaces.NamespaceLabels(ctx, name)
-	return namespaceInfo{labels: labels, err: err}
+	if err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "Cannot read the namespace's labels; registries scoped by namespace are not injected")
+		ns.LabelsUnknown = true
+	}
+	ns.Labels = labels
+	return ns
 }
 
-// plan decides which pull secrets the Pod gets, making sure each exists.
-// failed reports that a regcred problem left the Pod without something it
-// should have had.
-func (h *Handler) plan(ctx context.Context, namespace string, ns namespaceInfo, pod *podView, dryRun bool) (add []injection, warnings []string, failed bool) {
-	set := h.Registries()
-	have := make(map[string]bool, len(pod.Spec.ImagePullSecrets))
-	for _, s := range pod.Spec.ImagePullSecrets {
-		have[s.Name] = true
+// apply carries out the plan: it makes sure each planned pull secret is in
+// place, and says what to inject and what to tell the user. failed reports
+// that a regcred problem left the Pod without something it should have had.
+func (h *Handler) apply(ctx context.Context, namespace string, p plan.Plan, dryRun bool) (add []injection, warnings []string, failed bool) {
+	for _, img := range p.Images {
+		switch img.Reason {
+		case plan.InvalidReference, plan.HostCase:
+			warnings = appendUnique(warnings, "regcred: "+img.Detail)
+		case plan.NamespaceUnknown:
+			warnings = appendUnique(warnings, "regcred: "+img.Detail)
+			failed = true
+		}
 	}
-	seen := map[*registries.Registry]bool{}
-	for _, img := range pod.images() {
-		m := set.Match(img)
-		if m.Hint != "" {
-			warnings = appendUnique(warnings, "regcred: "+m.Hint)
-		}
-		r := m.Registry
-		if r == nil || !r.Injects || seen[r] {
-			continue
-		}
-		seen[r] = true
-		if have[r.SecretName] {
-			continue
-		}
-		if r.Namespaces != nil {
-			if ns.err != nil {
-				// Scoping is a security boundary: when in doubt, inject nothing.
-				logr.FromContextOrDiscard(ctx).Error(ns.err, "Cannot read the namespace's labels; registry not injected", "registry", r.Name)
-				warnings = append(warnings, fmt.Sprintf("regcred: cannot tell whether registry %q serves namespace %q; its credentials were not injected", r.Name, namespace))
-				failed = true
-				continue
-			}
-			if !r.Serves(ns.labels) {
-				continue
-			}
-		}
+	for _, in := range p.Add {
+		r := in.Registry
 		ok, warning := h.prepare(ctx, namespace, r, dryRun)
 		if warning != "" {
 			warnings = append(warnings, warning)
 			failed = failed || !ok || r.Mode == config.RegistryCredentials
 		}
 		if ok {
-			have[r.SecretName] = true
-			add = append(add, injection{secret: r.SecretName, registry: r.Name})
+			add = append(add, injection{secret: in.Secret, registry: r.Name})
 			h.Metrics.Injected(r.Name)
 		}
 	}
@@ -202,6 +180,9 @@ func (h *Handler) plan(ctx context.Context, namespace string, ns namespaceInfo, 
 func (h *Handler) prepare(ctx context.Context, namespace string, r *registries.Registry, dryRun bool) (bool, string) {
 	log := logr.FromContextOrDiscard(ctx).WithValues("registry", r.Name, "secret", r.SecretName)
 	if r.Mode == config.ImagePullSecret {
+		if h.Presence == nil {
+			return true, ""
+		}
 		if exists, known := h.Presence.Exists(namespace, r.SecretName); known && !exists {
 			return true, fmt.Sprintf("regcred: image pull secret %q for registry %q does not exist in namespace %q; create it (kubectl create secret docker-registry %s ...) or the image may fail to pull", r.SecretName, r.Name, namespace, r.SecretName)
 		}

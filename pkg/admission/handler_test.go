@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 )
@@ -113,12 +114,12 @@ func newFixture(t testing.TB) *fixture {
 	set := testSet(t)
 	f := &fixture{ensurer: &fakeEnsurer{}, metrics: &countingRecorder{}}
 	f.h = &Handler{
-		Registries:     func() *registries.Set { return set },
-		Secrets:        f.ensurer,
-		Presence:       fakePresence{"app/harbor-pull": true},
-		Retry:          func(ns, reg string) { f.retries = append(f.retries, ns+"/"+reg) },
-		SkipNamespaces: map[string]bool{"kube-system": true, "regcred": true},
-		Metrics:        f.metrics,
+		Registries: func() *registries.Set { return set },
+		Secrets:    f.ensurer,
+		Presence:   fakePresence{"app/harbor-pull": true},
+		Retry:      func(ns, reg string) { f.retries = append(f.retries, ns+"/"+reg) },
+		Exclusions: plan.Exclusions{"kube-system": true, "regcred": true},
+		Metrics:    f.metrics,
 	}
 	return f
 }
@@ -375,12 +376,12 @@ registries:
 
 	resp = f.h.Handle(t.Context(), podRequest(t, "unknown", pod))
 	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-hub"}]`)
-	assert.Equal(t, []string{`regcred: cannot tell whether registry "quay" serves namespace "unknown"; its credentials were not injected`}, resp.Warnings, "when in doubt, a scoped registry injects nothing")
+	assert.Equal(t, []string{`regcred: cannot tell whether registry "quay" serves namespace "unknown" (its labels could not be read); its credentials were not injected`}, resp.Warnings, "when in doubt, a scoped registry injects nothing")
 }
 
 func TestHandleNamespaceOptOut(t *testing.T) {
 	f := newFixture(t)
-	f.h.Namespaces = fakeNamespaces{"quiet": {LabelInject: "false"}, "app": {}}
+	f.h.Namespaces = fakeNamespaces{"quiet": {plan.LabelInject: "false"}, "app": {}}
 	pod := `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`
 	resp := f.h.Handle(t.Context(), podRequest(t, "quiet", pod))
 	assert.True(t, resp.Allowed)

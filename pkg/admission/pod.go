@@ -2,6 +2,8 @@ package admission
 
 import (
 	kjson "sigs.k8s.io/json"
+
+	"github.com/regcred/regcred/pkg/plan"
 )
 
 // podView is the part of a Pod the handler reads. Decoding into it instead
@@ -70,4 +72,13 @@ func (p *podView) displayName() string {
 		return m.Name
 	}
 	return m.GenerateName + "<generated>"
+}
+
+// planInput is what the plan reads of the Pod.
+func (p *podView) planInput() plan.Pod {
+	secrets := make([]string, len(p.Spec.ImagePullSecrets))
+	for i, s := range p.Spec.ImagePullSecrets {
+		secrets[i] = s.Name
+	}
+	return plan.Pod{Images: p.images(), PullSecrets: secrets, Labels: p.meta().Labels}
 }

@@ -5,13 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/configwatch"
-	"github.com/regcred/regcred/pkg/credentials/ecr"
+	"github.com/regcred/regcred/pkg/plan"
 )
 
 // Options configure the webhook server.
@@ -47,17 +49,15 @@ type Options struct {
 	// StatusConfigMap names the ConfigMap in regcred's namespace that holds
 	// the per-registry status.
 	StatusConfigMap string
-	// StatusRefresh bounds how long a change (a token's expiry) takes to
-	// show in the status; set by programs, not flags (default 30s).
-	StatusRefresh time.Duration
 
-	// SeveralInProcess lets a program (a test) run several replicas in one
-	// process; set by programs, not flags.
-	SeveralInProcess bool
+	// ExcludeNamespaces are namespaces regcred never serves, besides
+	// kube-system and its own, whatever a request or a Secret says.
+	ExcludeNamespaces []string
 
-	// ECR tunes the ECR token minter; its HTTPClient and NewAPI are set
-	// by programs, not flags.
-	ECR ecr.Options
+	// ECREndpoint overrides the ECR API endpoint.
+	ECREndpoint string
+	// ECRTokenBudget bounds how long an admission waits for a first token.
+	ECRTokenBudget time.Duration
 }
 
 // WebhookPath is where the Pod admission webhook is served.
@@ -82,7 +82,7 @@ func DefaultOptions() Options {
 		LeaderElectID:   "regcred",
 		ShutdownTimeout: 30 * time.Second,
 		Resync:          10 * time.Minute,
-		ECR:             ecr.Options{Budget: 2 * time.Second},
+		ECRTokenBudget:  2 * time.Second,
 		CheckInterval:   10 * time.Minute,
 		StatusConfigMap: "regcred-status",
 	}
@@ -109,8 +109,16 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "How often every managed pull secret is checked against the config.")
 	fs.DurationVar(&o.CheckInterval, "check-interval", o.CheckInterval, "How often each registry's credentials are checked to log in (as docker login does); 0 disables the checks.")
 	fs.StringVar(&o.StatusConfigMap, "status-configmap", o.StatusConfigMap, "ConfigMap in regcred's namespace where regcred reports each registry's status.")
-	fs.StringVar(&o.ECR.Endpoint, "ecr-endpoint-url", o.ECR.Endpoint, "ECR API endpoint (default: the SDK's, which honours AWS_ENDPOINT_URL_ECR).")
-	fs.DurationVar(&o.ECR.Budget, "ecr-token-budget", o.ECR.Budget, "How long an admission may wait for a first ECR token before the Pod is admitted with a warning.")
+	fs.StringVar(&o.ECREndpoint, "ecr-endpoint-url", o.ECREndpoint, "ECR API endpoint (default: the SDK's, which honours AWS_ENDPOINT_URL_ECR).")
+	fs.DurationVar(&o.ECRTokenBudget, "ecr-token-budget", o.ECRTokenBudget, "How long an admission may wait for a first ECR token before the Pod is admitted with a warning.")
+	fs.Func("exclude-namespaces", "Comma-separated namespaces regcred never serves nor writes to, besides kube-system and its own (repeatable).", func(v string) error {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				o.ExcludeNamespaces = append(o.ExcludeNamespaces, n)
+			}
+		}
+		return nil
+	})
 }
 
 // Validate checks the options before anything starts.
@@ -131,8 +139,13 @@ func (o *Options) Validate() error {
 	if o.WebhookPort < 1 || o.WebhookPort > 65535 {
 		errs = append(errs, fmt.Errorf("--webhook-port %d: must be from 1 to 65535", o.WebhookPort))
 	}
-	if o.ECR.Budget <= 0 || o.ECR.Budget > 8*time.Second {
-		errs = append(errs, fmt.Errorf("--ecr-token-budget %s: must be more than 0 and at most 8s, under the webhook's timeout", o.ECR.Budget))
+	for _, n := range o.ExcludeNamespaces {
+		if msgs := validation.IsDNS1123Label(n); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--exclude-namespaces %q: not a namespace name: %v", n, msgs))
+		}
+	}
+	if o.ECRTokenBudget <= 0 || o.ECRTokenBudget > 8*time.Second {
+		errs = append(errs, fmt.Errorf("--ecr-token-budget %s: must be more than 0 and at most 8s, under the webhook's timeout", o.ECRTokenBudget))
 	}
 	if msgs := validation.IsDNS1123Subdomain(o.StatusConfigMap); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("--status-configmap %q: %v", o.StatusConfigMap, msgs))
@@ -155,4 +168,14 @@ func (o *Options) source() configwatch.Source {
 		return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InSecret, Name: o.ConfigSecret, Key: o.ConfigKey}
 	}
 	return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InConfigMap, Name: o.ConfigMap, Key: o.ConfigKey}
+}
+
+// exclusions are the namespaces regcred never serves: kube-system, its
+// own, and the admin's.
+func (o *Options) exclusions() plan.Exclusions {
+	ex := plan.Exclusions{metav1.NamespaceSystem: true, o.Namespace: true}
+	for _, n := range o.ExcludeNamespaces {
+		ex[n] = true
+	}
+	return ex
 }

@@ -9,30 +9,34 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/plan"
 )
 
 func TestFlags(t *testing.T) {
 	o := DefaultOptions()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	o.BindFlags(fs)
-	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s"}))
+	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s", "--exclude-namespaces=monitoring, logging", "--exclude-namespaces=ci"}))
 	require.NoError(t, o.Validate())
 	src := o.source()
 	assert.Equal(t, config.InSecret, src.StoredIn)
 	assert.Equal(t, "Secret ops/registries key config.yaml", src.String())
-	assert.Equal(t, time.Second, o.ECR.Budget)
+	assert.Equal(t, time.Second, o.ECRTokenBudget)
 	assert.Zero(t, o.CheckInterval)
+	assert.Equal(t, []string{"monitoring", "logging", "ci"}, o.ExcludeNamespaces)
+	assert.Equal(t, plan.Exclusions{"kube-system": true, "ops": true, "monitoring": true, "logging": true, "ci": true}, o.exclusions())
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	o := DefaultOptions()
 	o.Namespace = "Bad_NS"
 	o.WebhookPort = 0
-	o.ECR.Budget = 30 * time.Second
+	o.ECRTokenBudget = 30 * time.Second
 	o.CheckInterval = -time.Second
+	o.ExcludeNamespaces = []string{"Not A Namespace"}
 	err := o.Validate()
 	require.Error(t, err)
-	for _, want := range []string{`--namespace "Bad_NS"`, "set --config-configmap or --config-secret", "--webhook-port 0", "--ecr-token-budget 30s", "--check-interval -1s"} {
+	for _, want := range []string{`--namespace "Bad_NS"`, "set --config-configmap or --config-secret", "--webhook-port 0", "--ecr-token-budget 30s", "--check-interval -1s", `--exclude-namespaces "Not A Namespace"`} {
 		assert.Contains(t, err.Error(), want)
 	}
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/regcred/regcred/pkg/config"
-	"github.com/regcred/regcred/pkg/image"
 	"github.com/regcred/regcred/pkg/registries"
 )
 
@@ -28,10 +27,18 @@ type Result struct {
 }
 
 // Login checks that the registry's credentials log in now.
-func Login(ctx context.Context, r *registries.Registry) Result {
+func Login(ctx context.Context, r *registries.Registry) (res Result) {
 	start := time.Now()
-	res := Result{Registry: r.Name, Time: start}
+	res = Result{Registry: r.Name, Time: start}
 	defer func() { res.Duration = time.Since(start) }()
+	if len(r.Unresolved) > 0 {
+		verb := "comes"
+		if len(r.Unresolved) > 1 {
+			verb = "come"
+		}
+		res.Message = fmt.Sprintf("cannot check: %s %s from a Secret (secretKeyRef) that was not read (regcred check reads Secrets with --kubeconfig)", strings.Join(r.Unresolved, ", "), verb)
+		return res
+	}
 	if r.Provider == nil {
 		res.Skipped, res.OK = true, true
 		res.Message = fmt.Sprintf("no credentials to check: regcred injects the admin's secret %q", r.SecretName)
@@ -57,12 +64,9 @@ func login(ctx context.Context, r *registries.Registry) (string, error) {
 		return "", err
 	}
 	c := &http.Client{Transport: t, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	host := r.Location.Host
-	if host == image.DockerHub {
-		host = "registry-1.docker.io" // docker.io serves no registry API
-	}
+	host := r.LoginHost()
 	scheme := "https"
-	if r.PlainHTTP() {
+	if r.PlainHTTP {
 		scheme = "http"
 	}
 	base := scheme + "://" + host + "/v2/"

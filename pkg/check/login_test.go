@@ -13,6 +13,7 @@ import (
 	"github.com/regcred/regcred/pkg/credentials"
 	"github.com/regcred/regcred/pkg/image"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/registrytype"
 )
 
 func TestParseChallenge(t *testing.T) {
@@ -53,13 +54,14 @@ func TestBearerLogin(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "https://")
 	reg := func(pass string) *registries.Registry {
 		return &registries.Registry{
-			Name: "r", URL: host, Location: image.Location{Host: host},
+			Name: "r", URL: host, Location: image.Location{Host: host}, Type: registrytype.Other(),
 			Connection: config.SecureWithCA, CACert: ca,
 			Provider: credentials.Static{Username: "robot", Password: pass},
 		}
 	}
 	res := Login(t.Context(), reg("s3cret"))
 	assert.True(t, res.OK, res.Message)
+	assert.Positive(t, res.Duration, "the result carries how long the check took")
 	assert.Equal(t, `logged in as "robot" with a bearer token from `+srv.URL+"/token", res.Message)
 
 	res = Login(t.Context(), reg("wrong-pass"))

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/credentials/ecr"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/registrytype"
 )
 
 // errProblems is returned when a command ran and found problems: exit 1,
@@ -28,8 +28,10 @@ type common struct {
 	output   string
 	storedIn string
 	cluster  string
-	// secrets resolves secretKeyRefs (from a cluster), or nil.
+	// kubeconfig and namespace locate the Secrets that secretKeyRefs name.
 	kubeconfig, namespace string
+	// reader, when set (by tests), resolves secretKeyRefs instead of a cluster.
+	reader config.SecretReader
 }
 
 func (c *common) bind(fs *flag.FlagSet, storedIn string) {
@@ -67,21 +69,6 @@ func (c *common) stored() config.StoredIn {
 	return config.InConfigMap
 }
 
-// load parses the config file.
-func (c *common) load(stdin io.Reader) (*config.Config, error) {
-	var data []byte
-	var err error
-	if c.file == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(c.file)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return config.Parse(data)
-}
-
 // parse parses the command line and checks the common flags.
 func (c *common) parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
@@ -90,34 +77,59 @@ func (c *common) parse(fs *flag.FlagSet, args []string) error {
 	return c.check(fs)
 }
 
-// registries loads and compiles the config file, resolving credentials
-// unless skip; it prints the config's problems, if any, to stderr.
-func (c *common) registries(ctx context.Context, stdin io.Reader, stderr io.Writer, skip bool) (*registries.Set, error) {
-	cfg, err := c.load(stdin)
+// read returns the config file's bytes.
+func (c *common) read(stdin io.Reader) ([]byte, error) {
+	if c.file == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(c.file)
+}
+
+// options are the load options regcred itself uses, with secrets
+// resolving secretKeyRefs (nil: left unread).
+func (c *common) options(secrets config.SecretReader) registries.Options {
+	return registries.Options{
+		Types:       registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecr.Options{})}),
+		ClusterName: c.cluster,
+		StoredIn:    c.stored(),
+		Secrets:     secrets,
+	}
+}
+
+// secrets returns what resolves secretKeyRefs: the cluster's Secrets when
+// --kubeconfig was given, else nil (they are left unread).
+func (c *common) secrets() (config.SecretReader, error) {
+	if c.reader != nil || c.kubeconfig == "" {
+		return c.reader, nil
+	}
+	return clusterSecrets(c.kubeconfig, c.namespace)
+}
+
+// load loads the config file as regcred loads every config.
+func (c *common) load(ctx context.Context, stdin io.Reader) (*registries.Set, error) {
+	data, err := c.read(stdin)
 	if err != nil {
 		return nil, err
 	}
-	set, err := c.build(ctx, cfg, skip)
+	secrets, err := c.secrets()
 	if err != nil {
-		for _, p := range lines(err) {
-			fmt.Fprintf(stderr, "%s: %s\n", c.file, p)
+		return nil, err
+	}
+	return registries.Load(ctx, data, c.options(secrets))
+}
+
+// registries loads the config file; it prints the config's problems, if
+// any, to stderr.
+func (c *common) registries(ctx context.Context, stdin io.Reader, stderr io.Writer) (*registries.Set, error) {
+	set, err := c.load(ctx, stdin)
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintf(stderr, "%s: %s\n", c.file, p.Error())
 		}
 		return nil, errProblems
 	}
-	return set, nil
-}
-
-// build compiles the config, resolving credentials unless skip.
-func (c *common) build(ctx context.Context, cfg *config.Config, skip bool) (*registries.Set, error) {
-	opts := registries.Options{ClusterName: c.cluster, StoredIn: c.stored(), SkipCredentials: skip, Tokens: ecr.NewMinter(ecr.Options{}).Provider}
-	if !skip && c.kubeconfig != "" {
-		r, err := clusterSecrets(c.kubeconfig, c.namespace)
-		if err != nil {
-			return nil, err
-		}
-		opts.Secrets = r
-	}
-	return registries.Build(ctx, cfg, opts)
+	return set, err
 }
 
 // pick returns the named registry, or the default one, or (all) every one.
@@ -132,10 +144,8 @@ func pick(set *registries.Set, name string, all bool) ([]*registries.Registry, e
 	case all:
 		return set.Registries, nil
 	}
-	for _, r := range set.Registries {
-		if r.Default {
-			return []*registries.Registry{r}, nil
-		}
+	if d := set.Default(); d != nil {
+		return []*registries.Registry{d}, nil
 	}
 	return nil, usageError{errors.New("the config marks no registry default: name one with --registry, or use --all")}
 }
@@ -146,10 +156,10 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// lines splits a joined error into its problems.
-func lines(err error) []string {
-	if err == nil {
-		return nil
+// plural returns "1 registry", "2 registries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
 	}
-	return strings.Split(err.Error(), "\n")
+	return fmt.Sprintf("%d %s", n, many)
 }

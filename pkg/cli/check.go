@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"github.com/regcred/regcred/pkg/check"
 )
@@ -18,10 +20,11 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	c.bindSecrets(fs)
 	name := fs.String("registry", "", "The registry to check (default: the config's default registry).")
 	all := fs.Bool("all", false, "Check every registry.")
+	timeout := fs.Duration("timeout", 30*time.Second, "How long each registry's check may take.")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	set, err := c.registries(ctx, stdin, stderr, false)
+	set, err := c.registries(ctx, stdin, stderr)
 	if err != nil {
 		return err
 	}
@@ -29,12 +32,23 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
-	var results []check.Result
+	if *timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout %s: must be positive", *timeout)}
+	}
+	// Every registry at once, each within its own timeout.
+	results := make([]check.Result, len(regs))
+	var wg sync.WaitGroup
+	for i, r := range regs {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, *timeout)
+			defer cancel()
+			results[i] = check.Login(cctx, r)
+		})
+	}
+	wg.Wait()
 	ok := true
-	for _, r := range regs {
-		res := check.Login(ctx, r)
+	for _, res := range results {
 		ok = ok && res.OK
-		results = append(results, res)
 	}
 	if c.output == "json" {
 		if err := printJSON(stdout, results); err != nil {

@@ -26,13 +26,13 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 func TestValidate(t *testing.T) {
 	out, _, code := runCLI(t, "validate", "-f", "testdata/good.yaml")
 	assert.Equal(t, 0, code)
-	assert.Equal(t, "testdata/good.yaml: valid, 8 registries (default ecr-prod)\n", out)
+	assert.Equal(t, "testdata/good.yaml: valid, 8 registries (default ecr-prod)\ntestdata/good.yaml: 8 secretKeyRefs not read (pass --kubeconfig to check the Secrets they name)\n", out)
 
 	out, _, code = runCLI(t, "validate", "-f", "testdata/bad.yaml")
 	assert.Equal(t, 1, code)
 	assert.Equal(t, `testdata/bad.yaml: registry "hub": url: "quay.io" is not a docker registry address: must be docker.io, optionally with an organisation path (docker.io/myorg)
 testdata/bad.yaml: registry "hub": password: a credential must not be written inline in a ConfigMap: use secretKeyRef (or keep the config in a Secret)
-testdata/bad.yaml: registry "ecr": url: "https://12345.dkr.ecr.eu-west-1.amazonaws.com" is not a ecr registry address: must be https://<12-digit account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, dkr.ecr-fips, or the dual-stack <account>.dkr-ecr.<region>.on.aws)
+testdata/bad.yaml: registry "ecr": url: "https://12345.dkr.ecr.eu-west-1.amazonaws.com" is not an ecr registry address: must be https://<12-digit account>.dkr.ecr.<region>.amazonaws.com, or the same in another AWS partition (amazonaws.com.cn, amazonaws.eu, c2s.ic.gov, sc2s.sgov.gov, cloud.adc-e.uk, csp.hci.ic.gov), dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws
 `, out)
 	assert.NotContains(t, out, "hunter2")
 
@@ -62,7 +62,7 @@ func TestMatch(t *testing.T) {
 	require.Len(t, res, 4)
 	assert.Equal(t, matchResult{Image: "nginx", Registry: "hub", Secret: "regcred-hub", Injected: true, Reason: `registry "hub" (docker.io) injects regcred's secret "regcred-hub"`}, res[0])
 	assert.Equal(t, "regcred", res[1].Secret)
-	assert.Equal(t, "no configured registry serves this image", res[2].Reason)
+	assert.Equal(t, "no configured registry serves ghcr.io/x/y", res[2].Reason)
 	assert.Contains(t, res[3].Reason, "another letter case")
 
 	out, _, code = runCLI(t, "match", "-f", "testdata/good.yaml", "--cluster", "sandbox", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app", "harbor.internal:8443/team-a/app")

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/plan"
 )
 
 type matchResult struct {
@@ -22,7 +23,8 @@ type matchResult struct {
 }
 
 // match tells which registry each image matches and which secret a Pod
-// running it would get, or why none.
+// running it would get, or why none: the webhook's own plan, for a Pod
+// with these images in a namespace with these labels.
 func match(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("regcred match", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -39,34 +41,24 @@ func match(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{fmt.Errorf("--namespace-labels: %w", err)}
 	}
-	set, err := c.registries(ctx, stdin, stderr, true)
+	set, err := c.registries(ctx, stdin, stderr)
 	if err != nil {
 		return err
 	}
+	ns := plan.Namespace{Name: "default", Labels: nsSet}
+	p := plan.ForPod(set, plan.Pod{Images: fs.Args()}, ns, plan.Exclusions{metav1.NamespaceSystem: true})
 	var results []matchResult
 	all := true
-	for _, img := range fs.Args() {
-		m := set.Match(img)
-		res := matchResult{Image: img}
-		r := m.Registry
-		switch {
-		case r == nil && m.Hint != "":
-			res.Reason = m.Hint
-		case r == nil:
-			res.Reason = "no configured registry serves this image"
-		case !r.Injects:
-			res.Registry = r.Name
-			res.Reason = fmt.Sprintf("registry %q does not inject in cluster %q (its cluster policy)", r.Name, c.cluster)
-		case !r.Serves(nsSet):
-			res.Registry = r.Name
-			res.Reason = fmt.Sprintf("registry %q serves only namespaces matching %s", r.Name, r.Namespaces)
-		default:
-			res.Registry, res.Secret, res.Injected = r.Name, r.SecretName, true
-			if r.Mode == config.ImagePullSecret {
-				res.Reason = fmt.Sprintf("registry %q (%s) injects the admin's secret %q", r.Name, r.Location, r.SecretName)
-			} else {
-				res.Reason = fmt.Sprintf("registry %q (%s) injects regcred's secret %q", r.Name, r.Location, r.SecretName)
-			}
+	for _, d := range p.Images {
+		res := matchResult{Image: d.Image, Secret: d.Secret, Injected: d.Served, Reason: d.Detail}
+		if d.Registry != nil {
+			res.Registry = d.Registry.Name
+		}
+		if d.Reason == plan.ClusterPolicy {
+			res.Reason = fmt.Sprintf("registry %q does not inject in cluster %q (its cluster policy)", res.Registry, c.cluster)
+		}
+		if !d.Served {
+			res.Secret = ""
 		}
 		all = all && res.Injected
 		results = append(results, res)

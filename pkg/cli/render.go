@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/regcred/regcred/pkg/config"
 )
@@ -25,7 +26,7 @@ func render(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	set, err := c.registries(ctx, stdin, stderr, false)
+	set, err := c.registries(ctx, stdin, stderr)
 	if err != nil {
 		return err
 	}
@@ -34,8 +35,11 @@ func render(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	r := regs[0]
-	if r.Mode == config.ImagePullSecret && r.Provider == nil {
+	switch {
+	case r.Mode == config.ImagePullSecret && r.Provider == nil && len(r.Unresolved) == 0:
 		return fmt.Errorf("registry %q injects the admin's secret %q; regcred writes none", r.Name, r.SecretName)
+	case len(r.Unresolved) > 0:
+		return usageError{fmt.Errorf("registry %q: %s come from Secrets (secretKeyRef): pass --kubeconfig (and --namespace, regcred's namespace) to read them from the cluster", r.Name, strings.Join(r.Unresolved, ", "))}
 	}
 	want, err := r.Want(ctx)
 	if err != nil {

@@ -5,114 +5,191 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
 )
 
-// Parse decodes a config from YAML or JSON, refusing unknown fields, and
-// applies defaults. It does not validate: call Validate.
+// Parse decodes a config from YAML or JSON. It reports every unknown field
+// at once, each with its path, and a value of the wrong type; it does not
+// validate (see Validate); it applies the defaults (see Default). Problems
+// never quote a value: a value may be a credential.
+//
+// A config with unknown fields is still returned, so that its other
+// problems can be listed too; one with a value of the wrong type is not.
 func Parse(data []byte) (*Config, error) {
 	raw, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("not valid YAML: %w", err)
+		return nil, Problems{{Message: "not valid YAML: " + strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")}}
 	}
-	var top struct {
-		APIVersion string            `json:"apiVersion"`
-		Kind       string            `json:"kind"`
-		Registries []json.RawMessage `json:"registries"`
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
+		return nil, Problems{{Message: "must be a RegistryConfig object (apiVersion, kind, registries)"}}
 	}
-	if err := decodeStrict(raw, &top); err != nil {
-		return nil, err
+	var ps Problems
+	cfg := &Config{}
+	// The registries' own fields are checked one registry at a time below.
+	others := maps.Clone(top)
+	delete(others, "registries")
+	if rest, err := json.Marshal(others); err == nil {
+		for _, f := range unknownFields(rest, reflect.TypeFor[Config](), "") {
+			ps = append(ps, Problem{Field: f, Message: "unknown field"})
+		}
 	}
-	cfg := &Config{APIVersion: top.APIVersion, Kind: top.Kind}
-	var errs []error
-	for i, r := range top.Registries {
+	decodeField(top, "apiVersion", &cfg.APIVersion, &ps)
+	decodeField(top, "kind", &cfg.Kind, &ps)
+	var items []json.RawMessage
+	decodeField(top, "registries", &items, &ps)
+
+	decoded := true
+	names := map[string]int{}
+	for _, item := range items {
+		names[peekName(item)]++
+	}
+	for i, item := range items {
+		name := peekName(item)
+		rep := NewReporter(&ps, i, name)
+		rep.ambiguous = name != "" && names[name] > 1
+		if bytes.Equal(bytes.TrimSpace(item), []byte("null")) || !bytes.HasPrefix(bytes.TrimSpace(item), []byte("{")) {
+			rep.Fail("", "must be an object")
+			decoded = false
+			continue
+		}
+		for _, f := range unknownFields(item, reflect.TypeFor[Registry](), "") {
+			rep.Fail(f, "unknown field")
+		}
 		var reg Registry
-		if err := decodeStrict(r, &reg); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", registryLabel(i, peekName(r)), err))
+		if err := json.Unmarshal(item, &reg); err != nil {
+			field, msg := describeJSONError(err)
+			rep.Fail(field, msg)
+			decoded = false
 			continue
 		}
 		cfg.Registries = append(cfg.Registries, reg)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if !decoded {
+		return nil, ps
 	}
 	cfg.Default()
-	return cfg, nil
+	return cfg, ps.Err()
 }
 
-// Default fills in the defaults of every optional field.
-func (c *Config) Default() {
-	for i := range c.Registries {
-		r := &c.Registries[i]
-		if r.Connection == "" {
-			r.Connection = Secure
-		}
-		if r.Clusters.Mode == "" {
-			r.Clusters.Mode = InjectEverywhereExcept
-		}
-		if r.PullSecret.Mode == "" {
-			r.PullSecret.Mode = RegistryCredentials
-		}
-		if (r.Type == TypeGCR || r.Type == TypeArtifactRegistry) && r.Username == nil {
-			u := JSONKeyUser
-			r.Username = &ValueSource{Value: &u}
-		}
+// decodeField decodes top[name] into v, if present.
+func decodeField(top map[string]json.RawMessage, name string, v any, ps *Problems) {
+	raw, ok := top[name]
+	if !ok {
+		return
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		_, msg := describeJSONError(err)
+		*ps = append(*ps, Problem{Field: name, Message: msg})
 	}
 }
 
-func decodeStrict(data []byte, v any) error {
-	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
-		return errors.New("must be an object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return describeJSONError(err)
-	}
-	return nil
-}
-
-// describeJSONError turns encoding/json's errors into field-named messages
-// that never quote a value (a value may be a credential).
-func describeJSONError(err error) error {
+// describeJSONError turns encoding/json's errors into a field and a
+// message that never quotes a value.
+func describeJSONError(err error) (field, msg string) {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return fmt.Errorf("%s: must be %s, not %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
+		return typeErr.Field, fmt.Sprintf("must be %s, not %s", jsonTypeName(typeErr.Type.Kind()), typeErr.Value)
 	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return fmt.Errorf("unknown field %s", f)
-	}
-	return errors.New(strings.TrimPrefix(msg, "json: "))
+	return "", "not valid JSON or YAML"
 }
 
-func jsonTypeName(kind string) string {
+func jsonTypeName(kind reflect.Kind) string {
 	switch kind {
-	case "slice":
+	case reflect.Slice:
 		return "a list"
-	case "struct", "ptr", "map":
+	case reflect.Struct, reflect.Pointer, reflect.Map:
 		return "an object"
-	case "bool":
+	case reflect.Bool:
 		return "true or false"
 	default:
-		return "a " + kind
+		return "a " + kind.String()
 	}
 }
 
-// peekName returns the name of a registry that failed to decode, if any.
+// unknownFields returns the paths of the fields of raw (JSON) that t does
+// not have, sorted, walking into objects and lists. Fields are matched by
+// their JSON names, case-sensitively, as the API server does.
+func unknownFields(raw json.RawMessage, t reflect.Type, path string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []string
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return nil // not an object: the decoder reports the type
+		}
+		fields := jsonFields(t)
+		for name, v := range obj {
+			p := joinPath(path, name)
+			ft, ok := fields[name]
+			if !ok {
+				out = append(out, p)
+				continue
+			}
+			out = append(out, unknownFields(v, ft, p)...)
+		}
+	case reflect.Slice:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return nil
+		}
+		for i, v := range items {
+			out = append(out, unknownFields(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	case reflect.Map:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return nil
+		}
+		for k, v := range obj {
+			out = append(out, unknownFields(v, t.Elem(), joinPath(path, k))...)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// jsonFields maps the JSON names of t's fields to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	return m
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// peekName returns a registry's name, if it has one.
 func peekName(raw json.RawMessage) string {
 	var n struct {
-		Name string `json:"name"`
+		Name any `json:"name"`
 	}
 	_ = json.Unmarshal(raw, &n)
-	return n.Name
-}
-
-func registryLabel(i int, name string) string {
-	if name == "" {
-		return fmt.Sprintf("registries[%d]", i)
-	}
-	return fmt.Sprintf("registry %q", name)
+	s, _ := n.Name.(string)
+	return s
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 )
 
@@ -19,76 +18,58 @@ var (
 	ErrKeyNotFound    = errors.New("key not found in secret")
 )
 
-// Credentials are a registry's resolved credential values. They are secret:
-// never log or print them.
-type Credentials struct {
-	Username        string
-	Password        string
-	AccessKeyID     string
-	SecretAccessKey string
-	CACert          []byte
+// Values are a registry's resolved values, by field path ("username",
+// "password", "caCert", "ecr.accessKeyID", "ecr.secretAccessKey"). They
+// hold credentials: never log or print them.
+type Values map[string]string
+
+// Resolved is the outcome of Resolve.
+type Resolved struct {
+	Values Values
+	// Unresolved lists the fields whose secretKeyRefs were not read (no
+	// reader was given: an offline check).
+	Unresolved []string
 }
 
-// Resolve reads every value a registry's credentials refer to. Errors name
-// the registry, the field and the Secret, never a value.
-func Resolve(ctx context.Context, r *Registry, secrets SecretReader) (Credentials, error) {
-	var c Credentials
-	var errs []error
-	read := func(field string, s *ValueSource, dst *string) {
-		b, err := resolveSource(ctx, s, secrets)
-		if err != nil {
-			errs = append(errs, &FieldError{Registry: fmt.Sprintf("registry %q", r.Name), Field: field, Message: err.Error()})
-			return
+// Complete reports whether every set field was resolved.
+func (r Resolved) Complete() bool { return len(r.Unresolved) == 0 }
+
+// Resolve reads every value a registry's sources give. With a nil reader,
+// secretKeyRefs are left unread and listed in Unresolved. Problems name the
+// field and the Secret, never a value.
+func Resolve(ctx context.Context, r *Registry, secrets SecretReader, rep *Reporter) Resolved {
+	out := Resolved{Values: Values{}}
+	for _, f := range r.Sources() {
+		s := f.Source
+		switch {
+		case s.Value != nil:
+			out.Values[f.Path] = *s.Value
+		case s.SecretKeyRef == nil:
+			// Validate reports it.
+		case secrets == nil:
+			out.Unresolved = append(out.Unresolved, f.Path)
+		default:
+			b, err := secrets.ReadSecretKey(ctx, s.SecretKeyRef.Name, s.SecretKeyRef.Key)
+			switch {
+			case err != nil:
+				rep.Failf(f.Path, "secretKeyRef %s/%s: %v", s.SecretKeyRef.Name, s.SecretKeyRef.Key, err)
+			case len(b) == 0:
+				rep.Failf(f.Path, "secretKeyRef %s/%s: is empty", s.SecretKeyRef.Name, s.SecretKeyRef.Key)
+			default:
+				out.Values[f.Path] = string(b)
+			}
 		}
-		*dst = string(b)
 	}
-	read("username", r.Username, &c.Username)
-	read("password", r.Password, &c.Password)
-	if r.ECR != nil {
-		read("ecr.accessKeyID", r.ECR.AccessKeyID, &c.AccessKeyID)
-		read("ecr.secretAccessKey", r.ECR.SecretAccessKey, &c.SecretAccessKey)
-	}
-	var ca string
-	read("caCert", r.CACert, &ca)
-	if ca != "" {
-		c.CACert = []byte(ca)
-	}
-	return c, errors.Join(errs...)
-}
-
-func resolveSource(ctx context.Context, s *ValueSource, secrets SecretReader) ([]byte, error) {
-	switch {
-	case s == nil:
-		return nil, nil
-	case s.Value != nil:
-		return []byte(*s.Value), nil
-	case s.SecretKeyRef == nil:
-		return nil, errors.New("set value or secretKeyRef")
-	case secrets == nil:
-		return nil, fmt.Errorf("secretKeyRef %s/%s: no Secrets can be read here", s.SecretKeyRef.Name, s.SecretKeyRef.Key)
-	}
-	b, err := secrets.ReadSecretKey(ctx, s.SecretKeyRef.Name, s.SecretKeyRef.Key)
-	if err != nil {
-		return nil, fmt.Errorf("secretKeyRef %s/%s: %w", s.SecretKeyRef.Name, s.SecretKeyRef.Key, err)
-	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("secretKeyRef %s/%s: is empty", s.SecretKeyRef.Name, s.SecretKeyRef.Key)
-	}
-	return b, nil
+	return out
 }
 
 // SecretNames returns the names of the Secrets the config refers to, sorted.
 func (c *Config) SecretNames() []string {
 	set := map[string]bool{}
 	for i := range c.Registries {
-		r := &c.Registries[i]
-		srcs := []*ValueSource{r.Username, r.Password, r.CACert}
-		if r.ECR != nil {
-			srcs = append(srcs, r.ECR.AccessKeyID, r.ECR.SecretAccessKey)
-		}
-		for _, s := range srcs {
-			if s != nil && s.SecretKeyRef != nil {
-				set[s.SecretKeyRef.Name] = true
+		for _, f := range c.Registries[i].Sources() {
+			if f.Source.SecretKeyRef != nil {
+				set[f.Source.SecretKeyRef.Name] = true
 			}
 		}
 	}
@@ -100,12 +81,33 @@ func (c *Config) SecretNames() []string {
 	return names
 }
 
-// DefaultRegistry returns the registry marked default, or nil.
+// DefaultRegistry returns the registry marked default when exactly one
+// is, else nil.
 func (c *Config) DefaultRegistry() *Registry {
+	var d *Registry
 	for i := range c.Registries {
 		if c.Registries[i].Default {
-			return &c.Registries[i]
+			if d != nil {
+				return nil
+			}
+			d = &c.Registries[i]
 		}
 	}
-	return nil
+	return d
+}
+
+// Default fills in the defaults of the optional fields every type shares.
+func (c *Config) Default() {
+	for i := range c.Registries {
+		r := &c.Registries[i]
+		if r.Connection == "" {
+			r.Connection = Secure
+		}
+		if r.Clusters.Mode == "" {
+			r.Clusters.Mode = InjectEverywhereExcept
+		}
+		if r.PullSecret.Mode == "" {
+			r.PullSecret.Mode = RegistryCredentials
+		}
+	}
 }

@@ -46,6 +46,39 @@ type Registry struct {
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
+// PlainHTTP reports whether the registry's URL is written http://.
+func (r *Registry) PlainHTTP() bool { return strings.HasPrefix(strings.TrimSpace(r.URL), "http://") }
+
+// SourceField is one value source of a registry, by its field path.
+type SourceField struct {
+	Path   string
+	Source *ValueSource
+	// Secret says whether the value is a credential (never inline in a
+	// ConfigMap) rather than an identifier or a certificate.
+	Secret bool
+}
+
+// Sources returns the registry's value sources that are set.
+func (r *Registry) Sources() []SourceField {
+	all := []SourceField{
+		{Path: "username", Source: r.Username},
+		{Path: "password", Source: r.Password, Secret: true},
+		{Path: "caCert", Source: r.CACert},
+	}
+	if r.ECR != nil {
+		all = append(all,
+			SourceField{Path: "ecr.accessKeyID", Source: r.ECR.AccessKeyID, Secret: true},
+			SourceField{Path: "ecr.secretAccessKey", Source: r.ECR.SecretAccessKey, Secret: true})
+	}
+	out := all[:0]
+	for _, f := range all {
+		if f.Source != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // ECR holds the credentials of an AWS ECR registry.
 type ECR struct {
 	Auth            ECRAuth      `json:"auth"`
@@ -94,25 +127,10 @@ type PullSecretPolicy struct {
 	Name string `json:"name,omitempty"`
 }
 
-// RegistryType is the kind of registry, which decides its credentials.
+// RegistryType is the kind of registry, which decides its URL forms and
+// credentials. The types regcred knows are described in package
+// registrytype, one file each.
 type RegistryType string
-
-// The registry types.
-const (
-	TypeECR              RegistryType = "ecr"
-	TypeDocker           RegistryType = "docker"
-	TypeAzure            RegistryType = "azure"
-	TypeArtifactRegistry RegistryType = "artifact-registry"
-	TypeGCR              RegistryType = "gcr"
-	TypeQuay             RegistryType = "quay"
-	TypeOther            RegistryType = "other"
-)
-
-// RegistryTypes lists every registry type.
-var RegistryTypes = []RegistryType{TypeECR, TypeDocker, TypeAzure, TypeArtifactRegistry, TypeGCR, TypeQuay, TypeOther}
-
-// ParseRegistryType returns the type named s.
-func ParseRegistryType(s string) (RegistryType, error) { return parseEnum(s, RegistryTypes) }
 
 // ECRAuth is how regcred authenticates to AWS for an ECR registry.
 type ECRAuth string

@@ -114,18 +114,12 @@ func (l *Loader) Reload(ctx context.Context) error {
 		version = obj.GetResourceVersion()
 	}
 	if err == nil {
-		var cfg *config.Config
-		cfg, err = config.Parse(data)
-		if cfg != nil {
-			l.watch(cfg.SecretNames())
-		}
-		if err == nil {
-			opts := l.Build
-			opts.StoredIn = l.Source.StoredIn
-			opts.Secrets = SecretReader{Reader: l.Reader, Namespace: l.Source.Namespace}
-			opts.Version = version
-			set, err = registries.Build(ctx, cfg, opts)
-		}
+		l.watch(registries.Referenced(data))
+		opts := l.Build
+		opts.StoredIn = l.Source.StoredIn
+		opts.Secrets = SecretReader{Reader: l.Reader, Namespace: l.Source.Namespace}
+		opts.Version = version
+		set, err = registries.Load(ctx, data, opts)
 	}
 
 	l.mu.Lock()
@@ -159,7 +153,11 @@ func (l *Loader) Reload(ctx context.Context) error {
 	l.Metrics.ConfigReload(true)
 	log.Info("Config loaded", "version", version, "registries", len(set.Registries))
 	if l.Events != nil {
-		l.Events.Eventf(obj, nil, corev1.EventTypeNormal, "ConfigLoaded", "Load", "Config loaded: %d registries", len(set.Registries))
+		noun := "registries"
+		if len(set.Registries) == 1 {
+			noun = "registry"
+		}
+		l.Events.Eventf(obj, nil, corev1.EventTypeNormal, "ConfigLoaded", "Load", "Config loaded: %d %s", len(set.Registries), noun)
 	}
 	for _, f := range listeners {
 		f(set)

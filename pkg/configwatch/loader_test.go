@@ -80,11 +80,11 @@ func TestReload(t *testing.T) {
 	require.NoError(t, l.Reload(t.Context()))
 	assert.Same(t, good, l.Current())
 	assert.Equal(t, cm.ResourceVersion, l.Status().RejectedVersion)
-	assert.ErrorContains(t, l.Status().LastError, `registry "quay": name: is also the name of registries[0]`)
+	assert.ErrorContains(t, l.Status().LastError, `registry "quay" (registries[1]): name: is also the name of registries[0]`)
 	assert.Len(t, seen, 1)
 	assert.Equal(t, &reloads{ok: 1, rejected: 2}, r)
 	require.Len(t, *e, 2)
-	assert.Equal(t, "Normal ConfigLoaded: Config loaded: 1 registries", (*e)[0])
+	assert.Equal(t, "Normal ConfigLoaded: Config loaded: 1 registry", (*e)[0])
 	assert.Contains(t, (*e)[1], "Warning ConfigRejected: Config rejected, the last good config keeps serving: ")
 	assert.NotContains(t, (*e)[1], "inline-pass")
 

@@ -7,15 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/regcred/regcred/pkg/config"
 )
 
 // NormalizeServiceAccountKey accepts a Google service-account JSON key as
 // an admin pastes it (indented, wrapped, with a trailing newline, or
-// base64-encoded) and returns the password to use with user: the compact
-// JSON for _json_key, its base64 for _json_key_base64.
-func NormalizeServiceAccountKey(user, pasted string) (string, error) {
+// base64-encoded) and returns the password to log in with: the compact
+// JSON (for user _json_key), or its base64 when asBase64 (for
+// _json_key_base64).
+func NormalizeServiceAccountKey(pasted string, asBase64 bool) (string, error) {
 	raw := []byte(strings.TrimSpace(pasted))
 	if len(raw) > 0 && raw[0] != '{' {
 		// Not JSON: it may be the key in base64, wrapped or not.
@@ -52,7 +51,7 @@ func NormalizeServiceAccountKey(user, pasted string) (string, error) {
 	case fields.ClientEmail == "" || fields.PrivateKey == "":
 		return "", errors.New(`is not a service-account JSON key: "client_email" and "private_key" are required`)
 	}
-	if user == config.JSONKeyBase64User {
+	if asBase64 {
 		return base64.StdEncoding.EncodeToString(compact.Bytes()), nil
 	}
 	return compact.String(), nil

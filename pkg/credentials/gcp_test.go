@@ -7,8 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/regcred/regcred/pkg/config"
 )
 
 const pastedKey = `
@@ -33,16 +31,19 @@ func TestNormalizeServiceAccountKey(t *testing.T) {
 	wrapped = strings.Join(append(lines, wrapped), "\n") + "\n"
 
 	for _, tc := range []struct {
-		name, user, pasted, want string
+		name     string
+		asBase64 bool
+		pasted   string
+		want     string
 	}{
-		{"json as pasted", config.JSONKeyUser, pastedKey, compactKey},
-		{"json already compact", config.JSONKeyUser, compactKey, compactKey},
-		{"base64 of json given to _json_key", config.JSONKeyUser, wrapped, compactKey},
-		{"json given to _json_key_base64", config.JSONKeyBase64User, pastedKey, base64.StdEncoding.EncodeToString([]byte(compactKey))},
-		{"wrapped base64", config.JSONKeyBase64User, wrapped, base64.StdEncoding.EncodeToString([]byte(compactKey))},
+		{"json as pasted", false, pastedKey, compactKey},
+		{"json already compact", false, compactKey, compactKey},
+		{"base64 of json given to _json_key", false, wrapped, compactKey},
+		{"json given to _json_key_base64", true, pastedKey, base64.StdEncoding.EncodeToString([]byte(compactKey))},
+		{"wrapped base64", true, wrapped, base64.StdEncoding.EncodeToString([]byte(compactKey))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := NormalizeServiceAccountKey(tc.user, tc.pasted)
+			got, err := NormalizeServiceAccountKey(tc.pasted, tc.asBase64)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 		})
@@ -59,7 +60,7 @@ func TestNormalizeServiceAccountKeyErrorsNeverQuoteTheKey(t *testing.T) {
 		{"array", `[1]`, "neither"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NormalizeServiceAccountKey(config.JSONKeyUser, tc.pasted)
+			_, err := NormalizeServiceAccountKey(tc.pasted, false)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NotContains(t, err.Error(), "SECRETMATERIAL")
@@ -67,35 +68,15 @@ func TestNormalizeServiceAccountKeyErrorsNeverQuoteTheKey(t *testing.T) {
 	}
 }
 
-func TestNew(t *testing.T) {
-	p, err := New(&config.Registry{Type: config.TypeQuay}, config.Credentials{Username: "org+robot\n", Password: " token\n"}, nil)
-	require.NoError(t, err)
-	c, err := p.Credential(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, Credential{Username: "org+robot", Password: "token"}, c)
-
-	p, err = New(&config.Registry{Type: config.TypeGCR}, config.Credentials{Username: config.JSONKeyUser, Password: pastedKey}, nil)
-	require.NoError(t, err)
-	c, err = p.Credential(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, compactKey, c.Password)
-
-	_, err = New(&config.Registry{Type: config.TypeArtifactRegistry}, config.Credentials{Username: config.JSONKeyUser, Password: "nope!"}, nil)
-	assert.ErrorContains(t, err, "password: is neither")
-
-	_, err = New(&config.Registry{Type: config.TypeECR}, config.Credentials{}, nil)
-	assert.ErrorIs(t, err, ErrNoTokenProvider)
-}
-
 func FuzzNormalizeServiceAccountKey(f *testing.F) {
 	f.Add(pastedKey)
 	f.Add(compactKey)
 	f.Fuzz(func(t *testing.T, s string) {
-		out, err := NormalizeServiceAccountKey(config.JSONKeyUser, s)
+		out, err := NormalizeServiceAccountKey(s, false)
 		if err != nil {
 			return
 		}
-		again, err := NormalizeServiceAccountKey(config.JSONKeyUser, out)
+		again, err := NormalizeServiceAccountKey(out, false)
 		if err != nil || again != out {
 			t.Fatalf("normalising twice changed the key")
 		}

@@ -2,12 +2,9 @@ package credentials
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 
-	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/image"
 )
 
 // Credential is what a pull secret holds for one registry. It is secret:
@@ -20,6 +17,21 @@ type Credential struct {
 	ExpiresAt time.Time
 }
 
+// Spec is what a provider is built from: a compiled registry, never the
+// config's YAML. It holds credentials: never log or print it.
+type Spec struct {
+	// Registry is the registry's name.
+	Registry string
+	// Location is where the registry serves images.
+	Location image.Location
+	// Auth says how a provider of tokens authenticates to mint them (ECR:
+	// iam-role or access-key); empty for other types.
+	Auth string
+	// Values are the registry's resolved values by field path ("username",
+	// "password", "ecr.accessKeyID", "ecr.secretAccessKey").
+	Values map[string]string
+}
+
 // Provider supplies a registry's current credential.
 type Provider interface {
 	// Credential returns the current credential. A provider of tokens may
@@ -27,9 +39,9 @@ type Provider interface {
 	Credential(ctx context.Context) (Credential, error)
 }
 
-// Refresher is a Provider of tokens that expire and are refreshed in the
+// Expiring is a Provider of tokens that expire and are refreshed in the
 // background, ahead of their expiry.
-type Refresher interface {
+type Expiring interface {
 	Provider
 	// ID identifies the token source; registries that share credentials
 	// share it. It holds no secret.
@@ -48,32 +60,15 @@ type Static Credential
 // Credential returns the static credential.
 func (s Static) Credential(context.Context) (Credential, error) { return Credential(s), nil }
 
-// TokenProviderFunc builds the Provider of a registry whose credentials are
-// minted tokens (ECR).
-type TokenProviderFunc func(reg *config.Registry, creds config.Credentials) (Provider, error)
-
-// ErrNoTokenProvider is returned for a token registry type that the running
-// build has no provider for.
-var ErrNoTokenProvider = errors.New("no token provider for this registry type")
-
-// New returns the Provider of a registry from its resolved credentials.
-// tokens builds providers for token types; nil means there is none. Errors
-// name the field and never quote a credential.
-func New(reg *config.Registry, creds config.Credentials, tokens TokenProviderFunc) (Provider, error) {
-	switch reg.Type {
-	case config.TypeECR:
-		if tokens == nil {
-			return nil, ErrNoTokenProvider
-		}
-		return tokens(reg, creds)
-	case config.TypeGCR, config.TypeArtifactRegistry:
-		user := strings.TrimSpace(creds.Username)
-		key, err := NormalizeServiceAccountKey(user, creds.Password)
-		if err != nil {
-			return nil, fmt.Errorf("password: %w", err)
-		}
-		return Static{Username: user, Password: key}, nil
-	default:
-		return Static{Username: strings.TrimSpace(creds.Username), Password: strings.TrimSpace(creds.Password)}, nil
-	}
+// FieldError is a problem with one credential field, found while building
+// a provider. It never quotes the value.
+type FieldError struct {
+	// Field is the field's path, as in Spec.Values.
+	Field string
+	Err   error
 }
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FieldError) Unwrap() error { return e.Err }

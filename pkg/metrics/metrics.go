@@ -12,7 +12,7 @@ import (
 )
 
 // Metrics records what regcred does. Its methods satisfy the Recorder
-// interfaces of the admission, configwatch and secretsync packages.
+// interfaces of the admission, configwatch, upkeep and status packages.
 type Metrics struct {
 	admissions     *prometheus.CounterVec
 	injected       *prometheus.CounterVec

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/credentials"
+	"github.com/regcred/regcred/pkg/registrytype"
 )
 
 type secrets map[string]string
@@ -64,8 +65,8 @@ func TestBuild(t *testing.T) {
 	assert.Nil(t, set.Match("ghcr.io/a/b").Registry)
 	m := set.Match("Quay.io/a/b")
 	assert.Nil(t, m.Registry)
-	assert.Contains(t, m.Hint, `another letter case than registry "quay"`)
-	assert.Contains(t, set.Match("UPPER/Case").Hint, "is not a valid reference")
+	assert.Contains(t, m.Hint("Quay.io/a/b"), `another letter case than registry "quay"`)
+	assert.Contains(t, set.Match("UPPER/Case").Hint("UPPER/Case"), "is not a valid reference")
 }
 
 func TestBuildReportsEveryProblem(t *testing.T) {
@@ -78,7 +79,7 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 	msg := err.Error()
 	assert.Contains(t, msg, `registry "hub": password: secretKeyRef hub/token: secret not found`)
 	assert.Contains(t, msg, `registry "gcr": password: is not a service-account JSON key: "client_email" and "private_key" are required`)
-	assert.Contains(t, msg, `registry "ecr": `+credentials.ErrNoTokenProvider.Error())
+	assert.Contains(t, msg, `registry "ecr": no ECR token minter in this program`)
 	assert.Equal(t, 3, strings.Count(msg, "\n")+1)
 	assert.NotContains(t, msg, "SECRET-KEY-MATERIAL")
 }
@@ -96,7 +97,11 @@ func TestWantRendersEachTokenOnce(t *testing.T) {
 	src := &tokens{cred: credentials.Credential{Username: "AWS", Password: "t1", ExpiresAt: time.Now().Add(time.Hour)}}
 	cfg, err := config.Parse([]byte("apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n- {name: ecr, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}\n"))
 	require.NoError(t, err)
-	set, err := Build(t.Context(), cfg, Options{StoredIn: config.InConfigMap, Tokens: func(*config.Registry, config.Credentials) (credentials.Provider, error) { return src, nil }})
+	ecrType := registrytype.ECR(nil)
+	ecrType.NewProvider = func(credentials.Spec) (credentials.Provider, error) { return src, nil }
+	types, err := registrytype.NewTypes(ecrType)
+	require.NoError(t, err)
+	set, err := Build(t.Context(), cfg, Options{StoredIn: config.InConfigMap, Types: types})
 	require.NoError(t, err)
 	r := set.Get("ecr")
 	w1, err := r.Want(t.Context())

@@ -1,11 +1,11 @@
 package status
 
 import (
-	"regexp"
 	"sort"
 	"time"
 
 	"github.com/regcred/regcred/pkg/check"
+	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/configwatch"
 	"github.com/regcred/regcred/pkg/credentials"
 	"github.com/regcred/regcred/pkg/registries"
@@ -59,31 +59,6 @@ type CheckReport struct {
 	Message string `json:"message"`
 }
 
-var registryProblem = regexp.MustCompile(`^registry "([^"]+)": (.*)$`)
-
-// problems maps registry names to the problems an error names.
-func problems(err error) (byRegistry map[string][]string, general []string) {
-	byRegistry = map[string][]string{}
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
-		if m := registryProblem.FindStringSubmatch(e.Error()); m != nil {
-			byRegistry[m[1]] = append(byRegistry[m[1]], m[2])
-			return
-		}
-		general = append(general, e.Error())
-	}
-	if err != nil {
-		walk(err)
-	}
-	return byRegistry, general
-}
-
 // Build assembles the report.
 func Build(cluster string, set *registries.Set, cs configwatch.Status, source string, checks map[string]check.Result) Report {
 	rep := Report{Cluster: cluster, Config: ConfigReport{Source: source, ServingVersion: cs.Version}}
@@ -94,12 +69,24 @@ func Build(cluster string, set *registries.Set, cs configwatch.Status, source st
 		rep.Config.LastError = cs.LastError.Error()
 		rep.Config.RejectedVersion = cs.RejectedVersion
 	}
-	byReg, _ := problems(cs.LastError)
+	byReg := map[string][]string{}
+	for name, ps := range config.ProblemsOf(cs.LastError).ByRegistry() {
+		if name == "" {
+			continue // problems of the whole config are in lastError
+		}
+		for _, p := range ps {
+			msg := p.Message
+			if p.Field != "" {
+				msg = p.Field + ": " + msg
+			}
+			byReg[name] = append(byReg[name], msg)
+		}
+	}
 	seen := map[string]bool{}
 	for _, r := range set.Registries {
 		seen[r.Name] = true
 		rr := RegistryReport{
-			Name: r.Name, Default: r.Default, Type: string(r.Type), URL: r.URL,
+			Name: r.Name, Default: r.Default, Type: string(r.Type.Name), URL: r.URL,
 			Valid: len(byReg[r.Name]) == 0, Problems: byReg[r.Name], Serving: true,
 			Injects: r.Injects, Mode: string(r.Mode), Secret: r.SecretName, Connection: string(r.Connection),
 		}
@@ -116,7 +103,7 @@ func Build(cluster string, set *registries.Set, cs configwatch.Status, source st
 			}
 			rr.LastCheck = &CheckReport{Time: res.Time.UTC().Format(time.RFC3339), Result: result, Message: res.Message}
 		}
-		if ref, ok := r.Provider.(credentials.Refresher); ok {
+		if ref, ok := r.Provider.(credentials.Expiring); ok {
 			if exp := ref.Expiry(); !exp.IsZero() {
 				rr.TokenExpiresAt = exp.UTC().Format(time.RFC3339)
 			}

@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -26,11 +25,16 @@ registries:
 	require.NoError(t, err)
 	set, err := registries.Build(context.Background(), cfg, registries.Options{ClusterName: "dev", StoredIn: config.InSecret})
 	require.NoError(t, err)
-	rejected := errors.Join(
-		&config.FieldError{Registry: `registry "hub"`, Field: "url", Message: "bad"},
-		&config.FieldError{Registry: `registry "new"`, Field: "type", Message: "unknown"},
-		&config.FieldError{Field: "kind", Message: "must be RegistryConfig"},
-	)
+	// The rejected change, loaded as regcred loads every config: its
+	// problems carry their registry and field as data.
+	_, rejected := registries.Load(context.Background(), []byte(`
+apiVersion: regcred.io/v1alpha1
+kind: RegistryKonfig
+registries:
+- {name: hub, type: docker, url: quay.io, username: {value: u}, password: {value: p}}
+- {name: new, type: nexus, url: nexus.example.com}
+`), registries.Options{StoredIn: config.InSecret})
+	require.Error(t, rejected)
 	now := time.Date(2026, 11, 28, 1, 2, 3, 0, time.UTC)
 	rep := Build("dev", set, configwatch.Status{Version: "12", LastError: rejected, RejectedVersion: "13"}, "ConfigMap regcred/cfg key config.yaml",
 		map[string]check.Result{"hub": {Registry: "hub", OK: false, Message: "credentials rejected", Time: now}})
@@ -43,9 +47,11 @@ registries:
 	hub := rep.Registries[1]
 	assert.False(t, hub.Valid)
 	assert.True(t, hub.Serving)
-	assert.Equal(t, []string{"url: bad"}, hub.Problems)
+	assert.Equal(t, []string{`url: "quay.io" is not a docker registry address: must be docker.io, optionally with an organisation path (docker.io/myorg)`}, hub.Problems)
 	assert.Equal(t, &CheckReport{Time: "2026-11-28T01:02:03Z", Result: "failed", Message: "credentials rejected"}, hub.LastCheck)
-	assert.Equal(t, RegistryReport{Name: "new", Problems: []string{"type: unknown"}}, rep.Registries[2], "a registry only in the rejected config")
+	require.Len(t, rep.Registries[2].Problems, 1)
+	assert.Equal(t, "new", rep.Registries[2].Name, "a registry only in the rejected config")
+	assert.Contains(t, rep.Registries[2].Problems[0], `type: "nexus" is not one of ecr, docker`)
 	assert.Equal(t, "13", rep.Config.RejectedVersion)
 	assert.Contains(t, rep.Config.LastError, "kind: must be RegistryConfig")
 }

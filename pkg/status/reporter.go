@@ -61,8 +61,8 @@ func (r *Reporter) Wake() {
 	}
 }
 
-// Init prepares the reporter; call before Start and Wake.
-func (r *Reporter) Init() *Reporter {
+// NewReporter readies r, configured by its exported fields, and returns it.
+func NewReporter(r *Reporter) *Reporter {
 	r.wake = make(chan struct{}, 1)
 	r.results = map[string]check.Result{}
 	if r.RefreshInterval == 0 {

@@ -25,7 +25,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"zero replicas", values{"replicaCount": 0}, []string{"replicaCount"}},
 		{"webhook timeout too long", values{"webhook": values{"timeoutSeconds": 60}}, []string{"timeoutSeconds"}},
 		{"bad duration", values{"checkInterval": "ten minutes"}, []string{"checkInterval"}},
-		{"unknown registry type", values{"config": values{"registries": []any{map[string]any{"name": "x", "type": "ghcr", "url": "ghcr.io"}}}}, []string{"type"}},
+		{"unknown registry type", values{"config": values{"registries": []any{map[string]any{"name": "x", "type": "nexus", "url": "nexus.example.com"}}}}, []string{"type"}},
 		{"registry field typo", values{"config": values{"registries": []any{typo}}}, []string{"usename"}},
 		{"inline password in a ConfigMap", values{"config": values{"registries": []any{inlinePassword}}}, []string{"password", "secretKeyRef"}},
 		{"both existing ConfigMap and Secret", values{"config": values{"existingConfigMap": "a", "existingSecret": "b"}}, []string{"/config/existingSecret", "must be ''"}},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/app"
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/test/testbed"
 )
 
@@ -205,18 +206,17 @@ func TestTemplateConfigFromValues(t *testing.T) {
 	r := mustRender(t, values{"config": values{"registries": []any{exampleRegistry()}}})
 	var cm corev1.ConfigMap
 	r.get(t, "ConfigMap", "regcred-config", &cm)
-	cfg, err := config.Parse([]byte(cm.Data["config.yaml"]))
-	require.NoError(t, err)
-	require.NoError(t, cfg.Validate(config.InConfigMap), "the rendered config is one regcred accepts from a ConfigMap")
-	require.Len(t, cfg.Registries, 1)
-	assert.Equal(t, "example", cfg.Registries[0].Name)
+	// Loaded as regcred loads it (its secretKeyRefs left unread).
+	set, err := registries.Load(t.Context(), []byte(cm.Data["config.yaml"]), registries.Options{StoredIn: config.InConfigMap})
+	require.NoError(t, err, "the rendered config is one regcred accepts from a ConfigMap")
+	require.Len(t, set.Registries, 1)
+	assert.Equal(t, "example", set.Registries[0].Name)
 
 	empty := mustRender(t, values{})
 	empty.get(t, "ConfigMap", "regcred-config", &cm)
-	cfg, err = config.Parse([]byte(cm.Data["config.yaml"]))
+	set, err = registries.Load(t.Context(), []byte(cm.Data["config.yaml"]), registries.Options{StoredIn: config.InConfigMap})
 	require.NoError(t, err)
-	require.NoError(t, cfg.Validate(config.InConfigMap))
-	assert.Empty(t, cfg.Registries)
+	assert.Empty(t, set.Registries)
 }
 
 func TestTemplateRBAC(t *testing.T) {

@@ -227,14 +227,13 @@ func startAsServiceAccount(t *testing.T, cp *testbed.ControlPlane) (*app.App, st
 	opts.WebhookHost, opts.WebhookPort = "127.0.0.1", port
 	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
 	opts.ShutdownTimeout = 5 * time.Second
-	opts.SeveralInProcess = true
 
 	out := io.Discard
 	if os.Getenv("REGCRED_CHART_LOG") != "" {
 		out = os.Stderr
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(out), zap.UseDevMode(true)))
-	a, err := app.New(opts, impersonate(cp.Config))
+	a, err := app.New(opts, impersonate(cp.Config), app.Deps{})
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)

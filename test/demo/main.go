@@ -125,7 +125,7 @@ func run(ctx context.Context, keep, verbose bool) error {
 		opts := app.DefaultOptions()
 		opts.Namespace, opts.ConfigMap, opts.ClusterName = "regcred", "regcred-config", "demo"
 		opts.MetricsAddr, opts.ProbeAddr = "0", "0"
-		r, err = testbed.StartRegcred(regcredCtx, cp.Config, ca, opts)
+		r, err = testbed.StartRegcred(regcredCtx, cp.Config, ca, opts, app.Deps{})
 		if err != nil {
 			return err
 		}

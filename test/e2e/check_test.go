@@ -98,5 +98,5 @@ func TestCheckReadsReferencedSecretsFromTheCluster(t *testing.T) {
 
 	out, code = runCheck(t, cfg)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, out, `registry "reg-a": password: secretKeyRef registry-creds/reg-a: no Secrets can be read here`)
+	assert.Equal(t, "reg-a: FAILED: cannot check: password comes from a Secret (secretKeyRef) that was not read (regcred check reads Secrets with --kubeconfig)\n", out)
 }

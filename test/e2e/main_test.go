@@ -177,9 +177,9 @@ func setup(ctx context.Context) error {
 	env.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	opts.MetricsAddr, opts.ProbeAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort), "0"
 	opts.ShutdownTimeout = 5 * time.Second
-	opts.CheckInterval, opts.StatusRefresh = time.Second, 100*time.Millisecond
+	opts.CheckInterval = time.Second
 	env.requests = &testbed.RequestLog{}
-	r, err := testbed.StartRegcred(ctx, env.requests.Wrap(env.cp.Config), env.ca, opts)
+	r, err := testbed.StartRegcred(ctx, env.requests.Wrap(env.cp.Config), env.ca, opts, app.Deps{StatusRefresh: 100 * time.Millisecond})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func (r *Regcred) Wait() { <-r.done }
 // StartRegcred starts a replica with opts (its webhook address and
 // certificates are chosen here), waits until it has read its config, and
 // registers it. It stops when ctx ends.
-func StartRegcred(ctx context.Context, cfg *rest.Config, ca *certgen.CA, opts app.Options) (*Regcred, error) {
+func StartRegcred(ctx context.Context, cfg *rest.Config, ca *certgen.CA, opts app.Options, deps app.Deps) (*Regcred, error) {
 	dir, err := os.MkdirTemp("", "regcred-certs-")
 	if err != nil {
 		return nil, err
@@ -51,7 +51,7 @@ func StartRegcred(ctx context.Context, cfg *rest.Config, ca *certgen.CA, opts ap
 		return nil, err
 	}
 	opts.WebhookHost, opts.WebhookPort, opts.CertDir = "127.0.0.1", port, dir
-	a, err := app.New(opts, cfg)
+	a, err := app.New(opts, cfg, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package ecr
 
 import (
 	"fmt"
-	"regexp"
+	"strings"
+
+	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login/api"
 )
 
 // Host is what an ECR registry host says: the account, the region, and
@@ -14,18 +16,21 @@ type Host struct {
 	DualStack bool
 }
 
-var (
-	hostRE      = regexp.MustCompile(`^([0-9]{12})\.dkr\.ecr(-fips)?\.([a-z]{2}(?:-[a-z]+)+-[0-9]+)\.amazonaws\.com(?:\.cn)?$`)
-	dualStackRE = regexp.MustCompile(`^([0-9]{12})\.dkr-ecr(-fips)?\.([a-z]{2}(?:-[a-z]+)+-[0-9]+)\.on\.aws$`)
-)
+// HostForm says which hosts ParseHost accepts, for error messages.
+const HostForm = "<12-digit account>.dkr.ecr.<region>.amazonaws.com, or the same in another AWS partition (amazonaws.com.cn, amazonaws.eu, c2s.ic.gov, sc2s.sgov.gov, cloud.adc-e.uk, csp.hci.ic.gov), dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws"
 
-// ParseHost reads an ECR registry host.
+// ParseHost reads an ECR registry host with the ECR credential helper's
+// own parser, so that every partition and endpoint form it knows is
+// accepted here too.
 func ParseHost(host string) (Host, error) {
-	if m := hostRE.FindStringSubmatch(host); m != nil {
-		return Host{Account: m[1], FIPS: m[2] != "", Region: m[3]}, nil
+	reg, err := api.ExtractRegistry(host)
+	if err != nil || reg.Service != api.ServiceECR || strings.ContainsAny(host, ":/") {
+		return Host{}, fmt.Errorf("%q is not an ECR registry host: must be %s", host, HostForm)
 	}
-	if m := dualStackRE.FindStringSubmatch(host); m != nil {
-		return Host{Account: m[1], FIPS: m[2] != "", Region: m[3], DualStack: true}, nil
-	}
-	return Host{}, fmt.Errorf("%q is not an ECR registry host: must be <12-digit account>.dkr.ecr.<region>.amazonaws.com", host)
+	return Host{
+		Account:   reg.ID,
+		Region:    reg.Region,
+		FIPS:      reg.FIPS,
+		DualStack: strings.HasSuffix(host, ".on.aws") || strings.HasSuffix(host, ".on.amazonwebservices.com.cn"),
+	}, nil
 }

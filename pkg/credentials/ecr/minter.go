@@ -20,7 +20,6 @@ import (
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/credentials"
-	"github.com/regcred/regcred/pkg/image"
 )
 
 // TokenAPI is the part of the ECR API regcred uses.
@@ -44,7 +43,7 @@ type Options struct {
 	BackoffBase, BackoffMax time.Duration
 	// NewAPI builds the API client of one credential and region; tests
 	// replace it. Nil means the AWS SDK.
-	NewAPI func(ctx context.Context, k Key, creds config.Credentials) (TokenAPI, error)
+	NewAPI func(ctx context.Context, k Key, key AccessKey) (TokenAPI, error)
 }
 
 // Key identifies a token source: one credential in one region.
@@ -64,7 +63,7 @@ type Minter struct {
 	now  func() time.Time
 
 	mu      sync.Mutex
-	sources map[Key]*Source
+	sources map[Key]*TokenSource
 }
 
 // NewMinter returns a Minter.
@@ -81,44 +80,49 @@ func NewMinter(opts Options) *Minter {
 	if opts.NewAPI == nil {
 		opts.NewAPI = sdkAPI(opts)
 	}
-	return &Minter{opts: opts, now: time.Now, sources: map[Key]*Source{}}
+	return &Minter{opts: opts, now: time.Now, sources: map[Key]*TokenSource{}}
 }
 
-// Provider returns the credentials.Provider of an ECR registry; it is the
-// credentials.TokenProviderFunc of ECR.
-func (m *Minter) Provider(reg *config.Registry, creds config.Credentials) (credentials.Provider, error) {
-	loc, err := image.ParseLocation(reg.URL)
+// Provider returns the token source of a compiled ECR registry: one per
+// credential and region, shared by every registry that has them.
+func (m *Minter) Provider(spec credentials.Spec) (credentials.Provider, error) {
+	h, err := ParseHost(spec.Location.Host)
 	if err != nil {
-		return nil, fmt.Errorf("url: %w", err)
+		return nil, err
 	}
-	h, err := ParseHost(loc.Host)
-	if err != nil {
-		return nil, fmt.Errorf("url: %w", err)
-	}
-	if reg.ECR == nil {
-		return nil, errors.New("ecr: is required")
-	}
-	k := Key{Auth: reg.ECR.Auth, Region: h.Region, FIPS: h.FIPS, DualStack: h.DualStack}
-	if k.Auth == config.ECRAccessKey {
-		sum := sha256.Sum256([]byte(creds.SecretAccessKey))
-		k.Credential = strings.TrimSpace(creds.AccessKeyID) + "/" + hex.EncodeToString(sum[:8])
+	return m.source(h, config.ECRAuth(spec.Auth), AccessKey{
+		ID:     strings.TrimSpace(spec.Values["ecr.accessKeyID"]),
+		Secret: strings.TrimSpace(spec.Values["ecr.secretAccessKey"]),
+	}), nil
+}
+
+// AccessKey is an AWS access key; empty for iam-role. It is secret: never
+// log or print it.
+type AccessKey struct{ ID, Secret string }
+
+// source returns the token source of a credential in a host's region.
+func (m *Minter) source(h Host, auth config.ECRAuth, key AccessKey) *TokenSource {
+	k := Key{Auth: auth, Region: h.Region, FIPS: h.FIPS, DualStack: h.DualStack}
+	if auth == config.ECRAccessKey {
+		sum := sha256.Sum256([]byte(key.Secret))
+		k.Credential = key.ID + "/" + hex.EncodeToString(sum[:8])
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	src, ok := m.sources[k]
 	if !ok {
-		src = &Source{key: k, minter: m, creds: creds}
+		src = &TokenSource{key: k, minter: m, accessKey: key}
 		m.sources[k] = src
 	}
-	return src, nil
+	return src
 }
 
-// Source is the token source of one credential and region. It is the
-// Provider of every ECR registry that shares them.
-type Source struct {
-	key    Key
-	minter *Minter
-	creds  config.Credentials
+// TokenSource is the token source of one credential and region. It is
+// the Provider of every ECR registry that shares them.
+type TokenSource struct {
+	key       Key
+	minter    *Minter
+	accessKey AccessKey
 
 	mu          sync.Mutex
 	api         TokenAPI
@@ -133,7 +137,7 @@ type Source struct {
 }
 
 // ID identifies the source (no secret in it).
-func (s *Source) ID() string {
+func (s *TokenSource) ID() string {
 	id := fmt.Sprintf("%s/%s", s.key.Auth, s.key.Region)
 	if s.key.Credential != "" {
 		id += "/" + strings.SplitN(s.key.Credential, "/", 2)[0]
@@ -143,7 +147,7 @@ func (s *Source) ID() string {
 
 // Credential returns the cached token while it is valid; it mints one, within
 // the Minter's budget, only when none is.
-func (s *Source) Credential(ctx context.Context) (credentials.Credential, error) {
+func (s *TokenSource) Credential(ctx context.Context) (credentials.Credential, error) {
 	if tok, ok := s.valid(); ok {
 		return tok, nil
 	}
@@ -159,7 +163,7 @@ func (s *Source) Credential(ctx context.Context) (credentials.Credential, error)
 }
 
 // valid returns the cached token if it does not expire within a minute.
-func (s *Source) valid() (credentials.Credential, bool) {
+func (s *TokenSource) valid() (credentials.Credential, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.token != nil && s.minter.now().Before(s.token.ExpiresAt.Add(-safety(s.token.ExpiresAt.Sub(s.issued)))) {
@@ -177,7 +181,7 @@ func safety(life time.Duration) time.Duration {
 // RefreshAt returns when the token should be refreshed: half of its life
 // after it was issued, less jitter; or, after failures, when the backoff
 // ends. Zero means now.
-func (s *Source) RefreshAt() time.Time {
+func (s *TokenSource) RefreshAt() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.nextAttempt.After(s.refreshAt) {
@@ -187,7 +191,7 @@ func (s *Source) RefreshAt() time.Time {
 }
 
 // Expiry returns the cached token's expiry, zero if none.
-func (s *Source) Expiry() time.Time {
+func (s *TokenSource) Expiry() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.token == nil {
@@ -198,7 +202,7 @@ func (s *Source) Expiry() time.Time {
 
 // Refresh mints a new token if one is due and the backoff allows. It
 // reports whether the token changed.
-func (s *Source) Refresh(ctx context.Context) (bool, error) {
+func (s *TokenSource) Refresh(ctx context.Context) (bool, error) {
 	if s.minter.now().Before(s.RefreshAt()) {
 		return false, nil
 	}
@@ -210,7 +214,7 @@ func (s *Source) Refresh(ctx context.Context) (bool, error) {
 
 // mint calls ECR once, unless a call is under way (then it waits for that
 // one) or, for an admission, the backoff after a failure is not over.
-func (s *Source) mint(ctx context.Context, background bool) error {
+func (s *TokenSource) mint(ctx context.Context, background bool) error {
 	s.mu.Lock()
 	if ch := s.inflight; ch != nil {
 		s.mu.Unlock()
@@ -259,13 +263,13 @@ func (s *Source) mint(ctx context.Context, background bool) error {
 	return nil
 }
 
-func (s *Source) call(ctx context.Context) (credentials.Credential, error) {
+func (s *TokenSource) call(ctx context.Context) (credentials.Credential, error) {
 	s.mu.Lock()
 	api := s.api
 	s.mu.Unlock()
 	if api == nil {
 		var err error
-		if api, err = s.minter.opts.NewAPI(ctx, s.key, s.creds); err != nil {
+		if api, err = s.minter.opts.NewAPI(ctx, s.key, s.accessKey); err != nil {
 			return credentials.Credential{}, fmt.Errorf("ECR client: %w", err)
 		}
 		s.mu.Lock()
@@ -294,12 +298,11 @@ func (s *Source) call(ctx context.Context) (credentials.Credential, error) {
 // sdkAPI builds ECR clients with the AWS SDK: the access key from the
 // config, or the default chain (environment, IRSA web identity, EKS Pod
 // Identity, instance role) for iam-role. Retries are regcred's own.
-func sdkAPI(opts Options) func(ctx context.Context, k Key, creds config.Credentials) (TokenAPI, error) {
-	return func(ctx context.Context, k Key, creds config.Credentials) (TokenAPI, error) {
+func sdkAPI(opts Options) func(ctx context.Context, k Key, key AccessKey) (TokenAPI, error) {
+	return func(ctx context.Context, k Key, key AccessKey) (TokenAPI, error) {
 		load := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(k.Region), awsconfig.WithAppID("regcred")}
 		if k.Auth == config.ECRAccessKey {
-			load = append(load, awsconfig.WithCredentialsProvider(awscreds.NewStaticCredentialsProvider(
-				strings.TrimSpace(creds.AccessKeyID), strings.TrimSpace(creds.SecretAccessKey), "")))
+			load = append(load, awsconfig.WithCredentialsProvider(awscreds.NewStaticCredentialsProvider(key.ID, key.Secret, "")))
 		}
 		if opts.HTTPClient != nil {
 			load = append(load, awsconfig.WithHTTPClient(opts.HTTPClient))

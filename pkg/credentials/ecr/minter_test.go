@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/credentials"
+	"github.com/regcred/regcred/pkg/image"
 )
 
 type fakeAPI struct {
@@ -61,7 +63,7 @@ func setup(t *testing.T) (*Minter, *fakeAPI, *clock) {
 	var keys []Key
 	m := NewMinter(Options{
 		BackoffBase: time.Second, BackoffMax: time.Minute,
-		NewAPI: func(_ context.Context, k Key, _ config.Credentials) (TokenAPI, error) {
+		NewAPI: func(_ context.Context, k Key, _ AccessKey) (TokenAPI, error) {
 			keys = append(keys, k)
 			return api, nil
 		},
@@ -70,15 +72,19 @@ func setup(t *testing.T) (*Minter, *fakeAPI, *clock) {
 	return m, api, c
 }
 
-func registry(url string, auth config.ECRAuth) *config.Registry {
-	return &config.Registry{Name: "r", Type: config.TypeECR, URL: url, ECR: &config.ECR{Auth: auth}}
+func spec(t *testing.T, url string, auth config.ECRAuth, key AccessKey) credentials.Spec {
+	t.Helper()
+	loc, err := image.ParseLocation(url)
+	require.NoError(t, err)
+	return credentials.Spec{Registry: "r", Location: loc, Auth: string(auth),
+		Values: map[string]string{"ecr.accessKeyID": key.ID, "ecr.secretAccessKey": key.Secret}}
 }
 
 func TestTokenIsMintedOnceAndRefreshedAtHalfLife(t *testing.T) {
 	m, api, c := setup(t)
-	p, err := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	p, err := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
 	require.NoError(t, err)
-	src := p.(*Source)
+	src := p.(*TokenSource)
 	for range 10 {
 		tok, err := p.Credential(t.Context())
 		require.NoError(t, err)
@@ -108,28 +114,25 @@ func TestTokenIsMintedOnceAndRefreshedAtHalfLife(t *testing.T) {
 
 func TestOneSourcePerCredentialAndRegion(t *testing.T) {
 	m, _, _ := setup(t)
-	ak := func(id, secret string) config.Credentials {
-		return config.Credentials{AccessKeyID: id, SecretAccessKey: secret}
-	}
-	p1, _ := m.Provider(registry("111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey), ak("AKIA1", "s1"))
-	p2, _ := m.Provider(registry("222222222222.dkr.ecr.eu-west-1.amazonaws.com/team", config.ECRAccessKey), ak("AKIA1", "s1"))
-	p3, _ := m.Provider(registry("111111111111.dkr.ecr.us-east-1.amazonaws.com", config.ECRAccessKey), ak("AKIA1", "s1"))
-	p4, _ := m.Provider(registry("111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey), ak("AKIA1", "rotated"))
-	p5, _ := m.Provider(registry("111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	p1, _ := m.Provider(spec(t, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey, AccessKey{"AKIA1", "s1"}))
+	p2, _ := m.Provider(spec(t, "222222222222.dkr.ecr.eu-west-1.amazonaws.com/team", config.ECRAccessKey, AccessKey{"AKIA1", "s1"}))
+	p3, _ := m.Provider(spec(t, "111111111111.dkr.ecr.us-east-1.amazonaws.com", config.ECRAccessKey, AccessKey{"AKIA1", "s1"}))
+	p4, _ := m.Provider(spec(t, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey, AccessKey{"AKIA1", "rotated"}))
+	p5, _ := m.Provider(spec(t, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
 	assert.Same(t, p1, p2, "same key, same region: one token")
 	assert.NotSame(t, p1, p3, "another region")
 	assert.NotSame(t, p1, p4, "another secret")
 	assert.NotSame(t, p1, p5, "another identity")
-	assert.Equal(t, "access-key/eu-west-1/AKIA1", p1.(*Source).ID())
-	assert.NotContains(t, p4.(*Source).ID(), "rotated")
+	assert.Equal(t, "access-key/eu-west-1/AKIA1", p1.(*TokenSource).ID())
+	assert.NotContains(t, p4.(*TokenSource).ID(), "rotated")
 }
 
 func TestFailuresBackOff(t *testing.T) {
 	m, api, c := setup(t)
 	boom := errors.New("ThrottlingException: Rate exceeded")
 	api.err.Store(&boom)
-	p, _ := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
-	src := p.(*Source)
+	p, _ := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	src := p.(*TokenSource)
 	for range 50 {
 		_, err := p.Credential(t.Context())
 		require.Error(t, err)
@@ -159,7 +162,7 @@ func TestFailuresBackOff(t *testing.T) {
 func TestConcurrentAdmissionsShareOneMint(t *testing.T) {
 	m, api, _ := setup(t)
 	api.delay = 50 * time.Millisecond
-	p, _ := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	p, _ := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -175,7 +178,7 @@ func TestAdmissionWaitIsBounded(t *testing.T) {
 	m, api, _ := setup(t)
 	m.opts.Budget = 50 * time.Millisecond
 	api.delay = time.Hour
-	p, _ := m.Provider(registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole), config.Credentials{})
+	p, _ := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
 	// ECR would answer in an hour: the deadline error shows the budget ended the wait.
 	_, err := p.Credential(t.Context())
 	require.Error(t, err)
@@ -189,6 +192,12 @@ func TestParseHost(t *testing.T) {
 		"123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com": {Account: "123456789012", Region: "us-gov-west-1", FIPS: true},
 		"123456789012.dkr-ecr.ap-southeast-2.on.aws":            {Account: "123456789012", Region: "ap-southeast-2", DualStack: true},
 		"123456789012.dkr-ecr-fips.us-east-1.on.aws":            {Account: "123456789012", Region: "us-east-1", FIPS: true, DualStack: true},
+		// Every partition the ECR credential helper knows.
+		"123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn": {Account: "123456789012", Region: "cn-north-1", DualStack: true},
+		"123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu":            {Account: "123456789012", Region: "eusc-de-east-1"},
+		"123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov":               {Account: "123456789012", Region: "us-iso-east-1"},
+		"123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov":           {Account: "123456789012", Region: "us-isob-east-1"},
+		"123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk":          {Account: "123456789012", Region: "eu-isoe-west-1"},
 	} {
 		got, err := ParseHost(host)
 		require.NoError(t, err, host)
@@ -196,6 +205,6 @@ func TestParseHost(t *testing.T) {
 	}
 	for _, host := range []string{"12345.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.amazonaws.com", "public.ecr.aws", "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443"} {
 		_, err := ParseHost(host)
-		assert.ErrorContains(t, err, "must be <12-digit account>.dkr.ecr.<region>.amazonaws.com", host)
+		assert.ErrorContains(t, err, "is not an ECR registry host", host)
 	}
 }

@@ -13,12 +13,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/test/testbed"
@@ -100,11 +100,28 @@ func callsSince(since time.Time, keyID string) []testbed.ECRCall {
 	return out
 }
 
-// metric returns the value of a regcred metric with the registry label,
-// read from the process's Prometheus registry (the replicas run here).
+// metric returns the value of a regcred metric with the registry label: a
+// counter summed over every replica this process ran, a gauge as the
+// latest replica that has it sets it.
 func metric(t *testing.T, name, registry string) float64 {
 	t.Helper()
-	families, err := ctrlmetrics.Registry.Gather()
+	sum, gauge := 0.0, 0.0
+	for _, reg := range replicaMetrics.all() {
+		v, isGauge, ok := metricOf(t, reg, name, registry)
+		switch {
+		case !ok:
+		case isGauge:
+			gauge = v
+		default:
+			sum += v
+		}
+	}
+	return sum + gauge
+}
+
+func metricOf(t *testing.T, reg prometheus.Gatherer, name, registry string) (value float64, isGauge, ok bool) {
+	t.Helper()
+	families, err := reg.Gather()
 	require.NoError(t, err)
 	for _, f := range families {
 		if f.GetName() != name {
@@ -114,12 +131,12 @@ func metric(t *testing.T, name, registry string) float64 {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "registry" && l.GetValue() == registry {
 					if m.GetCounter() != nil {
-						return m.GetCounter().GetValue()
+						return m.GetCounter().GetValue(), false, true
 					}
-					return m.GetGauge().GetValue()
+					return m.GetGauge().GetValue(), true, true
 				}
 			}
 		}
 	}
-	return 0
+	return 0, false, false
 }

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/app"
 	"github.com/regcred/regcred/pkg/certgen"
+	"github.com/regcred/regcred/pkg/credentials/ecr"
 	"github.com/regcred/regcred/test/testbed"
 )
 
@@ -152,6 +155,28 @@ registries:
 	return code, nil
 }
 
+// replicaMetrics holds the metrics of every replica this process ran.
+var replicaMetrics metricsRegistries
+
+type metricsRegistries struct {
+	mu   sync.Mutex
+	regs []*prometheus.Registry
+}
+
+func (m *metricsRegistries) add() *prometheus.Registry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := prometheus.NewRegistry()
+	m.regs = append(m.regs, r)
+	return r
+}
+
+func (m *metricsRegistries) all() []*prometheus.Registry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*prometheus.Registry(nil), m.regs...)
+}
+
 // replica is one running regcred.
 type replica struct {
 	*testbed.Regcred
@@ -168,13 +193,14 @@ func startReplica(t *testing.T, name, lease string) *replica {
 	opts.Namespace, opts.ConfigMap, opts.ClusterName = namespace, "regcred-config", "e2e"
 	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
 	opts.LeaderElectID = lease
-	opts.SeveralInProcess = true
 	opts.ShutdownTimeout = 5 * time.Second
-	opts.ECR.Endpoint = env.ecr.URL
-	opts.ECR.HTTPClient = &http.Client{Transport: replicaHeader{name, env.ecr.Client.Transport}, Timeout: 30 * time.Second}
-	opts.ECR.Budget = time.Second
-	opts.ECR.BackoffBase, opts.ECR.BackoffMax = 200*time.Millisecond, time.Second
-	r, err := testbed.StartRegcred(ctx, env.cp.Config, env.ca, opts)
+	opts.ECREndpoint = env.ecr.URL
+	opts.ECRTokenBudget = time.Second
+	deps := app.Deps{Metrics: replicaMetrics.add(), ECR: ecr.Options{
+		HTTPClient:  &http.Client{Transport: replicaHeader{name, env.ecr.Client.Transport}, Timeout: 30 * time.Second},
+		BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second,
+	}}
+	r, err := testbed.StartRegcred(ctx, env.cp.Config, env.ca, opts, deps)
 	require.NoError(t, err)
 	require.NoError(t, r.App.ConfigStatus().LastError)
 	rep := &replica{Regcred: r, name: name, stop: func() { cancel(); r.Wait() }}

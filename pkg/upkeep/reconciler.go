@@ -1,15 +1,13 @@
-package secretsync
+package upkeep
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 )
@@ -44,6 +43,8 @@ type Namespaces interface {
 type Reconciler struct {
 	// Namespaces reads namespace labels, for registries scoped to some.
 	Namespaces Namespaces
+	// Exclusions are the namespaces regcred never serves.
+	Exclusions plan.Exclusions
 	// Registries returns the current set; HasConfig reports whether a good
 	// config was ever loaded (before that, nothing is deleted).
 	Registries func() *registries.Set
@@ -103,15 +104,17 @@ func (r *Reconciler) sync(ctx context.Context, set *registries.Set, s *corev1.Se
 	log := logr.FromContextOrDiscard(ctx).WithValues("secret", klog.KObj(s), "registry", name)
 	reg := set.Get(name)
 	wanted := reg != nil && reg.Manages() && reg.SecretName == s.Name
-	if wanted && reg.Namespaces != nil {
-		nsLabels, err := r.Namespaces.NamespaceLabels(ctx, s.Namespace)
+	if wanted {
+		ns := plan.Namespace{Name: s.Namespace}
+		var err error
+		ns.Labels, err = r.Namespaces.NamespaceLabels(ctx, s.Namespace)
 		if apierrors.IsNotFound(err) {
 			return nil // the namespace is going away, and the Secret with it
 		}
 		if err != nil {
 			return err
 		}
-		wanted = reg.Serves(nsLabels)
+		wanted, _ = plan.ForNamespace(reg, ns, r.Exclusions)
 	}
 	if !wanted {
 		if err := r.Ensurer.Delete(ctx, s); err != nil {
@@ -172,84 +175,4 @@ func (r *Reconciler) secretsIn(ctx context.Context, ns client.Object) []reconcil
 		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
 	}
 	return reqs
-}
-
-// Retrier creates, in the background, the pull secrets that admissions
-// could not create. It runs on every replica, since any replica admits.
-type Retrier struct {
-	registries  func() *registries.Set
-	ensurer     *pullsecret.Ensurer
-	metrics     Recorder
-	maxAttempts int
-	queue       workqueue.TypedRateLimitingInterface[retryKey]
-}
-
-// NewRetrier returns a Retrier that tries each pull secret up to
-// maxAttempts times, backing off from one second to two minutes.
-func NewRetrier(set func() *registries.Set, ensurer *pullsecret.Ensurer, metrics Recorder, maxAttempts int) *Retrier {
-	return &Retrier{
-		registries:  set,
-		ensurer:     ensurer,
-		metrics:     metrics,
-		maxAttempts: maxAttempts,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[retryKey](time.Second, 2*time.Minute),
-			workqueue.TypedRateLimitingQueueConfig[retryKey]{Name: "pullsecret_retry"}),
-	}
-}
-
-type retryKey struct{ namespace, registry string }
-
-// Retry queues the registry's pull secret in namespace.
-func (r *Retrier) Retry(namespace, registry string) {
-	r.queue.AddRateLimited(retryKey{namespace, registry})
-}
-
-// NeedLeaderElection is false: every replica retries its own admissions.
-func (r *Retrier) NeedLeaderElection() bool { return false }
-
-// Start processes the queue until ctx ends.
-func (r *Retrier) Start(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		r.queue.ShutDown()
-	}()
-	log := logr.FromContextOrDiscard(ctx).WithName("retrier")
-	for {
-		k, shutdown := r.queue.Get()
-		if shutdown {
-			return nil
-		}
-		err := r.process(ctx, k)
-		switch {
-		case err == nil:
-			r.queue.Forget(k)
-		case r.queue.NumRequeues(k) >= r.maxAttempts:
-			log.Error(err, "Giving up on pull secret; the next admission will try again", "namespace", k.namespace, "registry", k.registry)
-			r.queue.Forget(k)
-		default:
-			r.queue.AddRateLimited(k)
-		}
-		r.queue.Done(k)
-	}
-}
-
-func (r *Retrier) process(ctx context.Context, k retryKey) error {
-	reg := r.registries().Get(k.registry)
-	if reg == nil || !reg.Manages() {
-		return nil
-	}
-	want, err := reg.Want(ctx)
-	if err != nil {
-		return err
-	}
-	out, err := r.ensurer.Ensure(ctx, k.namespace, want, false)
-	if apierrors.IsNotFound(err) {
-		return nil // the namespace is gone
-	}
-	if err != nil {
-		return fmt.Errorf("retrying pull secret: %w", err)
-	}
-	r.metrics.SecretEnsured(k.registry, out)
-	return nil
 }

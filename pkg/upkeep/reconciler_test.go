@@ -1,4 +1,4 @@
-package secretsync
+package upkeep
 
 import (
 	"context"

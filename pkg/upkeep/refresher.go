@@ -1,4 +1,4 @@
-package secretsync
+package upkeep
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 
 	"github.com/regcred/regcred/pkg/credentials"
 	"github.com/regcred/regcred/pkg/registries"
@@ -17,28 +18,30 @@ type TokenRecorder interface {
 	TokenRefreshFailed(registry string)
 }
 
-// Refresher refreshes expiring registry tokens (ECR) ahead of their expiry
+// TokenRefresher refreshes expiring registry tokens (ECR) ahead of their expiry
 // and has every pull secret that holds one rewritten. It runs on the leader
 // only: one replica mints and writes. Each token source is refreshed once,
 // however many registries and namespaces share it.
-type Refresher struct {
+type TokenRefresher struct {
 	Registries func() *registries.Set
 	// Sync asks for every managed pull secret to be brought up to date.
 	Sync    func()
 	Metrics TokenRecorder
 	// MaxWait bounds the sleep between two looks (default a minute).
 	MaxWait time.Duration
+	// Clock tells the time and sleeps; tests replace it.
+	Clock clock.WithTicker
 
 	wake chan struct{}
 }
 
-// NewRefresher returns a Refresher.
-func NewRefresher(set func() *registries.Set, sync func(), m TokenRecorder) *Refresher {
-	return &Refresher{Registries: set, Sync: sync, Metrics: m, MaxWait: time.Minute, wake: make(chan struct{}, 1)}
+// NewTokenRefresher returns a TokenRefresher.
+func NewTokenRefresher(set func() *registries.Set, sync func(), m TokenRecorder) *TokenRefresher {
+	return &TokenRefresher{Registries: set, Sync: sync, Metrics: m, MaxWait: time.Minute, Clock: clock.RealClock{}, wake: make(chan struct{}, 1)}
 }
 
 // Wake makes the refresher look again now (the config changed).
-func (r *Refresher) Wake() {
+func (r *TokenRefresher) Wake() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -46,21 +49,21 @@ func (r *Refresher) Wake() {
 }
 
 // NeedLeaderElection is true: only the leader mints and writes.
-func (r *Refresher) NeedLeaderElection() bool { return true }
+func (r *TokenRefresher) NeedLeaderElection() bool { return true }
 
 // Start refreshes until ctx ends.
-func (r *Refresher) Start(ctx context.Context) error {
+func (r *TokenRefresher) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("refresher")
 	ctx = logr.NewContext(ctx, log)
 	for {
 		next := r.refreshDue(ctx)
-		wait := min(max(time.Until(next), 10*time.Millisecond), r.MaxWait)
-		t := time.NewTimer(wait)
+		wait := min(max(next.Sub(r.Clock.Now()), 10*time.Millisecond), r.MaxWait)
+		t := r.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-t.C:
+		case <-t.C():
 		case <-r.wake:
 			t.Stop()
 		}
@@ -68,17 +71,17 @@ func (r *Refresher) Start(ctx context.Context) error {
 }
 
 type tokenGroup struct {
-	src        credentials.Refresher
+	src        credentials.Expiring
 	registries []string
 }
 
 // refreshDue refreshes every source that is due and returns when the next
 // one will be.
-func (r *Refresher) refreshDue(ctx context.Context) time.Time {
+func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 	log := logr.FromContextOrDiscard(ctx)
 	groups := map[string]*tokenGroup{}
 	for _, reg := range r.Registries().Registries {
-		src, ok := reg.Provider.(credentials.Refresher)
+		src, ok := reg.Provider.(credentials.Expiring)
 		if !ok || !reg.Manages() {
 			continue
 		}
@@ -94,7 +97,7 @@ func (r *Refresher) refreshDue(ctx context.Context) time.Time {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	next := time.Now().Add(r.MaxWait)
+	next := r.Clock.Now().Add(r.MaxWait)
 	changed := false
 	for _, id := range ids {
 		g := groups[id]

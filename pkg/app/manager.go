@@ -1,0 +1,75 @@
+package app
+
+import (
+	"crypto/tls"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+// newManager builds the manager: the caches regcred reads, the webhook
+// server, the metrics endpoint, the probes and leader election.
+func (a *App) newManager(restConfig *rest.Config) error {
+	opts := a.opts
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	mgr, err := manager.New(restConfig, manager.Options{
+		Scheme: scheme,
+		Cache: cache.Options{
+			// Nothing regcred does reads managedFields; they are most of a
+			// small object's size, and every cache read would copy them.
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// Secrets: every one in regcred's namespace (the config may
+				// refer to them), elsewhere only those regcred manages. They are
+				// only read, never modified in place, so no deep copies.
+				&corev1.Secret{}: {
+					Namespaces: map[string]cache.Config{
+						opts.Namespace:      {},
+						cache.AllNamespaces: {LabelSelector: pullsecret.ManagedSelector()},
+					},
+					UnsafeDisableDeepCopy: ptr.To(true),
+				},
+				&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{opts.Namespace: {}}},
+			}},
+		// regcred serves its metrics itself (metricsServer), with
+		// controller-runtime's and client-go's.
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Controller names are unique per process only to keep their metrics
+		// apart; a process running several replicas (tests) shares them.
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+		HealthProbeBindAddress:        opts.ProbeAddr,
+		LeaderElection:                opts.LeaderElect,
+		LeaderElectionID:              opts.LeaderElectID,
+		LeaderElectionNamespace:       opts.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptr.To(opts.ShutdownTimeout),
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host:     opts.WebhookHost,
+			Port:     opts.WebhookPort,
+			CertDir:  opts.CertDir,
+			CertName: opts.CertName,
+			KeyName:  opts.KeyName,
+			// HTTP/2 off: it is not needed and has had denial-of-service flaws.
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		}),
+	})
+	if err != nil {
+		return err
+	}
+	a.mgr = mgr
+	return nil
+}

@@ -1,0 +1,76 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regcred/regcred/pkg/admission"
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+
+	m.Admission(admission.Patched)
+	m.Admission(admission.Patched)
+	m.Admission(admission.FailedOpen)
+	m.Injected("hub")
+	m.SecretEnsured("hub", pullsecret.Created)
+	m.SecretEnsured("hub", pullsecret.Updated)
+	m.SecretEnsured("hub", pullsecret.Unchanged)   // writes nothing: not counted
+	m.SecretEnsured("hub", pullsecret.WouldCreate) // a dry run: not counted
+	m.SecretDeleted("old")
+	m.ConfigReload(true)
+	m.ConfigReload(false)
+	exp := time.Unix(1_800_000_000, 0)
+	m.TokenRefreshed("ecr", exp)
+	m.TokenRefreshFailed("ecr")
+	m.LoginChecked("hub", true)
+	m.LoginChecked("quay", false)
+
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP regcred_admissions_total Pod admissions by outcome (patched, unchanged, failed-open, skipped).
+# TYPE regcred_admissions_total counter
+regcred_admissions_total{outcome="failed-open"} 1
+regcred_admissions_total{outcome="patched"} 2
+# HELP regcred_pull_secrets_written_total Pull secrets created or updated, per registry and operation.
+# TYPE regcred_pull_secrets_written_total counter
+regcred_pull_secrets_written_total{operation="created",registry="hub"} 1
+regcred_pull_secrets_written_total{operation="updated",registry="hub"} 1
+# HELP regcred_token_expiry_timestamp_seconds When the current token of an expiring-credential registry (ECR) expires, per registry (Unix time).
+# TYPE regcred_token_expiry_timestamp_seconds gauge
+regcred_token_expiry_timestamp_seconds{registry="ecr"} 1.8e+09
+# HELP regcred_registry_login_ok 1 when the registry's credentials logged in at the last check, 0 when they did not, per registry.
+# TYPE regcred_registry_login_ok gauge
+regcred_registry_login_ok{registry="hub"} 1
+regcred_registry_login_ok{registry="quay"} 0
+`), "regcred_admissions_total", "regcred_pull_secrets_written_total", "regcred_token_expiry_timestamp_seconds", "regcred_registry_login_ok"))
+
+	assert.InDelta(t, 1, testutil.ToFloat64(m.injected.WithLabelValues("hub")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.secretsDeleted.WithLabelValues("old")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.reloads.WithLabelValues("success")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.reloads.WithLabelValues("rejected")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.tokenRefreshes.WithLabelValues("ecr")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.tokenErrors.WithLabelValues("ecr")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.checks.WithLabelValues("quay", "failed")), 0)
+}
+
+// Two replicas in one process each have their own registry.
+func TestMetricsPerRegistry(t *testing.T) {
+	a, b := prometheus.NewRegistry(), prometheus.NewRegistry()
+	New(a).Injected("x")
+	New(b)
+	n, err := testutil.GatherAndCount(a, "regcred_secrets_injected_total")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	n, err = testutil.GatherAndCount(b, "regcred_secrets_injected_total")
+	require.NoError(t, err)
+	assert.Equal(t, 0, n)
+}

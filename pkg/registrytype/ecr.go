@@ -1,0 +1,58 @@
+package registrytype
+
+import (
+	"errors"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/credentials"
+	"github.com/regcred/regcred/pkg/credentials/ecr"
+)
+
+// ECR is AWS Elastic Container Registry. regcred mints its tokens with
+// ecr:GetAuthorizationToken (they live 12 hours and are refreshed at
+// half-life), as regcred's own AWS identity or with an access key.
+func ECR(minter *ecr.Minter) *Type {
+	return &Type{
+		Name:        "ecr",
+		Description: "AWS Elastic Container Registry",
+		URLForm:     "https://" + ecr.HostForm,
+		Host: func(h string) bool {
+			_, err := ecr.ParseHost(h)
+			return err == nil
+		},
+		Credentials: ECRToken,
+		NewProvider: func(spec credentials.Spec) (credentials.Provider, error) {
+			if minter == nil {
+				return nil, errors.New("no ECR token minter in this program")
+			}
+			return minter.Provider(spec)
+		},
+	}
+}
+
+func validateECR(r *config.Registry, rep *config.Reporter, required bool) {
+	if r.Username != nil {
+		rep.Fail("username", "is not used by an ecr registry (its user is AWS): use ecr.auth")
+	}
+	if r.Password != nil {
+		rep.Fail("password", "is not used by an ecr registry (its password is a token regcred mints): use ecr.auth")
+	}
+	e := r.ECR
+	switch {
+	case e == nil:
+		if required {
+			rep.Fail("ecr", "is required: set ecr.auth to iam-role or access-key")
+		}
+	case e.Auth == config.ECRAccessKey:
+		if e.AccessKeyID == nil {
+			rep.Fail("ecr.accessKeyID", "is required with auth: access-key")
+		}
+		if e.SecretAccessKey == nil {
+			rep.Fail("ecr.secretAccessKey", "is required with auth: access-key")
+		}
+	case e.Auth == config.ECRIAMRole:
+		if e.AccessKeyID != nil || e.SecretAccessKey != nil {
+			rep.Fail("ecr", "auth: iam-role uses regcred's own AWS identity; remove accessKeyID and secretAccessKey or use auth: access-key")
+		}
+	}
+}

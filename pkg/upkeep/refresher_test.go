@@ -1,0 +1,158 @@
+package upkeep
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/credentials"
+	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/registrytype"
+)
+
+// fakeToken is an expiring credential source driven by a fake clock: a
+// refresh is due at refreshAt; each one moves it a life ahead.
+type fakeToken struct {
+	id    string
+	clock *clocktesting.FakeClock
+	life  time.Duration
+	fail  atomic.Bool
+
+	mu        sync.Mutex
+	refreshAt time.Time
+	expiry    time.Time
+	refreshes int
+}
+
+func (f *fakeToken) ID() string { return f.id }
+func (f *fakeToken) Credential(context.Context) (credentials.Credential, error) {
+	return credentials.Credential{Username: "AWS", Password: "t", ExpiresAt: f.Expiry()}, nil
+}
+func (f *fakeToken) RefreshAt() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.refreshAt }
+func (f *fakeToken) Expiry() time.Time    { f.mu.Lock(); defer f.mu.Unlock(); return f.expiry }
+func (f *fakeToken) Refresh(context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.clock.Now()
+	if now.Before(f.refreshAt) {
+		return false, nil
+	}
+	if f.fail.Load() {
+		f.refreshAt = now.Add(time.Second)
+		return false, errors.New("ThrottlingException")
+	}
+	f.refreshes++
+	f.expiry = now.Add(f.life)
+	f.refreshAt = now.Add(f.life / 2)
+	return true, nil
+}
+func (f *fakeToken) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.refreshes }
+
+type tokenMetrics struct {
+	mu       sync.Mutex
+	ok, fail map[string]int
+}
+
+func (m *tokenMetrics) TokenRefreshed(r string, _ time.Time) { m.mu.Lock(); m.ok[r]++; m.mu.Unlock() }
+func (m *tokenMetrics) TokenRefreshFailed(r string)          { m.mu.Lock(); m.fail[r]++; m.mu.Unlock() }
+func (m *tokenMetrics) get(r string) (int, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ok[r], m.fail[r]
+}
+
+// tokenSet builds a set of three ECR registries, two sharing a source.
+func tokenSet(t *testing.T, shared, other *fakeToken) *registries.Set {
+	t.Helper()
+	ecrType := registrytype.ECR(nil)
+	ecrType.NewProvider = func(s credentials.Spec) (credentials.Provider, error) {
+		if s.Registry == "c" {
+			return other, nil
+		}
+		return shared, nil
+	}
+	types, err := registrytype.NewTypes(ecrType)
+	require.NoError(t, err)
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: a, type: ecr, url: 111111111111.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+- {name: b, type: ecr, url: 222222222222.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+- {name: c, type: ecr, url: 111111111111.dkr.ecr.us-east-1.amazonaws.com, ecr: {auth: iam-role}}
+`), registries.Options{Types: types, StoredIn: config.InSecret})
+	require.NoError(t, err)
+	return set
+}
+
+func TestTokenRefresherRefreshesEachSourceOnceWhenDue(t *testing.T) {
+	start := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	shared := &fakeToken{id: "eu", clock: clk, life: 12 * time.Hour, refreshAt: start}
+	other := &fakeToken{id: "us", clock: clk, life: 12 * time.Hour, refreshAt: start.Add(3 * time.Hour)}
+	set := tokenSet(t, shared, other)
+	var syncs atomic.Int32
+	m := &tokenMetrics{ok: map[string]int{}, fail: map[string]int{}}
+	r := NewTokenRefresher(func() *registries.Set { return set }, func() { syncs.Add(1) }, m)
+	r.Clock, r.MaxWait = clk, time.Hour
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The shared source is due at once: one refresh serves a and b.
+	require.Eventually(t, func() bool { return shared.count() == 1 }, time.Second, time.Millisecond)
+	assert.Equal(t, 0, other.count(), "not due yet")
+	require.Eventually(t, func() bool { return syncs.Load() == 1 }, time.Second, time.Millisecond)
+	okA, _ := m.get("a")
+	okB, _ := m.get("b")
+	assert.Equal(t, 1, okA)
+	assert.Equal(t, 1, okB)
+
+	// The refresher sleeps at most MaxWait, and wakes for each due time.
+	for i := 0; i < 3; i++ {
+		require.Eventually(t, clk.HasWaiters, time.Second, time.Millisecond)
+		clk.Step(time.Hour)
+	}
+	require.Eventually(t, func() bool { return other.count() == 1 }, time.Second, time.Millisecond, "us refreshed at its due time")
+	assert.Equal(t, 1, shared.count(), "eu is not due until half its life")
+
+	// Failures are counted per registry, and back off as the source says.
+	shared.fail.Store(true)
+	for i := 0; i < 3; i++ {
+		require.Eventually(t, clk.HasWaiters, time.Second, time.Millisecond)
+		clk.Step(time.Hour)
+	}
+	require.Eventually(t, func() bool { _, f := m.get("a"); return f >= 1 }, time.Second, time.Millisecond)
+	_, failB := m.get("b")
+	assert.GreaterOrEqual(t, failB, 1)
+	assert.Equal(t, 1, shared.count())
+
+	// A wake (the config changed) makes it look at once.
+	shared.fail.Store(false)
+	require.Eventually(t, clk.HasWaiters, time.Second, time.Millisecond)
+	clk.Step(time.Second)
+	r.Wake()
+	require.Eventually(t, func() bool { return shared.count() == 2 }, time.Second, time.Millisecond)
+}
+
+func TestTokenRefresherIgnoresStaticAndUnmanagedRegistries(t *testing.T) {
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: q, type: quay, url: quay.io, username: {value: u}, password: {value: p}}
+`), registries.Options{StoredIn: config.InSecret})
+	require.NoError(t, err)
+	r := NewTokenRefresher(func() *registries.Set { return set }, func() { t.Fatal("nothing to sync") }, &tokenMetrics{})
+	clk := clocktesting.NewFakeClock(time.Now())
+	r.Clock, r.MaxWait = clk, time.Minute
+	assert.Equal(t, clk.Now().Add(time.Minute), r.refreshDue(t.Context()), "with no token, it looks again after MaxWait")
+}
