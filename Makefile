@@ -23,7 +23,7 @@ demo: ## Run regcred's main job on a local control plane and registry, and prove
 	@$(TESTBED); go run ./test/demo
 
 .PHONY: test
-test: ## Run unit, integration and end-to-end tests (builds the test bed on first use)
+test: verify ## Check the code as reviewers would, then run unit, integration and end-to-end tests (builds the test bed on first use)
 	@$(TESTBED); echo "test bed: $$REGCRED_TESTBED_BIN"; \
 	go test -race -count=1 ./pkg/... ./cmd/... ./certs/...; \
 	echo "end-to-end, one package at a time (each runs its own control plane; the ECR tests time tokens in seconds)"; \
@@ -57,14 +57,28 @@ bench: ## Run the benchmarks
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 $(GOLANGCI_LINT):
+	@echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) from the Go module proxy (first time only, a few minutes)"
 	GOBIN=$(dir $@) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: verify
+verify: $(GOLANGCI_LINT) ## Fail on what a reviewer would: gofmt, go vet, golangci-lint, helm lint --strict, manifests out of sync
+	@echo "verify: gofmt"; out=$$(gofmt -l cmd pkg test certs); \
+	  if [ -n "$$out" ]; then echo "not gofmt'ed (run make fmt):"; echo "$$out"; exit 1; fi
+	@echo "verify: go vet"; go vet ./...
+	@echo "verify: golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run --allow-parallel-runners ./...
+	@helm=$$(test/testbed/build.sh helm | tail -n 1)/helm; \
+	  echo "verify: helm lint --strict"; "$$helm" lint --strict charts/regcred >/dev/null || "$$helm" lint --strict charts/regcred; \
+	  echo "verify: manifests/regcred.yaml is the chart rendered (make manifests)"; \
+	  tmp=$$(mktemp); trap 'rm -f "$$tmp"' EXIT; \
+	  { sed -n '1,4p' manifests/regcred.yaml; "$$helm" $(MANIFESTS_TEMPLATE); } > "$$tmp"; \
+	  diff -u manifests/regcred.yaml "$$tmp" >/dev/null || { diff -u manifests/regcred.yaml "$$tmp" | head -40 || true; echo "manifests/regcred.yaml is out of sync with the chart: run make manifests"; exit 1; }
 
 .PHONY: fmt
 fmt: ## Format the code
-	gofmt -w cmd pkg test
+	gofmt -w cmd pkg test certs
 
 .PHONY: testbed
 testbed: ## Build the test bed (etcd, kube-apiserver, kube-controller-manager, registry, helm)

@@ -92,15 +92,6 @@ func (ca *CA) Issue(hosts []string, validFor time.Duration) (*Pair, error) {
 	}, nil
 }
 
-// SelfSigned returns a serving certificate signed by no trusted CA.
-func SelfSigned(hosts []string, validFor time.Duration) (*Pair, error) {
-	ca, err := NewCA(hosts[0], validFor)
-	if err != nil {
-		return nil, err
-	}
-	return ca.Issue(hosts, validFor)
-}
-
 // Write stores the pair as dir/certName and dir/keyName (the key readable
 // by its owner only).
 func (p *Pair) Write(dir, certName, keyName string) error {
