@@ -33,21 +33,29 @@ type lookupCase struct {
 	lookup string
 	// kubelet are the credentials the kubelet tries, in order.
 	kubelet []cand
-	// ggcr is the user go-containerregistry's keychain resolves to.
+	// ggcr is the user go-containerregistry's keychain resolves to
+	// (anonymous: none; "error": it cannot parse the image).
 	ggcr string
 }
 
+// one is a Pod's only pull secret with one key.
 func one(name, key, user string) []secret {
 	return []secret{{name: name, entries: []entry{{key, user}}}}
 }
 
+// hubKeys are Docker Hub credentials under the key kubectl writes today
+// and under the legacy one, in two secrets.
 var hubKeys = []secret{
 	{name: "hub", entries: []entry{{"docker.io", "hub"}}},
 	{name: "legacy", entries: []entry{{"https://index.docker.io/v1/", "legacy"}}},
 }
 
+// regcredHub is Docker Hub's pull secret as regcred writes it
+// (pullsecret.AuthKeys).
 var regcredHub = []secret{{name: "s", entries: []entry{{"docker.io", "hub"}, {"*.docker.io", "hub"}}}}
 
+// teams are the secrets of two registries on one host whose path prefixes
+// are prefixes of each other as strings.
 var teams = []secret{
 	{name: "a", entries: []entry{{"registry.example.com/team-a", "a"}}},
 	{name: "ab", entries: []entry{{"registry.example.com/team-ab", "ab"}}},
