@@ -43,8 +43,9 @@ func one(name, key, user string) []secret {
 	return []secret{{name: name, entries: []entry{{key, user}}}}
 }
 
-// hubKeys are Docker Hub credentials under the key kubectl writes today
-// and under the legacy one, in two secrets.
+// hubKeys are Docker Hub credentials in two secrets: under docker.io, and
+// under https://index.docker.io/v1/ (the default server of docker login
+// and kubectl create secret docker-registry).
 var hubKeys = []secret{
 	{name: "hub", entries: []entry{{"docker.io", "hub"}}},
 	{name: "legacy", entries: []entry{{"https://index.docker.io/v1/", "legacy"}}},
