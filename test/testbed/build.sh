@@ -133,7 +133,7 @@ for c in "${want[@]}"; do
     kubelet-judge)
       d="$cache/kube-$KUBE_VERSION"
       [ -x "$d/$judge_bin" ] ||
-        step "kubelet-judge $KUBE_VERSION (~1 min after kube, ~10 min alone)" build_kube "$judge_bin"
+        step "kubelet-judge $KUBE_VERSION (~2 min, more if modules must be downloaded; seconds once kube is built)" build_kube "$judge_bin"
       ln -sf "$d/$judge_bin" "$bin/kubelet-judge" ;;
     registry)
       d="$cache/registry-$REGISTRY_VERSION"
