@@ -14,7 +14,7 @@ FUZZTIME ?= 10s
 
 # The test bed's binaries: built once from the Go module proxy, cached by
 # version; build.sh prints their directory last.
-TESTBED := bin_dir=$$(test/testbed/build.sh | tail -n 1); export REGCRED_TESTBED_BIN=$$bin_dir
+TESTBED := bin_dir=$$(test/testbed/build.sh etcd kube registry helm kubelet-judge | tail -n 1); export REGCRED_TESTBED_BIN=$$bin_dir
 
 ##@ Use
 
@@ -81,8 +81,8 @@ fmt: ## Format the code
 	gofmt -w cmd pkg test certs
 
 .PHONY: testbed
-testbed: ## Build the test bed (etcd, kube-apiserver, kube-controller-manager, registry, helm)
-	test/testbed/build.sh etcd kube registry helm
+testbed: ## Build the test bed (etcd, kube-apiserver, kube-controller-manager, registry, helm, kubelet-judge)
+	test/testbed/build.sh etcd kube registry helm kubelet-judge
 
 ##@ Ship
 

@@ -4,7 +4,11 @@
 #
 #   etcd, kube-apiserver, kube-controller-manager, registry (distribution), helm
 #
-# Usage: test/testbed/build.sh [component...]   (default: all)
+# and, only when asked for, kubelet-judge: the kubelet's credential lookup as
+# a command (test/kubeletjudge), to check which credential the kubelet tries.
+#
+# Usage: test/testbed/build.sh [component...]
+#   components: etcd kube registry helm (the default), kubelet-judge
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
@@ -55,6 +59,13 @@ GO
   cd - >/dev/null; rm -rf "$work"
 }
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The judge is cached by its source too, so that an edit rebuilds it.
+judge_src="$here/../kubeletjudge/main.go"
+judge_bin="kubelet-judge-$(sha256sum "$judge_src" | cut -c1-12)"
+
+# build_kube BINARY...: builds the named binaries of k8s.io/kubernetes
+# (kube-apiserver, kube-controller-manager, kubelet-judge) in one module.
 build_kube() {
   local work; work=$(mktemp -d)
   cd "$work"
@@ -67,38 +78,39 @@ build_kube() {
   local mods
   mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[^[:space:]]*\) => ./staging/.*#\1#p' "$gomod")
   for m in $mods; do go mod edit "-replace=$m=$m@$staging"; done
-  mkdir -p kube-apiserver kube-controller-manager
-  cat > kube-apiserver/main.go <<'GO'
-package main
-
-import (
-	"os"
-
-	"k8s.io/component-base/cli"
-	"k8s.io/kubernetes/cmd/kube-apiserver/app"
-)
-
-func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
-GO
-  cat > kube-controller-manager/main.go <<'GO'
-package main
-
-import (
-	"os"
-
-	"k8s.io/component-base/cli"
-	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
-)
-
-func main() { os.Exit(cli.Run(app.NewControllerManagerCommand())) }
-GO
+  local b
+  for b in "$@"; do
+    mkdir -p "$b"
+    case $b in
+      kube-apiserver) kube_main 'k8s.io/kubernetes/cmd/kube-apiserver/app' 'app.NewAPIServerCommand()' > "$b/main.go" ;;
+      kube-controller-manager) kube_main 'k8s.io/kubernetes/cmd/kube-controller-manager/app' 'app.NewControllerManagerCommand()' > "$b/main.go" ;;
+      "$judge_bin") sed '1{/^\/\/go:build ignore$/d}' "$judge_src" > "$b/main.go" ;;
+    esac
+  done
   go get "k8s.io/kubernetes@$KUBE_VERSION"
   go mod tidy
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local ld="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/kube-apiserver" ./kube-apiserver
-  go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/kube-controller-manager" ./kube-controller-manager
+  for b in "$@"; do
+    go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/$b" "./$b"
+  done
   cd - >/dev/null; rm -rf "$work"
+}
+
+# kube_main PACKAGE COMMAND: a main that runs a kube command.
+kube_main() {
+  cat <<GO
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"$1"
+)
+
+func main() { os.Exit(cli.Run($2)) }
+GO
 }
 
 build_registry() { GOBIN="$cache/registry-$REGISTRY_VERSION" go install -trimpath "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"; }
@@ -114,9 +126,15 @@ for c in "${want[@]}"; do
       link "$d" etcd ;;
     kube)
       d="$cache/kube-$KUBE_VERSION"
-      { [ -x "$d/kube-apiserver" ] && [ -x "$d/kube-controller-manager" ]; } ||
-        step "kube-apiserver and kube-controller-manager $KUBE_VERSION (~10-15 min)" build_kube
+      missing=()
+      for b in kube-apiserver kube-controller-manager; do [ -x "$d/$b" ] || missing+=("$b"); done
+      [ ${#missing[@]} -eq 0 ] || step "${missing[*]} $KUBE_VERSION (~10-15 min)" build_kube "${missing[@]}"
       link "$d" kube-apiserver kube-controller-manager ;;
+    kubelet-judge)
+      d="$cache/kube-$KUBE_VERSION"
+      [ -x "$d/$judge_bin" ] ||
+        step "kubelet-judge $KUBE_VERSION (~2 min, more if modules must be downloaded; seconds once kube is built)" build_kube "$judge_bin"
+      ln -sf "$d/$judge_bin" "$bin/kubelet-judge" ;;
     registry)
       d="$cache/registry-$REGISTRY_VERSION"
       [ -x "$d/registry" ] || step "registry (distribution) $REGISTRY_VERSION (~2 min)" build_registry
