@@ -89,7 +89,7 @@ testbed: ## Build the test bed (etcd, kube-apiserver, kube-controller-manager, r
 # The plain manifests: the chart rendered for namespace regcred, with the
 # webhook certificate from cert-manager. test/chart runs the command in the
 # header again and checks the file is in sync.
-MANIFESTS_TEMPLATE := template regcred charts/regcred --namespace regcred --set tls.certManager.enabled=true --set createNamespace=true
+MANIFESTS_TEMPLATE := template regcred charts/regcred --kube-version 1.30.0 --namespace regcred --set tls.certManager.enabled=true --set createNamespace=true
 
 .PHONY: manifests
 manifests: ## Render manifests/regcred.yaml from the chart (plain YAML for kubectl apply)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -17,11 +18,13 @@ import (
 	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
-// Ensurer makes sure a pull secret exists in a namespace.
-type Ensurer interface {
-	Ensure(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (pullsecret.Outcome, error)
+// Store makes sure a pull secret is in place in a namespace (package
+// secretstore); in steady state it makes no API call.
+type Store interface {
+	Apply(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error)
 }
 
 // Presence tells whether a Secret that regcred does not manage exists;
@@ -40,7 +43,7 @@ type Namespaces interface {
 type Recorder interface {
 	Admission(outcome Outcome)
 	Injected(registry string)
-	SecretEnsured(registry string, outcome pullsecret.Outcome)
+	SecretEnsured(registry string, outcome secretstore.Outcome)
 }
 
 // Outcome is how one admission ended.
@@ -58,7 +61,7 @@ const (
 type Handler struct {
 	// Registries returns the current registry set; never nil.
 	Registries func() *registries.Set
-	Secrets    Ensurer
+	Secrets    Store
 	Presence   Presence
 	Namespaces Namespaces
 	// Retry asks for a pull secret whose creation failed to be tried again
@@ -67,7 +70,12 @@ type Handler struct {
 	// Exclusions are the namespaces regcred never serves (kube-system, its
 	// own, the admin's list).
 	Exclusions plan.Exclusions
-	Metrics    Recorder
+	// Loaded is closed once the config has been read (good or not);
+	// nil means it has been. Until then a review waits up to LoadWait,
+	// then the Pod is admitted unchanged with a warning.
+	Loaded   <-chan struct{}
+	LoadWait time.Duration
+	Metrics  Recorder
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -88,6 +96,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create || req.SubResource != "" {
 		outcome = Skipped
 		return admission.Allowed("not a Pod creation")
+	}
+	if !h.waitForConfig(ctx) {
+		outcome = FailedOpen
+		log.Info("Admitted a Pod before the config was read", "namespace", req.Namespace)
+		return allowWithWarning("regcred has not read its registry config yet; Pod admitted without injected pull secrets")
 	}
 	pod, err := decodePod(req.Object.Raw)
 	if err != nil {
@@ -125,6 +138,27 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		log.V(1).Info("Injected pull secrets", "registries", names, "dryRun", dryRun)
 	}
 	return resp
+}
+
+// waitForConfig waits, at most LoadWait, for the config to have been read.
+func (h *Handler) waitForConfig(ctx context.Context) bool {
+	if h.Loaded == nil {
+		return true
+	}
+	select {
+	case <-h.Loaded:
+		return true
+	default:
+	}
+	t := time.NewTimer(h.LoadWait)
+	defer t.Stop()
+	select {
+	case <-h.Loaded:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // namespace reads what the plan needs of the namespace: its labels, from a
@@ -190,16 +224,16 @@ func (h *Handler) prepare(ctx context.Context, namespace string, r *registries.R
 	}
 	want, err := r.Want(ctx)
 	if err == nil {
-		var out pullsecret.Outcome
-		out, err = h.Secrets.Ensure(ctx, namespace, want, dryRun)
+		var out secretstore.Outcome
+		out, err = h.Secrets.Apply(ctx, namespace, want, dryRun)
 		if err == nil {
 			h.Metrics.SecretEnsured(r.Name, out)
 			return true, ""
 		}
 	}
-	if errors.Is(err, pullsecret.ErrNotManaged) {
+	if errors.Is(err, secretstore.ErrNotManaged) {
 		log.Info("A Secret with the pull secret's name exists and is not regcred's; not injected")
-		return false, fmt.Sprintf("regcred: secret %q in namespace %q is not managed by regcred; credentials for registry %q not injected", r.SecretName, namespace, r.Name)
+		return false, fmt.Sprintf("regcred: a Secret named %q exists in namespace %q and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry %q's credentials were not injected: rename or delete that Secret", r.SecretName, namespace, r.Name)
 	}
 	// Inject the name anyway: the kubelet reads pull secrets at each pull,
 	// so the Pod pulls as soon as the background retry creates it.

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // largePod returns the JSON of a Pod with n containers, each with the env,
@@ -38,10 +39,10 @@ func largePod(n int) []byte {
 	return raw
 }
 
-type steadyEnsurer struct{}
+type steadyStore struct{}
 
-func (steadyEnsurer) Ensure(context.Context, string, *pullsecret.Want, bool) (pullsecret.Outcome, error) {
-	return pullsecret.Unchanged, nil
+func (steadyStore) Apply(context.Context, string, *pullsecret.Want, bool) (secretstore.Outcome, error) {
+	return secretstore.Unchanged, nil
 }
 
 // BenchmarkHandle is regcred's handler on Pods of growing size, in steady
@@ -52,7 +53,7 @@ func BenchmarkHandle(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		raw := largePod(n)
 		f := newFixture(b)
-		f.h.Secrets = steadyEnsurer{}
+		f.h.Secrets = steadyStore{}
 		req := podRequest(b, "app", string(raw))
 		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
 			b.ReportAllocs()

@@ -21,6 +21,7 @@ import (
 	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 const testConfig = `
@@ -55,13 +56,13 @@ registries:
   clusters: {names: [prod]}
 `
 
-type fakeEnsurer struct {
+type fakeStore struct {
 	mu    sync.Mutex
 	calls []string
 	fail  map[string]error
 }
 
-func (f *fakeEnsurer) Ensure(_ context.Context, ns string, w *pullsecret.Want, dryRun bool) (pullsecret.Outcome, error) {
+func (f *fakeStore) Apply(_ context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("%s/%s dryRun=%t", ns, w.Name, dryRun))
@@ -69,9 +70,9 @@ func (f *fakeEnsurer) Ensure(_ context.Context, ns string, w *pullsecret.Want, d
 		return "", err
 	}
 	if dryRun {
-		return pullsecret.WouldCreate, nil
+		return secretstore.WouldCreate, nil
 	}
-	return pullsecret.Created, nil
+	return secretstore.Created, nil
 }
 
 type fakePresence map[string]bool
@@ -91,8 +92,8 @@ func (c *countingRecorder) Admission(o Outcome) {
 	}
 	c.outcomes[o]++
 }
-func (c *countingRecorder) Injected(string)                          {}
-func (c *countingRecorder) SecretEnsured(string, pullsecret.Outcome) {}
+func (c *countingRecorder) Injected(string)                           {}
+func (c *countingRecorder) SecretEnsured(string, secretstore.Outcome) {}
 
 func testSet(t testing.TB) *registries.Set {
 	t.Helper()
@@ -105,14 +106,14 @@ func testSet(t testing.TB) *registries.Set {
 
 type fixture struct {
 	h       *Handler
-	ensurer *fakeEnsurer
+	ensurer *fakeStore
 	retries []string
 	metrics *countingRecorder
 }
 
 func newFixture(t testing.TB) *fixture {
 	set := testSet(t)
-	f := &fixture{ensurer: &fakeEnsurer{}, metrics: &countingRecorder{}}
+	f := &fixture{ensurer: &fakeStore{}, metrics: &countingRecorder{}}
 	f.h = &Handler{
 		Registries: func() *registries.Set { return set },
 		Secrets:    f.ensurer,
@@ -254,7 +255,7 @@ func TestHandleFailsOpen(t *testing.T) {
 	f := newFixture(t)
 	f.ensurer.fail = map[string]error{
 		"quay": errors.New("connection refused"),
-		"hub":  fmt.Errorf("secret app/regcred-hub: %w", pullsecret.ErrNotManaged),
+		"hub":  fmt.Errorf("secret app/regcred-hub: %w", secretstore.ErrNotManaged),
 	}
 	resp := f.h.Handle(t.Context(), podRequest(t, "app", `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"},{"image":"myorg/app"}]}}`))
 	assert.True(t, resp.Allowed)
@@ -263,7 +264,7 @@ func TestHandleFailsOpen(t *testing.T) {
 	assert.Equal(t, `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay"}}]`, patchJSON(t, resp))
 	assert.Equal(t, []string{
 		`regcred: pull secret "regcred-quay" for registry "quay" is not ready yet (see regcred's log); retrying in the background`,
-		`regcred: secret "regcred-hub" in namespace "app" is not managed by regcred; credentials for registry "hub" not injected`,
+		`regcred: a Secret named "regcred-hub" exists in namespace "app" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "hub"'s credentials were not injected: rename or delete that Secret`,
 	}, resp.Warnings)
 	assert.Equal(t, []string{"app/quay"}, f.retries)
 	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)

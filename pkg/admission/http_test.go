@@ -16,7 +16,7 @@ import (
 
 // serve posts body to the handler behind controller-runtime's webhook HTTP
 // layer, as the API server would.
-func serve(t testing.TB, h *Handler, contentType string, body []byte) (*httptest.ResponseRecorder, admissionv1.AdmissionReview) {
+func serve(t testing.TB, h admission.Handler, contentType string, body []byte) (*httptest.ResponseRecorder, admissionv1.AdmissionReview) {
 	t.Helper()
 	wh := &admission.Webhook{Handler: h}
 	req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/mutate-v1-pod", bytes.NewReader(body))
@@ -91,7 +91,7 @@ func FuzzServeHTTP(f *testing.F) {
 func BenchmarkServeHTTP(b *testing.B) {
 	body := review(string(largePod(10)))
 	f := newFixture(b)
-	f.h.Secrets = steadyEnsurer{}
+	f.h.Secrets = steadyStore{}
 	for _, tc := range []struct {
 		name string
 		h    admission.Handler

@@ -22,6 +22,7 @@ type App struct {
 	metrics *metrics.Metrics
 	loader  *configwatch.Loader
 	shared  *shared
+	leader  *leaderGroup
 }
 
 // New builds a replica from validated options. It wires, in order: the
@@ -34,6 +35,8 @@ func New(opts Options, restConfig *rest.Config, deps Deps) (*App, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = prometheus.NewRegistry()
 	}
+	restConfig = rest.CopyConfig(restConfig)
+	restConfig.QPS, restConfig.Burst = float32(opts.KubeAPIQPS), opts.KubeAPIBurst
 	a := &App{opts: opts, deps: deps, metrics: metrics.New(deps.Metrics)}
 	for _, step := range []struct {
 		name string
@@ -61,8 +64,8 @@ func (a *App) ConfigStatus() configwatch.Status { return a.loader.Status() }
 // Registries returns the registry set now serving.
 func (a *App) Registries() *registries.Set { return a.loader.Current() }
 
-// Elected is closed when this replica becomes the leader.
-func (a *App) Elected() <-chan struct{} { return a.mgr.Elected() }
+// Elected is closed when this replica first becomes the leader.
+func (a *App) Elected() <-chan struct{} { return a.leader.Elected() }
 
 // run adds background workers to the manager, which starts them with the
 // caches: on every replica, or on the leader only, as each one says

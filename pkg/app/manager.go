@@ -14,8 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
-
-	"github.com/regcred/regcred/pkg/pullsecret"
 )
 
 // newManager builds the manager: the caches regcred reads, the webhook
@@ -33,30 +31,30 @@ func (a *App) newManager(restConfig *rest.Config) error {
 			// small object's size, and every cache read would copy them.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
-				// Secrets: every one in regcred's namespace (the config may
-				// refer to them), elsewhere only those regcred manages. They are
-				// only read, never modified in place, so no deep copies.
+				// Secrets and ConfigMaps of regcred's own namespace only: the
+				// config, the Secrets it refers to, the last good config, the
+				// index of pull secrets. regcred reads no Secret elsewhere.
+				// They are only read, never modified in place: no deep copies.
 				&corev1.Secret{}: {
-					Namespaces: map[string]cache.Config{
-						opts.Namespace:      {},
-						cache.AllNamespaces: {LabelSelector: pullsecret.ManagedSelector()},
-					},
+					Namespaces:            map[string]cache.Config{opts.Namespace: {}},
 					UnsafeDisableDeepCopy: ptr.To(true),
 				},
-				&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{opts.Namespace: {}}},
+				&corev1.ConfigMap{}: {
+					Namespaces:            map[string]cache.Config{opts.Namespace: {}},
+					UnsafeDisableDeepCopy: ptr.To(true),
+				},
 			}},
 		// regcred serves its metrics itself (metricsServer), with
 		// controller-runtime's and client-go's.
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		// Controller names are unique per process only to keep their metrics
 		// apart; a process running several replicas (tests) shares them.
-		Controller:                    ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-		HealthProbeBindAddress:        opts.ProbeAddr,
-		LeaderElection:                opts.LeaderElect,
-		LeaderElectionID:              opts.LeaderElectID,
-		LeaderElectionNamespace:       opts.Namespace,
-		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       ptr.To(opts.ShutdownTimeout),
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+		HealthProbeBindAddress: opts.ProbeAddr,
+		// Leader election is regcred's own (leaderGroup): the manager's
+		// would stop the process when the lease is lost.
+		LeaderElection:          false,
+		GracefulShutdownTimeout: ptr.To(opts.ShutdownTimeout),
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host:     opts.WebhookHost,
 			Port:     opts.WebhookPort,

@@ -40,8 +40,21 @@ type Options struct {
 	LeaderElect     bool
 	LeaderElectID   string
 	ShutdownTimeout time.Duration
-	// Resync is how often every managed pull secret is checked.
+	// Resync is how often every pull secret is written again, whatever
+	// the index says.
 	Resync time.Duration
+	// KubeAPIQPS and KubeAPIBurst bound the client's requests; WriteQPS
+	// bounds the upkeep's writes within them.
+	KubeAPIQPS   float64
+	KubeAPIBurst int
+	WriteQPS     float64
+	// LastGoodSecret is the Secret in regcred's namespace that keeps the
+	// last good config across restarts.
+	LastGoodSecret string
+	// WarnMissingAdminSecrets follows the metadata of the admin's own pull
+	// secrets (image-pull-secret mode) cluster-wide to warn when one is
+	// missing; it needs list and watch on Secrets (opt-in).
+	WarnMissingAdminSecrets bool
 
 	// CheckInterval is how often each registry's credentials are checked
 	// to log in; 0 disables the checks.
@@ -60,16 +73,13 @@ type Options struct {
 	ECRTokenBudget time.Duration
 }
 
-// WebhookPath is where the Pod admission webhook is served.
-const WebhookPath = "/mutate-v1-pod"
-
 // DefaultOptions returns the options' defaults.
 func DefaultOptions() Options {
 	ns := os.Getenv("POD_NAMESPACE")
 	if ns == "" {
 		ns = "regcred"
 	}
-	return Options{
+	return Options{ //nolint:gosec // names of Secrets and ConfigMaps, no credential
 		Namespace:       ns,
 		ConfigKey:       "config.yaml",
 		WebhookPort:     9443,
@@ -81,7 +91,11 @@ func DefaultOptions() Options {
 		LeaderElect:     true,
 		LeaderElectID:   "regcred",
 		ShutdownTimeout: 30 * time.Second,
-		Resync:          10 * time.Minute,
+		Resync:          time.Hour,
+		KubeAPIQPS:      50,
+		KubeAPIBurst:    100,
+		WriteQPS:        20,
+		LastGoodSecret:  "regcred-last-good-config",
 		ECRTokenBudget:  2 * time.Second,
 		CheckInterval:   10 * time.Minute,
 		StatusConfigMap: "regcred-status",
@@ -106,7 +120,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect one replica to keep pull secrets up to date (all replicas admit Pods).")
 	fs.StringVar(&o.LeaderElectID, "leader-election-id", o.LeaderElectID, "Name of the leader-election Lease in regcred's namespace.")
 	fs.DurationVar(&o.ShutdownTimeout, "graceful-shutdown-timeout", o.ShutdownTimeout, "How long to drain in-flight admissions on shutdown.")
-	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "How often every managed pull secret is checked against the config.")
+	fs.DurationVar(&o.Resync, "resync-period", o.Resync, "How often the leader writes every pull secret again whatever its index says (a pull secret deleted or edited by hand is restored at once; this bounds the time when regcred did not hear of it).")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second regcred's client may make to the API server.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of requests above --kube-api-qps.")
+	fs.Float64Var(&o.WriteQPS, "upkeep-write-qps", o.WriteQPS, "Writes per second of the leader's upkeep (a config change or token refresh across many namespaces), within --kube-api-qps.")
+	fs.StringVar(&o.LastGoodSecret, "last-good-config-secret", o.LastGoodSecret, "Secret in regcred's namespace that keeps the last good config, served when a replica starts while the stored config is broken.")
+	fs.BoolVar(&o.WarnMissingAdminSecrets, "warn-missing-admin-secrets", o.WarnMissingAdminSecrets, "Warn at admission when the admin's own pull secret (image-pull-secret mode) does not exist in the Pod's namespace. Needs list and watch on Secrets cluster-wide (metadata only).")
 	fs.DurationVar(&o.CheckInterval, "check-interval", o.CheckInterval, "How often each registry's credentials are checked to log in (as docker login does); 0 disables the checks.")
 	fs.StringVar(&o.StatusConfigMap, "status-configmap", o.StatusConfigMap, "ConfigMap in regcred's namespace where regcred reports each registry's status.")
 	fs.StringVar(&o.ECREndpoint, "ecr-endpoint-url", o.ECREndpoint, "ECR API endpoint (default: the SDK's, which honours AWS_ENDPOINT_URL_ECR).")
@@ -155,6 +174,12 @@ func (o *Options) Validate() error {
 	}
 	if o.CheckInterval < 0 {
 		errs = append(errs, fmt.Errorf("--check-interval %s: must not be negative", o.CheckInterval))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 || o.WriteQPS <= 0 || o.WriteQPS > o.KubeAPIQPS {
+		errs = append(errs, fmt.Errorf("--kube-api-qps %g, --kube-api-burst %d, --upkeep-write-qps %g: must be positive, and the upkeep's at most the client's", o.KubeAPIQPS, o.KubeAPIBurst, o.WriteQPS))
+	}
+	if msgs := validation.IsDNS1123Subdomain(o.LastGoodSecret); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--last-good-config-secret %q: %v", o.LastGoodSecret, msgs))
 	}
 	if o.Resync < time.Minute {
 		errs = append(errs, fmt.Errorf("--resync-period %s: must be at least 1m", o.Resync))

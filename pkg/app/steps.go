@@ -5,10 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -19,12 +25,25 @@ import (
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/pkg/registrytype"
+	"github.com/regcred/regcred/pkg/secretstore"
 	"github.com/regcred/regcred/pkg/status"
 	"github.com/regcred/regcred/pkg/upkeep"
 )
 
+// The paths the webhook server serves.
+const (
+	// WebhookPath is where Pods are admitted.
+	WebhookPath = "/mutate-v1-pod"
+	// SecretEventsPath is where the API server tells regcred of changes
+	// to its pull secrets by others.
+	SecretEventsPath = "/validate-v1-secret" //nolint:gosec // a URL path, not a credential
+)
+
+// loadWait bounds how long a review waits for the first config load.
+const loadWait = 3 * time.Second
+
 // newConfig wires the config loader: it watches the config object and the
-// Secrets it refers to, on every replica.
+// Secrets it refers to, on every replica, and keeps the last good config.
 func (a *App) newConfig(*rest.Config) error {
 	ecrOpts := a.deps.ECR
 	ecrOpts.Endpoint, ecrOpts.Budget = a.opts.ECREndpoint, a.opts.ECRTokenBudget
@@ -37,6 +56,10 @@ func (a *App) newConfig(*rest.Config) error {
 		},
 		Metrics: a.metrics,
 		Events:  a.mgr.GetEventRecorder("regcred"),
+		LastGood: &configwatch.LastGood{
+			Reader: a.mgr.GetCache(), Writer: a.mgr.GetClient(),
+			Namespace: a.opts.Namespace, Name: a.opts.LastGoodSecret,
+		},
 	}
 	return a.loader.SetupWithManager(a.mgr)
 }
@@ -44,44 +67,45 @@ func (a *App) newConfig(*rest.Config) error {
 // shared is what the webhook shares with the upkeep workers.
 type shared struct {
 	namespaces namespaceLabels
-	ensurer    *pullsecret.Ensurer
-	presence   *pullsecret.Presence
-	retrier    *upkeep.Retrier
+	store      *secretstore.Store
+	presence   *pullsecret.Presence // nil unless opted in
+	mender     *upkeep.Mender
 }
 
 // newUpkeep wires the workers that keep pull secrets in step with the
-// config (the leader's), retry failed creations and report status.
+// config: the leader's (syncer, token refresher, status), and every
+// replica's (mender, metrics).
 func (a *App) newUpkeep(restConfig *rest.Config) error {
-	metaClient, err := metadata.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	u := &shared{
-		presence: pullsecret.NewPresence(metaClient),
-		ensurer:  &pullsecret.Ensurer{Cache: a.mgr.GetCache(), API: a.mgr.GetClient()},
-	}
-	u.retrier = upkeep.NewRetrier(a.loader.Current, u.ensurer, a.metrics, upkeep.RetryOptions{})
+	u := &shared{store: &secretstore.Store{
+		API:   a.mgr.GetClient(),
+		Index: secretstore.NewIndex(a.mgr.GetCache(), a.opts.Namespace),
+	}}
 	// Admissions read namespace labels on every replica. Registering the
 	// informer now starts it with the cache (and readiness waits for it),
 	// instead of on the first admission of a replica that does not lead.
-	if _, err := a.mgr.GetCache().GetInformer(context.Background(), namespaceMeta()); err != nil {
+	nsInformer, err := a.mgr.GetCache().GetInformer(context.Background(), namespaceMeta())
+	if err != nil {
 		return fmt.Errorf("namespace cache: %w", err)
 	}
 	u.namespaces = namespaceLabels{cache: a.mgr.GetCache(), api: a.mgr.GetAPIReader()}
-	reconciler := &upkeep.Reconciler{
-		Namespaces: u.namespaces,
-		Exclusions: a.opts.exclusions(),
+	ex := a.opts.exclusions()
+	u.mender = upkeep.NewMender(a.loader.Current, u.store, u.namespaces, ex, a.metrics, upkeep.MendOptions{})
+	syncer := &upkeep.Syncer{
 		Registries: a.loader.Current,
 		HasConfig:  a.loader.HasConfig,
-		Cache:      a.mgr.GetCache(),
-		Ensurer:    u.ensurer,
+		Index:      u.store.Index,
+		Store:      u.store,
+		Namespaces: u.namespaces,
+		Exclusions: ex,
 		Metrics:    a.metrics,
 		Resync:     a.opts.Resync,
+		WriteQPS:   a.opts.WriteQPS,
+		WriteBurst: max(1, int(2*a.opts.WriteQPS)),
 	}
-	if err := reconciler.SetupWithManager(a.mgr); err != nil {
+	if _, err := nsInformer.AddEventHandler(namespaceEvents(syncer.NamespaceChanged)); err != nil {
 		return err
 	}
-	refresher := upkeep.NewTokenRefresher(a.loader.Current, func() { reconciler.ConfigChanged(a.loader.Current()) }, a.metrics)
+	refresher := upkeep.NewTokenRefresher(a.loader.Current, syncer.ConfigChanged, a.metrics)
 	reporter := status.NewReporter(&status.Reporter{
 		Client:          a.mgr.GetClient(),
 		Namespace:       a.opts.Namespace,
@@ -94,8 +118,35 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		RefreshInterval: a.deps.StatusRefresh,
 		Metrics:         a.metrics,
 	})
-	if err := a.run(u.presence, u.retrier, refresher, reporter); err != nil {
+	// The Pod's name (the chart sets POD_NAME), else the host's plus a
+	// random part.
+	identity := os.Getenv("POD_NAME")
+	if identity == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		identity = host + "_" + string(randomSuffix())
+	}
+	a.leader, err = newLeaderGroup(restConfig, a.opts, identity)
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	for _, w := range []interface{ Start(context.Context) error }{syncer, refresher, reporter} {
+		a.leader.add(w)
+	}
+	if err := a.run(a.leader, u.mender); err != nil {
 		return err
+	}
+	if a.opts.WarnMissingAdminSecrets {
+		metaClient, err := metadata.NewForConfig(restConfig)
+		if err != nil {
+			return err
+		}
+		u.presence = pullsecret.NewPresence(metaClient)
+		if err := a.run(u.presence); err != nil {
+			return err
+		}
 	}
 	if a.opts.MetricsAddr != "0" && a.opts.MetricsAddr != "" {
 		if err := a.run(newMetricsServer(a.opts.MetricsAddr, a.deps.Metrics)); err != nil {
@@ -103,8 +154,10 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		}
 	}
 	a.loader.OnChange(func(set *registries.Set) {
-		u.presence.Track(imagePullSecretNames(set))
-		reconciler.ConfigChanged(set)
+		if u.presence != nil {
+			u.presence.Track(imagePullSecretNames(set))
+		}
+		syncer.ConfigChanged()
 		refresher.Wake()
 		reporter.Wake()
 	})
@@ -113,20 +166,87 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 	return nil
 }
 
-// newWebhook registers the Pod admission handler.
-func (a *App) newWebhook(*rest.Config) error {
+// namespaceEvents tells f of a namespace whose labels changed or that is
+// gone.
+func namespaceEvents(f func(namespace string)) toolscache.ResourceEventHandler {
+	name := func(obj any) (string, map[string]string) {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if o, ok := obj.(client.Object); ok {
+			return o.GetName(), o.GetLabels()
+		}
+		return "", nil
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(oldObj, newObj any) {
+			n, before := name(oldObj)
+			_, after := name(newObj)
+			if n != "" && !equalLabels(before, after) {
+				f(n)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if n, _ := name(obj); n != "" {
+				f(n)
+			}
+		},
+	}
+}
+
+func equalLabels(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// newWebhook registers the Pod admission handler and the handler told of
+// changes to regcred's pull secrets by others.
+func (a *App) newWebhook(restConfig *rest.Config) error {
 	u := a.shared
-	hook := &admission.Webhook{Handler: &admissionhandler.Handler{
+	h := &admissionhandler.Handler{
 		Registries: a.loader.Current,
-		Secrets:    u.ensurer,
-		Presence:   u.presence,
+		Secrets:    u.store,
 		Namespaces: u.namespaces,
-		Retry:      u.retrier.Retry,
+		Retry:      u.mender.Retry,
 		Exclusions: a.opts.exclusions(),
 		Metrics:    a.metrics,
-	}}
-	a.mgr.GetWebhookServer().Register(WebhookPath, hook)
+		Loaded:     a.loader.Loaded(),
+		LoadWait:   loadWait,
+	}
+	if u.presence != nil {
+		h.Presence = u.presence
+	}
+	a.mgr.GetWebhookServer().Register(WebhookPath, &admission.Webhook{Handler: h})
+	a.mgr.GetWebhookServer().Register(SecretEventsPath, &admission.Webhook{Handler: &admissionhandler.SecretEvents{
+		Restore: u.mender.Restore,
+		Self:    whoAmI(restConfig),
+	}})
 	return nil
+}
+
+// whoAmI returns regcred's own user name, as the API server sees it, so
+// that its own writes are not taken for changes by others. Empty if the
+// API server cannot tell: changes are then acted on only when a Secret is
+// deleted, which regcred's own deletes never call for.
+func whoAmI(restConfig *rest.Config) string {
+	cs, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return ""
+	}
+	return r.Status.UserInfo.Username
 }
 
 // newProbes adds the health and readiness checks. A replica is ready once

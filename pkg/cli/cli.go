@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := opts.Validate(); err != nil {
 		return usageError{err}
 	}
-	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
+	log := capVerbosity(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr)), MaxVerbosity)
 	ctrl.SetLogger(log)
 	klog.SetLogger(log) // client-go's own lines (leader election) in the same format
 

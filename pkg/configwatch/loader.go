@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -45,6 +46,11 @@ type Status struct {
 	RejectedVersion string
 	// Attempted is true once a load has been tried.
 	Attempted bool
+	// FromLastGood is set when the config serving is the last good one
+	// kept from before this replica started (the stored one is broken).
+	FromLastGood bool
+	// LastGoodSavedAt is when that config was loaded.
+	LastGoodSavedAt time.Time
 }
 
 // Loader loads and watches the config.
@@ -58,8 +64,14 @@ type Loader struct {
 	Build   registries.Options
 	Metrics Recorder
 	Events  EventRecorder
+	// LastGood keeps the last good config across restarts; nil keeps it
+	// in memory only.
+	LastGood *LastGood
 
 	current atomic.Pointer[registries.Set]
+	// loaded is closed once a load has been tried.
+	loaded     chan struct{}
+	loadedOnce sync.Once
 	// watched holds the names of the Secrets the config refers to.
 	watched atomic.Pointer[map[string]bool]
 
@@ -79,6 +91,16 @@ func (l *Loader) Current() *registries.Set {
 }
 
 var emptySet = registries.Empty()
+
+// Loaded is closed once a load has been tried, good or not.
+func (l *Loader) Loaded() <-chan struct{} {
+	l.loadedOnce.Do(func() {
+		if l.loaded == nil {
+			l.loaded = make(chan struct{})
+		}
+	})
+	return l.loaded
+}
 
 // HasConfig reports whether a good config has been loaded.
 func (l *Loader) HasConfig() bool { return l.current.Load() != nil }
@@ -113,13 +135,25 @@ func (l *Loader) Reload(ctx context.Context) error {
 	if obj != nil {
 		version = obj.GetResourceVersion()
 	}
+	recorder := &recordingReader{inner: SecretReader{Reader: l.Reader, Namespace: l.Source.Namespace}, seen: map[string][]byte{}}
 	if err == nil {
 		l.watch(registries.Referenced(data))
 		opts := l.Build
 		opts.StoredIn = l.Source.StoredIn
-		opts.Secrets = SecretReader{Reader: l.Reader, Namespace: l.Source.Namespace}
+		opts.Secrets = recorder
 		opts.Version = version
 		set, err = registries.Load(ctx, data, opts)
+	}
+	defer l.markLoaded()
+	if err == nil && l.LastGood != nil {
+		if serr := l.LastGood.save(ctx, snapshot{data: data, values: recorder.seen, savedAt: time.Now()}); serr != nil {
+			log.Error(serr, "Cannot keep the last good config; a restart with a broken config would serve none")
+		}
+	}
+	if err != nil && !l.HasConfig() {
+		if last, ok := l.fromLastGood(ctx); ok {
+			return l.serveLastGood(ctx, last, err, version, obj)
+		}
 	}
 
 	l.mu.Lock()
@@ -147,6 +181,7 @@ func (l *Loader) Reload(ctx context.Context) error {
 	}
 	l.current.Store(set)
 	l.status.Version, l.status.LastError = version, nil
+	l.status.FromLastGood, l.status.LastGoodSavedAt = false, time.Time{}
 	l.status.Loads++
 	listeners := slices.Clone(l.listeners)
 	l.mu.Unlock()
@@ -161,6 +196,69 @@ func (l *Loader) Reload(ctx context.Context) error {
 	}
 	for _, f := range listeners {
 		f(set)
+	}
+	return nil
+}
+
+func (l *Loader) markLoaded() {
+	l.Loaded()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.loaded:
+	default:
+		close(l.loaded)
+	}
+}
+
+// lastGood is the last good config kept from before this replica started.
+type lastGood struct {
+	snap snapshot
+	set  *registries.Set
+}
+
+// fromLastGood loads the kept config, with the values it was loaded with.
+func (l *Loader) fromLastGood(ctx context.Context) (lastGood, bool) {
+	if l.LastGood == nil {
+		return lastGood{}, false
+	}
+	snap, ok := l.LastGood.load(ctx)
+	if !ok {
+		return lastGood{}, false
+	}
+	opts := l.Build
+	opts.StoredIn = l.Source.StoredIn
+	opts.Secrets = snapshotReader(snap.values)
+	set, err := registries.Load(ctx, snap.data, opts)
+	if err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "The last good config kept from before does not load either")
+		return lastGood{}, false
+	}
+	return lastGood{snap: snap, set: set}, true
+}
+
+// serveLastGood serves the kept config while the stored one is rejected,
+// and reports both.
+func (l *Loader) serveLastGood(ctx context.Context, last lastGood, rejected error, version string, obj client.Object) error {
+	log := logr.FromContextOrDiscard(ctx).WithValues("config", l.Source.String())
+	l.mu.Lock()
+	l.current.Store(last.set)
+	l.status.Attempted = true
+	l.status.LastError, l.status.RejectedVersion = rejected, version
+	l.status.FromLastGood, l.status.LastGoodSavedAt = true, last.snap.savedAt
+	listeners := slices.Clone(l.listeners)
+	rejectedFns := slices.Clone(l.rejected)
+	l.mu.Unlock()
+	l.Metrics.ConfigReload(false)
+	log.Error(rejected, "Config rejected; serving the last good config, kept from before this replica started", "savedAt", last.snap.savedAt.Format(time.RFC3339), "registries", len(last.set.Registries))
+	if obj != nil && l.Events != nil {
+		l.Events.Eventf(obj, nil, corev1.EventTypeWarning, "ConfigRejected", "Load", "Config rejected; serving the last good config, loaded at %s: %s", last.snap.savedAt.Format(time.RFC3339), truncate(rejected.Error(), 800))
+	}
+	for _, f := range listeners {
+		f(last.set)
+	}
+	for _, f := range rejectedFns {
+		f()
 	}
 	return nil
 }

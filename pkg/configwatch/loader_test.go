@@ -113,3 +113,52 @@ func TestRelevant(t *testing.T) {
 	assert.False(t, l.relevant(secret("regcred", "unrelated")))
 	assert.False(t, l.relevant(cm("regcred", "quay-creds")))
 }
+
+func TestLastGoodConfigSurvivesARestart(t *testing.T) {
+	creds := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "quay-creds"},
+		Data:       map[string][]byte{"token": []byte("t0ken")},
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "cfg"}, Data: map[string]string{"config.yaml": goodConfig}}
+	l, c, _, _ := newLoader(creds, cm)
+	l.LastGood = &LastGood{Reader: c, Writer: c, Namespace: "regcred", Name: "regcred-last-good-config"}
+	require.NoError(t, l.Reload(t.Context()))
+	require.NoError(t, l.Status().LastError)
+	select {
+	case <-l.Loaded():
+	default:
+		t.Fatal("Loaded is closed after the first load")
+	}
+	var kept corev1.Secret
+	require.NoError(t, c.Get(t.Context(), client.ObjectKey{Namespace: "regcred", Name: "regcred-last-good-config"}, &kept))
+	assert.Equal(t, goodConfig, string(kept.Data["config.yaml"]))
+	assert.NotEmpty(t, kept.Annotations[AnnotationSavedAt])
+	rv := kept.ResourceVersion
+	require.NoError(t, l.Reload(t.Context()))
+	require.NoError(t, c.Get(t.Context(), client.ObjectKey{Namespace: "regcred", Name: "regcred-last-good-config"}, &kept))
+	assert.Equal(t, rv, kept.ResourceVersion, "the same config is not written again")
+
+	// The stored config breaks, and the Secret it refers to goes away;
+	// then a new replica starts.
+	cm.Data["config.yaml"] = goodConfig + "- {name: broken, type: nexus}\n"
+	require.NoError(t, c.Update(t.Context(), cm))
+	require.NoError(t, c.Delete(t.Context(), creds))
+	restarted := &Loader{Source: l.Source, Reader: c, Metrics: &reloads{}, Events: &events{},
+		LastGood: &LastGood{Reader: c, Writer: c, Namespace: "regcred", Name: "regcred-last-good-config"}}
+	require.NoError(t, restarted.Reload(t.Context()))
+	st := restarted.Status()
+	assert.True(t, st.FromLastGood, "the last good config serves")
+	assert.Error(t, st.LastError, "and the rejection is reported")
+	require.Len(t, restarted.Current().Registries, 1)
+	w, err := restarted.Current().Get("quay").Want(t.Context())
+	require.NoError(t, err)
+	assert.Contains(t, string(w.Data), "t0ken", "with the credentials it was loaded with")
+
+	// A replica without a kept config serves nothing.
+	c2 := fake.NewClientBuilder().WithObjects(cm.DeepCopy()).Build()
+	fresh := &Loader{Source: l.Source, Reader: c2, Metrics: &reloads{},
+		LastGood: &LastGood{Reader: c2, Writer: c2, Namespace: "regcred", Name: "regcred-last-good-config"}}
+	require.NoError(t, fresh.Reload(t.Context()))
+	assert.False(t, fresh.HasConfig())
+	assert.False(t, fresh.Status().FromLastGood)
+}

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regcred/regcred/pkg/admission"
-	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // Metrics records what regcred does. Its methods satisfy the Recorder
@@ -18,6 +18,7 @@ type Metrics struct {
 	injected       *prometheus.CounterVec
 	secretWrites   *prometheus.CounterVec
 	secretsDeleted *prometheus.CounterVec
+	restored       *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
 	tokenExpiry    *prometheus.GaugeVec
 	tokenRefreshes *prometheus.CounterVec
@@ -45,6 +46,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "regcred_pull_secrets_deleted_total",
 			Help: "Pull secrets deleted because their registry no longer wants them, per registry.",
 		}, []string{"registry"}),
+		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_pull_secrets_restored_total",
+			Help: "Pull secrets written again after someone else deleted or changed them, per registry.",
+		}, []string{"registry"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regcred_config_reloads_total",
 			Help: "Config loads by result (success, rejected).",
@@ -70,7 +75,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Login checks of registry credentials, per registry and result (ok, failed).",
 		}, []string{"registry", "result"}),
 	}
-	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.reloads, m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks)
+	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks)
 	return m
 }
 
@@ -82,15 +87,19 @@ func (m *Metrics) Injected(registry string) { m.injected.WithLabelValues(registr
 
 // SecretEnsured counts a pull secret written; unchanged and dry-run
 // outcomes write nothing and are not counted.
-func (m *Metrics) SecretEnsured(registry string, o pullsecret.Outcome) {
+func (m *Metrics) SecretEnsured(registry string, o secretstore.Outcome) {
 	switch o {
-	case pullsecret.Created, pullsecret.Updated:
+	case secretstore.Created, secretstore.Updated:
 		m.secretWrites.WithLabelValues(registry, string(o)).Inc()
 	}
 }
 
 // SecretDeleted counts a pull secret deleted.
 func (m *Metrics) SecretDeleted(registry string) { m.secretsDeleted.WithLabelValues(registry).Inc() }
+
+// SecretRestored counts a pull secret written again after someone else
+// deleted or changed it.
+func (m *Metrics) SecretRestored(registry string) { m.restored.WithLabelValues(registry).Inc() }
 
 // ConfigReload counts a config load.
 func (m *Metrics) ConfigReload(ok bool) {

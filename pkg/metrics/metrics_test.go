@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regcred/regcred/pkg/admission"
-	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 func TestMetrics(t *testing.T) {
@@ -22,10 +22,10 @@ func TestMetrics(t *testing.T) {
 	m.Admission(admission.Patched)
 	m.Admission(admission.FailedOpen)
 	m.Injected("hub")
-	m.SecretEnsured("hub", pullsecret.Created)
-	m.SecretEnsured("hub", pullsecret.Updated)
-	m.SecretEnsured("hub", pullsecret.Unchanged)   // writes nothing: not counted
-	m.SecretEnsured("hub", pullsecret.WouldCreate) // a dry run: not counted
+	m.SecretEnsured("hub", secretstore.Created)
+	m.SecretEnsured("hub", secretstore.Updated)
+	m.SecretEnsured("hub", secretstore.Unchanged)   // writes nothing: not counted
+	m.SecretEnsured("hub", secretstore.WouldCreate) // a dry run: not counted
 	m.SecretDeleted("old")
 	m.ConfigReload(true)
 	m.ConfigReload(false)

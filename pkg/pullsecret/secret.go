@@ -55,7 +55,7 @@ func (w *Want) Matches(s *corev1.Secret) bool {
 		return bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) && s.Annotations[AnnotationExpiresAt] == ""
 	}
 	if bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) {
-		return s.Annotations[AnnotationExpiresAt] == w.expiresAt()
+		return s.Annotations[AnnotationExpiresAt] == w.ExpiresAtString()
 	}
 	held, err := time.Parse(time.RFC3339, s.Annotations[AnnotationExpiresAt])
 	return err == nil && !held.Before(w.ExpiresAt.Truncate(time.Second))
@@ -67,7 +67,8 @@ func ExpiresAt(s *corev1.Secret) time.Time {
 	return t
 }
 
-func (w *Want) expiresAt() string {
+// ExpiresAtString is ExpiresAt as the annotation writes it; empty if never.
+func (w *Want) ExpiresAtString() string {
 	if w.ExpiresAt.IsZero() {
 		return ""
 	}
@@ -91,7 +92,7 @@ func (w *Want) apply(s *corev1.Secret) {
 	s.Labels[LabelRegistry] = w.Registry
 	s.Type = corev1.SecretTypeDockerConfigJson
 	s.Data = map[string][]byte{corev1.DockerConfigJsonKey: w.Data}
-	if at := w.expiresAt(); at != "" {
+	if at := w.ExpiresAtString(); at != "" {
 		if s.Annotations == nil {
 			s.Annotations = map[string]string{}
 		}

@@ -27,6 +27,11 @@ type ConfigReport struct {
 	// LastError is why the latest change was rejected, if it was.
 	LastError       string `json:"lastError,omitempty"`
 	RejectedVersion string `json:"rejectedVersion,omitempty"`
+	// ServingLastGood is set when the stored config is rejected and the
+	// config serving is the last good one, kept from before this replica
+	// started; LastGoodLoadedAt is when that one was loaded.
+	ServingLastGood  bool   `json:"servingLastGood,omitempty"`
+	LastGoodLoadedAt string `json:"lastGoodLoadedAt,omitempty"`
 }
 
 // RegistryReport is the state of one registry.
@@ -68,6 +73,10 @@ func Build(cluster string, set *registries.Set, cs configwatch.Status, source st
 	if cs.LastError != nil {
 		rep.Config.LastError = cs.LastError.Error()
 		rep.Config.RejectedVersion = cs.RejectedVersion
+	}
+	if cs.FromLastGood {
+		rep.Config.ServingLastGood = true
+		rep.Config.LastGoodLoadedAt = cs.LastGoodSavedAt.UTC().Format(time.RFC3339)
 	}
 	byReg := map[string][]string{}
 	for name, ps := range config.ProblemsOf(cs.LastError).ByRegistry() {

@@ -31,7 +31,7 @@ func valuesFile(t *testing.T, v values) string {
 // render runs helm template for release regcred in namespace regcred with v.
 func render(t *testing.T, v values) (*rendered, error) {
 	t.Helper()
-	out, err := helm(t, "template", "regcred", chartDir, "--namespace", "regcred", "--values", valuesFile(t, v))
+	out, err := helm(t, "template", "regcred", chartDir, "--kube-version", "1.30.0", "--namespace", "regcred", "--values", valuesFile(t, v))
 	if err != nil {
 		return nil, err
 	}

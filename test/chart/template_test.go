@@ -2,6 +2,8 @@ package chart
 
 import (
 	"flag"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -143,7 +145,10 @@ func TestTemplateDeployment(t *testing.T) {
 	budget := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second + opts.ShutdownTimeout
 	assert.Greater(t, time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second, budget)
 
-	assert.Equal(t, []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}, c.Env)
+	assert.Equal(t, []corev1.EnvVar{
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+	}, c.Env)
 	require.Len(t, pod.TopologySpreadConstraints, 1)
 	assert.Equal(t, "kubernetes.io/hostname", pod.TopologySpreadConstraints[0].TopologyKey)
 	assert.Equal(t, corev1.ScheduleAnyway, pod.TopologySpreadConstraints[0].WhenUnsatisfiable)
@@ -223,12 +228,15 @@ func TestTemplateRBAC(t *testing.T) {
 	r := mustRender(t, values{})
 	var cr rbacv1.ClusterRole
 	r.get(t, "ClusterRole", "regcred", &cr)
+	var secretVerbs []string
 	for _, rule := range cr.Rules {
-		if ptr.Deref(firstOr(rule.Resources), "") == "secrets" {
-			assert.NotContains(t, rule.Verbs, "get", "no get on Secrets cluster-wide")
-			assert.NotContains(t, rule.Verbs, "*")
+		if slices.Contains(rule.Resources, "secrets") {
+			secretVerbs = append(secretVerbs, rule.Verbs...)
 		}
 	}
+	assert.ElementsMatch(t, []string{"create", "patch", "delete"}, secretVerbs, "cluster-wide, regcred writes pull secrets and reads none")
+	assert.Nil(t, r.find("ClusterRole", "regcred-admin-secrets"), "reading Secret metadata is opt-in")
+
 	var role rbacv1.Role
 	r.get(t, "Role", "regcred", &role)
 	assert.Equal(t, "regcred", role.Namespace)
@@ -236,12 +244,16 @@ func TestTemplateRBAC(t *testing.T) {
 	for _, rule := range role.Rules {
 		names = append(names, rule.ResourceNames...)
 	}
-	assert.ElementsMatch(t, []string{"regcred-status", "regcred"}, names, "update of the status ConfigMap and the Lease only")
-}
-
-func firstOr(s []string) *string {
-	if len(s) == 0 {
-		return nil
+	want := []string{"regcred-status", "regcred", "regcred-last-good-config"}
+	for i := range 16 {
+		want = append(want, fmt.Sprintf("regcred-index-%x", i))
 	}
-	return &s[0]
+	assert.ElementsMatch(t, want, names, "updates in its namespace: the status, the lease, the last good config and the index's shards only")
+
+	opted := mustRender(t, values{"warnMissingAdminSecrets": true})
+	opted.get(t, "ClusterRole", "regcred-admin-secrets", &cr)
+	assert.Equal(t, []string{"list", "watch"}, cr.Rules[0].Verbs)
+	var d appsv1.Deployment
+	opted.get(t, "Deployment", "regcred", &d)
+	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--warn-missing-admin-secrets")
 }

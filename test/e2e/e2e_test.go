@@ -19,6 +19,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/admission"
 	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // 1. A Pod created through the API is patched, keeping the pull secrets its
@@ -280,21 +281,22 @@ func TestBrokenConfigKeepsLastGood(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond)
 }
 
-// Two replicas racing to create the same pull secret both succeed.
+// Replicas racing to create the same pull secret all succeed, on the real
+// API server, each with an index that has not seen it yet.
 func TestConcurrentCreatesBothSucceed(t *testing.T) {
 	ns := newNamespace(t)
 	w, err := env.app.Registries().Get("reg-a").Want(t.Context())
 	require.NoError(t, err)
 	const replicas = 8
 	errs := make(chan error, replicas)
-	outcomes := make(chan pullsecret.Outcome, replicas)
+	outcomes := make(chan secretstore.Outcome, replicas)
 	start := make(chan struct{})
 	for range replicas {
-		// Each replica's cache has not seen the Secret yet.
-		e := &pullsecret.Ensurer{Cache: emptyReader{}, API: env.client}
+		// Each replica's index has not seen the Secret yet.
+		e := &secretstore.Store{API: env.client, Index: secretstore.NewIndex(emptyReader{}, regcredNamespace)}
 		go func() {
 			<-start
-			out, err := e.Ensure(t.Context(), ns, w, false)
+			out, err := e.Apply(t.Context(), ns, w, false)
 			errs <- err
 			outcomes <- out
 		}()
@@ -303,10 +305,10 @@ func TestConcurrentCreatesBothSucceed(t *testing.T) {
 	created := 0
 	for range replicas {
 		assert.NoError(t, <-errs)
-		if <-outcomes == pullsecret.Created {
+		if <-outcomes == secretstore.Created {
 			created++
 		}
 	}
-	assert.Equal(t, 1, created, "exactly one replica created it; the others found it")
+	assert.Equal(t, 1, created, "exactly one replica created it; the others patched it")
 	assert.NotNil(t, managedSecret(t, ns, "regcred-reg-a"))
 }

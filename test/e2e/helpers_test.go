@@ -138,7 +138,7 @@ func managedSecret(t *testing.T, ns, name string) *corev1.Secret {
 type emptyReader struct{}
 
 func (emptyReader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
-	return apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
+	return apierrors.NewNotFound(corev1.Resource("configmaps"), key.Name)
 }
 
 func (emptyReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }

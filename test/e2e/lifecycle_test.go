@@ -91,8 +91,8 @@ func TestRetiredRegistriesLoseTheirSecrets(t *testing.T) {
 	}
 }
 
-// A pull secret left by a registry that no longer exists (made before
-// regcred started) is swept.
+// A pull secret left by a registry that no longer exists (made and
+// recorded in the index before this replica started) is swept.
 func TestStartupSweep(t *testing.T) {
 	gone(t, staleNamespace, "regcred-retired")
 }

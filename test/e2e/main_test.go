@@ -22,6 +22,8 @@ import (
 
 	"github.com/regcred/regcred/pkg/app"
 	"github.com/regcred/regcred/pkg/certgen"
+	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/secretstore"
 	"github.com/regcred/regcred/test/testbed"
 )
 
@@ -146,12 +148,10 @@ func setup(ctx context.Context) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: staleNamespace}}); err != nil {
 		return err
 	}
-	if err := c.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "regcred-retired", Namespace: staleNamespace, Labels: map[string]string{
-			"app.kubernetes.io/managed-by": "regcred", "regcred.io/registry": "retired"}},
-		Type: corev1.SecretTypeDockerConfigJson,
-		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{}}`)},
-	}); err != nil {
+	// As a replica that ran before would have left it: the Secret, and its
+	// entry in the index of pull secrets.
+	store := &secretstore.Store{API: c, Index: secretstore.NewIndex(c, regcredNamespace)}
+	if _, err := store.Apply(ctx, staleNamespace, &pullsecret.Want{Name: "regcred-retired", Registry: "retired", Data: []byte(`{"auths":{}}`)}, false); err != nil {
 		return err
 	}
 	if err := c.Create(ctx, &corev1.ConfigMap{
@@ -178,8 +178,15 @@ func setup(ctx context.Context) error {
 	opts.MetricsAddr, opts.ProbeAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort), "0"
 	opts.ShutdownTimeout = 5 * time.Second
 	opts.CheckInterval = time.Second
+	opts.WarnMissingAdminSecrets = true
 	env.requests = &testbed.RequestLog{}
-	r, err := testbed.StartRegcred(ctx, env.requests.Wrap(env.cp.Config), env.ca, opts, app.Deps{StatusRefresh: 100 * time.Millisecond})
+	// regcred runs as its own ServiceAccount (all-powerful here: the chart's
+	// least privilege is tested in test/chart and test/security).
+	self, err := testbed.ServiceAccount(ctx, c, env.cp.Config, regcredNamespace, "regcred", "cluster-admin")
+	if err != nil {
+		return err
+	}
+	r, err := testbed.StartRegcred(ctx, env.requests.Wrap(self), env.ca, opts, app.Deps{StatusRefresh: 100 * time.Millisecond})
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,18 +76,88 @@ func StartRegcred(ctx context.Context, cfg *rest.Config, ca *certgen.CA, opts ap
 	if err != nil {
 		return nil, err
 	}
+	self, err := WhoAmI(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	// The latest replica started is the one the API server calls.
-	want := WebhookConfiguration(r.URL, ca.CertPEM, opts.Namespace)
-	err = c.Create(ctx, want)
+	base := fmt.Sprintf("https://127.0.0.1:%d", port)
+	return r, Register(ctx, c, base, ca.CertPEM, opts.Namespace, self)
+}
+
+// Register registers regcred at base as the Helm chart does: the Pod
+// webhook, and the one that tells it of changes to its pull secrets by
+// anyone but self. It replaces an earlier registration.
+func Register(ctx context.Context, c client.Client, base string, caBundle []byte, regcredNamespace, self string) error {
+	mutating := WebhookConfiguration(base+app.WebhookPath, caBundle, regcredNamespace)
+	err := c.Create(ctx, mutating)
 	if apierrors.IsAlreadyExists(err) {
 		var have admissionregistrationv1.MutatingWebhookConfiguration
-		if err := c.Get(ctx, client.ObjectKeyFromObject(want), &have); err != nil {
-			return nil, err
+		if err := c.Get(ctx, client.ObjectKeyFromObject(mutating), &have); err != nil {
+			return err
 		}
-		have.Webhooks = want.Webhooks
+		have.Webhooks = mutating.Webhooks
 		err = c.Update(ctx, &have)
 	}
-	return r, err
+	if err != nil {
+		return err
+	}
+	validating := SecretEventsConfiguration(base+app.SecretEventsPath, caBundle, regcredNamespace, self)
+	err = c.Create(ctx, validating)
+	if apierrors.IsAlreadyExists(err) {
+		var have admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := c.Get(ctx, client.ObjectKeyFromObject(validating), &have); err != nil {
+			return err
+		}
+		have.Webhooks = validating.Webhooks
+		err = c.Update(ctx, &have)
+	}
+	return err
+}
+
+// WhoAmI returns the user name cfg authenticates as.
+func WhoAmI(ctx context.Context, cfg *rest.Config) (string, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("who am I: %w", err)
+	}
+	return r.Status.UserInfo.Username, nil
+}
+
+// SecretEventsConfiguration registers regcred, as the Helm chart does, to
+// be told of every update and delete of a Secret labelled as regcred's, by
+// anyone but self: it always allows them, and restores the pull secret.
+func SecretEventsConfiguration(url string, caBundle []byte, regcredNamespace, self string) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "regcred-pull-secrets"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:         "pullsecrets.regcred.io",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update, admissionregistrationv1.Delete},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}},
+			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
+			TimeoutSeconds:          ptr.To[int32](2),
+			AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", regcredNamespace}},
+			}},
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/managed-by": "regcred"}},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "not-regcred-itself",
+				Expression: fmt.Sprintf("request.userInfo.username != %q", self),
+			}},
+		}},
+	}
 }
 
 // WebhookConfiguration registers regcred as the Helm chart does: Pod

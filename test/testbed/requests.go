@@ -12,6 +12,8 @@ import (
 type Request struct {
 	Method string
 	URL    *url.URL
+	// Header holds the request's Accept header only (never its Authorization).
+	Header http.Header
 }
 
 // RequestLog records the API requests made through a rest.Config.
@@ -26,7 +28,7 @@ func (l *RequestLog) Wrap(cfg *rest.Config) *rest.Config {
 	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			l.mu.Lock()
-			l.reqs = append(l.reqs, Request{Method: r.Method, URL: r.URL})
+			l.reqs = append(l.reqs, Request{Method: r.Method, URL: r.URL, Header: http.Header{"Accept": r.Header.Values("Accept")}})
 			l.mu.Unlock()
 			return rt.RoundTrip(r)
 		})

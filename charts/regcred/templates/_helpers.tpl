@@ -93,3 +93,13 @@ than one source is set.
 - {{ $svc }}.{{ .Release.Namespace }}.svc
 - {{ $svc }}.{{ .Release.Namespace }}.svc.cluster.local
 {{- end }}
+
+{{/* regcred's ServiceAccount. */}}
+{{- define "regcred.serviceAccountName" -}}
+{{ include "regcred.fullname" . }}
+{{- end }}
+
+{{/* The Secret that keeps the last good config (--last-good-config-secret). */}}
+{{- define "regcred.lastGoodSecret" -}}
+{{ include "regcred.fullname" . }}-last-good-config
+{{- end }}

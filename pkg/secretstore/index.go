@@ -1,0 +1,256 @@
+package secretstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+// The index's ConfigMaps: in regcred's namespace, labelled LabelIndex,
+// named ShardPrefix plus one hex digit.
+const (
+	LabelIndex  = "regcred.io/index"
+	IndexValue  = "pull-secrets"
+	ShardPrefix = "regcred-index-"
+	// Shards is how many ConfigMaps the index is spread over, so that
+	// each stays small (~100 KB at 20,000 pull secrets) and a write
+	// rewrites one of them only.
+	Shards = 16
+)
+
+// ShardNames lists the names of every shard.
+func ShardNames() []string {
+	out := make([]string, Shards)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%x", ShardPrefix, i)
+	}
+	return out
+}
+
+// shardOf returns the shard that holds a namespace's entries.
+func shardOf(namespace string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(namespace))
+	return fmt.Sprintf("%s%x", ShardPrefix, h.Sum32()%Shards)
+}
+
+// key is an entry's key in its shard: "<namespace>.<registry>". Neither
+// name has a dot (both are DNS labels).
+func key(namespace, registry string) string { return namespace + "." + registry }
+
+// Entry says that a namespace holds a registry's pull secret.
+type Entry struct {
+	Namespace, Registry string
+	// UID is the Secret's, as regcred created it; deletes are bound to it.
+	UID types.UID
+	// Version identifies the content written (see VersionOf).
+	Version string
+	// ExpiresAt is when the content's token expires; zero if never.
+	ExpiresAt time.Time
+}
+
+func (e Entry) value() string {
+	exp := int64(0)
+	if !e.ExpiresAt.IsZero() {
+		exp = e.ExpiresAt.Unix()
+	}
+	uid := string(e.UID)
+	if uid == "" {
+		uid = "-"
+	}
+	return fmt.Sprintf("%s %s %d", uid, e.Version, exp)
+}
+
+func parseEntry(k, v string) (Entry, bool) {
+	ns, reg, ok := strings.Cut(k, ".")
+	if !ok {
+		return Entry{}, false
+	}
+	f := strings.Fields(v)
+	if len(f) != 3 {
+		return Entry{}, false
+	}
+	e := Entry{Namespace: ns, Registry: reg, Version: f[1]}
+	if f[0] != "-" {
+		e.UID = types.UID(f[0])
+	}
+	if exp, err := strconv.ParseInt(f[2], 10, 64); err == nil && exp > 0 {
+		e.ExpiresAt = time.Unix(exp, 0)
+	}
+	return e, true
+}
+
+// Satisfies reports whether the content the entry records is as good as
+// w: the same content, or, for tokens that expire, one that lives at least
+// as long (written by another replica, or just before): replacing it
+// would only churn.
+func (e Entry) Satisfies(w *pullsecret.Want) bool {
+	if e.Version == VersionOf(w) {
+		return true
+	}
+	return !w.ExpiresAt.IsZero() && !e.ExpiresAt.IsZero() && !e.ExpiresAt.Before(w.ExpiresAt.Truncate(time.Second))
+}
+
+// VersionOf identifies a pull secret's content: a digest of what regcred
+// writes, short and one-way (the index never holds a credential).
+func VersionOf(w *pullsecret.Want) string {
+	h := sha256.New()
+	_, _ = fmt.Fprintf(h, "regcred pull secret\x00%s\x00%s\x00%d\x00", w.Name, w.Registry, w.ExpiresAt.Unix())
+	_, _ = h.Write(w.Data)
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Index is the in-memory view of where pull secrets live: the shards as
+// the cache of regcred's namespace holds them, overlaid with what this
+// replica wrote and the cache has not shown yet.
+type Index struct {
+	// Cache reads the shards (ConfigMaps in Namespace).
+	Cache     client.Reader
+	Namespace string
+	// Overlay bounds how long this replica's own writes take precedence
+	// over the cache (default a minute: far longer than a watch lags).
+	Overlay time.Duration
+
+	mu    sync.Mutex
+	local map[string]localEntry
+	now   func() time.Time
+}
+
+// localEntry is a write of this replica's; gone marks a removal.
+type localEntry struct {
+	entry Entry
+	gone  bool
+	at    time.Time
+}
+
+// NewIndex returns the index of the shards in namespace, read through c.
+func NewIndex(c client.Reader, namespace string) *Index {
+	return &Index{Cache: c, Namespace: namespace, Overlay: time.Minute, local: map[string]localEntry{}, now: time.Now}
+}
+
+// Lookup returns the entry of a registry's pull secret in a namespace.
+func (x *Index) Lookup(ctx context.Context, namespace, registry string) (Entry, bool) {
+	k := key(namespace, registry)
+	if l, ok := x.recent(k); ok {
+		return l.entry, !l.gone
+	}
+	var cm corev1.ConfigMap
+	if err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shardOf(namespace)}, &cm); err != nil {
+		return Entry{}, false
+	}
+	v, ok := cm.Data[k]
+	if !ok {
+		return Entry{}, false
+	}
+	return parseEntry(k, v)
+}
+
+// recent returns this replica's own write of k, if recent enough.
+func (x *Index) recent(k string) (localEntry, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	l, ok := x.local[k]
+	if !ok {
+		return l, false
+	}
+	if x.now().Sub(l.at) > x.Overlay {
+		delete(x.local, k)
+		return l, false
+	}
+	return l, true
+}
+
+// remember records this replica's write of an entry (or its removal).
+func (x *Index) remember(e Entry, gone bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.local[key(e.Namespace, e.Registry)] = localEntry{entry: e, gone: gone, at: x.now()}
+}
+
+// All returns every entry, sorted by namespace and registry.
+func (x *Index) All(ctx context.Context) ([]Entry, error) {
+	var list corev1.ConfigMapList
+	if err := x.Cache.List(ctx, &list, client.InNamespace(x.Namespace), client.MatchingLabels{LabelIndex: IndexValue}); err != nil {
+		return nil, err
+	}
+	seen := map[string]Entry{}
+	for _, cm := range list.Items {
+		for k, v := range cm.Data {
+			if e, ok := parseEntry(k, v); ok {
+				seen[k] = e
+			}
+		}
+	}
+	x.mu.Lock()
+	for k, l := range x.local {
+		switch {
+		case x.now().Sub(l.at) > x.Overlay:
+			delete(x.local, k)
+		case l.gone:
+			delete(seen, k)
+		default:
+			seen[k] = l.entry
+		}
+	}
+	x.mu.Unlock()
+	out := make([]Entry, 0, len(seen))
+	for _, e := range seen {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Registry < out[j].Registry
+	})
+	return out, nil
+}
+
+// InNamespace returns the entries of one namespace: one shard read.
+func (x *Index) InNamespace(ctx context.Context, namespace string) ([]Entry, error) {
+	var cm corev1.ConfigMap
+	err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shardOf(namespace)}, &cm)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	found := map[string]Entry{}
+	prefix := namespace + "."
+	for k, v := range cm.Data {
+		if strings.HasPrefix(k, prefix) {
+			if e, ok := parseEntry(k, v); ok {
+				found[k] = e
+			}
+		}
+	}
+	x.mu.Lock()
+	for k, l := range x.local {
+		if !strings.HasPrefix(k, prefix) || x.now().Sub(l.at) > x.Overlay {
+			continue
+		}
+		if l.gone {
+			delete(found, k)
+		} else {
+			found[k] = l.entry
+		}
+	}
+	x.mu.Unlock()
+	out := make([]Entry, 0, len(found))
+	for _, e := range found {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Registry < out[j].Registry })
+	return out, nil
+}

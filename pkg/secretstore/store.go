@@ -1,0 +1,226 @@
+package secretstore
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+// ErrNotManaged is returned when a Secret of the pull secret's name exists
+// and is not regcred's: regcred never takes one over.
+var ErrNotManaged = errors.New("exists and is not managed by regcred")
+
+// Store writes pull secrets and keeps the index of where they live. It
+// makes no read of any Secret.
+type Store struct {
+	// API writes: it is never asked to read a Secret.
+	API   client.Client
+	Index *Index
+}
+
+// FieldManager names regcred's writes in managedFields.
+const FieldManager = "regcred"
+
+// Apply makes sure namespace holds the pull secret w describes. When the
+// index says it does already, it makes no API call. With dryRun it writes
+// nothing and says what it would do.
+func (s *Store) Apply(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (Outcome, error) {
+	e, known := s.Index.Lookup(ctx, namespace, w.Registry)
+	if known && e.Satisfies(w) {
+		return Unchanged, nil
+	}
+	if dryRun {
+		if known {
+			return WouldUpdate, nil
+		}
+		return WouldCreate, nil
+	}
+	return s.write(ctx, namespace, w, known, e)
+}
+
+// Restore writes the pull secret again whatever the index says: it was
+// deleted or edited by someone else.
+func (s *Store) Restore(ctx context.Context, namespace string, w *pullsecret.Want) (Outcome, error) {
+	prev, _ := s.Index.Lookup(ctx, namespace, w.Registry)
+	return s.write(ctx, namespace, w, false, prev)
+}
+
+// write creates the Secret, or patches the one regcred made; exists says
+// which to try first, prev is what the index knew of it.
+func (s *Store) write(ctx context.Context, namespace string, w *pullsecret.Want, exists bool, prev Entry) (Outcome, error) {
+	for range 3 {
+		if !exists {
+			uid, err := s.create(ctx, namespace, w)
+			if err == nil {
+				return Created, s.record(ctx, namespace, w, uid)
+			}
+			if !apierrors.IsAlreadyExists(err) {
+				return "", err
+			}
+		}
+		uid, err := s.patch(ctx, namespace, w, prev)
+		if err == nil {
+			return Updated, s.record(ctx, namespace, w, uid)
+		}
+		if !apierrors.IsNotFound(err) {
+			return "", err
+		}
+		exists = false // deleted meanwhile: create it again
+	}
+	return "", fmt.Errorf("secret %s/%s: created and deleted by someone else over and over", namespace, w.Name)
+}
+
+// AnnotationVersion records, on each pull secret, the version of its
+// content (see VersionOf).
+const AnnotationVersion = "regcred.io/version"
+
+func (s *Store) create(ctx context.Context, namespace string, w *pullsecret.Want) (types.UID, error) {
+	secret := w.Secret(namespace)
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[AnnotationVersion] = VersionOf(w)
+	if err := s.API.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
+		return "", describe(err, "creating", namespace, w.Name)
+	}
+	return secret.UID, nil
+}
+
+// patch rewrites the content of a Secret regcred made. Its test operations
+// make the API server refuse, atomically, a Secret that is not regcred's:
+// another type, or without regcred's labels. prev is what the index knew
+// of the Secret: an expiry annotation to remove, if any.
+func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want, prev Entry) (types.UID, error) {
+	tests := []map[string]any{
+		{"op": "test", "path": "/type", "value": string(corev1.SecretTypeDockerConfigJson)},
+		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelManagedBy), "value": pullsecret.ManagedBy},
+		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelRegistry), "value": w.Registry},
+		{"op": "replace", "path": "/data", "value": map[string]string{corev1.DockerConfigJsonKey: base64.StdEncoding.EncodeToString(w.Data)}},
+	}
+	annotations := map[string]string{AnnotationVersion: VersionOf(w)}
+	if at := w.ExpiresAtString(); at != "" {
+		annotations[pullsecret.AnnotationExpiresAt] = at
+	}
+	ops := slices.Clone(tests)
+	for _, k := range slices.Sorted(maps.Keys(annotations)) {
+		ops = append(ops, map[string]any{"op": "add", "path": "/metadata/annotations/" + escape(k), "value": annotations[k]})
+	}
+	if !prev.ExpiresAt.IsZero() && w.ExpiresAt.IsZero() {
+		ops = append(ops, map[string]any{"op": "remove", "path": "/metadata/annotations/" + escape(pullsecret.AnnotationExpiresAt)})
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: w.Name}}
+	err := s.API.Patch(ctx, secret, jsonPatch(ops), client.FieldOwner(FieldManager))
+	if isPatchRefused(err) {
+		// Not regcred's, or without the annotations the patch adds to (made
+		// before the index, or edited by hand): the second try sets
+		// regcred's annotations whole, with the same tests.
+		whole := append(tests, map[string]any{"op": "add", "path": "/metadata/annotations", "value": annotations})
+		err = s.API.Patch(ctx, secret, jsonPatch(whole), client.FieldOwner(FieldManager))
+		if isPatchRefused(err) {
+			return "", fmt.Errorf("secret %s/%s: %w", namespace, w.Name, ErrNotManaged)
+		}
+	}
+	if err != nil {
+		return "", describe(err, "updating", namespace, w.Name)
+	}
+	return secret.UID, nil
+}
+
+// record writes the index entry of a pull secret just written.
+func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID) error {
+	e := Entry{Namespace: namespace, Registry: w.Registry, UID: uid, Version: VersionOf(w), ExpiresAt: w.ExpiresAt}
+	s.Index.remember(e, false)
+	if err := s.patchShard(ctx, namespace, map[string]any{key(namespace, w.Registry): e.value()}); err != nil {
+		return fmt.Errorf("recording pull secret %s/%s in the index: %w", namespace, w.Name, err)
+	}
+	return nil
+}
+
+// Delete removes a pull secret regcred made, bound to the UID the index
+// recorded, and its index entry. A Secret that is gone already, or that
+// was replaced by someone else's, is left as it is.
+func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: secretName}}
+	var opts []client.DeleteOption
+	if e.UID != "" {
+		opts = append(opts, client.Preconditions{UID: &e.UID})
+	}
+	err := s.API.Delete(ctx, secret, opts...)
+	switch {
+	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err):
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy"):
+		// Not regcred's any more (its labels were removed): leave it.
+	default:
+		return describe(err, "deleting", e.Namespace, secretName)
+	}
+	return s.Forget(ctx, e.Namespace, e.Registry)
+}
+
+// Forget removes an index entry (its namespace is gone, or its Secret is
+// not regcred's any more).
+func (s *Store) Forget(ctx context.Context, namespace, registry string) error {
+	s.Index.remember(Entry{Namespace: namespace, Registry: registry}, true)
+	return s.patchShard(ctx, namespace, map[string]any{key(namespace, registry): nil})
+}
+
+// patchShard merges data into a namespace's shard, creating it if needed.
+// A merge patch touches only its own keys: replicas writing different
+// entries never conflict.
+func (s *Store) patchShard(ctx context.Context, namespace string, data map[string]any) error {
+	name := shardOf(namespace)
+	body, err := json.Marshal(map[string]any{"data": data})
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: name}}
+	for range 3 {
+		err = s.API.Patch(ctx, cm, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager))
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+		shard := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: name,
+			Labels: map[string]string{LabelIndex: IndexValue, pullsecret.LabelManagedBy: pullsecret.ManagedBy}}}
+		if err = s.API.Create(ctx, shard, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func jsonPatch(ops []map[string]any) client.Patch {
+	body, _ := json.Marshal(ops) // maps of strings always marshal
+	return client.RawPatch(types.JSONPatchType, body)
+}
+
+// escape escapes a JSON pointer segment (RFC 6901).
+func escape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// isPatchRefused reports whether the API server refused a JSON patch
+// because one of its operations did not apply (a test that failed, a path
+// that does not exist): it answers 422 Invalid.
+func isPatchRefused(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status) && status.Status().Code == http.StatusUnprocessableEntity
+}
+
+// describe says what failed and where; the API's message about a Secret
+// never holds its data.
+func describe(err error, doing, namespace, name string) error {
+	return fmt.Errorf("secret %s/%s: %s: %w", namespace, name, doing, err)
+}

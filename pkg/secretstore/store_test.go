@@ -1,0 +1,273 @@
+package secretstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+// newStore returns a store on a fake client that answers as the API
+// server does where the fake differs (measured on kube-apiserver v1.37.2):
+// a JSON patch whose operation does not apply is 422 Invalid, and a
+// delete honours its UID precondition.
+func newStore(t *testing.T, objs ...client.Object) (*Store, client.Client) {
+	t.Helper()
+	c := fake.NewClientBuilder().WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if obj.GetUID() == "" {
+				obj.SetUID(types.UID(uuid.NewString()))
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			err := c.Patch(ctx, obj, patch, opts...)
+			var status apierrors.APIStatus
+			if err != nil && patch.Type() == types.JSONPatchType && !errors.As(err, &status) {
+				return apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, obj.GetName(), nil)
+			}
+			return err
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			o := &client.DeleteOptions{}
+			o.ApplyOptions(opts)
+			if o.Preconditions != nil && o.Preconditions.UID != nil {
+				var live corev1.Secret
+				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), &live); err == nil && live.UID != *o.Preconditions.UID {
+					return apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, obj.GetName(), errors.New("UID in precondition does not match"))
+				}
+			}
+			return c.Delete(ctx, obj, opts...)
+		},
+	}).Build()
+	return &Store{API: c, Index: NewIndex(c, "regcred")}, c
+}
+
+func want(data string) *pullsecret.Want {
+	return &pullsecret.Want{Name: "regcred-hub", Registry: "hub", Data: []byte(data)}
+}
+
+func getSecret(t *testing.T, c client.Client, ns, name string) *corev1.Secret {
+	t.Helper()
+	var s corev1.Secret
+	require.NoError(t, c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &s))
+	return &s
+}
+
+func TestApply(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+
+	out, err := s.Apply(ctx, "app", want(`{"auths":{}}`), true)
+	require.NoError(t, err)
+	assert.Equal(t, WouldCreate, out)
+	assert.Error(t, c.Get(ctx, client.ObjectKey{Namespace: "app", Name: "regcred-hub"}, &corev1.Secret{}), "a dry run writes nothing")
+
+	out, err = s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, Created, out)
+	sec := getSecret(t, c, "app", "regcred-hub")
+	assert.Equal(t, corev1.SecretTypeDockerConfigJson, sec.Type)
+	assert.Equal(t, map[string]string{pullsecret.LabelManagedBy: pullsecret.ManagedBy, pullsecret.LabelRegistry: "hub"}, sec.Labels)
+
+	// The index records where it lives, with its UID and version.
+	e, ok := s.Index.Lookup(ctx, "app", "hub")
+	require.True(t, ok)
+	assert.Equal(t, sec.UID, e.UID)
+	assert.Equal(t, VersionOf(want(`{"auths":{}}`)), e.Version)
+	shard := &corev1.ConfigMap{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: shardOf("app")}, shard))
+	assert.Equal(t, IndexValue, shard.Labels[LabelIndex])
+	assert.Contains(t, shard.Data, "app.hub")
+
+	out, err = s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, Unchanged, out, "the index answers: no API call")
+
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	w2 := &pullsecret.Want{Name: "regcred-hub", Registry: "hub", Data: []byte(`{"auths":{"x":{}}}`), ExpiresAt: exp}
+	out, err = s.Apply(ctx, "app", w2, true)
+	require.NoError(t, err)
+	assert.Equal(t, WouldUpdate, out)
+	out, err = s.Apply(ctx, "app", w2, false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	sec = getSecret(t, c, "app", "regcred-hub")
+	assert.Equal(t, w2.Data, sec.Data[corev1.DockerConfigJsonKey])
+	assert.Equal(t, "2030-01-02T03:04:05Z", sec.Annotations[pullsecret.AnnotationExpiresAt])
+
+	// An older token does not replace a fresher one another replica wrote.
+	older := &pullsecret.Want{Name: "regcred-hub", Registry: "hub", Data: []byte(`old`), ExpiresAt: exp.Add(-time.Hour)}
+	out, err = s.Apply(ctx, "app", older, false)
+	require.NoError(t, err)
+	assert.Equal(t, Unchanged, out)
+
+	// Back to static credentials: the expiry annotation goes.
+	out, err = s.Apply(ctx, "app", want(`{"auths":{"y":{}}}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	assert.NotContains(t, getSecret(t, c, "app", "regcred-hub").Annotations, pullsecret.AnnotationExpiresAt)
+}
+
+func TestApplyNeverTakesOverAnotherSecret(t *testing.T) {
+	for name, existing := range map[string]*corev1.Secret{
+		"someone's dockerconfigjson": {ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "regcred-hub"}, Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"mine":{}}}`)}},
+		"an Opaque squat with regcred's labels": {ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "regcred-hub",
+			Labels: map[string]string{pullsecret.LabelManagedBy: pullsecret.ManagedBy, pullsecret.LabelRegistry: "hub"}}, Type: corev1.SecretTypeOpaque},
+		"another registry's label": {ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "regcred-hub",
+			Labels: map[string]string{pullsecret.LabelManagedBy: pullsecret.ManagedBy, pullsecret.LabelRegistry: "quay"}}, Type: corev1.SecretTypeDockerConfigJson},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, c := newStore(t, existing.DeepCopy())
+			_, err := s.Apply(t.Context(), "app", want(`{"auths":{}}`), false)
+			require.ErrorIs(t, err, ErrNotManaged)
+			assert.Equal(t, existing.Data, getSecret(t, c, "app", "regcred-hub").Data, "left as it was")
+			_, ok := s.Index.Lookup(t.Context(), "app", "hub")
+			assert.False(t, ok)
+		})
+	}
+}
+
+func TestApplyAdoptsItsOwnSecretWithoutAnnotations(t *testing.T) {
+	// A pull secret regcred made before the index existed, or edited by
+	// hand down to nothing but its labels.
+	own := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "regcred-hub",
+		Labels: map[string]string{pullsecret.LabelManagedBy: pullsecret.ManagedBy, pullsecret.LabelRegistry: "hub"}},
+		Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte("corrupted")}}
+	s, c := newStore(t, own)
+	w := &pullsecret.Want{Name: "regcred-hub", Registry: "hub", Data: []byte(`{"auths":{}}`), ExpiresAt: time.Now().Add(time.Hour)}
+	out, err := s.Apply(t.Context(), "app", w, false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	got := getSecret(t, c, "app", "regcred-hub")
+	assert.Equal(t, w.Data, got.Data[corev1.DockerConfigJsonKey])
+	assert.Equal(t, w.ExpiresAtString(), got.Annotations[pullsecret.AnnotationExpiresAt])
+}
+
+func TestRestoreRecreatesADeletedSecret(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
+	out, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, Unchanged, out, "the index cannot know of a delete it did not see")
+	out, err = s.Restore(ctx, "app", want(`{"auths":{}}`))
+	require.NoError(t, err)
+	assert.Equal(t, Created, out)
+	e, _ := s.Index.Lookup(ctx, "app", "hub")
+	assert.Equal(t, getSecret(t, c, "app", "regcred-hub").UID, e.UID, "the index follows the new Secret")
+}
+
+func TestDeleteIsBoundToTheUIDRegcredCreated(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	e, _ := s.Index.Lookup(ctx, "app", "hub")
+	// Someone replaces it with their own Secret of the same name.
+	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
+	require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "regcred-hub"}}))
+	require.NoError(t, s.Delete(ctx, e, "regcred-hub"))
+	getSecret(t, c, "app", "regcred-hub") // still there
+	_, ok := s.Index.Lookup(ctx, "app", "hub")
+	assert.False(t, ok, "forgotten")
+
+	_, err = s.Apply(ctx, "other", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	e, _ = s.Index.Lookup(ctx, "other", "hub")
+	require.NoError(t, s.Delete(ctx, e, "regcred-hub"))
+	assert.Error(t, c.Get(ctx, client.ObjectKey{Namespace: "other", Name: "regcred-hub"}, &corev1.Secret{}), "its own is deleted")
+}
+
+func TestConcurrentAppliesOneSecret(t *testing.T) {
+	s, c := newStore(t)
+	// Two replicas, each with its own index view, racing on one Secret.
+	s2 := &Store{API: c, Index: NewIndex(c, "regcred")}
+	var wg sync.WaitGroup
+	outs := make([]Outcome, 16)
+	for i := range outs {
+		st := s
+		if i%2 == 1 {
+			st = s2
+		}
+		wg.Go(func() {
+			var err error
+			outs[i], err = st.Apply(t.Context(), "app", want(`{"auths":{}}`), false)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	created := 0
+	for _, o := range outs {
+		if o == Created {
+			created++
+		}
+	}
+	assert.Equal(t, 1, created, "one create; the others patch or find it done: %v", outs)
+}
+
+func TestIndexEntries(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	for _, ns := range []string{"b", "a", "c"} {
+		for _, reg := range []string{"quay", "hub"} {
+			_, err := s.Apply(ctx, ns, &pullsecret.Want{Name: "regcred-" + reg, Registry: reg, Data: []byte("{}")}, false)
+			require.NoError(t, err)
+		}
+	}
+	all, err := s.Index.All(ctx)
+	require.NoError(t, err)
+	var keys []string
+	for _, e := range all {
+		keys = append(keys, e.Namespace+"/"+e.Registry)
+	}
+	assert.Equal(t, []string{"a/hub", "a/quay", "b/hub", "b/quay", "c/hub", "c/quay"}, keys)
+	in, err := s.Index.InNamespace(ctx, "b")
+	require.NoError(t, err)
+	assert.Len(t, in, 2)
+
+	// A fresh replica's index, from the shards alone, agrees.
+	fresh := NewIndex(s.Index.Cache, "regcred")
+	all2, err := fresh.All(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, all, all2)
+	require.NoError(t, s.Forget(ctx, "a", "hub"))
+	all3, err := fresh.All(ctx)
+	require.NoError(t, err)
+	assert.Len(t, all3, 5)
+}
+
+func TestEntryValueRoundTrip(t *testing.T) {
+	for _, e := range []Entry{
+		{Namespace: "app", Registry: "ecr", UID: "1234-abcd", Version: "0123456789ab", ExpiresAt: time.Unix(1_800_000_000, 0)},
+		{Namespace: "app", Registry: "hub", Version: "0123456789ab"},
+	} {
+		got, ok := parseEntry(key(e.Namespace, e.Registry), e.value())
+		require.True(t, ok)
+		assert.Equal(t, e, got)
+	}
+	_, ok := parseEntry("nodot", "x y 0")
+	assert.False(t, ok)
+	_, ok = parseEntry("a.b", "too few")
+	assert.False(t, ok)
+	assert.Len(t, ShardNames(), Shards)
+	assert.Contains(t, ShardNames(), shardOf("any-namespace"))
+}

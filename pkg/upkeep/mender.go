@@ -1,0 +1,185 @@
+package upkeep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/regcred/regcred/pkg/plan"
+	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/secretstore"
+)
+
+// Mender writes again, in the background, the pull secrets that an
+// admission could not write and those that someone else deleted or
+// changed. It runs on every replica: any replica admits, and any replica
+// may be told of a change. Each write is decided again by the plan first.
+type Mender struct {
+	registries  func() *registries.Set
+	store       Store
+	namespaces  Namespaces
+	exclusions  plan.Exclusions
+	metrics     Recorder
+	maxAttempts int
+	queue       workqueue.TypedRateLimitingInterface[mendKey]
+}
+
+// MendOptions tune a Mender.
+type MendOptions struct {
+	// MaxAttempts bounds the tries of one pull secret, the first included
+	// (default 8).
+	MaxAttempts int
+	// BaseDelay and MaxDelay bound the exponential backoff between tries
+	// (default 1s and 2m).
+	BaseDelay, MaxDelay time.Duration
+	// RestoreDelay is how long after a change by someone else the secret
+	// is written again, so that a delete has ended (default 1s).
+	RestoreDelay time.Duration
+}
+
+// NewMender returns a Mender.
+func NewMender(set func() *registries.Set, store Store, ns Namespaces, ex plan.Exclusions, metrics Recorder, o MendOptions) *Mender {
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 8
+	}
+	if o.BaseDelay == 0 {
+		o.BaseDelay, o.MaxDelay = time.Second, 2*time.Minute
+	}
+	if o.RestoreDelay == 0 {
+		o.RestoreDelay = time.Second
+	}
+	return &Mender{
+		registries:  set,
+		store:       store,
+		namespaces:  ns,
+		exclusions:  ex,
+		metrics:     metrics,
+		maxAttempts: o.MaxAttempts,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedMaxOfRateLimiter(
+				workqueue.NewTypedItemExponentialFailureRateLimiter[mendKey](o.BaseDelay, o.MaxDelay),
+				restoreDelay(o.RestoreDelay)),
+			workqueue.TypedRateLimitingQueueConfig[mendKey]{Name: "pullsecret_mend"}),
+	}
+}
+
+type mendKey struct {
+	namespace, registry string
+	// restore writes whatever the index says (someone else changed it).
+	restore bool
+}
+
+// restoreDelay holds restores back a fixed time, retries not at all.
+type restoreDelay time.Duration
+
+func (d restoreDelay) When(k mendKey) time.Duration {
+	if k.restore {
+		return time.Duration(d)
+	}
+	return 0
+}
+func (restoreDelay) Forget(mendKey)          {}
+func (restoreDelay) NumRequeues(mendKey) int { return 0 }
+
+// Retry queues a pull secret an admission could not write.
+func (m *Mender) Retry(namespace, registry string) {
+	m.queue.AddRateLimited(mendKey{namespace: namespace, registry: registry})
+}
+
+// Restore queues a pull secret someone else deleted or changed.
+func (m *Mender) Restore(namespace, registry string) {
+	m.queue.AddRateLimited(mendKey{namespace: namespace, registry: registry, restore: true})
+}
+
+// NeedLeaderElection is false: every replica mends what it was told of.
+func (m *Mender) NeedLeaderElection() bool { return false }
+
+// Start processes the queue until ctx ends.
+func (m *Mender) Start(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		m.queue.ShutDown()
+	}()
+	log := logr.FromContextOrDiscard(ctx).WithName("mender")
+	for {
+		k, shutdown := m.queue.Get()
+		if shutdown {
+			return nil
+		}
+		err := m.process(ctx, k)
+		switch {
+		case err == nil:
+			m.queue.Forget(k)
+		case m.queue.NumRequeues(k) >= m.maxAttempts:
+			log.Error(err, "Giving up on pull secret; the next admission or resync will try again", "namespace", k.namespace, "registry", k.registry)
+			m.queue.Forget(k)
+		default:
+			m.queue.AddRateLimited(k)
+		}
+		m.queue.Done(k)
+	}
+}
+
+func (m *Mender) process(ctx context.Context, k mendKey) error {
+	d, err := decide(ctx, m.registries(), m.namespaces, m.exclusions, k.namespace, k.registry)
+	switch {
+	case err != nil:
+		return err
+	case d.gone:
+		return m.store.Forget(ctx, k.namespace, k.registry)
+	case !d.wanted:
+		return nil // the upkeep deletes what is no longer wanted
+	}
+	want, err := d.registry.Want(ctx)
+	if err != nil {
+		return err
+	}
+	if k.restore {
+		out, err := m.store.Restore(ctx, k.namespace, want)
+		if err := m.unwritable(ctx, k, err); err != nil {
+			return err
+		}
+		if err == nil {
+			logr.FromContextOrDiscard(ctx).Info("Pull secret restored after a change by someone else", "namespace", k.namespace, "registry", k.registry, "outcome", out)
+			m.metrics.SecretRestored(k.registry)
+		}
+		return nil
+	}
+	out, err := m.store.Apply(ctx, k.namespace, want, false)
+	if err := m.unwritable(ctx, k, err); err != nil {
+		return fmt.Errorf("writing pull secret: %w", err)
+	}
+	if err == nil {
+		m.metrics.SecretEnsured(k.registry, out)
+	}
+	return nil
+}
+
+// unwritable returns err, unless it says the secret cannot be written
+// there at all: the namespace is being deleted, or a Secret of that name
+// is not regcred's. Then the index forgets it and there is nothing to
+// retry.
+func (m *Mender) unwritable(ctx context.Context, k mendKey, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, secretstore.ErrNotManaged), isTerminating(err), apierrors.IsNotFound(err):
+		return m.store.Forget(ctx, k.namespace, k.registry)
+	}
+	return err
+}
+
+// isTerminating reports whether a write failed because its namespace is
+// being deleted.
+func isTerminating(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "being terminated") ||
+		apierrors.HasStatusCause(err, "NamespaceTerminating")
+}
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

@@ -1,0 +1,182 @@
+package upkeep
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/registries"
+)
+
+func syncSet(t *testing.T, password string) *registries.Set {
+	t.Helper()
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: keep, type: quay, url: quay.io, username: {value: u}, password: {value: `+password+`}}
+- {name: switched, type: other, url: a.example.com, pullSecret: {mode: image-pull-secret, name: theirs}}
+- {name: excluded, type: other, url: b.example.com, username: {value: u}, password: {value: p}, clusters: {mode: inject-only, names: [prod]}}
+- {name: scoped, type: other, url: c.example.com, username: {value: u}, password: {value: p}, namespaceSelector: {matchLabels: {team: a}}}
+`), registries.Options{ClusterName: "dev", StoredIn: config.InSecret})
+	require.NoError(t, err)
+	return set
+}
+
+// seed writes entries as an earlier config left them.
+func seed(s *memStore, pairs ...string) {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		s.put(pairs[i], &pullsecret.Want{Name: "regcred-" + pairs[i+1], Registry: pairs[i+1], Data: []byte("old")})
+	}
+}
+
+func startSyncer(t *testing.T, sy *Syncer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sy.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return sy.current() != nil }, time.Second, time.Millisecond)
+}
+
+func TestSyncerBringsEverySecretInLine(t *testing.T) {
+	s := newMemStore()
+	seed(s, "a", "keep", "b", "keep", "a", "gone", "a", "switched", "a", "excluded", "a", "scoped", "b", "scoped",
+		"kube-system", "keep", "quiet", "keep", "deleted-ns", "keep")
+	var set atomic.Pointer[registries.Set]
+	set.Store(syncSet(t, "new"))
+	m := newCounts()
+	nss := &liveNamespaces{labels: nsLabels{"a": {"team": "a"}, "b": {"team": "b"}, "kube-system": {}, "quiet": {"regcred.io/inject": "false"}}}
+	sy := &Syncer{
+		Registries: set.Load, HasConfig: func() bool { return true },
+		Index: s, Store: s, Metrics: m, Exclusions: testExclusions, WriteQPS: 1000, WriteBurst: 1000,
+		Namespaces: nss,
+	}
+	startSyncer(t, sy)
+
+	want, err := set.Load().Get("keep").Want(t.Context())
+	require.NoError(t, err)
+	scoped, err := set.Load().Get("scoped").Want(t.Context())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		all, _ := s.All(t.Context())
+		return len(all) == 3
+	}, 2*time.Second, time.Millisecond)
+	for k, data := range map[string]string{"a/keep": string(want.Data), "b/keep": string(want.Data), "a/scoped": string(scoped.Data)} {
+		got, ok := s.get(k)
+		assert.True(t, ok, k)
+		assert.Equal(t, data, got, k)
+	}
+	for _, k := range []string{"a/gone", "a/switched", "a/excluded", "b/scoped", "kube-system/keep", "quiet/keep"} {
+		assert.Equal(t, 1, s.count(s.deletes, k), "deleted: %s", k)
+	}
+	assert.Zero(t, s.count(s.deletes, "deleted-ns/keep"), "a namespace that is gone took its secrets with it: forgotten, not deleted")
+	assert.Equal(t, map[string]int{"gone": 1, "switched": 1, "excluded": 1, "scoped": 1, "keep": 2}, m.deletedCounts())
+
+	// A credential change rewrites what holds the old one, and only that.
+	set.Store(syncSet(t, "newer"))
+	sy.ConfigChanged()
+	want2, err := set.Load().Get("keep").Want(t.Context())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { d, _ := s.get("b/keep"); return d == string(want2.Data) }, 2*time.Second, time.Millisecond)
+	time.Sleep(30 * time.Millisecond)
+	assert.Equal(t, 1, s.count(s.writes, "a/scoped"), "unchanged content is not written again")
+
+	// A namespace's labels change: its scoped secret goes.
+	nss.set(nsLabels{"a": {"team": "b"}, "b": {"team": "b"}})
+	sy.NamespaceChanged("a")
+	require.Eventually(t, func() bool { return s.count(s.deletes, "a/scoped") == 1 }, 2*time.Second, time.Millisecond)
+}
+
+func TestSyncerDeletesNothingWithoutAConfig(t *testing.T) {
+	s := newMemStore()
+	seed(s, "a", "gone")
+	sy := &Syncer{Registries: registries.Empty, HasConfig: func() bool { return false }, Index: s, Store: s,
+		Metrics: newCounts(), Namespaces: nsLabels{"a": {}}, Exclusions: testExclusions}
+	startSyncer(t, sy)
+	sy.ConfigChanged()
+	time.Sleep(50 * time.Millisecond)
+	assert.Zero(t, s.count(s.deletes, "a/gone"), "before a good config loads, nothing is swept")
+}
+
+func TestSyncerResyncWritesEverythingAgain(t *testing.T) {
+	s := newMemStore()
+	set := syncSet(t, "p")
+	w, err := set.Get("keep").Want(t.Context())
+	require.NoError(t, err)
+	s.put("a", w)
+	sy := &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,
+		Metrics: newCounts(), Namespaces: nsLabels{"a": {}}, Exclusions: testExclusions, Resync: 20 * time.Millisecond}
+	startSyncer(t, sy)
+	require.Eventually(t, func() bool { return s.count(s.restores, "a/keep") >= 2 }, 2*time.Second, time.Millisecond,
+		"a pull secret deleted while no replica heard of it comes back at the next resync")
+}
+
+// tokens grants a fixed number of writes, then blocks.
+type tokens chan struct{}
+
+func (t tokens) Wait(ctx context.Context) error {
+	select {
+	case <-t:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestSyncerWritesAreRateLimited(t *testing.T) {
+	s := newMemStore()
+	nss := nsLabels{}
+	for i := range 30 {
+		ns := string(rune('a'+i%26)) + string(rune('a'+i/26))
+		seed(s, ns, "keep")
+		nss[ns] = map[string]string{}
+	}
+	set := syncSet(t, "p")
+	limit := make(tokens, 30)
+	for range 10 {
+		limit <- struct{}{}
+	}
+	sy := &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,
+		Metrics: newCounts(), Namespaces: nss, Exclusions: testExclusions, limiter: limit}
+	startSyncer(t, sy)
+	writes := func() int {
+		n := 0
+		for ns := range nss {
+			n += s.count(s.writes, ns+"/keep")
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return writes() == 10 }, 2*time.Second, time.Millisecond)
+	time.Sleep(30 * time.Millisecond)
+	assert.Equal(t, 10, writes(), "no write without a token from the limiter")
+	for range 20 {
+		limit <- struct{}{}
+	}
+	require.Eventually(t, func() bool { return writes() == 30 }, 2*time.Second, time.Millisecond)
+}
+
+// liveNamespaces are namespaces whose labels a test changes while the
+// syncer runs.
+type liveNamespaces struct {
+	mu     sync.Mutex
+	labels nsLabels
+}
+
+func (l *liveNamespaces) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.labels.NamespaceLabels(ctx, name)
+}
+
+func (l *liveNamespaces) set(n nsLabels) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.labels = n
+}

@@ -1,0 +1,175 @@
+package security
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/regcred/regcred/pkg/status"
+	"github.com/regcred/regcred/test/testbed"
+)
+
+// setConfig stores a new registry config, as the admin does.
+func setConfig(t *testing.T, mutate func(string) string) (restore func()) {
+	t.Helper()
+	ctx := t.Context()
+	var cm corev1.ConfigMap
+	require.NoError(t, env.admin.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: "regcred-config"}, &cm))
+	before := cm.Data["config.yaml"]
+	cm.Data["config.yaml"] = mutate(before)
+	require.NoError(t, env.admin.Update(ctx, &cm))
+	return func() {
+		var cm corev1.ConfigMap
+		require.NoError(t, env.admin.Get(context.Background(), client.ObjectKey{Namespace: regcredNS, Name: "regcred-config"}, &cm))
+		cm.Data["config.yaml"] = before
+		require.NoError(t, env.admin.Update(context.Background(), &cm))
+	}
+}
+
+// The API server unreachable for 30s: no replica exits, admissions go on
+// from what regcred has, and the leader's work resumes after.
+func TestAPIServerOutage(t *testing.T) {
+	ctx := t.Context()
+	ns := testbed.NewNamespace(t, env.admin, "outage-")
+	cs := clientset(t, nil)
+	_, err := cs.CoreV1().Pods(ns).Create(ctx, pod(env.image), metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, secretOf(t, ns, "regcred-reg"))
+
+	env.apiLink.SetDown(true)
+	downSince := time.Now()
+	for time.Since(downSince) < 30*time.Second {
+		// Steady state needs no API call: admissions there go on.
+		p, err := cs.CoreV1().Pods(ns).Create(ctx, pod(env.image), metav1.CreateOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"regcred-reg"}, testbed.PodSecretNames(p), "admitted %s into the outage", time.Since(downSince).Round(time.Second))
+		time.Sleep(time.Second)
+	}
+	env.apiLink.SetDown(false)
+	for _, r := range env.replicas {
+		assert.False(t, r.Exited(), "replica %s exited during the outage", r.Name)
+	}
+
+	// Leader-only work resumes: a credential change reaches the secret.
+	before := secretOf(t, ns, "regcred-reg").Data[corev1.DockerConfigJsonKey]
+	require.NoError(t, env.admin.Patch(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "reg-creds"}},
+		client.RawPatch("application/merge-patch+json", []byte(`{"stringData":{"password":"`+canary+`-rotated"}}`))))
+	t.Cleanup(func() {
+		_ = env.admin.Patch(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "reg-creds"}},
+			client.RawPatch("application/merge-patch+json", []byte(`{"stringData":{"password":"`+canary+`"}}`)))
+	})
+	require.Eventually(t, func() bool {
+		s := secretOf(t, ns, "regcred-reg")
+		return s != nil && string(s.Data[corev1.DockerConfigJsonKey]) != string(before)
+	}, time.Minute, 100*time.Millisecond, "after the outage, the leader brings pull secrets up to date again")
+	_, err = leader(ctx)
+	require.NoError(t, err, "a replica leads again")
+}
+
+// A replica that starts while the stored config is broken serves the last
+// good one, and reports both.
+func TestRestartWithABrokenConfig(t *testing.T) {
+	ctx := t.Context()
+	for _, r := range env.replicas {
+		r.Stop()
+	}
+	restore := setConfig(t, func(s string) string { return strings.Replace(s, "type: other", "type: nexus", 1) })
+	r := env.replicas["replica-a"]
+	require.NoError(t, r.start())
+	t.Cleanup(func() {
+		restore()
+		require.NoError(t, env.replicas["replica-b"].start())
+		require.NoError(t, waitReady(2, time.Minute))
+	})
+	require.NoError(t, waitReady(1, time.Minute))
+
+	ns := testbed.NewNamespace(t, env.admin, "lastgood-")
+	p, err := clientset(t, nil).CoreV1().Pods(ns).Create(ctx, pod(env.image), metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"regcred-reg"}, testbed.PodSecretNames(p), "the last good config serves")
+	assert.Contains(t, r.Log.String(), "serving the last good config")
+	var rep status.Report
+	require.Eventually(t, func() bool {
+		var cm corev1.ConfigMap
+		if env.admin.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: "regcred-status"}, &cm) != nil {
+			return false
+		}
+		return yaml.Unmarshal([]byte(cm.Data["status.yaml"]), &rep) == nil && rep.Config.ServingLastGood
+	}, eventually, tick, "the status reports the last good config serving")
+	assert.Contains(t, rep.Config.LastError, `type: "nexus" is not one of`, "and the rejected one")
+	assert.NotEmpty(t, rep.Config.LastGoodLoadedAt)
+}
+
+// No credential shows, at the highest log level, in the replicas' logs,
+// the events, the status, the metrics, or what Pods carry.
+func TestNoCredentialAnywhere(t *testing.T) {
+	ctx := t.Context()
+	ns := testbed.NewNamespace(t, env.admin, "canary-")
+	w := &testbed.Warnings{}
+	bad := pod(env.image, "Quay.io/x/y", "not a reference!")
+	p, err := clientset(t, w).CoreV1().Pods(ns).Create(ctx, bad, metav1.CreateOptions{})
+	require.NoError(t, err)
+	// A change is rejected (events, status), then restored.
+	// An unknown field whose value is the canary: the rejection must not
+	// quote it.
+	restore := setConfig(t, func(s string) string { return addField(s, "usernme: {value: "+canary+"}") })
+	time.Sleep(3 * time.Second)
+	restore()
+	time.Sleep(2 * time.Second)
+
+	requireNoCanary(t, "warnings", strings.Join(w.Take(), "\n"))
+	requireNoCanary(t, "the Pod's annotations", strings.Join(mapValues(p.Annotations), "\n"))
+	var events eventsv1.EventList
+	require.NoError(t, env.admin.List(ctx, &events))
+	var notes []string
+	rejected := false
+	for _, e := range events.Items {
+		notes = append(notes, e.Note)
+		rejected = rejected || e.Reason == "ConfigRejected" && strings.Contains(e.Note, "usernme: unknown field")
+	}
+	require.True(t, rejected, "the change with the canary in it was rejected, with an event: %q", notes)
+	requireNoCanary(t, "events", strings.Join(notes, "\n"))
+	var cm corev1.ConfigMap
+	require.NoError(t, env.admin.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: "regcred-status"}, &cm))
+	requireNoCanary(t, "the status ConfigMap", cm.Data["status.yaml"])
+	requireNoCanary(t, "metrics", scrape(t))
+	for _, out := range env.outputs {
+		requireNoCanary(t, "the replicas' logs", out())
+	}
+	// The canary is where it belongs: the pull secret holds it.
+	s := secretOf(t, ns, "regcred-reg")
+	require.NotNil(t, s)
+	assert.Contains(t, string(s.Data[corev1.DockerConfigJsonKey]), base64.StdEncoding.EncodeToString([]byte(user+":"+canary)), "the test looks for the right thing")
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// addField adds a field to the config's first registry, at the indentation
+// of its type field.
+func addField(config, field string) string {
+	lines := strings.Split(config, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "type: other") {
+			indent := l[:len(l)-len(strings.TrimLeft(l, " -"))]
+			indent = strings.Repeat(" ", len(indent))
+			return strings.Join(append(lines[:i+1], append([]string{indent + field}, lines[i+1:]...)...), "\n")
+		}
+	}
+	return config
+}

@@ -1,0 +1,121 @@
+package security
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/regcred/regcred/test/testbed"
+)
+
+// ours is a pull secret as regcred makes it.
+func ours(ns, registry string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "regcred-" + registry,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "regcred", "regcred.io/registry": registry}},
+		Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{}}`)},
+	}
+}
+
+// What regcred's ServiceAccount can and cannot do, tried on the API server
+// with the chart's own RBAC and admission policy.
+func TestImpersonationMatrix(t *testing.T) {
+	ctx := t.Context()
+	sa, err := asRegcred()
+	require.NoError(t, err)
+	app := testbed.NewNamespace(t, env.admin, "app-")
+	victim := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: app, Name: "db-password"}, StringData: map[string]string{"password": "s3cret"}}
+	require.NoError(t, env.admin.Create(ctx, victim))
+	system := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "system-secret"}, StringData: map[string]string{"k": "v"}}
+	require.NoError(t, env.admin.Create(ctx, system))
+	squat := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: app, Name: "regcred-squat"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"mine":{}}}`)}}
+	require.NoError(t, env.admin.Create(ctx, squat))
+
+	forbidden := func(t *testing.T, err error, byPolicy bool) {
+		t.Helper()
+		require.Error(t, err)
+		assert.True(t, apierrors.IsForbidden(err) || apierrors.IsInvalid(err), "refused: %v", err)
+		if byPolicy {
+			assert.Contains(t, err.Error(), "ValidatingAdmissionPolicy")
+		}
+	}
+	secretList := func(opts ...client.ListOption) error {
+		return sa.List(ctx, &corev1.SecretList{}, opts...)
+	}
+
+	t.Run("reads", func(t *testing.T) {
+		forbidden(t, secretList(), false)
+		forbidden(t, secretList(client.InNamespace(app)), false)
+		forbidden(t, secretList(client.InNamespace(app), client.MatchingFields{"metadata.name": "db-password"}), false)
+		forbidden(t, sa.Get(ctx, client.ObjectKeyFromObject(victim), &corev1.Secret{}), false)
+		forbidden(t, sa.Get(ctx, client.ObjectKeyFromObject(system), &corev1.Secret{}), false)
+		assert.NoError(t, secretList(client.InNamespace(regcredNS)), "its own namespace: the Secrets its config refers to")
+	})
+
+	t.Run("writes it must be refused", func(t *testing.T) {
+		v := victim.DeepCopy()
+		v.StringData = map[string]string{"password": "pwned"}
+		forbidden(t, sa.Update(ctx, v), false)
+		forbidden(t, sa.Patch(ctx, victim.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"data":{"password":"cHduZWQ="}}`))), true)
+		forbidden(t, sa.Delete(ctx, victim.DeepCopy()), true)
+		forbidden(t, sa.Delete(ctx, system.DeepCopy()), true)
+		tokenSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "regcred-token",
+			Annotations: map[string]string{corev1.ServiceAccountNameKey: "namespace-controller"}}, Type: corev1.SecretTypeServiceAccountToken}
+		forbidden(t, sa.Create(ctx, tokenSecret), true)
+		forbidden(t, sa.Create(ctx, ours("kube-system", "reg")), true)
+		forbidden(t, sa.Create(ctx, ours(excludedNS, "reg")), true)
+		forbidden(t, sa.Create(ctx, ours("quiet", "reg")), true)
+		opaque := ours(app, "reg")
+		opaque.Type, opaque.Data = corev1.SecretTypeOpaque, map[string][]byte{"k": []byte("v")}
+		forbidden(t, sa.Create(ctx, opaque), true)
+		unlabelled := ours(app, "reg")
+		unlabelled.Labels = nil
+		forbidden(t, sa.Create(ctx, unlabelled), true)
+		misnamed := ours(app, "reg")
+		misnamed.Name = "stolen"
+		forbidden(t, sa.Create(ctx, misnamed), true)
+		mismatched := ours(app, "reg")
+		mismatched.Labels["regcred.io/registry"] = "other"
+		forbidden(t, sa.Create(ctx, mismatched), true)
+		forbidden(t, sa.Patch(ctx, squat.DeepCopy(), client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"app.kubernetes.io/managed-by":"regcred","regcred.io/registry":"squat"}}}`))), true)
+		forbidden(t, sa.Delete(ctx, squat.DeepCopy()), true)
+		forbidden(t, sa.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: app, Name: "regcred-x"}}), false)
+	})
+
+	t.Run("what regcred does still succeeds", func(t *testing.T) {
+		s := ours(app, "reg")
+		require.NoError(t, sa.Create(ctx, s))
+		require.NoError(t, sa.Patch(ctx, s, client.RawPatch(types.JSONPatchType,
+			[]byte(`[{"op":"test","path":"/metadata/labels/app.kubernetes.io~1managed-by","value":"regcred"},{"op":"replace","path":"/data","value":{".dockerconfigjson":"e30="}}]`))))
+		require.NoError(t, sa.Delete(ctx, s, client.Preconditions{UID: &s.UID}))
+		// Its own, in a namespace that opted out since: deleting it is cleanup.
+		late := testbed.NewNamespace(t, env.admin, "late-")
+		s = ours(late, "reg")
+		require.NoError(t, sa.Create(ctx, s))
+		var n corev1.Namespace
+		require.NoError(t, env.admin.Get(ctx, client.ObjectKey{Name: late}, &n))
+		n.Labels["regcred.io/inject"] = "false"
+		require.NoError(t, env.admin.Update(ctx, &n))
+		require.Eventually(t, func() bool {
+			err := sa.Patch(ctx, ours(late, "reg"), client.RawPatch(types.MergePatchType, []byte(`{"data":{}}`)))
+			return err != nil
+		}, eventually, tick, "writes there are refused once it opts out")
+		require.NoError(t, sa.Delete(ctx, s))
+		// In its own namespace it keeps what it needs: its status, its index.
+		require.NoError(t, sa.Patch(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "regcred-status"}},
+			client.RawPatch(types.MergePatchType, []byte(`{}`))))
+		scratch := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, GenerateName: "scratch-"}}
+		require.NoError(t, sa.Create(ctx, scratch))
+		forbidden(t, sa.Patch(ctx, scratch, client.RawPatch(types.MergePatchType, []byte(`{}`))), false)
+		require.NoError(t, env.admin.Delete(ctx, scratch))
+	})
+}
