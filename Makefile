@@ -138,6 +138,14 @@ image: ## Build the image without Docker into dist/image (OCI layout, PLATFORMS)
 	go run ./cmd/regcred-image build --out $(IMAGE_LAYOUT) --version '$(VERSION)' --revision '$(REVISION)' \
 	  --source '$(SOURCE_URL)' --source-date-epoch '$(SOURCE_DATE_EPOCH)' "$${bins[@]}"
 
+# The same image with Docker, from the Dockerfile (make image is the
+# reference; this one's digest is Docker's own).
+.PHONY: docker-image
+docker-image: ## Build the image with Docker instead (needs a Docker engine), tagged IMAGE
+	created=$$(date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r $(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ); \
+	docker build --build-arg VERSION='$(VERSION)' --build-arg REVISION='$(REVISION)' \
+	  --build-arg SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' --build-arg CREATED="$$created" -t '$(IMAGE)' .
+
 .PHONY: push
 push: image ## Push the image to IMAGE (registry/repo:tag) with the Docker config's credentials; PLAIN_HTTP=1, CA_FILE=ca.pem
 	go run ./cmd/regcred-image push --layout $(IMAGE_LAYOUT) $(PUSH_FLAGS) '$(IMAGE)'
