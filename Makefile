@@ -4,9 +4,37 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# One version string everywhere: the file VERSION holds the release this
+# tree becomes when tagged v<VERSION> (Chart.yaml's version and appVersion
+# are the same; test/chart checks). The build of that tag, with no local
+# change, is VERSION itself; any other build is VERSION-<commit>[-dirty].
+# The binary (pkg/cli.Version) and the image tag both use it.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell v=$$(cat VERSION); \
+  if ! c=$$(git rev-parse --short=12 HEAD 2>/dev/null); then echo "$$v-dev"; \
+  elif git describe --exact-match --tags --match "v$$v" >/dev/null 2>&1 && git diff --quiet HEAD; then echo "$$v"; \
+  else git diff --quiet HEAD && echo "$$v-$$c" || echo "$$v-$$c-dirty"; fi)
+endif
+# The commit and its time, the only time in the image (reproducible builds:
+# same commit, same digest).
+ifeq ($(origin REVISION),undefined)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+endif
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+endif
 LDFLAGS := -s -w -X github.com/regcred/regcred/pkg/cli.Version=$(VERSION)
+# A static binary with nothing of the machine in it: the same commit and Go
+# version give the same bytes. The Dockerfile builds with the same flags.
+GOBUILD := CGO_ENABLED=0 GOAMD64=v1 GOARM64=v8.0 go build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)"
 IMAGE ?= ghcr.io/regcred/regcred:$(VERSION)
+# make image: the platforms built (one image each, in one index), and the
+# OCI layout written. make push: PLAIN_HTTP=1 for a plain-HTTP test
+# registry, CA_FILE=ca.pem for a registry with a private CA.
+PLATFORMS ?= linux/amd64 linux/arm64
+IMAGE_LAYOUT := dist/image
+SOURCE_URL := https://github.com/regcred/regcred
+PUSH_FLAGS := $(if $(PLAIN_HTTP),--plain-http) $(if $(CA_FILE),--ca-file $(CA_FILE))
 GOLANGCI_LINT_VERSION ?= v2.15.0
 TOOLS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/regcred/tools
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
@@ -33,7 +61,7 @@ test: verify ## Check the code as reviewers would, then run unit, integration an
 
 .PHONY: build
 build: ## Build bin/regcred
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/regcred ./cmd/regcred
+	$(GOBUILD) -o bin/regcred ./cmd/regcred
 
 .PHONY: unit
 unit: ## Run the unit tests only (no test bed)
@@ -109,9 +137,32 @@ chart-lint: ## Lint the Helm chart (helm lint --strict)
 chart-test: ## Run the chart's tests (render, schema, install into a real API server)
 	@$(TESTBED); go test -count=1 ./test/chart/ ./certs/
 
+# The reference build of the image, Go alone (no Docker, no base image
+# pulled): per platform a static binary, then cmd/regcred-image puts each
+# with the CA bundle into a one-layer image, runs it as 65532:65532 and
+# writes their index to $(IMAGE_LAYOUT). The last line is its digest.
 .PHONY: image
-image: ## Build the container image (needs a Docker engine)
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+image: ## Build the image without Docker into dist/image (OCI layout, PLATFORMS); prints its digest
+	@rm -rf dist/bin; bins=(); \
+	for p in $(PLATFORMS); do \
+	  out=dist/bin/$${p/\//_}/regcred; echo "go build $$out ($(VERSION))"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GOBUILD) -o $$out ./cmd/regcred; \
+	  bins+=(--binary "$$p=$$out"); \
+	done; \
+	go run ./cmd/regcred-image build --out $(IMAGE_LAYOUT) --version '$(VERSION)' --revision '$(REVISION)' \
+	  --source '$(SOURCE_URL)' --source-date-epoch '$(SOURCE_DATE_EPOCH)' "$${bins[@]}"
+
+# The same image with Docker, from the Dockerfile (make image is the
+# reference; this one's digest is Docker's own).
+.PHONY: docker-image
+docker-image: ## Build the image with Docker instead (needs a Docker engine), tagged IMAGE
+	created=$$(date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r $(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ); \
+	docker build --build-arg VERSION='$(VERSION)' --build-arg REVISION='$(REVISION)' \
+	  --build-arg SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' --build-arg CREATED="$$created" -t '$(IMAGE)' .
+
+.PHONY: push
+push: image ## Push the image to IMAGE (registry/repo:tag) with the Docker config's credentials; PLAIN_HTTP=1, CA_FILE=ca.pem
+	go run ./cmd/regcred-image push --layout $(IMAGE_LAYOUT) $(PUSH_FLAGS) '$(IMAGE)'
 
 .PHONY: clean
 clean: ## Remove built files

@@ -110,7 +110,7 @@ func TestTemplateDeployment(t *testing.T) {
 	assert.Equal(t, ptr.To[int32](2), d.Spec.Replicas)
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
-	assert.Equal(t, "ghcr.io/regcred/regcred:0.1.0", c.Image, "the tag defaults to the appVersion")
+	assert.Equal(t, "ghcr.io/regcred/regcred:"+releaseVersion(t), c.Image, "the tag defaults to the appVersion")
 	assert.Contains(t, c.Args, "--cluster-name=prod-eu")
 	assert.Contains(t, c.Args, "--zap-log-level=debug")
 	assert.Contains(t, c.Args, "--metrics-bind-address=:8080")

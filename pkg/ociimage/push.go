@@ -1,0 +1,100 @@
+package ociimage
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// PushOptions say how to reach the registry.
+type PushOptions struct {
+	// PlainHTTP lets the registry be reached over plain HTTP, for a test
+	// registry. TLS, where the registry speaks it, is still verified.
+	// (go-containerregistry already falls back to plain HTTP for localhost,
+	// loopback and private addresses.)
+	PlainHTTP bool
+	// CAFile is a PEM file of CA certificates trusted besides the system's
+	// roots. SSL_CERT_FILE and SSL_CERT_DIR, which Go reads on Linux,
+	// choose the system's roots themselves.
+	CAFile string
+	// Keychain gives the registry credentials; nil means the Docker
+	// config's (authn.DefaultKeychain: ~/.docker/config.json, or
+	// $DOCKER_CONFIG, and its credential helpers).
+	Keychain authn.Keychain
+}
+
+// Push pushes idx to image, a reference with an explicit registry and tag
+// (registry/repository:tag) or digest, and returns the digest reference
+// the index is now at.
+func Push(ctx context.Context, idx v1.ImageIndex, image string, o PushOptions) (name.Digest, error) {
+	ref, err := parseReference(image, o.PlainHTTP)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	t, err := transport(o.CAFile)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	kc := o.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return name.Digest{}, err
+	}
+	if err := remote.WriteIndex(ref, idx, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithTransport(t)); err != nil {
+		return name.Digest{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	return ref.Context().Digest(digest.String()), nil
+}
+
+// parseReference parses image strictly: the registry and the tag must be
+// written out, so a push never lands on Docker Hub or on :latest by
+// accident.
+func parseReference(image string, plainHTTP bool) (name.Reference, error) {
+	opts := []name.Option{name.StrictValidation}
+	if plainHTTP {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(image, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: want registry/repository:tag: %w", image, err)
+	}
+	return ref, nil
+}
+
+// transport is go-containerregistry's default transport, trusting the
+// CAs of caFile too when it is set.
+func transport(caFile string) (http.RoundTripper, error) {
+	base, ok := remote.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil, errors.New("transport: go-containerregistry's default transport is not an *http.Transport")
+	}
+	t := base.Clone()
+	if caFile == "" {
+		return t, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate", caFile)
+	}
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t, nil
+}
