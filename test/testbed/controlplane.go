@@ -26,6 +26,8 @@ type ControlPlane struct {
 	kcm, scheduler *exec.Cmd
 	out            io.Writer
 	dir            string
+	// forNode: started with ControlPlaneOptions.Node.
+	forNode bool
 }
 
 // ControlPlaneOptions tune StartControlPlane.
@@ -86,7 +88,7 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
-	cp := &ControlPlane{Env: env, Config: cfg, out: opts.Output}
+	cp := &ControlPlane{Env: env, Config: cfg, out: opts.Output, forNode: opts.Node}
 	if cp.out == nil {
 		cp.out = io.Discard
 	}

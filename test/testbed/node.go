@@ -94,6 +94,9 @@ func StartNode(cp *ControlPlane, opts NodeOptions) (n *Node, err error) {
 	if err := NodeSupported(); err != nil {
 		return nil, err
 	}
+	if !cp.forNode {
+		return nil, errors.New("starting a node: the control plane was not started with ControlPlaneOptions.Node (no scheduler, no node lifecycle)")
+	}
 	if _, err := NodeBinDir(); err != nil {
 		return nil, err
 	}
