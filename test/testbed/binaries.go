@@ -12,15 +12,9 @@ import (
 )
 
 // BinDirEnv names the variable that points at a directory holding etcd,
-// kube-apiserver, kube-controller-manager and registry (make sets it).
+// kube-apiserver, kube-controller-manager and registry (make sets it),
+// and for a node also kubelet, kube-scheduler, containerd, runc and cni.
 const BinDirEnv = "REGCRED_TESTBED_BIN"
-
-var binDir = sync.OnceValues(func() (string, error) {
-	if d := os.Getenv(BinDirEnv); d != "" {
-		return d, nil
-	}
-	return build()
-})
 
 // build runs build.sh for the components (none: the default ones) and
 // returns the directory it prints last.
@@ -36,6 +30,43 @@ func build(components ...string) (string, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	return lines[len(lines)-1], nil
+}
+
+// nodeBinaries are what a node needs beside the control plane.
+var nodeBinaries = []string{"kubelet", "kube-scheduler", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "cni"}
+
+var (
+	binDir = sync.OnceValues(func() (string, error) {
+		if d := os.Getenv(BinDirEnv); d != "" {
+			return d, nil
+		}
+		return build()
+	})
+	nodeBinDir = sync.OnceValues(func() (string, error) {
+		d, err := binDir()
+		if err != nil {
+			return "", err
+		}
+		if missing(d, nodeBinaries) {
+			// build.sh links them into the same directory.
+			if d, err = build("node"); err != nil {
+				return "", err
+			}
+		}
+		if missing(d, nodeBinaries) {
+			return "", fmt.Errorf("test bed binaries for a node missing in %s (build them with test/testbed/build.sh node)", d)
+		}
+		return d, nil
+	})
+)
+
+func missing(dir string, names []string) bool {
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // optIn holds, per component that build.sh builds only when asked, the
@@ -60,6 +91,11 @@ func optInBin(component string) (string, error) {
 // BinDir returns the directory of the test bed's binaries, building them
 // on first use.
 func BinDir() (string, error) { return binDir() }
+
+// NodeBinDir is BinDir with what a node needs as well (build.sh node:
+// kubelet, kube-scheduler, containerd, and runc and the CNI plugins from
+// the system's packages), built or installed on first use.
+func NodeBinDir() (string, error) { return nodeBinDir() }
 
 // Bin returns the path of one test bed binary. kubelet-judge, which the
 // default build leaves out, is built on first use.

@@ -5,10 +5,16 @@
 #   etcd, kube-apiserver, kube-controller-manager, registry (distribution), helm
 #
 # and, only when asked for, kubelet-judge: the kubelet's credential lookup as
-# a command (test/kubeletjudge), to check which credential the kubelet tries.
+# a command (test/kubeletjudge), to check which credential the kubelet tries;
+# and ("node") what a real node needs:
+#
+#   kubelet, kube-scheduler, containerd (with its runc shim and ctr), and the
+#   Debian packages runc, containernetworking-plugins and iptables
 #
 # Usage: test/testbed/build.sh [component...]
-#   components: etcd kube registry helm (the default), kubelet-judge
+#   components: etcd kube registry helm kubelet-judge kubelet kube-scheduler
+#               containerd node-packages, or node (= kubelet kube-scheduler
+#               containerd node-packages); default: etcd kube registry helm
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
@@ -16,11 +22,19 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
 REGISTRY_VERSION=${REGISTRY_VERSION:-v3.1.2}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# containerd 2.2 reads config version 3 as is (2.3 and later migrate it).
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.2.9}
+NODE_PACKAGES=(runc containernetworking-plugins iptables)
 
 cache=${REGCRED_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/regcred/testbed}
 # Each component is cached by its own version; bin links them together.
-bin="$cache/bin-etcd-$ETCD_VERSION-kube-$KUBE_VERSION-registry-$REGISTRY_VERSION-helm-$HELM_VERSION"
+bin="$cache/bin-etcd-$ETCD_VERSION-kube-$KUBE_VERSION-registry-$REGISTRY_VERSION-helm-$HELM_VERSION-containerd-$CONTAINERD_VERSION"
 mkdir -p "$bin" "$cache/etcd-$ETCD_VERSION" "$cache/kube-$KUBE_VERSION"
+
+# One log per run: builds from several clones may run at once.
+buildlog=$(mktemp "$cache/build.XXXXXX.log")
+# Kept when a step fails.
+trap '[ $? -ne 0 ] || rm -f "$buildlog"' EXIT
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
@@ -29,14 +43,14 @@ step() {
   local name=$1; shift
   local start=$SECONDS
   log "building $name (first time only; cached in $cache)"
-  if ! "$@" >"$cache/build.log" 2>&1; then
-    log "building $name failed:"; tail -40 "$cache/build.log" >&2; exit 1
+  if ! "$@" >"$buildlog" 2>&1; then
+    log "building $name failed (log: $buildlog):"; tail -40 "$buildlog" >&2; exit 1
   fi
   log "built $name in $((SECONDS - start))s"
 }
 
 # link DIR NAME...: makes bin/NAME point at DIR/NAME.
-link() { local dir=$1; shift; for n in "$@"; do ln -sf "$dir/$n" "$bin/$n"; done; }
+link() { local dir=$1; shift; for n in "$@"; do ln -sfn "$dir/$n" "$bin/$n"; done; }
 
 build_etcd() {
   local work; work=$(mktemp -d)
@@ -64,8 +78,31 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 judge_src="$here/../kubeletjudge/main.go"
 judge_bin="kubelet-judge-$(sha256sum "$judge_src" | cut -c1-12)"
 
-# build_kube BINARY...: builds the named binaries of k8s.io/kubernetes
-# (kube-apiserver, kube-controller-manager, kubelet-judge) in one module.
+# kube_main NAME: prints the main package of one k8s.io/kubernetes command.
+kube_main() {
+  local imports='"os"' run
+  case $1 in
+    kube-apiserver) run='app.NewAPIServerCommand()' ;;
+    kube-controller-manager) run='app.NewControllerManagerCommand()' ;;
+    kube-scheduler) run='app.NewSchedulerCommand()' ;;
+    kubelet) imports='"context"
+	"os"'; run='app.NewKubeletCommand(context.Background())' ;;
+  esac
+  cat <<GO
+package main
+
+import (
+	$imports
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/$1/app"
+)
+
+func main() { os.Exit(cli.Run($run)) }
+GO
+}
+
+# build_kube NAME...: builds the named commands of k8s.io/kubernetes.
 build_kube() {
   local work; work=$(mktemp -d)
   cd "$work"
@@ -78,63 +115,116 @@ build_kube() {
   local mods
   mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[^[:space:]]*\) => ./staging/.*#\1#p' "$gomod")
   for m in $mods; do go mod edit "-replace=$m=$m@$staging"; done
-  local b
-  for b in "$@"; do
-    mkdir -p "$b"
-    case $b in
-      kube-apiserver) kube_main 'k8s.io/kubernetes/cmd/kube-apiserver/app' 'app.NewAPIServerCommand()' > "$b/main.go" ;;
-      kube-controller-manager) kube_main 'k8s.io/kubernetes/cmd/kube-controller-manager/app' 'app.NewControllerManagerCommand()' > "$b/main.go" ;;
-      "$judge_bin") sed '1{/^\/\/go:build ignore$/d}' "$judge_src" > "$b/main.go" ;;
-    esac
+  local c
+  for c in "$@"; do
+    mkdir -p "$c"
+    if [ "$c" = "$judge_bin" ]; then
+      sed '1{/^\/\/go:build ignore$/d}' "$judge_src" > "$c/main.go"
+    else
+      kube_main "$c" > "$c/main.go"
+    fi
   done
   go get "k8s.io/kubernetes@$KUBE_VERSION"
   go mod tidy
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local ld="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  for b in "$@"; do
-    go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/$b" "./$b"
-  done
+  for c in "$@"; do go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/$c" "./$c"; done
   cd - >/dev/null; rm -rf "$work"
-}
-
-# kube_main PACKAGE COMMAND: a main that runs a kube command.
-kube_main() {
-  cat <<GO
-package main
-
-import (
-	"os"
-
-	"k8s.io/component-base/cli"
-	"$1"
-)
-
-func main() { os.Exit(cli.Run($2)) }
-GO
 }
 
 build_registry() { GOBIN="$cache/registry-$REGISTRY_VERSION" go install -trimpath "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"; }
 build_helm() { GOBIN="$cache/helm-$HELM_VERSION" go install -trimpath "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
 
+build_containerd() {
+  local m=github.com/containerd/containerd/v2
+  GOBIN="$cache/containerd-$CONTAINERD_VERSION" go install -trimpath \
+    -tags "no_btrfs no_devmapper no_zfs no_aufs" \
+    -ldflags "-X $m/version.Version=$CONTAINERD_VERSION" \
+    "$m/cmd/containerd@$CONTAINERD_VERSION" \
+    "$m/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "$m/cmd/ctr@$CONTAINERD_VERSION"
+}
+
+# missing_packages: prints the node packages that are not installed.
+missing_packages() {
+  local p
+  for p in "${NODE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
+  done
+}
+
+install_packages() {
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+node_packages() {
+  if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    log "node-packages: no dpkg/apt-get here; install ${NODE_PACKAGES[*]} by hand"; exit 1
+  fi
+  local missing
+  mapfile -t missing < <(missing_packages)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      log "node-packages: installing ${missing[*]} needs root"; exit 1
+    fi
+    local start=$SECONDS
+    log "installing node packages ${missing[*]} with apt-get (~15 s, once per machine)"
+    if ! install_packages "${missing[@]}" >"$buildlog" 2>&1; then
+      log "installing node packages failed:"; tail -40 "$buildlog" >&2; exit 1
+    fi
+    log "installed node packages in $((SECONDS - start))s"
+  fi
+  local cni
+  for cni in /usr/lib/cni /opt/cni/bin; do
+    [ -x "$cni/bridge" ] && break
+  done
+  [ -x "$cni/bridge" ] || { log "node-packages: no CNI bridge plugin in /usr/lib/cni or /opt/cni/bin"; exit 1; }
+  ln -sfn "$cni" "$bin/cni"
+  ln -sfn "$(command -v runc || echo /usr/sbin/runc)" "$bin/runc"
+}
+
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(etcd kube registry helm)
+expanded=()
 for c in "${want[@]}"; do
+  case $c in
+    node) expanded+=(kubelet kube-scheduler containerd node-packages) ;;
+    *) expanded+=("$c") ;;
+  esac
+done
+
+# The commands of k8s.io/kubernetes share one throwaway module and the build
+# cache: build the missing ones in one step.
+kube_dir="$cache/kube-$KUBE_VERSION"
+kube_wanted=()
+kube_missing=()
+for c in "${expanded[@]}"; do
+  case $c in
+    kube) names=(kube-apiserver kube-controller-manager) ;;
+    kubelet | kube-scheduler) names=("$c") ;;
+    kubelet-judge) names=("$judge_bin") ;;
+    *) continue ;;
+  esac
+  for n in "${names[@]}"; do
+    kube_wanted+=("$n")
+    [ -x "$kube_dir/$n" ] || kube_missing+=("$n")
+  done
+done
+if [ ${#kube_missing[@]} -gt 0 ]; then
+  step "${kube_missing[*]} $KUBE_VERSION (~10-15 min cold, a few with a warm Go build cache)" build_kube "${kube_missing[@]}"
+fi
+for n in "${kube_wanted[@]}"; do
+  if [ "$n" = "$judge_bin" ]; then ln -sfn "$kube_dir/$n" "$bin/kubelet-judge"; else link "$kube_dir" "$n"; fi
+done
+
+for c in "${expanded[@]}"; do
   case $c in
     etcd)
       d="$cache/etcd-$ETCD_VERSION"
       [ -x "$d/etcd" ] || step "etcd $ETCD_VERSION (~2 min)" build_etcd
       link "$d" etcd ;;
-    kube)
-      d="$cache/kube-$KUBE_VERSION"
-      missing=()
-      for b in kube-apiserver kube-controller-manager; do [ -x "$d/$b" ] || missing+=("$b"); done
-      [ ${#missing[@]} -eq 0 ] || step "${missing[*]} $KUBE_VERSION (~10-15 min)" build_kube "${missing[@]}"
-      link "$d" kube-apiserver kube-controller-manager ;;
-    kubelet-judge)
-      d="$cache/kube-$KUBE_VERSION"
-      [ -x "$d/$judge_bin" ] ||
-        step "kubelet-judge $KUBE_VERSION (~2 min, more if modules must be downloaded; seconds once kube is built)" build_kube "$judge_bin"
-      ln -sf "$d/$judge_bin" "$bin/kubelet-judge" ;;
+    kube | kubelet | kube-scheduler | kubelet-judge) ;;
     registry)
       d="$cache/registry-$REGISTRY_VERSION"
       [ -x "$d/registry" ] || step "registry (distribution) $REGISTRY_VERSION (~2 min)" build_registry
@@ -143,6 +233,12 @@ for c in "${want[@]}"; do
       d="$cache/helm-$HELM_VERSION"
       [ -x "$d/helm" ] || step "helm $HELM_VERSION (~2 min)" build_helm
       link "$d" helm ;;
+    containerd)
+      d="$cache/containerd-$CONTAINERD_VERSION"
+      { [ -x "$d/containerd" ] && [ -x "$d/containerd-shim-runc-v2" ] && [ -x "$d/ctr" ]; } ||
+        step "containerd $CONTAINERD_VERSION (~2 min)" build_containerd
+      link "$d" containerd containerd-shim-runc-v2 ctr ;;
+    node-packages) node_packages ;;
     *) log "unknown component $c"; exit 2 ;;
   esac
 done

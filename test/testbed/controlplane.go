@@ -16,15 +16,18 @@ import (
 )
 
 // ControlPlane is a running kube-apiserver and etcd, and optionally a
-// kube-controller-manager.
+// kube-controller-manager and a kube-scheduler.
 type ControlPlane struct {
 	Env    *envtest.Environment
 	Config *rest.Config
 	// Kubeconfig is a file with admin credentials.
 	Kubeconfig string
 
-	kcm *exec.Cmd
-	dir string
+	kcm, scheduler *exec.Cmd
+	out            io.Writer
+	dir            string
+	// forNode: started with ControlPlaneOptions.Node.
+	forNode bool
 }
 
 // ControlPlaneOptions tune StartControlPlane.
@@ -33,6 +36,13 @@ type ControlPlaneOptions struct {
 	// replicaset and serviceaccount controllers, so that Deployments make
 	// Pods and namespaces get their default ServiceAccount.
 	ControllerManager bool
+	// Node makes the control plane ready for a real node (StartNode): the
+	// Node authorizer, API server to webhook traffic through the endpoints'
+	// Pod IPs (there is no kube-proxy), a kube-scheduler, and the
+	// controllers of ControllerManager plus those Pods and Services need
+	// (endpoints, garbage collection, namespaces, DaemonSets, the root CA
+	// ConfigMap). It implies ControllerManager.
+	Node bool
 	// Output receives the components' logs; nil discards them.
 	Output io.Writer
 }
@@ -45,6 +55,11 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Node {
+		if _, err := NodeBinDir(); err != nil { // kube-scheduler
+			return nil, err
+		}
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    bin,
 		ControlPlaneStartTimeout: 2 * time.Minute,
@@ -54,6 +69,17 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	api := env.ControlPlane.GetAPIServer()
 	if opts.Output != nil {
 		api.Out, api.Err = opts.Output, opts.Output
+		env.ControlPlane.Etcd = &envtest.Etcd{Out: opts.Output, Err: opts.Output}
+	}
+	if opts.Node {
+		opts.ControllerManager = true
+		args := api.Configure()
+		args.Set("authorization-mode", "Node,RBAC")
+		args.Set("enable-aggregator-routing", "true")
+		// Otherwise the API server publishes the address of the host's
+		// default route as the kubernetes Service's endpoint: nothing on
+		// the node may be pointed off the machine.
+		args.Set("endpoint-reconciler-type", "none")
 	}
 	if opts.ControllerManager {
 		api.Configure().Disable("disable-admission-plugins")
@@ -62,7 +88,10 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
-	cp := &ControlPlane{Env: env, Config: cfg}
+	cp := &ControlPlane{Env: env, Config: cfg, out: opts.Output, forNode: opts.Node}
+	if cp.out == nil {
+		cp.out = io.Discard
+	}
 	cp.dir, err = os.MkdirTemp("", "regcred-controlplane-")
 	if err != nil {
 		return nil, cp.stopOnError(err)
@@ -72,41 +101,91 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		return nil, cp.stopOnError(err)
 	}
 	if opts.ControllerManager {
-		if err := cp.startControllerManager(opts.Output); err != nil {
+		controllers := "deployment,replicaset,serviceaccount"
+		if opts.Node {
+			controllers += "," + nodeControllers
+		}
+		if err := cp.startControllerManager(controllers); err != nil {
+			return nil, cp.stopOnError(err)
+		}
+	}
+	if opts.Node {
+		if err := cp.startScheduler(); err != nil {
 			return nil, cp.stopOnError(err)
 		}
 	}
 	return cp, nil
 }
 
-func (cp *ControlPlane) startControllerManager(out io.Writer) error {
-	path, err := Bin("kube-controller-manager")
+// nodeControllers are the controllers Pods on a real node need besides
+// those ControllerManager runs. node-lifecycle-controller lifts the
+// node.kubernetes.io/not-ready taint that the TaintNodesByCondition
+// admission plugin puts on every new Node: without it nothing schedules.
+const nodeControllers = "node-lifecycle-controller,endpoints-controller,endpointslice-controller," +
+	"garbage-collector-controller,namespace-controller,daemonset-controller," +
+	"root-ca-certificate-publisher-controller,pod-garbage-collector-controller"
+
+// AddUser writes a kubeconfig for a user authenticated by a client
+// certificate (CN name, O groups) and returns its path.
+func (cp *ControlPlane) AddUser(name string, groups ...string) (string, error) {
+	user, err := cp.Env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
 	if err != nil {
-		return err
-	}
-	user, err := cp.Env.ControlPlane.AddUser(envtest.User{Name: "kube-controller-manager", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return err
+		return "", fmt.Errorf("adding user %s: %w", name, err)
 	}
 	kc, err := user.KubeConfig()
 	if err != nil {
-		return err
+		return "", fmt.Errorf("kubeconfig of %s: %w", name, err)
 	}
-	kubeconfig := filepath.Join(cp.dir, "kcm.kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		return err
+	f, err := os.CreateTemp(cp.dir, "*.kubeconfig")
+	if err != nil {
+		return "", err
 	}
-	cp.kcm = exec.Command(path, "--kubeconfig="+kubeconfig,
-		"--controllers=deployment,replicaset,serviceaccount",
+	defer func() { _ = f.Close() }()
+	if _, err := f.Write(kc); err != nil {
+		return "", fmt.Errorf("writing kubeconfig of %s: %w", name, err)
+	}
+	return f.Name(), f.Close()
+}
+
+// ClientCAFile returns the file of the CA that signs the client
+// certificates the API server accepts (those of AddUser).
+func (cp *ControlPlane) ClientCAFile() string {
+	return filepath.Join(cp.Env.ControlPlane.APIServer.CertDir, "client-cert-auth-ca.crt")
+}
+
+// startComponent starts a control plane binary with a system:masters
+// kubeconfig as its first flag.
+func (cp *ControlPlane) startComponent(name string, args ...string) (*exec.Cmd, error) {
+	path, err := Bin(name)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := cp.AddUser(name, "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = cp.out, cp.out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	return cmd, nil
+}
+
+func (cp *ControlPlane) startControllerManager(controllers string) error {
+	var err error
+	cp.kcm, err = cp.startComponent("kube-controller-manager", "--controllers="+controllers,
 		"--leader-elect=false", "--secure-port=0", "--concurrent-deployment-syncs=2")
-	if out == nil {
-		out = io.Discard
-	}
-	cp.kcm.Stdout, cp.kcm.Stderr = out, out
-	if err := cp.kcm.Start(); err != nil {
-		return fmt.Errorf("starting kube-controller-manager: %w", err)
+	if err != nil {
+		return err
 	}
 	return cp.waitForDefaultServiceAccount()
+}
+
+func (cp *ControlPlane) startScheduler() error {
+	var err error
+	cp.scheduler, err = cp.startComponent("kube-scheduler", "--leader-elect=false", "--secure-port=0")
+	return err
 }
 
 // waitForDefaultServiceAccount waits until the serviceaccount controller
@@ -137,9 +216,11 @@ func (cp *ControlPlane) stopOnError(err error) error {
 
 // Stop stops every component and removes their files.
 func (cp *ControlPlane) Stop() {
-	if cp.kcm != nil && cp.kcm.Process != nil {
-		_ = cp.kcm.Process.Kill()
-		_ = cp.kcm.Wait()
+	for _, cmd := range []*exec.Cmd{cp.scheduler, cp.kcm} {
+		if cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 	}
 	_ = cp.Env.Stop()
 	if cp.dir != "" {

@@ -23,7 +23,8 @@ import (
 	"github.com/regcred/regcred/pkg/certgen"
 )
 
-// Registry is a running distribution registry with htpasswd auth.
+// Registry is a running distribution registry, with htpasswd auth unless
+// it has no users.
 type Registry struct {
 	// Host is host:port, e.g. "127.0.0.1:41234".
 	Host string
@@ -38,7 +39,8 @@ type Registry struct {
 
 // RegistryOptions tune StartRegistry.
 type RegistryOptions struct {
-	// Users maps user names to passwords.
+	// Users maps user names to passwords; with none, anyone may pull and
+	// push.
 	Users map[string]string
 	// CA signs the serving certificate; nil serves plain HTTP.
 	CA *certgen.CA
@@ -88,6 +90,10 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		r.Transport = t
 	}
+	auth := ""
+	if len(opts.Users) > 0 {
+		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: regcred-test\n    path: %s\n", filepath.Join(dir, "htpasswd"))
+	}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -99,11 +105,7 @@ storage:
 http:
   addr: %s
   secret: regcred-test-bed
-%sauth:
-  htpasswd:
-    realm: regcred-test
-    path: %s
-`, filepath.Join(dir, "data"), r.Host, tlsConfig, filepath.Join(dir, "htpasswd"))
+%s%s`, filepath.Join(dir, "data"), r.Host, tlsConfig, auth)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -118,7 +120,7 @@ http:
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting registry: %w", err)
 	}
-	if err := r.waitReady(); err != nil {
+	if err := r.waitReady(len(opts.Users) > 0); err != nil {
 		r.Stop()
 		return nil, err
 	}
@@ -133,20 +135,25 @@ func (r *Registry) URL() string {
 	return "https://" + r.Host
 }
 
-func (r *Registry) waitReady() error {
+// waitReady waits for /v2/ to answer 401 (auth) or 200 (none).
+func (r *Registry) waitReady(auth bool) error {
+	want := http.StatusOK
+	if auth {
+		want = http.StatusUnauthorized
+	}
 	c := &http.Client{Transport: r.Transport, Timeout: 2 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := c.Get(r.URL() + "/v2/")
 		if err == nil {
 			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
+			if resp.StatusCode == want {
 				return nil
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("registry at %s did not answer /v2/ with 401 in time", r.Host)
+	return fmt.Errorf("registry at %s did not answer /v2/ with %d in time", r.Host, want)
 }
 
 // Push pushes a small random image to repo:tag and returns its reference.
