@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,6 +26,9 @@ import (
 // secretstore); in steady state it makes no API call.
 type Store interface {
 	Apply(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error)
+	// Hosts are the image hosts a registry's pull secret serves already
+	// (for a registry with a credential per host, a glob ECR registry).
+	Hosts(ctx context.Context, namespace, registry string, exact bool) []string
 }
 
 // Presence tells whether a Secret that regcred does not manage exists;
@@ -66,7 +70,7 @@ type Handler struct {
 	Namespaces Namespaces
 	// Retry asks for a pull secret whose creation failed to be tried again
 	// in the background.
-	Retry func(namespace, registry string)
+	Retry func(namespace, secret string)
 	// Exclusions are the namespaces regcred never serves (kube-system, its
 	// own, the admin's list).
 	Exclusions plan.Exclusions
@@ -111,7 +115,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	log = log.WithValues("pod", klog.KRef(req.Namespace, pod.displayName()))
 	ctx = logr.NewContext(ctx, log)
 	ns := h.namespace(ctx, req.Namespace)
-	p := plan.ForPod(h.Registries(), pod.planInput(), ns, h.Exclusions)
+	set := h.Registries()
+	input := pod.planInput()
+	p := plan.ForPod(set, input, ns, h.Exclusions)
 	if p.Skipped != "" {
 		outcome = Skipped
 		return admission.Allowed(p.SkipDetail)
@@ -119,6 +125,13 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 
 	dryRun := ptr.Deref(req.DryRun, false)
 	add, warnings, failed := h.apply(ctx, req.Namespace, p, dryRun)
+	// The self-check: what the kubelet will try first, with the Pod's
+	// pull secrets as they will be.
+	final := input.PullSecrets
+	for _, a := range add {
+		final = append(final, a.secret)
+	}
+	warnings = append(warnings, plan.Shadowed(p, plan.KubeletFirst(set, input.Images, final), final)...)
 	resp = admission.Allowed("")
 	resp.Patches = buildPatch(pod, add)
 	if len(warnings) > 0 {
@@ -196,7 +209,7 @@ func (h *Handler) apply(ctx context.Context, namespace string, p plan.Plan, dryR
 	}
 	for _, in := range p.Add {
 		r := in.Registry
-		ok, warning := h.prepare(ctx, namespace, r, dryRun)
+		ok, warning := h.prepare(ctx, namespace, in, dryRun)
 		if warning != "" {
 			warnings = append(warnings, warning)
 			failed = failed || !ok || r.Mode == config.RegistryCredentials
@@ -211,8 +224,9 @@ func (h *Handler) apply(ctx context.Context, namespace string, p plan.Plan, dryR
 
 // prepare makes sure r's pull secret can be injected into the namespace.
 // It reports whether to inject it, and a warning for the user if any.
-func (h *Handler) prepare(ctx context.Context, namespace string, r *registries.Registry, dryRun bool) (bool, string) {
-	log := logr.FromContextOrDiscard(ctx).WithValues("registry", r.Name, "secret", r.SecretName)
+func (h *Handler) prepare(ctx context.Context, namespace string, in plan.Injection, dryRun bool) (bool, string) {
+	r := in.Registry
+	log := logr.FromContextOrDiscard(ctx).WithValues("registry", r.Name, "secret", in.Secret)
 	if r.Mode == config.ImagePullSecret {
 		if h.Presence == nil {
 			return true, ""
@@ -222,7 +236,11 @@ func (h *Handler) prepare(ctx context.Context, namespace string, r *registries.R
 		}
 		return true, ""
 	}
-	want, err := r.Want(ctx)
+	need := registries.Need{Exact: in.Exact}
+	if r.PerHost() {
+		need.Hosts = union(h.Secrets.Hosts(ctx, namespace, r.Name, in.Exact), in.Hosts)
+	}
+	want, err := r.Want(ctx, need)
 	if err == nil {
 		var out secretstore.Outcome
 		out, err = h.Secrets.Apply(ctx, namespace, want, dryRun)
@@ -233,15 +251,15 @@ func (h *Handler) prepare(ctx context.Context, namespace string, r *registries.R
 	}
 	if errors.Is(err, secretstore.ErrNotManaged) {
 		log.Info("A Secret with the pull secret's name exists and is not regcred's; not injected")
-		return false, fmt.Sprintf("regcred: a Secret named %q exists in namespace %q and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry %q's credentials were not injected: rename or delete that Secret", r.SecretName, namespace, r.Name)
+		return false, fmt.Sprintf("regcred: a Secret named %q exists in namespace %q and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry %q's credentials were not injected: rename or delete that Secret", in.Secret, namespace, r.Name)
 	}
 	// Inject the name anyway: the kubelet reads pull secrets at each pull,
 	// so the Pod pulls as soon as the background retry creates it.
 	log.Error(err, "Cannot make pull secret; injected its name and will retry")
 	if h.Retry != nil && !dryRun {
-		h.Retry(namespace, r.Name)
+		h.Retry(namespace, in.Secret)
 	}
-	return true, fmt.Sprintf("regcred: pull secret %q for registry %q is not ready yet (%s); retrying in the background", r.SecretName, r.Name, reason(err))
+	return true, fmt.Sprintf("regcred: pull secret %q for registry %q is not ready yet (%s); retrying in the background", in.Secret, r.Name, reason(err))
 }
 
 // reason gives a short cause that quotes no credential: the API error's
@@ -264,4 +282,11 @@ func appendUnique(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// union returns the hosts of a and b, sorted, each once.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

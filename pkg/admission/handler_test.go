@@ -62,6 +62,8 @@ type fakeStore struct {
 	fail  map[string]error
 }
 
+func (f *fakeStore) Hosts(context.Context, string, string, bool) []string { return nil }
+
 func (f *fakeStore) Apply(_ context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -266,7 +268,7 @@ func TestHandleFailsOpen(t *testing.T) {
 		`regcred: pull secret "regcred-quay" for registry "quay" is not ready yet (see regcred's log); retrying in the background`,
 		`regcred: a Secret named "regcred-hub" exists in namespace "app" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "hub"'s credentials were not injected: rename or delete that Secret`,
 	}, resp.Warnings)
-	assert.Equal(t, []string{"app/quay"}, f.retries)
+	assert.Equal(t, []string{"app/regcred-quay"}, f.retries)
 	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
 }
 

@@ -19,9 +19,8 @@ import (
 // secret written again, so that one deleted or edited by hand is restored
 // within seconds, without regcred reading or watching any Secret.
 type SecretEvents struct {
-	// Restore asks for a registry's pull secret in a namespace to be
-	// written again.
-	Restore func(namespace, registry string)
+	// Restore asks for a pull secret in a namespace to be written again.
+	Restore func(namespace, secret string)
 	// Self is regcred's own user name: its own writes are not reported
 	// (the webhook's matchConditions leave them out too).
 	Self string
@@ -57,6 +56,6 @@ func (s *SecretEvents) Handle(ctx context.Context, req admission.Request) admiss
 	}
 	logr.FromContextOrDiscard(ctx).Info("A pull secret was changed by someone else; it will be written again",
 		"secret", klog.KRef(req.Namespace, req.Name), "registry", registry, "operation", req.Operation, "user", req.UserInfo.Username)
-	s.Restore(req.Namespace, registry)
+	s.Restore(req.Namespace, req.Name)
 	return allowed
 }

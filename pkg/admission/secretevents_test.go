@@ -29,8 +29,8 @@ func TestSecretEvents(t *testing.T) {
 		req     admission.Request
 		restore []string
 	}{
-		{"deleted by hand", review(admissionv1.Delete, "alice", ours, false), []string{"app/hub"}},
-		{"edited by hand", review(admissionv1.Update, "alice", ours, false), []string{"app/hub"}},
+		{"deleted by hand", review(admissionv1.Delete, "alice", ours, false), []string{"app/regcred-hub"}},
+		{"edited by hand", review(admissionv1.Update, "alice", ours, false), []string{"app/regcred-hub"}},
 		{"regcred's own write", review(admissionv1.Update, "system:serviceaccount:regcred:regcred", ours, false), nil},
 		{"dry run", review(admissionv1.Delete, "alice", ours, true), nil},
 		{"someone else's secret", review(admissionv1.Delete, "alice", theirs, false), nil},

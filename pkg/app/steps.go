@@ -89,7 +89,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 	}
 	u.namespaces = namespaceLabels{cache: a.mgr.GetCache(), api: a.mgr.GetAPIReader()}
 	ex := a.opts.exclusions()
-	u.mender = upkeep.NewMender(a.loader.Current, u.store, u.namespaces, ex, a.metrics, upkeep.MendOptions{})
+	u.mender = upkeep.NewMender(a.loader.Current, u.store, u.store.Index, u.namespaces, ex, a.metrics, upkeep.MendOptions{})
 	syncer := &upkeep.Syncer{
 		Registries: a.loader.Current,
 		HasConfig:  a.loader.HasConfig,

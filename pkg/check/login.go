@@ -39,6 +39,11 @@ func Login(ctx context.Context, r *registries.Registry) (res Result) {
 		res.Message = fmt.Sprintf("cannot check: %s %s from a Secret (secretKeyRef) that was not read (regcred check reads Secrets with --kubeconfig)", strings.Join(r.Unresolved, ", "), verb)
 		return res
 	}
+	if r.Location.Glob() {
+		res.Skipped, res.OK = true, true
+		res.Message = fmt.Sprintf("a glob registry (%s): its hosts are known only from the images that use them", r.Location)
+		return res
+	}
 	if r.Provider == nil {
 		res.Skipped, res.OK = true, true
 		res.Message = fmt.Sprintf("no credentials to check: regcred injects the admin's secret %q", r.SecretName)

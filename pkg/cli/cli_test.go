@@ -32,7 +32,7 @@ func TestValidate(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Equal(t, `testdata/bad.yaml: registry "hub": url: "quay.io" is not a docker registry address: must be docker.io, optionally with an organisation path (docker.io/myorg)
 testdata/bad.yaml: registry "hub": password: a credential must not be written inline in a ConfigMap: use secretKeyRef (or keep the config in a Secret)
-testdata/bad.yaml: registry "ecr": url: "https://12345.dkr.ecr.eu-west-1.amazonaws.com" is not an ecr registry address: must be https://<12-digit account>.dkr.ecr.<region>.amazonaws.com, or the same in another AWS partition (amazonaws.com.cn, amazonaws.eu, c2s.ic.gov, sc2s.sgov.gov, cloud.adc-e.uk, csp.hci.ic.gov), dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws
+testdata/bad.yaml: registry "ecr": url: "https://12345.dkr.ecr.eu-west-1.amazonaws.com" is not an ecr registry address: must be https://<12-digit account>.dkr.ecr.<region>.amazonaws.com (or another AWS partition's domain, dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws), or a glob of the account and region (*.dkr.ecr.*.amazonaws.com)
 `, out)
 	assert.NotContains(t, out, "hunter2")
 
@@ -60,7 +60,7 @@ func TestMatch(t *testing.T) {
 	var res []matchResult
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
 	require.Len(t, res, 4)
-	assert.Equal(t, matchResult{Image: "nginx", Registry: "hub", Secret: "regcred-hub", Injected: true, Reason: `registry "hub" (docker.io) injects regcred's secret "regcred-hub"`}, res[0])
+	assert.Equal(t, matchResult{Image: "nginx", Registry: "hub", Secret: "regcred-hub", Injected: true, Reason: `registry "hub" (docker.io) injects regcred's secret "regcred-hub"`, KubeletFirst: "regcred-hub"}, res[0])
 	assert.Equal(t, "regcred", res[1].Secret)
 	assert.Equal(t, "no configured registry serves ghcr.io/x/y", res[2].Reason)
 	assert.Contains(t, res[3].Reason, "another letter case")

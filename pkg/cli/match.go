@@ -20,6 +20,11 @@ type matchResult struct {
 	Secret   string `json:"secret,omitempty"`
 	Injected bool   `json:"injected"`
 	Reason   string `json:"reason"`
+	// KubeletFirst is the secret whose credential the kubelet will try
+	// first for the image, with the Pod's secrets as regcred leaves them.
+	KubeletFirst string `json:"kubeletFirst,omitempty"`
+	// Warning says when that is not the intended registry's.
+	Warning string `json:"warning,omitempty"`
 }
 
 // match tells which registry each image matches and which secret a Pod
@@ -47,10 +52,18 @@ func match(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	ns := plan.Namespace{Name: "default", Labels: nsSet}
 	p := plan.ForPod(set, plan.Pod{Images: fs.Args()}, ns, plan.Exclusions{metav1.NamespaceSystem: true})
+	var final []string
+	for _, a := range p.Add {
+		final = append(final, a.Secret)
+	}
+	firsts := plan.KubeletFirst(set, fs.Args(), final)
 	var results []matchResult
 	all := true
-	for _, d := range p.Images {
-		res := matchResult{Image: d.Image, Secret: d.Secret, Injected: d.Served, Reason: d.Detail}
+	for i, d := range p.Images {
+		res := matchResult{Image: d.Image, Secret: d.Secret, Injected: d.Served, Reason: d.Detail, KubeletFirst: firsts[i].Secret}
+		if w := plan.Shadowed(plan.Plan{Images: []plan.Image{d}}, firsts[i:i+1], final); len(w) > 0 {
+			res.Warning = w[0]
+		}
 		if d.Registry != nil {
 			res.Registry = d.Registry.Name
 		}
@@ -60,7 +73,7 @@ func match(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if !d.Served {
 			res.Secret = ""
 		}
-		all = all && res.Injected
+		all = all && res.Injected && res.Warning == ""
 		results = append(results, res)
 	}
 	if c.output == "json" {
@@ -69,9 +82,13 @@ func match(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "IMAGE\tREGISTRY\tSECRET\tWHY")
+		fmt.Fprintln(tw, "IMAGE\tREGISTRY\tSECRET\tKUBELET TRIES FIRST\tWHY")
 		for _, r := range results {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Image, dash(r.Registry), dash(r.Secret), r.Reason)
+			why := r.Reason
+			if r.Warning != "" {
+				why += "; " + strings.TrimPrefix(r.Warning, "regcred: ")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Image, dash(r.Registry), dash(r.Secret), dash(r.KubeletFirst), why)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

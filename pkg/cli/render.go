@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/registries"
 )
 
 const redacted = "<redacted>"
@@ -41,7 +42,7 @@ func render(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	case len(r.Unresolved) > 0:
 		return usageError{fmt.Errorf("registry %q: %s come from Secrets (secretKeyRef): pass --kubeconfig (and --namespace, regcred's namespace) to read them from the cluster", r.Name, strings.Join(r.Unresolved, ", "))}
 	}
-	want, err := r.Want(ctx)
+	want, err := r.Want(ctx, registries.Need{})
 	if err != nil {
 		return err
 	}

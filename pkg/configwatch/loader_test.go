@@ -150,7 +150,7 @@ func TestLastGoodConfigSurvivesARestart(t *testing.T) {
 	assert.True(t, st.FromLastGood, "the last good config serves")
 	assert.Error(t, st.LastError, "and the rejection is reported")
 	require.Len(t, restarted.Current().Registries, 1)
-	w, err := restarted.Current().Get("quay").Want(t.Context())
+	w, err := restarted.Current().Get("quay").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
 	assert.Contains(t, string(w.Data), "t0ken", "with the credentials it was loaded with")
 

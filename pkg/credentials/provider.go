@@ -72,3 +72,16 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.
 func (e *FieldError) Unwrap() error { return e.Err }
+
+// PerHost is a provider whose credential depends on the image's registry
+// host: a glob ECR registry (*.dkr.ecr.*.amazonaws.com) has a token per
+// region, minted when an image of that region first needs it.
+type PerHost interface {
+	Provider
+	// ForHost returns the key pattern under which the credential for an
+	// image host is written (the registry's glob, with what the credential
+	// depends on fixed: the region), and the provider of that credential.
+	ForHost(host string) (pattern string, p Provider, err error)
+	// Sources returns the token sources made so far, for the refresher.
+	Sources() []Expiring
+}

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 )
 
 // Location is where a registry serves images: a host (with its port, if
-// any) and an optional repository path prefix.
+// any) and an optional repository path prefix. The host may be a glob, as
+// the kubelet reads credential keys: each dot-separated label may hold `*`
+// (`*.example.com`, `reg-*.example.com`, `*.dkr.ecr.*.amazonaws.com`).
 type Location struct {
 	// Host is lower case; Docker Hub is always "docker.io".
 	Host string
@@ -26,10 +29,34 @@ func (l Location) String() string {
 	return l.Host + "/" + l.Prefix
 }
 
+// Glob reports whether the host is a glob.
+func (l Location) Glob() bool { return strings.Contains(l.Host, "*") }
+
+// ServesHost reports whether an image host is the location's, by the
+// kubelet's rules: the same port, as many labels, each label matching as a
+// case-sensitive glob.
+func (l Location) ServesHost(host string) bool {
+	if !l.Glob() {
+		return host == l.Host
+	}
+	return hostsMatch(l.Host, host)
+}
+
+// ServesPath reports whether a repository path is under the prefix: the
+// repository of the prefix's name or one below it, never a sibling that
+// merely starts with the same characters.
+func (l Location) ServesPath(p string) bool {
+	return l.Prefix == "" || p == l.Prefix || strings.HasPrefix(p, l.Prefix+"/")
+}
+
+// Serves reports whether the location serves ref.
+func (l Location) Serves(ref Ref) bool { return l.ServesHost(ref.Host) && l.ServesPath(ref.Path) }
+
 // ParseLocation parses a registry URL as admins write it: "quay.io",
-// "https://harbor.example.com:8443/team-a/", "https://index.docker.io/v1/".
-// The scheme is optional and ignored (connection security is configured
-// separately); the host is folded to lower case.
+// "https://harbor.example.com:8443/team-a/", "https://index.docker.io/v1/",
+// "*.example.com". The scheme is optional and ignored (connection security
+// is configured separately); the host is folded to lower case. A path that
+// starts with /v1/ or /v2/ loses it, as the kubelet reads credential keys.
 func ParseLocation(raw string) (Location, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
@@ -38,38 +65,55 @@ func ParseLocation(raw string) (Location, error) {
 	if !strings.Contains(s, "://") {
 		s = "https://" + s
 	}
+	scheme, rest, _ := strings.Cut(s, "://")
+	if scheme != "https" && scheme != "http" {
+		return Location{}, fmt.Errorf("scheme %q: must be https:// or http://", scheme)
+	}
+	hostPart, pathPart, _ := strings.Cut(rest, "/")
+	host := strings.ToLower(hostPart)
+	if strings.Contains(host, "*") {
+		// url.Parse takes * in a host; check it on its own first.
+		if err := checkGlobHost(host); err != nil {
+			return Location{}, err
+		}
+		s = scheme + "://" + strings.ReplaceAll(hostPart, "*", "x") + "/" + pathPart
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Location{}, fmt.Errorf("not a registry address: %w", errors.Unwrap(err))
 	}
 	switch {
-	case u.Scheme != "https" && u.Scheme != "http":
-		return Location{}, fmt.Errorf("scheme %q: must be https:// or http://", u.Scheme)
 	case u.User != nil:
 		return Location{}, errors.New("must not contain credentials")
-	case u.RawQuery != "" || u.Fragment != "":
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(pathPart, "?#"):
 		return Location{}, errors.New("must not have a query or fragment")
 	case u.Host == "":
 		return Location{}, errors.New("has no host")
 	}
-	host := strings.ToLower(u.Host)
-	if err := checkHost(host); err != nil {
-		return Location{}, err
+	if !strings.Contains(host, "*") {
+		if err := checkHost(host); err != nil {
+			return Location{}, err
+		}
 	}
-	prefix := strings.Trim(u.Path, "/")
+	p := "/" + pathPart
+	// The kubelet strips a leading /v1/ or /v2/ from a key's path (Docker's
+	// config files write Docker Hub as https://index.docker.io/v1/).
+	if strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/v2/") {
+		p = p[3:]
+	}
+	prefix := strings.Trim(p, "/")
+	if prefix == "v1" || prefix == "v2" {
+		return Location{}, fmt.Errorf("path %q: the kubelet reads it as a repository named %s, not as the registry API's version: write %s (no path), or %s/%s/ for the API", "/"+pathPart, prefix, host, host, prefix)
+	}
 	if IsDockerHub(host) {
 		host = DockerHub
-		// Docker's own config files write Docker Hub as https://index.docker.io/v1/.
-		if prefix == "v1" || prefix == "v2" {
-			prefix = ""
-		}
 	}
 	for _, seg := range strings.Split(prefix, "/") {
 		if prefix != "" && !validPathComponent(seg) {
 			return Location{}, fmt.Errorf("path %q: each segment must be lower-case letters, digits and separators (. _ -)", prefix)
 		}
 	}
-	return Location{Host: host, Prefix: prefix}, nil
+	return Location{Host: host, Prefix: path.Clean("/" + prefix)[1:]}, nil
 }
 
 func checkHost(host string) error {
@@ -91,21 +135,63 @@ func checkHost(host string) error {
 	} else if i := strings.LastIndex(host, ":"); i >= 0 {
 		name, port = host[:i], host[i+1:]
 	}
-	if port != "" || strings.HasSuffix(host, ":") {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("host %q: port must be a number from 1 to 65535", host)
-		}
+	if err := checkPort(host, port); err != nil {
+		return err
 	}
 	if strings.HasPrefix(host, "[") {
 		return nil
 	}
 	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") ||
-			strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		if !validLabel(label, false) {
 			return fmt.Errorf("host %q: not a valid host name", host)
 		}
 	}
 	return nil
+}
+
+// checkGlobHost checks a host with * in it: a glob the kubelet can match.
+func checkGlobHost(host string) error {
+	name, port, hasPort := strings.Cut(host, ":")
+	if strings.HasPrefix(host, "[") {
+		return fmt.Errorf("host %q: an IPv6 address cannot be a glob", host)
+	}
+	if hasPort {
+		if strings.Contains(port, "*") {
+			return fmt.Errorf("host %q: a port cannot be a glob (the kubelet compares ports exactly)", host)
+		}
+		if err := checkPort(host, port); err != nil {
+			return err
+		}
+	}
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 {
+		return fmt.Errorf("host %q: a glob host needs at least two labels (the kubelet matches label by label, as many as the image's host has)", host)
+	}
+	for _, label := range labels {
+		if !validLabel(label, true) {
+			return fmt.Errorf("host %q: each label must be letters, digits, '-' and the glob '*' (no '?' or '[': they do not survive in a credential key)", host)
+		}
+	}
+	return nil
+}
+
+func checkPort(host, port string) error {
+	if port != "" || strings.HasSuffix(host, ":") {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("host %q: port must be a number from 1 to 65535", host)
+		}
+	}
+	return nil
+}
+
+// validLabel checks one host label; with glob, '*' is allowed too.
+func validLabel(label string, glob bool) bool {
+	chars := "abcdefghijklmnopqrstuvwxyz0123456789-"
+	if glob {
+		chars += "*"
+	}
+	return label != "" && len(label) <= 63 && !strings.HasPrefix(label, "-") && !strings.HasSuffix(label, "-") &&
+		strings.Trim(label, chars) == ""
 }
 
 // validPathComponent follows the reference grammar for one path component:

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseLocation(t *testing.T) {
@@ -28,6 +29,24 @@ func TestParseLocation(t *testing.T) {
 		{raw: "harbor.io/Team", err: "each segment"},
 		{raw: "harbor.io/a//b", err: "each segment"},
 		{raw: "x.io?q=1", err: "query"},
+		// The kubelet strips a leading /v1/ or /v2/ from any key's path.
+		{raw: "https://quay.io/v2/", want: "quay.io"},
+		{raw: "https://quay.io/v1/org", want: "quay.io/org"},
+		{raw: "harbor.example.com/v2/team-a/", want: "harbor.example.com/team-a"},
+		{raw: "quay.io/v2", err: "the kubelet reads it as a repository named v2"},
+		{raw: "harbor.example.com/v2x", want: "harbor.example.com/v2x"},
+		// Globs, as the kubelet matches keys.
+		{raw: "*.example.com", want: "*.example.com"},
+		{raw: "*.gcr.io", want: "*.gcr.io"},
+		{raw: "reg-*.example.com", want: "reg-*.example.com"},
+		{raw: "registry.*.example.com", want: "registry.*.example.com"},
+		{raw: "*.example.com:5000", want: "*.example.com:5000"},
+		{raw: "https://*.example.com/team/", want: "*.example.com/team"},
+		{raw: "*.dkr.ecr.*.amazonaws.com", want: "*.dkr.ecr.*.amazonaws.com"},
+		{raw: "*", err: "at least two labels"},
+		{raw: "*.example.com:*", err: "a port cannot be a glob"},
+		{raw: "?.example.com", err: "query"},
+		{raw: "[a-z].example.com", err: "not a registry address"},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			loc, err := ParseLocation(tc.raw)
@@ -38,5 +57,34 @@ func TestParseLocation(t *testing.T) {
 			assert.NoError(t, err)
 			assert.Equal(t, tc.want, loc.String())
 		})
+	}
+}
+
+func TestLocationServes(t *testing.T) {
+	for _, tc := range []struct {
+		loc, image string
+		want       bool
+	}{
+		{"*.example.com", "registry.example.com/app", true},
+		{"*.example.com", "a.b.example.com/app", false},
+		{"*.example.com", "example.com/app", false},
+		{"*.example.com", "registry.example.com:5000/app", false},
+		{"*.example.com:5000", "registry.example.com:5000/app", true},
+		{"reg-*.example.com", "reg-eu.example.com/app", true},
+		{"reg-*.example.com", "registry.example.com/app", false},
+		{"registry.*.example.com", "registry.eu.example.com/app", true},
+		{"*.example.com/team", "r.example.com/team/app", true},
+		{"*.example.com/team", "r.example.com/team", true},
+		{"*.example.com/team", "r.example.com/teams/app", false},
+		{"*.dkr.ecr.*.amazonaws.com", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app", true},
+		{"*.dkr.ecr.*.amazonaws.com", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app", false},
+		{"*.example.com", "Registry.example.com/app", true}, // as for the kubelet: * matches any letter case
+		{"*.example.com", "registry.Example.com/app", false},
+	} {
+		loc, err := ParseLocation(tc.loc)
+		require.NoError(t, err, tc.loc)
+		ref, err := Parse(tc.image)
+		require.NoError(t, err, tc.image)
+		assert.Equal(t, tc.want, loc.Serves(ref), "%s serves %s", tc.loc, tc.image)
 	}
 }

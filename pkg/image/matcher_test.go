@@ -114,6 +114,37 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+func TestMatchGlobs(t *testing.T) {
+	m := NewMatcher[string]()
+	for url, name := range map[string]string{
+		"*.example.com":                                "any",
+		"reg-*.example.com":                            "reg",
+		"registry.example.com":                         "exact",
+		"*.example.com/team":                           "team",
+		"*.dkr.ecr.*.amazonaws.com":                    "ecr-any",
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com": "ecr-one",
+	} {
+		loc, err := ParseLocation(url)
+		require.NoError(t, err, url)
+		require.True(t, m.Add(loc, name), url)
+	}
+	for image, want := range map[string]string{
+		"foo.example.com/app":                            "any",
+		"foo.example.com/team/app":                       "team",
+		"reg-eu.example.com/app":                         "reg",
+		"reg-eu.example.com/team/app":                    "reg", // reg-* sorts after *: the kubelet tries it first
+		"registry.example.com/team/app":                  "exact",
+		"a.b.example.com/app":                            "",
+		"210987654321.dkr.ecr.us-east-1.amazonaws.com/x": "ecr-any",
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com/x": "ecr-one",
+	} {
+		ref, err := Parse(image)
+		require.NoError(t, err)
+		got, _ := m.Match(ref)
+		assert.Equal(t, want, got, image)
+	}
+}
+
 func TestMatchFoldingCaseExplainsMisses(t *testing.T) {
 	m := testMatcher(t)
 	for image, want := range map[string]string{

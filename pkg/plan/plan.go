@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/image"
@@ -90,6 +91,11 @@ type Image struct {
 type Injection struct {
 	Secret   string
 	Registry *registries.Registry
+	// Exact is set for the registry's exact variant (an image of the Pod
+	// is the repository named exactly like its path prefix).
+	Exact bool
+	// Hosts are the hosts of the Pod's images the registry serves.
+	Hosts []string
 }
 
 // Plan is the decision for a Pod.
@@ -117,10 +123,20 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 	for _, s := range pod.PullSecrets {
 		listed[s] = true
 	}
+	matches := make([]registries.Match, len(pod.Images))
+	// A registry whose exact-named repository the Pod pulls gets its exact
+	// variant, which serves the rest of its images too.
+	exact := map[*registries.Registry]bool{}
+	for i, img := range pod.Images {
+		matches[i] = set.Match(img)
+		if r := matches[i].Registry; r != nil && r.SecretFor(matches[i].Ref) != r.SecretName {
+			exact[r] = true
+		}
+	}
 	added := map[string]bool{}
-	for _, img := range pod.Images {
+	for i, img := range pod.Images {
 		d := Image{Image: img}
-		m := set.Match(img)
+		m := matches[i]
 		d.Ref, d.Registry = m.Ref, m.Registry
 		switch {
 		case m.Invalid:
@@ -132,8 +148,11 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 		default:
 			r := m.Registry
 			d.Secret = r.SecretName
-			if listed[r.SecretName] {
-				d.Served, d.Reason, d.Detail = true, AlreadyListed, fmt.Sprintf("the Pod already names %q", r.SecretName)
+			if exact[r] {
+				d.Secret = r.ExactSecretName()
+			}
+			if listed[d.Secret] {
+				d.Served, d.Reason, d.Detail = true, AlreadyListed, fmt.Sprintf("the Pod already names %q", d.Secret)
 				break
 			}
 			if ok, reason, detail := serves(r, ns); !ok {
@@ -142,15 +161,23 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 			}
 			d.Served = true
 			switch {
-			case added[r.SecretName]:
-				d.Reason, d.Detail = SharedSecret, fmt.Sprintf("%q is injected for another image", r.SecretName)
+			case added[d.Secret]:
+				d.Reason, d.Detail = SharedSecret, fmt.Sprintf("%q is injected for another image", d.Secret)
 			default:
-				added[r.SecretName] = true
-				p.Add = append(p.Add, Injection{Secret: r.SecretName, Registry: r})
-				d.Reason, d.Detail = Injected, describeInjection(r)
+				added[d.Secret] = true
+				p.Add = append(p.Add, Injection{Secret: d.Secret, Registry: r, Exact: exact[r]})
+				d.Reason, d.Detail = Injected, describeInjection(r, d.Secret)
 			}
 		}
 		p.Images = append(p.Images, d)
+	}
+	for i := range p.Add {
+		in := &p.Add[i]
+		for _, d := range p.Images {
+			if d.Registry == in.Registry && d.Served && !slices.Contains(in.Hosts, d.Ref.Host) {
+				in.Hosts = append(in.Hosts, d.Ref.Host)
+			}
+		}
 	}
 	return p
 }
@@ -188,9 +215,9 @@ func serves(r *registries.Registry, ns Namespace) (bool, Reason, string) {
 	return true, "", ""
 }
 
-func describeInjection(r *registries.Registry) string {
+func describeInjection(r *registries.Registry, secret string) string {
 	if r.Mode == config.ImagePullSecret {
-		return fmt.Sprintf("registry %q (%s) injects the admin's secret %q", r.Name, r.Location, r.SecretName)
+		return fmt.Sprintf("registry %q (%s) injects the admin's secret %q", r.Name, r.Location, secret)
 	}
-	return fmt.Sprintf("registry %q (%s) injects regcred's secret %q", r.Name, r.Location, r.SecretName)
+	return fmt.Sprintf("registry %q (%s) injects regcred's secret %q", r.Name, r.Location, secret)
 }

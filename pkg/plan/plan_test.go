@@ -1,13 +1,16 @@
 package plan
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/credentials/ecr"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/registrytype"
 )
 
 const testConfig = `apiVersion: regcred.io/v1alpha1
@@ -25,11 +28,15 @@ registries:
 - {name: team-a, type: other, url: team-a.example.com, username: {value: u}, password: {value: p}, namespaceSelector: {matchLabels: {team: a}}}
 - {name: by-name, type: other, url: byname.example.com, username: {value: u}, password: {value: p}, namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [app]}]}}
 - {name: local, type: other, url: "localhost:5000", username: {value: u}, password: {value: p}}
+- {name: ecr-team, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/team, ecr: {auth: iam-role}}
+- {name: globbed, type: other, url: "*.globbed.example.com", username: {value: u}, password: {value: p}}
+- {name: globbed-exact, type: other, url: registry.globbed.example.com, username: {value: u}, password: {value: p}}
 `
 
 func testSet(t *testing.T) *registries.Set {
 	t.Helper()
-	set, err := registries.Load(t.Context(), []byte(testConfig), registries.Options{ClusterName: "dev", StoredIn: config.InSecret})
+	set, err := registries.Load(t.Context(), []byte(testConfig), registries.Options{ClusterName: "dev", StoredIn: config.InSecret,
+		Types: registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecr.Options{})})})
 	require.NoError(t, err)
 	return set
 }
@@ -148,6 +155,25 @@ func TestForPod(t *testing.T) {
 		{name: "Pod opted out", pod: Pod{Images: []string{"quay.io/x"}, Labels: map[string]string{LabelInject: "false"}}, ns: app, skipped: PodOptedOut},
 		{name: "Pod label other value", pod: Pod{Images: []string{"quay.io/x"}, Labels: map[string]string{LabelInject: "no"}}, ns: app,
 			images: []want{{"quay", Injected, true}}, add: []string{"regcred-quay"}},
+		// The repository named exactly like a prefix: the exact variant,
+		// which serves the registry's other images in the Pod too.
+		{name: "exact repository gets the exact variant", pod: Pod{Images: []string{"harbor.example.com/team-a:1"}}, ns: app,
+			images: []want{{"harbor-a", Injected, true}}, add: []string{"regcred-harbor-a.exact"}},
+		{name: "exact and below share the exact variant", pod: Pod{Images: []string{"harbor.example.com/team-a/app", "harbor.example.com/team-a"}}, ns: app,
+			images: []want{{"harbor-a", Injected, true}, {"harbor-a", SharedSecret, true}}, add: []string{"regcred-harbor-a.exact"}},
+		{name: "below the prefix only: the main secret", pod: Pod{Images: []string{"harbor.example.com/team-a/app"}}, ns: app,
+			images: []want{{"harbor-a", Injected, true}}, add: []string{"regcred-harbor-a"}},
+		{name: "ECR repository prefix, exact", pod: Pod{Images: []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/team"}}, ns: app,
+			images: []want{{"ecr-team", Injected, true}}, add: []string{"regcred-ecr-team.exact"}},
+		{name: "ECR sibling of the prefix", pod: Pod{Images: []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/teams/app"}}, ns: app,
+			images: []want{{"", NoRegistry, false}}},
+		// Globs: an exact host wins over a glob.
+		{name: "glob host", pod: Pod{Images: []string{"eu.globbed.example.com/app"}}, ns: app,
+			images: []want{{"globbed", Injected, true}}, add: []string{"regcred-globbed"}},
+		{name: "exact host beside a glob", pod: Pod{Images: []string{"registry.globbed.example.com/app"}}, ns: app,
+			images: []want{{"globbed-exact", Injected, true}}, add: []string{"regcred-globbed-exact"}},
+		{name: "glob matches one label only", pod: Pod{Images: []string{"a.b.globbed.example.com/app"}}, ns: app,
+			images: []want{{"", NoRegistry, false}}},
 		// Degenerate Pods.
 		{name: "no images", pod: Pod{}, ns: app},
 		{name: "only public images", pod: Pod{Images: []string{"busybox", "registry.k8s.io/pause:3.10"}}, ns: app,
@@ -214,9 +240,10 @@ func TestForPodAgreesWithForNamespace(t *testing.T) {
 	set := testSet(t)
 	for _, n := range []Namespace{ns("app"), ns("a1", "team", "a"), ns("kube-system"), ns("quiet", LabelInject, "false"), {Name: "x", LabelsUnknown: true}} {
 		for _, r := range set.Registries {
-			img := r.Location.Host + "/" + r.Location.Prefix + "/img"
+			host := strings.ReplaceAll(r.Location.Host, "*", "x")
+			img := host + "/" + r.Location.Prefix + "/img"
 			if r.Location.Prefix == "" {
-				img = r.Location.Host + "/img"
+				img = host + "/img"
 			}
 			p := ForPod(set, Pod{Images: []string{img}}, n, excluded)
 			ok, _ := ForNamespace(r, n, excluded)

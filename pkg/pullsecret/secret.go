@@ -2,6 +2,7 @@ package pullsecret
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +37,9 @@ type Want struct {
 	Data []byte
 	// ExpiresAt is when Data stops working; zero if never.
 	ExpiresAt time.Time
+	// Hosts are the image hosts Data serves, for a registry whose
+	// credential depends on the host (a glob ECR registry); nil otherwise.
+	Hosts []string
 }
 
 // IsManaged reports whether regcred manages s.
@@ -101,3 +105,6 @@ func (w *Want) apply(s *corev1.Secret) {
 		delete(s.Annotations, AnnotationExpiresAt)
 	}
 }
+
+// Exact reports whether w is a registry's exact variant (see AuthKeys).
+func (w *Want) Exact() bool { return strings.HasSuffix(w.Name, ExactSuffix) }

@@ -151,7 +151,7 @@ func compile(ctx context.Context, c *config.Registry, t *registrytype.Type, loc 
 	}
 	r.Provider = p
 	if static, ok := p.(credentials.Static); ok {
-		w, err := r.render(credentials.Credential(static))
+		w, err := r.renderBoth(credentials.Credential(static))
 		if err != nil {
 			rep.Fail("", err.Error())
 			return r

@@ -16,17 +16,29 @@ type Set struct {
 	// Loaded is when the set was built.
 	Loaded time.Time
 
-	byName  map[string]*Registry
-	matcher *image.Matcher[*Registry]
+	byName   map[string]*Registry
+	bySecret map[string][]SecretOf
+	matcher  *image.Matcher[*Registry]
+}
+
+// SecretOf is a registry whose credentials a pull secret holds, and
+// whether it is the registry's exact variant.
+type SecretOf struct {
+	Registry *Registry
+	Exact    bool
 }
 
 // Empty returns a set with no registries.
 func Empty() *Set {
-	return &Set{byName: map[string]*Registry{}, matcher: image.NewMatcher[*Registry]()}
+	return &Set{byName: map[string]*Registry{}, bySecret: map[string][]SecretOf{}, matcher: image.NewMatcher[*Registry]()}
 }
 
 func (s *Set) add(r *Registry) {
 	s.byName[r.Name] = r
+	s.bySecret[r.SecretName] = append(s.bySecret[r.SecretName], SecretOf{Registry: r})
+	if exact := r.ExactSecretName(); exact != "" {
+		s.bySecret[exact] = append(s.bySecret[exact], SecretOf{Registry: r, Exact: true})
+	}
 	s.matcher.Add(r.Location, r)
 	if r.Default {
 		s.Registries = append([]*Registry{r}, s.Registries...)
@@ -37,6 +49,11 @@ func (s *Set) add(r *Registry) {
 
 // Get returns the registry of that name, or nil.
 func (s *Set) Get(name string) *Registry { return s.byName[name] }
+
+// BySecret returns the registries whose credentials a pull secret of that
+// name holds: regcred's own, or an admin's secret that image-pull-secret
+// registries name (several may share one).
+func (s *Set) BySecret(name string) []SecretOf { return s.bySecret[name] }
 
 // Default returns the default registry, or nil.
 func (s *Set) Default() *Registry {

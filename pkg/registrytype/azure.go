@@ -10,7 +10,7 @@ func Azure() *Type {
 	return &Type{
 		Name:        "azure",
 		Description: "Azure Container Registry",
-		URLForm:     "<registry>.azurecr.io (or .azurecr.cn, .azurecr.us)",
-		Host:        azureHost.MatchString,
+		URLForm:     "<registry>.azurecr.io (or .azurecr.cn, .azurecr.us; or the glob *.azurecr.io)",
+		Host:        globOr(azureHost),
 	}
 }

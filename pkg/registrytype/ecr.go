@@ -2,6 +2,7 @@ package registrytype
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/credentials"
@@ -15,9 +16,14 @@ func ECR(minter *ecr.Minter) *Type {
 	return &Type{
 		Name:        "ecr",
 		Description: "AWS Elastic Container Registry",
-		URLForm:     "https://" + ecr.HostForm,
+		URLForm:     "https://<12-digit account>.dkr.ecr.<region>.amazonaws.com (or another AWS partition's domain, dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws), or a glob of the account and region (*.dkr.ecr.*.amazonaws.com)",
 		Host: func(h string) bool {
-			_, err := ecr.ParseHost(h)
+			var err error
+			if strings.Contains(h, "*") {
+				_, err = ecr.ParseGlob(h)
+			} else {
+				_, err = ecr.ParseHost(h)
+			}
 			return err == nil
 		},
 		Credentials: ECRToken,

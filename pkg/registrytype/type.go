@@ -2,6 +2,7 @@ package registrytype
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -158,6 +159,14 @@ func (ts *Types) Lookup(r *config.Registry, rep *config.Reporter) *Type {
 		rep.Failf("type", "%q is not one of %s", r.Type, strings.Join(ts.Names(), ", "))
 	}
 	return t
+}
+
+// globOr accepts the hosts re matches, and globs whose * stand for what
+// re allows there (*.gcr.io, *.azurecr.io).
+func globOr(re *regexp.Regexp) func(string) bool {
+	return func(h string) bool {
+		return re.MatchString(strings.ReplaceAll(h, "*", "abcde12345"))
+	}
 }
 
 // hostIs accepts exactly these hosts.

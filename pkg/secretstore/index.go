@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,19 +48,30 @@ func shardOf(namespace string) string {
 	return fmt.Sprintf("%s%x", ShardPrefix, h.Sum32()%Shards)
 }
 
-// key is an entry's key in its shard: "<namespace>.<registry>". Neither
-// name has a dot (both are DNS labels).
-func key(namespace, registry string) string { return namespace + "." + registry }
+// key is an entry's key in its shard: "<namespace>.<registry>", and
+// ".exact" after it for a registry's exact variant. Neither name has a dot
+// (both are DNS labels).
+func key(namespace, registry string, exact bool) string {
+	if exact {
+		return namespace + "." + registry + pullsecret.ExactSuffix
+	}
+	return namespace + "." + registry
+}
 
 // Entry says that a namespace holds a registry's pull secret.
 type Entry struct {
 	Namespace, Registry string
+	// Exact is set for the registry's exact variant.
+	Exact bool
 	// UID is the Secret's, as regcred created it; deletes are bound to it.
 	UID types.UID
 	// Version identifies the content written (see VersionOf).
 	Version string
 	// ExpiresAt is when the content's token expires; zero if never.
 	ExpiresAt time.Time
+	// Hosts are the image hosts the content serves, for a registry whose
+	// credential depends on the host (a glob ECR registry).
+	Hosts []string
 }
 
 func (e Entry) value() string {
@@ -71,7 +83,11 @@ func (e Entry) value() string {
 	if uid == "" {
 		uid = "-"
 	}
-	return fmt.Sprintf("%s %s %d", uid, e.Version, exp)
+	v := fmt.Sprintf("%s %s %d", uid, e.Version, exp)
+	if len(e.Hosts) > 0 {
+		v += " " + strings.Join(e.Hosts, ",")
+	}
+	return v
 }
 
 func parseEntry(k, v string) (Entry, bool) {
@@ -79,11 +95,16 @@ func parseEntry(k, v string) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
+	reg, exact := strings.CutSuffix(reg, pullsecret.ExactSuffix)
 	f := strings.Fields(v)
-	if len(f) != 3 {
+	if len(f) != 3 && len(f) != 4 {
 		return Entry{}, false
 	}
-	e := Entry{Namespace: ns, Registry: reg, Version: f[1]}
+	var hosts []string
+	if len(f) == 4 {
+		hosts = strings.Split(f[3], ",")
+	}
+	e := Entry{Namespace: ns, Registry: reg, Exact: exact, Version: f[1], Hosts: hosts}
 	if f[0] != "-" {
 		e.UID = types.UID(f[0])
 	}
@@ -101,6 +122,11 @@ func (e Entry) Satisfies(w *pullsecret.Want) bool {
 	if e.Version == VersionOf(w) {
 		return true
 	}
+	for _, h := range w.Hosts {
+		if !slices.Contains(e.Hosts, h) {
+			return false // a host it does not serve yet
+		}
+	}
 	return !w.ExpiresAt.IsZero() && !e.ExpiresAt.IsZero() && !e.ExpiresAt.Before(w.ExpiresAt.Truncate(time.Second))
 }
 
@@ -108,7 +134,7 @@ func (e Entry) Satisfies(w *pullsecret.Want) bool {
 // writes, short and one-way (the index never holds a credential).
 func VersionOf(w *pullsecret.Want) string {
 	h := sha256.New()
-	_, _ = fmt.Fprintf(h, "regcred pull secret\x00%s\x00%s\x00%d\x00", w.Name, w.Registry, w.ExpiresAt.Unix())
+	_, _ = fmt.Fprintf(h, "regcred pull secret\x00%s\x00%s\x00%d\x00%s\x00", w.Name, w.Registry, w.ExpiresAt.Unix(), strings.Join(w.Hosts, ","))
 	_, _ = h.Write(w.Data)
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
@@ -141,9 +167,10 @@ func NewIndex(c client.Reader, namespace string) *Index {
 	return &Index{Cache: c, Namespace: namespace, Overlay: time.Minute, local: map[string]localEntry{}, now: time.Now}
 }
 
-// Lookup returns the entry of a registry's pull secret in a namespace.
-func (x *Index) Lookup(ctx context.Context, namespace, registry string) (Entry, bool) {
-	k := key(namespace, registry)
+// Lookup returns the entry of a registry's pull secret (or its exact
+// variant) in a namespace.
+func (x *Index) Lookup(ctx context.Context, namespace, registry string, exact bool) (Entry, bool) {
+	k := key(namespace, registry, exact)
 	if l, ok := x.recent(k); ok {
 		return l.entry, !l.gone
 	}
@@ -177,7 +204,7 @@ func (x *Index) recent(k string) (localEntry, bool) {
 func (x *Index) remember(e Entry, gone bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.local[key(e.Namespace, e.Registry)] = localEntry{entry: e, gone: gone, at: x.now()}
+	x.local[key(e.Namespace, e.Registry, e.Exact)] = localEntry{entry: e, gone: gone, at: x.now()}
 }
 
 // All returns every entry, sorted by namespace and registry.
@@ -211,10 +238,7 @@ func (x *Index) All(ctx context.Context) ([]Entry, error) {
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].Namespace != out[j].Namespace {
-			return out[i].Namespace < out[j].Namespace
-		}
-		return out[i].Registry < out[j].Registry
+		return key(out[i].Namespace, out[i].Registry, out[i].Exact) < key(out[j].Namespace, out[j].Registry, out[j].Exact)
 	})
 	return out, nil
 }
@@ -251,6 +275,8 @@ func (x *Index) InNamespace(ctx context.Context, namespace string) ([]Entry, err
 	for _, e := range found {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Registry < out[j].Registry })
+	sort.Slice(out, func(i, j int) bool {
+		return key("", out[i].Registry, out[i].Exact) < key("", out[j].Registry, out[j].Exact)
+	})
 	return out, nil
 }

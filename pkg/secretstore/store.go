@@ -39,7 +39,7 @@ const FieldManager = "regcred"
 // index says it does already, it makes no API call. With dryRun it writes
 // nothing and says what it would do.
 func (s *Store) Apply(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (Outcome, error) {
-	e, known := s.Index.Lookup(ctx, namespace, w.Registry)
+	e, known := s.Index.Lookup(ctx, namespace, w.Registry, w.Exact())
 	if known && e.Satisfies(w) {
 		return Unchanged, nil
 	}
@@ -52,10 +52,18 @@ func (s *Store) Apply(ctx context.Context, namespace string, w *pullsecret.Want,
 	return s.write(ctx, namespace, w, known, e)
 }
 
+// Hosts returns the image hosts the index says a pull secret serves, for
+// a registry whose credential depends on the host: a new secret for it
+// must serve them too.
+func (s *Store) Hosts(ctx context.Context, namespace, registry string, exact bool) []string {
+	e, _ := s.Index.Lookup(ctx, namespace, registry, exact)
+	return e.Hosts
+}
+
 // Restore writes the pull secret again whatever the index says: it was
 // deleted or edited by someone else.
 func (s *Store) Restore(ctx context.Context, namespace string, w *pullsecret.Want) (Outcome, error) {
-	prev, _ := s.Index.Lookup(ctx, namespace, w.Registry)
+	prev, _ := s.Index.Lookup(ctx, namespace, w.Registry, w.Exact())
 	return s.write(ctx, namespace, w, false, prev)
 }
 
@@ -142,9 +150,9 @@ func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want,
 
 // record writes the index entry of a pull secret just written.
 func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID) error {
-	e := Entry{Namespace: namespace, Registry: w.Registry, UID: uid, Version: VersionOf(w), ExpiresAt: w.ExpiresAt}
+	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: VersionOf(w), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
 	s.Index.remember(e, false)
-	if err := s.patchShard(ctx, namespace, map[string]any{key(namespace, w.Registry): e.value()}); err != nil {
+	if err := s.patchShard(ctx, namespace, map[string]any{key(namespace, w.Registry, e.Exact): e.value()}); err != nil {
 		return fmt.Errorf("recording pull secret %s/%s in the index: %w", namespace, w.Name, err)
 	}
 	return nil
@@ -167,14 +175,14 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 	default:
 		return describe(err, "deleting", e.Namespace, secretName)
 	}
-	return s.Forget(ctx, e.Namespace, e.Registry)
+	return s.Forget(ctx, e)
 }
 
 // Forget removes an index entry (its namespace is gone, or its Secret is
 // not regcred's any more).
-func (s *Store) Forget(ctx context.Context, namespace, registry string) error {
-	s.Index.remember(Entry{Namespace: namespace, Registry: registry}, true)
-	return s.patchShard(ctx, namespace, map[string]any{key(namespace, registry): nil})
+func (s *Store) Forget(ctx context.Context, e Entry) error {
+	s.Index.remember(Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact}, true)
+	return s.patchShard(ctx, e.Namespace, map[string]any{key(e.Namespace, e.Registry, e.Exact): nil})
 }
 
 // patchShard merges data into a namespace's shard, creating it if needed.

@@ -86,7 +86,7 @@ func TestApply(t *testing.T) {
 	assert.Equal(t, map[string]string{pullsecret.LabelManagedBy: pullsecret.ManagedBy, pullsecret.LabelRegistry: "hub"}, sec.Labels)
 
 	// The index records where it lives, with its UID and version.
-	e, ok := s.Index.Lookup(ctx, "app", "hub")
+	e, ok := s.Index.Lookup(ctx, "app", "hub", false)
 	require.True(t, ok)
 	assert.Equal(t, sec.UID, e.UID)
 	assert.Equal(t, VersionOf(want(`{"auths":{}}`)), e.Version)
@@ -138,7 +138,7 @@ func TestApplyNeverTakesOverAnotherSecret(t *testing.T) {
 			_, err := s.Apply(t.Context(), "app", want(`{"auths":{}}`), false)
 			require.ErrorIs(t, err, ErrNotManaged)
 			assert.Equal(t, existing.Data, getSecret(t, c, "app", "regcred-hub").Data, "left as it was")
-			_, ok := s.Index.Lookup(t.Context(), "app", "hub")
+			_, ok := s.Index.Lookup(t.Context(), "app", "hub", false)
 			assert.False(t, ok)
 		})
 	}
@@ -172,7 +172,7 @@ func TestRestoreRecreatesADeletedSecret(t *testing.T) {
 	out, err = s.Restore(ctx, "app", want(`{"auths":{}}`))
 	require.NoError(t, err)
 	assert.Equal(t, Created, out)
-	e, _ := s.Index.Lookup(ctx, "app", "hub")
+	e, _ := s.Index.Lookup(ctx, "app", "hub", false)
 	assert.Equal(t, getSecret(t, c, "app", "regcred-hub").UID, e.UID, "the index follows the new Secret")
 }
 
@@ -181,18 +181,18 @@ func TestDeleteIsBoundToTheUIDRegcredCreated(t *testing.T) {
 	ctx := t.Context()
 	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
 	require.NoError(t, err)
-	e, _ := s.Index.Lookup(ctx, "app", "hub")
+	e, _ := s.Index.Lookup(ctx, "app", "hub", false)
 	// Someone replaces it with their own Secret of the same name.
 	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
 	require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "regcred-hub"}}))
 	require.NoError(t, s.Delete(ctx, e, "regcred-hub"))
 	getSecret(t, c, "app", "regcred-hub") // still there
-	_, ok := s.Index.Lookup(ctx, "app", "hub")
+	_, ok := s.Index.Lookup(ctx, "app", "hub", false)
 	assert.False(t, ok, "forgotten")
 
 	_, err = s.Apply(ctx, "other", want(`{"auths":{}}`), false)
 	require.NoError(t, err)
-	e, _ = s.Index.Lookup(ctx, "other", "hub")
+	e, _ = s.Index.Lookup(ctx, "other", "hub", false)
 	require.NoError(t, s.Delete(ctx, e, "regcred-hub"))
 	assert.Error(t, c.Get(ctx, client.ObjectKey{Namespace: "other", Name: "regcred-hub"}, &corev1.Secret{}), "its own is deleted")
 }
@@ -249,7 +249,7 @@ func TestIndexEntries(t *testing.T) {
 	all2, err := fresh.All(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, all, all2)
-	require.NoError(t, s.Forget(ctx, "a", "hub"))
+	require.NoError(t, s.Forget(ctx, Entry{Namespace: "a", Registry: "hub"}))
 	all3, err := fresh.All(ctx)
 	require.NoError(t, err)
 	assert.Len(t, all3, 5)
@@ -259,8 +259,9 @@ func TestEntryValueRoundTrip(t *testing.T) {
 	for _, e := range []Entry{
 		{Namespace: "app", Registry: "ecr", UID: "1234-abcd", Version: "0123456789ab", ExpiresAt: time.Unix(1_800_000_000, 0)},
 		{Namespace: "app", Registry: "hub", Version: "0123456789ab"},
+		{Namespace: "app", Registry: "hub", Exact: true, UID: "5678", Version: "0123456789ab"},
 	} {
-		got, ok := parseEntry(key(e.Namespace, e.Registry), e.value())
+		got, ok := parseEntry(key(e.Namespace, e.Registry, e.Exact), e.value())
 		require.True(t, ok)
 		assert.Equal(t, e, got)
 	}

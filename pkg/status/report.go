@@ -7,7 +7,6 @@ import (
 	"github.com/regcred/regcred/pkg/check"
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/configwatch"
-	"github.com/regcred/regcred/pkg/credentials"
 	"github.com/regcred/regcred/pkg/registries"
 )
 
@@ -112,10 +111,14 @@ func Build(cluster string, set *registries.Set, cs configwatch.Status, source st
 			}
 			rr.LastCheck = &CheckReport{Time: res.Time.UTC().Format(time.RFC3339), Result: result, Message: res.Message}
 		}
-		if ref, ok := r.Provider.(credentials.Expiring); ok {
-			if exp := ref.Expiry(); !exp.IsZero() {
-				rr.TokenExpiresAt = exp.UTC().Format(time.RFC3339)
+		var earliest time.Time
+		for _, src := range r.TokenSources() {
+			if exp := src.Expiry(); !exp.IsZero() && (earliest.IsZero() || exp.Before(earliest)) {
+				earliest = exp
 			}
+		}
+		if !earliest.IsZero() {
+			rr.TokenExpiresAt = earliest.UTC().Format(time.RFC3339)
 		}
 		rep.Registries = append(rep.Registries, rr)
 	}

@@ -35,9 +35,18 @@ func newMemStore() *memStore {
 		writes: map[string]int{}, restores: map[string]int{}, deletes: map[string]int{}}
 }
 
+// memKey names an entry "namespace/registry", with ".exact" for a
+// registry's exact variant.
+func memKey(ns, registry string, exact bool) string {
+	if exact {
+		return ns + "/" + registry + pullsecret.ExactSuffix
+	}
+	return ns + "/" + registry
+}
+
 func (m *memStore) put(ns string, w *pullsecret.Want) {
-	k := ns + "/" + w.Registry
-	m.entries[k] = secretstore.Entry{Namespace: ns, Registry: w.Registry, UID: types.UID("uid-" + k), Version: secretstore.VersionOf(w), ExpiresAt: w.ExpiresAt}
+	k := memKey(ns, w.Registry, w.Exact())
+	m.entries[k] = secretstore.Entry{Namespace: ns, Registry: w.Registry, Exact: w.Exact(), UID: types.UID("uid-" + k), Version: secretstore.VersionOf(w), ExpiresAt: w.ExpiresAt}
 	m.data[k] = string(w.Data)
 }
 
@@ -52,7 +61,7 @@ func (m *memStore) fail(k string) error {
 func (m *memStore) Apply(_ context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := ns + "/" + w.Registry
+	k := memKey(ns, w.Registry, w.Exact())
 	if e, ok := m.entries[k]; ok && e.Satisfies(w) {
 		return secretstore.Unchanged, nil
 	}
@@ -70,7 +79,7 @@ func (m *memStore) Apply(_ context.Context, ns string, w *pullsecret.Want, dryRu
 func (m *memStore) Restore(_ context.Context, ns string, w *pullsecret.Want) (secretstore.Outcome, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := ns + "/" + w.Registry
+	k := memKey(ns, w.Registry, w.Exact())
 	m.restores[k]++
 	if err := m.fail(k); err != nil {
 		return "", err
@@ -82,17 +91,17 @@ func (m *memStore) Restore(_ context.Context, ns string, w *pullsecret.Want) (se
 func (m *memStore) Delete(_ context.Context, e secretstore.Entry, _ string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := e.Namespace + "/" + e.Registry
+	k := memKey(e.Namespace, e.Registry, e.Exact)
 	m.deletes[k]++
 	delete(m.entries, k)
 	delete(m.data, k)
 	return nil
 }
 
-func (m *memStore) Forget(_ context.Context, ns, registry string) error {
+func (m *memStore) Forget(_ context.Context, e secretstore.Entry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.entries, ns+"/"+registry)
+	delete(m.entries, memKey(e.Namespace, e.Registry, e.Exact))
 	return nil
 }
 
@@ -118,10 +127,10 @@ func (m *memStore) InNamespace(ctx context.Context, ns string) ([]secretstore.En
 	return out, nil
 }
 
-func (m *memStore) Lookup(_ context.Context, ns, registry string) (secretstore.Entry, bool) {
+func (m *memStore) Lookup(_ context.Context, ns, registry string, exact bool) (secretstore.Entry, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.entries[ns+"/"+registry]
+	e, ok := m.entries[memKey(ns, registry, exact)]
 	return e, ok
 }
 

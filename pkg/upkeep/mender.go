@@ -23,6 +23,7 @@ import (
 type Mender struct {
 	registries  func() *registries.Set
 	store       Store
+	index       Index
 	namespaces  Namespaces
 	exclusions  plan.Exclusions
 	metrics     Recorder
@@ -44,7 +45,7 @@ type MendOptions struct {
 }
 
 // NewMender returns a Mender.
-func NewMender(set func() *registries.Set, store Store, ns Namespaces, ex plan.Exclusions, metrics Recorder, o MendOptions) *Mender {
+func NewMender(set func() *registries.Set, store Store, index Index, ns Namespaces, ex plan.Exclusions, metrics Recorder, o MendOptions) *Mender {
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 8
 	}
@@ -57,6 +58,7 @@ func NewMender(set func() *registries.Set, store Store, ns Namespaces, ex plan.E
 	return &Mender{
 		registries:  set,
 		store:       store,
+		index:       index,
 		namespaces:  ns,
 		exclusions:  ex,
 		metrics:     metrics,
@@ -71,8 +73,14 @@ func NewMender(set func() *registries.Set, store Store, ns Namespaces, ex plan.E
 
 type mendKey struct {
 	namespace, registry string
+	// exact is set for the registry's exact variant.
+	exact bool
 	// restore writes whatever the index says (someone else changed it).
 	restore bool
+}
+
+func (k mendKey) entry() secretstore.Entry {
+	return secretstore.Entry{Namespace: k.namespace, Registry: k.registry, Exact: k.exact}
 }
 
 // restoreDelay holds restores back a fixed time, retries not at all.
@@ -88,13 +96,17 @@ func (restoreDelay) Forget(mendKey)          {}
 func (restoreDelay) NumRequeues(mendKey) int { return 0 }
 
 // Retry queues a pull secret an admission could not write.
-func (m *Mender) Retry(namespace, registry string) {
-	m.queue.AddRateLimited(mendKey{namespace: namespace, registry: registry})
-}
+func (m *Mender) Retry(namespace, secret string) { m.add(namespace, secret, false) }
 
 // Restore queues a pull secret someone else deleted or changed.
-func (m *Mender) Restore(namespace, registry string) {
-	m.queue.AddRateLimited(mendKey{namespace: namespace, registry: registry, restore: true})
+func (m *Mender) Restore(namespace, secret string) { m.add(namespace, secret, true) }
+
+func (m *Mender) add(namespace, secret string, restore bool) {
+	registry, exact, ok := registries.ParseSecretName(secret)
+	if !ok {
+		return
+	}
+	m.queue.AddRateLimited(mendKey{namespace: namespace, registry: registry, exact: exact, restore: restore})
 }
 
 // NeedLeaderElection is false: every replica mends what it was told of.
@@ -132,11 +144,15 @@ func (m *Mender) process(ctx context.Context, k mendKey) error {
 	case err != nil:
 		return err
 	case d.gone:
-		return m.store.Forget(ctx, k.namespace, k.registry)
+		return m.store.Forget(ctx, k.entry())
 	case !d.wanted:
 		return nil // the upkeep deletes what is no longer wanted
 	}
-	want, err := d.registry.Want(ctx)
+	var hosts []string
+	if e, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
+		hosts = e.Hosts
+	}
+	want, err := d.registry.Want(ctx, registries.Need{Exact: k.exact, Hosts: hosts})
 	if err != nil {
 		return err
 	}
@@ -170,7 +186,7 @@ func (m *Mender) unwritable(ctx context.Context, k mendKey, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, secretstore.ErrNotManaged), isTerminating(err), apierrors.IsNotFound(err):
-		return m.store.Forget(ctx, k.namespace, k.registry)
+		return m.store.Forget(ctx, k.entry())
 	}
 	return err
 }

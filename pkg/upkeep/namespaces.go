@@ -20,7 +20,7 @@ type Store interface {
 	Apply(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error)
 	Restore(ctx context.Context, namespace string, w *pullsecret.Want) (secretstore.Outcome, error)
 	Delete(ctx context.Context, e secretstore.Entry, secretName string) error
-	Forget(ctx context.Context, namespace, registry string) error
+	Forget(ctx context.Context, e secretstore.Entry) error
 }
 
 // Recorder counts what the upkeep does.

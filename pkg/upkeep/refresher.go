@@ -2,6 +2,7 @@ package upkeep
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
@@ -81,16 +82,19 @@ func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 	log := logr.FromContextOrDiscard(ctx)
 	groups := map[string]*tokenGroup{}
 	for _, reg := range r.Registries().Registries {
-		src, ok := reg.Provider.(credentials.Expiring)
-		if !ok || !reg.Manages() {
+		if !reg.Manages() {
 			continue
 		}
-		g := groups[src.ID()]
-		if g == nil {
-			g = &tokenGroup{src: src}
-			groups[src.ID()] = g
+		for _, src := range reg.TokenSources() {
+			g := groups[src.ID()]
+			if g == nil {
+				g = &tokenGroup{src: src}
+				groups[src.ID()] = g
+			}
+			if !slices.Contains(g.registries, reg.Name) {
+				g.registries = append(g.registries, reg.Name)
+			}
 		}
-		g.registries = append(g.registries, reg.Name)
 	}
 	ids := make([]string, 0, len(groups))
 	for id := range groups {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/plan"
+	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
@@ -20,7 +21,7 @@ import (
 type Index interface {
 	All(ctx context.Context) ([]secretstore.Entry, error)
 	InNamespace(ctx context.Context, namespace string) ([]secretstore.Entry, error)
-	Lookup(ctx context.Context, namespace, registry string) (secretstore.Entry, bool)
+	Lookup(ctx context.Context, namespace, registry string, exact bool) (secretstore.Entry, bool)
 }
 
 // Syncer keeps every pull secret the index knows in step with the config.
@@ -64,6 +65,7 @@ type waiter interface {
 
 type syncKey struct {
 	namespace, registry string
+	exact               bool
 	// force writes again whatever the index says.
 	force bool
 }
@@ -88,7 +90,7 @@ func (s *Syncer) NamespaceChanged(namespace string) {
 		return
 	}
 	for _, e := range entries {
-		q.Add(syncKey{namespace: e.Namespace, registry: e.Registry})
+		q.Add(syncKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact})
 	}
 }
 
@@ -109,7 +111,7 @@ func (s *Syncer) enqueueAll(ctx context.Context, force bool) int {
 		return 0
 	}
 	for _, e := range entries {
-		q.Add(syncKey{namespace: e.Namespace, registry: e.Registry, force: force})
+		q.Add(syncKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact, force: force})
 	}
 	return len(entries)
 }
@@ -182,7 +184,7 @@ func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 	if !s.HasConfig() {
 		return nil
 	}
-	e, known := s.Index.Lookup(ctx, k.namespace, k.registry)
+	e, known := s.Index.Lookup(ctx, k.namespace, k.registry, k.exact)
 	if !known {
 		return nil
 	}
@@ -196,16 +198,16 @@ func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", k.namespace, "registry", k.registry)
 	switch {
 	case d.gone:
-		return s.Store.Forget(ctx, k.namespace, k.registry)
-	case !d.wanted:
-		if err := s.Store.Delete(ctx, e, config.SecretNamePrefix+k.registry); err != nil {
+		return s.Store.Forget(ctx, e)
+	case !d.wanted || k.exact && d.registry.ExactSecretName() == "":
+		if err := s.Store.Delete(ctx, e, secretName(k)); err != nil {
 			return err
 		}
 		log.Info("Deleted pull secret: its registry no longer serves this namespace")
 		s.Metrics.SecretDeleted(k.registry)
 		return nil
 	}
-	want, err := d.registry.Want(ctx)
+	want, err := d.registry.Want(ctx, registries.Need{Exact: k.exact, Hosts: e.Hosts})
 	if err != nil {
 		return err
 	}
@@ -220,7 +222,7 @@ func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 	}
 	if errors.Is(err, secretstore.ErrNotManaged) || isTerminating(err) {
 		log.Info("Pull secret cannot be written there any more; forgotten", "reason", err.Error())
-		return s.Store.Forget(ctx, k.namespace, k.registry)
+		return s.Store.Forget(ctx, e)
 	}
 	if err != nil {
 		return err
@@ -230,4 +232,13 @@ func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 	}
 	s.Metrics.SecretEnsured(k.registry, out)
 	return nil
+}
+
+// secretName is the name of a pull secret regcred made.
+func secretName(k syncKey) string {
+	name := config.SecretNamePrefix + k.registry
+	if k.exact {
+		name += pullsecret.ExactSuffix
+	}
+	return name
 }

@@ -60,9 +60,9 @@ func TestSyncerBringsEverySecretInLine(t *testing.T) {
 	}
 	startSyncer(t, sy)
 
-	want, err := set.Load().Get("keep").Want(t.Context())
+	want, err := set.Load().Get("keep").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
-	scoped, err := set.Load().Get("scoped").Want(t.Context())
+	scoped, err := set.Load().Get("scoped").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		all, _ := s.All(t.Context())
@@ -82,7 +82,7 @@ func TestSyncerBringsEverySecretInLine(t *testing.T) {
 	// A credential change rewrites what holds the old one, and only that.
 	set.Store(syncSet(t, "newer"))
 	sy.ConfigChanged()
-	want2, err := set.Load().Get("keep").Want(t.Context())
+	want2, err := set.Load().Get("keep").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { d, _ := s.get("b/keep"); return d == string(want2.Data) }, 2*time.Second, time.Millisecond)
 	time.Sleep(30 * time.Millisecond)
@@ -108,7 +108,7 @@ func TestSyncerDeletesNothingWithoutAConfig(t *testing.T) {
 func TestSyncerResyncWritesEverythingAgain(t *testing.T) {
 	s := newMemStore()
 	set := syncSet(t, "p")
-	w, err := set.Get("keep").Want(t.Context())
+	w, err := set.Get("keep").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
 	s.put("a", w)
 	sy := &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,

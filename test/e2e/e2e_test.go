@@ -19,6 +19,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/admission"
 	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
@@ -285,7 +286,7 @@ func TestBrokenConfigKeepsLastGood(t *testing.T) {
 // API server, each with an index that has not seen it yet.
 func TestConcurrentCreatesBothSucceed(t *testing.T) {
 	ns := newNamespace(t)
-	w, err := env.app.Registries().Get("reg-a").Want(t.Context())
+	w, err := env.app.Registries().Get("reg-a").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
 	const replicas = 8
 	errs := make(chan error, replicas)

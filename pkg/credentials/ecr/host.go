@@ -34,3 +34,56 @@ func ParseHost(host string) (Host, error) {
 		DualStack: strings.HasSuffix(host, ".on.aws") || strings.HasSuffix(host, ".on.amazonwebservices.com.cn"),
 	}, nil
 }
+
+// regionLabel returns the position of the region in an ECR host's labels:
+// <account>.dkr.ecr[-fips].<region>.… or <account>.dkr-ecr[-fips].<region>.on.aws.
+func regionLabel(labels []string) int {
+	if len(labels) > 1 && labels[1] == "dkr" {
+		return 3
+	}
+	return 2
+}
+
+// GlobForm says which globs ParseGlob accepts, for error messages.
+const GlobForm = "an ECR host whose account and/or region label is *, such as *.dkr.ecr.*.amazonaws.com or 123456789012.dkr.ecr.*.amazonaws.com"
+
+// ParseGlob checks an ECR registry host with * for its account or region,
+// as the kubelet's ECR credential provider configuration writes them. It
+// returns an example of the hosts it serves.
+func ParseGlob(glob string) (Host, error) {
+	labels := strings.Split(glob, ".")
+	sample := make([]string, len(labels))
+	for i, l := range labels {
+		switch {
+		case l == "*" && i == 0:
+			sample[i] = "123456789012"
+		case l == "*" && i == regionLabel(labels):
+			sample[i] = "us-east-1"
+		case strings.Contains(l, "*"):
+			return Host{}, fmt.Errorf("%q is not an ECR host glob: must be %s", glob, GlobForm)
+		default:
+			sample[i] = l
+		}
+	}
+	h, err := ParseHost(strings.Join(sample, "."))
+	if err != nil {
+		return Host{}, fmt.Errorf("%q is not an ECR host glob: must be %s", glob, GlobForm)
+	}
+	return h, nil
+}
+
+// Pattern returns the key pattern of an image host under a glob: the glob
+// with its region label set to the host's, so that one token (a region's)
+// serves every account it stands for.
+func Pattern(glob, host string) (string, Host, error) {
+	h, err := ParseHost(host)
+	if err != nil {
+		return "", Host{}, err
+	}
+	labels := strings.Split(glob, ".")
+	if len(labels) <= regionLabel(labels) {
+		return "", Host{}, fmt.Errorf("%q is not an ECR host glob", glob)
+	}
+	labels[regionLabel(labels)] = h.Region
+	return strings.Join(labels, "."), h, nil
+}

@@ -84,16 +84,72 @@ func NewMinter(opts Options) *Minter {
 }
 
 // Provider returns the token source of a compiled ECR registry: one per
-// credential and region, shared by every registry that has them.
+// credential and region, shared by every registry that has them. For a
+// glob registry (*.dkr.ecr.*.amazonaws.com) it is a GlobSource: a token
+// source per region, made when an image of that region first needs one.
 func (m *Minter) Provider(spec credentials.Spec) (credentials.Provider, error) {
+	auth := config.ECRAuth(spec.Auth)
+	key := AccessKey{
+		ID:     strings.TrimSpace(spec.Values["ecr.accessKeyID"]),
+		Secret: strings.TrimSpace(spec.Values["ecr.secretAccessKey"]),
+	}
+	if spec.Location.Glob() {
+		if _, err := ParseGlob(spec.Location.Host); err != nil {
+			return nil, err
+		}
+		return &GlobSource{minter: m, glob: spec.Location.Host, auth: auth, key: key}, nil
+	}
 	h, err := ParseHost(spec.Location.Host)
 	if err != nil {
 		return nil, err
 	}
-	return m.source(h, config.ECRAuth(spec.Auth), AccessKey{
-		ID:     strings.TrimSpace(spec.Values["ecr.accessKeyID"]),
-		Secret: strings.TrimSpace(spec.Values["ecr.secretAccessKey"]),
-	}), nil
+	return m.source(h, auth, key), nil
+}
+
+// GlobSource is the provider of a glob ECR registry: a token per region.
+type GlobSource struct {
+	minter *Minter
+	glob   string
+	auth   config.ECRAuth
+	key    AccessKey
+
+	mu      sync.Mutex
+	sources map[string]*TokenSource // by pattern
+}
+
+var _ credentials.PerHost = (*GlobSource)(nil)
+
+// Credential fails: a glob registry's credential depends on the image.
+func (g *GlobSource) Credential(context.Context) (credentials.Credential, error) {
+	return credentials.Credential{}, errors.New("a glob ECR registry has a token per region: ask for an image host's")
+}
+
+// ForHost returns the key pattern of an image host (the glob with its
+// region) and the token source of that region.
+func (g *GlobSource) ForHost(host string) (string, credentials.Provider, error) {
+	pattern, h, err := Pattern(g.glob, host)
+	if err != nil {
+		return "", nil, err
+	}
+	src := g.minter.source(h, g.auth, g.key)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sources == nil {
+		g.sources = map[string]*TokenSource{}
+	}
+	g.sources[pattern] = src
+	return pattern, src, nil
+}
+
+// Sources returns the token sources of the regions used so far.
+func (g *GlobSource) Sources() []credentials.Expiring {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]credentials.Expiring, 0, len(g.sources))
+	for _, s := range g.sources {
+		out = append(out, s)
+	}
+	return out
 }
 
 // AccessKey is an AWS access key; empty for iam-role. It is secret: never

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/stretchr/testify/assert"
@@ -206,5 +207,83 @@ func TestParseHost(t *testing.T) {
 	for _, host := range []string{"12345.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.amazonaws.com", "public.ecr.aws", "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443"} {
 		_, err := ParseHost(host)
 		assert.ErrorContains(t, err, "is not an ECR registry host", host)
+	}
+}
+
+func TestParseGlob(t *testing.T) {
+	for _, glob := range []string{
+		"*.dkr.ecr.*.amazonaws.com",
+		"123456789012.dkr.ecr.*.amazonaws.com",
+		"*.dkr.ecr.eu-west-1.amazonaws.com",
+		"*.dkr.ecr.*.amazonaws.com.cn",
+		"*.dkr-ecr.*.on.aws",
+		"*.dkr.ecr-fips.*.amazonaws.com",
+	} {
+		_, err := ParseGlob(glob)
+		assert.NoError(t, err, glob)
+	}
+	for _, glob := range []string{"*.dkr.ecr.eu-*.amazonaws.com", "*.*.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.*.*.com", "*.example.com"} {
+		_, err := ParseGlob(glob)
+		assert.ErrorContains(t, err, "is not an ECR host glob", glob)
+	}
+	for _, tc := range []struct{ glob, host, want string }{
+		{"*.dkr.ecr.*.amazonaws.com", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.eu-west-1.amazonaws.com"},
+		{"123456789012.dkr.ecr.*.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+		{"*.dkr-ecr.*.on.aws", "123456789012.dkr-ecr.ap-south-1.on.aws", "*.dkr-ecr.ap-south-1.on.aws"},
+	} {
+		got, h, err := Pattern(tc.glob, tc.host)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got)
+		assert.NotEmpty(t, h.Region)
+	}
+}
+
+func TestGlobSourceMintsPerRegion(t *testing.T) {
+	m, api, _ := setup(t)
+	p, err := m.Provider(spec(t, "*.dkr.ecr.*.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	require.NoError(t, err)
+	g, ok := p.(credentials.PerHost)
+	require.True(t, ok)
+	_, err = p.Credential(t.Context())
+	assert.Error(t, err, "a glob registry's credential depends on the image host")
+	patA, srcA, err := g.ForHost("111111111111.dkr.ecr.eu-west-1.amazonaws.com")
+	require.NoError(t, err)
+	patB, srcB, err := g.ForHost("222222222222.dkr.ecr.eu-west-1.amazonaws.com")
+	require.NoError(t, err)
+	patC, srcC, err := g.ForHost("111111111111.dkr.ecr.us-east-1.amazonaws.com")
+	require.NoError(t, err)
+	assert.Equal(t, patA, patB, "one pattern per region")
+	assert.Same(t, srcA, srcB, "one token source per region, whatever the account")
+	assert.NotEqual(t, patA, patC)
+	assert.NotSame(t, srcA, srcC)
+	assert.Len(t, g.Sources(), 2)
+	for _, src := range []credentials.Provider{srcA, srcB, srcC} {
+		_, err := src.Credential(t.Context())
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 2, api.calls.Load(), "one call per region")
+	_, _, err = g.ForHost("quay.io")
+	assert.Error(t, err)
+}
+
+// The SDK resolves the ECR API endpoint of every partition's region the
+// host parser accepts: the region in the registry host picks the
+// partition.
+func TestEndpointPerPartition(t *testing.T) {
+	for host, want := range map[string]string{
+		"123456789012.dkr.ecr.eu-west-1.amazonaws.com":          "api.ecr.eu-west-1.amazonaws.com",
+		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn":      "api.ecr.cn-north-1.amazonaws.com.cn",
+		"123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com": "api.ecr-fips.us-gov-west-1.amazonaws.com",
+		"123456789012.dkr-ecr.ap-southeast-2.on.aws":            "ecr.ap-southeast-2.api.aws",
+		"123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov":         "api.ecr.us-iso-east-1.c2s.ic.gov",
+		"123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov":     "api.ecr.us-isob-east-1.sc2s.sgov.gov",
+		"123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu":      "api.ecr.eusc-de-east-1.amazonaws.eu",
+	} {
+		h, err := ParseHost(host)
+		require.NoError(t, err, host)
+		params := ecr.EndpointParameters{Region: aws.String(h.Region), UseFIPS: aws.Bool(h.FIPS), UseDualStack: aws.Bool(h.DualStack)}
+		ep, err := ecr.NewDefaultEndpointResolverV2().ResolveEndpoint(t.Context(), params)
+		require.NoError(t, err, host)
+		assert.Equal(t, want, ep.URI.Host, host)
 	}
 }

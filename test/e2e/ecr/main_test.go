@@ -38,8 +38,13 @@ const (
 	roleID, roleSecret = "AKIAREGCREDROLE0001", "role-secret-access-key-e2e"
 	hostKeys           = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 	hostRole           = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
-	backendUser        = "backend"
-	backendPassword    = "backend-Pa55-e2e"
+	// Hosts served by the glob registry ecr-any (*.dkr.ecr.*.amazonaws.com):
+	// two accounts in one region, and another region.
+	hostGlobA       = "333333333333.dkr.ecr.ap-south-1.amazonaws.com"
+	hostGlobB       = "444444444444.dkr.ecr.ap-south-1.amazonaws.com"
+	hostGlobC       = "555555555555.dkr.ecr.eu-central-1.amazonaws.com"
+	backendUser     = "backend"
+	backendPassword = "backend-Pa55-e2e"
 )
 
 var env struct {
@@ -104,7 +109,7 @@ func run(m *testing.M) (int, error) {
 	defer env.ecr.Stop()
 	env.ecr.AddAccessKey(keyID, keySecret)
 	env.ecr.AddAccessKey(roleID, roleSecret)
-	for _, h := range []string{hostKeys, hostRole} {
+	for _, h := range []string{hostKeys, hostRole, hostGlobA, hostGlobB, hostGlobC} {
 		if err := env.ecr.Front(h, env.reg, backendUser, backendPassword); err != nil {
 			return 1, err
 		}
@@ -130,6 +135,13 @@ registries:
   type: ecr
   url: ` + hostRole + `
   ecr: {auth: iam-role}
+- name: ecr-any
+  type: ecr
+  url: "*.dkr.ecr.*.amazonaws.com"
+  ecr:
+    auth: access-key
+    accessKeyID: {secretKeyRef: {name: aws, key: id}}
+    secretAccessKey: {secretKeyRef: {name: aws, key: secret}}
 `}},
 	} {
 		if err := env.client.Create(ctx, o); err != nil {
