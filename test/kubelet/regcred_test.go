@@ -281,4 +281,3 @@ func TestKeyringIsTheKubelets(t *testing.T) {
 		assert.Equal(t, want, got, c.name)
 	}
 }
-
