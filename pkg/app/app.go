@@ -37,7 +37,7 @@ func New(opts Options, restConfig *rest.Config, deps Deps) (*App, error) {
 	}
 	restConfig = rest.CopyConfig(restConfig)
 	restConfig.QPS, restConfig.Burst = float32(opts.KubeAPIQPS), opts.KubeAPIBurst
-	a := &App{opts: opts, deps: deps, metrics: metrics.New(deps.Metrics)}
+	a := &App{opts: opts, deps: deps, metrics: metrics.New(deps.Metrics, deps.Version)}
 	for _, step := range []struct {
 		name string
 		run  func(*rest.Config) error

@@ -18,6 +18,8 @@ type Deps struct {
 	// ECR tunes the ECR token minter beyond its flags: its HTTP client,
 	// backoff and API (Endpoint and Budget come from Options).
 	ECR ecr.Options
+	// Version is regcred's, for regcred_build_info ("dev" if empty).
+	Version string
 	// StatusRefresh bounds how long a change (a token's expiry) takes to
 	// show in the status (default 30s).
 	StatusRefresh time.Duration

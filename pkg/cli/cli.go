@@ -102,7 +102,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
 	restConfig.UserAgent = "regcred/" + Version
-	a, err := app.New(opts, restConfig, app.Deps{})
+	a, err := app.New(opts, restConfig, app.Deps{Version: Version})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ type Metrics struct {
 	secretsDeleted *prometheus.CounterVec
 	restored       *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
+	configValid    prometheus.Gauge
 	tokenExpiry    *prometheus.GaugeVec
 	tokenRefreshes *prometheus.CounterVec
 	tokenErrors    *prometheus.CounterVec
@@ -27,8 +29,9 @@ type Metrics struct {
 	checks         *prometheus.CounterVec
 }
 
-// New creates the metrics and registers them with reg.
-func New(reg prometheus.Registerer) *Metrics {
+// New creates the metrics and registers them with reg; version is
+// regcred's, for regcred_build_info.
+func New(reg prometheus.Registerer, version string) *Metrics {
 	m := &Metrics{
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regcred_admissions_total",
@@ -54,6 +57,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "regcred_config_reloads_total",
 			Help: "Config loads by result (success, rejected).",
 		}, []string{"result"}),
+		configValid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "regcred_config_valid",
+			Help: "1 when the latest change of the config loaded, 0 when it was rejected (the last good config keeps serving).",
+		}),
 		tokenExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "regcred_token_expiry_timestamp_seconds",
 			Help: "When the current token of an expiring-credential registry (ECR) expires, per registry (Unix time).",
@@ -75,7 +82,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Login checks of registry credentials, per registry and result (ok, failed).",
 		}, []string{"registry", "result"}),
 	}
-	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks)
+	goVersion := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "regcred_build_info",
+		Help:        "regcred's version and the Go version it was built with; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion},
+	})
+	buildInfo.Set(1)
+	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.configValid,
+		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, buildInfo)
 	return m
 }
 
@@ -104,8 +122,10 @@ func (m *Metrics) SecretRestored(registry string) { m.restored.WithLabelValues(r
 // ConfigReload counts a config load.
 func (m *Metrics) ConfigReload(ok bool) {
 	if ok {
+		m.configValid.Set(1)
 		m.reloads.WithLabelValues("success").Inc()
 	} else {
+		m.configValid.Set(0)
 		m.reloads.WithLabelValues("rejected").Inc()
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := New(reg)
+	m := New(reg, "1.2.3")
 
 	m.Admission(admission.Patched)
 	m.Admission(admission.Patched)
@@ -60,13 +60,19 @@ regcred_registry_login_ok{registry="quay"} 0
 	assert.InDelta(t, 1, testutil.ToFloat64(m.tokenRefreshes.WithLabelValues("ecr")), 0)
 	assert.InDelta(t, 1, testutil.ToFloat64(m.tokenErrors.WithLabelValues("ecr")), 0)
 	assert.InDelta(t, 1, testutil.ToFloat64(m.checks.WithLabelValues("quay", "failed")), 0)
+	assert.InDelta(t, 0, testutil.ToFloat64(m.configValid), 0, "the latest change was rejected")
+	m.ConfigReload(true)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.configValid), 0)
+	n, err := testutil.GatherAndCount(reg, "regcred_build_info")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
 }
 
 // Two replicas in one process each have their own registry.
 func TestMetricsPerRegistry(t *testing.T) {
 	a, b := prometheus.NewRegistry(), prometheus.NewRegistry()
-	New(a).Injected("x")
-	New(b)
+	New(a, "v").Injected("x")
+	New(b, "v")
 	n, err := testutil.GatherAndCount(a, "regcred_secrets_injected_total")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
