@@ -11,6 +11,7 @@ import (
 	"github.com/regcred/regcred/pkg/configwatch"
 	"github.com/regcred/regcred/pkg/metrics"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/webhookcert"
 )
 
 // App is one regcred replica.
@@ -23,6 +24,7 @@ type App struct {
 	loader  *configwatch.Loader
 	shared  *shared
 	leader  *leaderGroup
+	tls     *webhookcert.Keeper // nil unless --tls-secret
 }
 
 // New builds a replica from validated options. It wires, in order: the
@@ -43,6 +45,7 @@ func New(opts Options, restConfig *rest.Config, deps Deps) (*App, error) {
 		run  func(*rest.Config) error
 	}{
 		{"manager", a.newManager},
+		{"tls", a.newTLS},
 		{"config", a.newConfig},
 		{"upkeep", a.newUpkeep},
 		{"webhook", a.newWebhook},

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"crypto/tls"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -24,26 +22,29 @@ func (a *App) newManager(restConfig *rest.Config) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
+	byObject := map[client.Object]cache.ByObject{
+		// Secrets and ConfigMaps of regcred's own namespace only: the
+		// config, the Secrets it refers to, the last good config, the
+		// index of pull secrets. regcred reads no Secret elsewhere.
+		// They are only read, never modified in place: no deep copies.
+		&corev1.Secret{}: {
+			Namespaces:            map[string]cache.Config{opts.Namespace: {}},
+			UnsafeDisableDeepCopy: ptr.To(true),
+		},
+		&corev1.ConfigMap{}: {
+			Namespaces:            map[string]cache.Config{opts.Namespace: {}},
+			UnsafeDisableDeepCopy: ptr.To(true),
+		},
+	}
+	opts.tlsCache(byObject)
 	mgr, err := manager.New(restConfig, manager.Options{
 		Scheme: scheme,
 		Cache: cache.Options{
 			// Nothing regcred does reads managedFields; they are most of a
 			// small object's size, and every cache read would copy them.
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				// Secrets and ConfigMaps of regcred's own namespace only: the
-				// config, the Secrets it refers to, the last good config, the
-				// index of pull secrets. regcred reads no Secret elsewhere.
-				// They are only read, never modified in place: no deep copies.
-				&corev1.Secret{}: {
-					Namespaces:            map[string]cache.Config{opts.Namespace: {}},
-					UnsafeDisableDeepCopy: ptr.To(true),
-				},
-				&corev1.ConfigMap{}: {
-					Namespaces:            map[string]cache.Config{opts.Namespace: {}},
-					UnsafeDisableDeepCopy: ptr.To(true),
-				},
-			}},
+			ByObject:         byObject,
+		},
 		// regcred serves its metrics itself (metricsServer), with
 		// controller-runtime's and client-go's.
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -61,8 +62,7 @@ func (a *App) newManager(restConfig *rest.Config) error {
 			CertDir:  opts.CertDir,
 			CertName: opts.CertName,
 			KeyName:  opts.KeyName,
-			// HTTP/2 off: it is not needed and has had denial-of-service flaws.
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+			TLSOpts:  a.tlsOptions(),
 		}),
 	})
 	if err != nil {

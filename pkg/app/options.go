@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -33,6 +34,16 @@ type Options struct {
 	CertDir     string
 	CertName    string
 	KeyName     string
+
+	// TLSSecret, when set, makes regcred keep its own TLS material in
+	// that Secret of its namespace (instead of reading --cert-dir): a CA
+	// and a serving certificate for TLSHosts, renewed before they expire,
+	// the CA kept in the caBundle of MutatingWebhook and ValidatingWebhook.
+	TLSSecret                          string
+	TLSHosts                           []string
+	MutatingWebhook, ValidatingWebhook string
+	TLSCAValidity, TLSCertValidity     time.Duration
+	TLSCAPropagation                   time.Duration
 
 	MetricsAddr string
 	ProbeAddr   string
@@ -80,25 +91,28 @@ func DefaultOptions() Options {
 		ns = "regcred"
 	}
 	return Options{ //nolint:gosec // names of Secrets and ConfigMaps, no credential
-		Namespace:       ns,
-		ConfigKey:       "config.yaml",
-		WebhookPort:     9443,
-		CertDir:         "/tmp/k8s-webhook-server/serving-certs",
-		CertName:        "tls.crt",
-		KeyName:         "tls.key",
-		MetricsAddr:     ":8080",
-		ProbeAddr:       ":8081",
-		LeaderElect:     true,
-		LeaderElectID:   "regcred",
-		ShutdownTimeout: 30 * time.Second,
-		Resync:          time.Hour,
-		KubeAPIQPS:      50,
-		KubeAPIBurst:    100,
-		WriteQPS:        20,
-		LastGoodSecret:  "regcred-last-good-config",
-		ECRTokenBudget:  2 * time.Second,
-		CheckInterval:   10 * time.Minute,
-		StatusConfigMap: "regcred-status",
+		Namespace:        ns,
+		ConfigKey:        "config.yaml",
+		WebhookPort:      9443,
+		CertDir:          "/tmp/k8s-webhook-server/serving-certs",
+		CertName:         "tls.crt",
+		KeyName:          "tls.key",
+		TLSCAValidity:    5 * 365 * 24 * time.Hour,
+		TLSCertValidity:  90 * 24 * time.Hour,
+		TLSCAPropagation: 2 * time.Minute,
+		MetricsAddr:      ":8080",
+		ProbeAddr:        ":8081",
+		LeaderElect:      true,
+		LeaderElectID:    "regcred",
+		ShutdownTimeout:  30 * time.Second,
+		Resync:           time.Hour,
+		KubeAPIQPS:       50,
+		KubeAPIBurst:     100,
+		WriteQPS:         20,
+		LastGoodSecret:   "regcred-last-good-config",
+		ECRTokenBudget:   2 * time.Second,
+		CheckInterval:    10 * time.Minute,
+		StatusConfigMap:  "regcred-status",
 	}
 }
 
@@ -115,6 +129,16 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "Directory of the webhook's serving certificate; a rotated certificate is reloaded without a restart.")
 	fs.StringVar(&o.CertName, "cert-name", o.CertName, "Serving certificate file in --cert-dir.")
 	fs.StringVar(&o.KeyName, "key-name", o.KeyName, "Serving key file in --cert-dir.")
+	fs.StringVar(&o.TLSSecret, "tls-secret", o.TLSSecret, "Keep the webhook's TLS material in this Secret of regcred's namespace (a CA and a serving certificate regcred makes and renews), instead of reading --cert-dir.")
+	fs.Func("tls-hosts", "With --tls-secret: comma-separated DNS names and IPs of the serving certificate (the webhook Service's names; repeatable).", func(v string) error {
+		o.TLSHosts = appendList(o.TLSHosts, v)
+		return nil
+	})
+	fs.StringVar(&o.MutatingWebhook, "mutating-webhook-configuration", o.MutatingWebhook, "With --tls-secret: the MutatingWebhookConfiguration whose caBundle regcred keeps.")
+	fs.StringVar(&o.ValidatingWebhook, "validating-webhook-configuration", o.ValidatingWebhook, "With --tls-secret: the ValidatingWebhookConfiguration whose caBundle regcred keeps.")
+	fs.DurationVar(&o.TLSCAValidity, "tls-ca-validity", o.TLSCAValidity, "With --tls-secret: lifetime of a CA regcred makes; renewed after two thirds of it.")
+	fs.DurationVar(&o.TLSCertValidity, "tls-cert-validity", o.TLSCertValidity, "With --tls-secret: lifetime of a serving certificate; renewed after two thirds of it.")
+	fs.DurationVar(&o.TLSCAPropagation, "tls-ca-propagation", o.TLSCAPropagation, "With --tls-secret: how long a renewed CA is in the caBundle before the serving certificate moves to it.")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address of the /healthz and /readyz probes; 0 disables them.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect one replica to keep pull secrets up to date (all replicas admit Pods).")
@@ -131,13 +155,19 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ECREndpoint, "ecr-endpoint-url", o.ECREndpoint, "ECR API endpoint (default: the SDK's, which honours AWS_ENDPOINT_URL_ECR).")
 	fs.DurationVar(&o.ECRTokenBudget, "ecr-token-budget", o.ECRTokenBudget, "How long an admission may wait for a first ECR token before the Pod is admitted with a warning.")
 	fs.Func("exclude-namespaces", "Comma-separated namespaces regcred never serves nor writes to, besides kube-system and its own (repeatable).", func(v string) error {
-		for _, n := range strings.Split(v, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				o.ExcludeNamespaces = append(o.ExcludeNamespaces, n)
-			}
-		}
+		o.ExcludeNamespaces = appendList(o.ExcludeNamespaces, v)
 		return nil
 	})
+}
+
+// appendList appends the comma-separated items of v to list.
+func appendList(list []string, v string) []string {
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			list = append(list, n)
+		}
+	}
+	return list
 }
 
 // Validate checks the options before anything starts.
@@ -181,10 +211,36 @@ func (o *Options) Validate() error {
 	if msgs := validation.IsDNS1123Subdomain(o.LastGoodSecret); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("--last-good-config-secret %q: %v", o.LastGoodSecret, msgs))
 	}
+	errs = append(errs, o.validateTLS()...)
 	if o.Resync < time.Minute {
 		errs = append(errs, fmt.Errorf("--resync-period %s: must be at least 1m", o.Resync))
 	}
 	return errors.Join(errs...)
+}
+
+func (o *Options) validateTLS() []error {
+	if !o.selfManagedTLS() {
+		return nil
+	}
+	var errs []error
+	if msgs := validation.IsDNS1123Subdomain(o.TLSSecret); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--tls-secret %q: %v", o.TLSSecret, msgs))
+	}
+	if len(o.TLSHosts) == 0 {
+		errs = append(errs, errors.New("--tls-secret needs --tls-hosts: the names the API server calls the webhook by"))
+	}
+	for _, h := range o.TLSHosts {
+		if net.ParseIP(h) == nil && len(validation.IsDNS1123Subdomain(h)) > 0 {
+			errs = append(errs, fmt.Errorf("--tls-hosts %q: neither a DNS name nor an IP", h))
+		}
+	}
+	if o.TLSCertValidity < time.Hour || o.TLSCAValidity < o.TLSCertValidity {
+		errs = append(errs, fmt.Errorf("--tls-cert-validity %s, --tls-ca-validity %s: the certificate's must be at least 1h, the CA's at least the certificate's", o.TLSCertValidity, o.TLSCAValidity))
+	}
+	if o.TLSCAPropagation < 0 || o.TLSCAPropagation > o.TLSCertValidity/10 {
+		errs = append(errs, fmt.Errorf("--tls-ca-propagation %s: must be from 0 to a tenth of --tls-cert-validity", o.TLSCAPropagation))
+	}
+	return errs
 }
 
 // source returns where the config is stored.

@@ -27,6 +27,7 @@ type Metrics struct {
 	tokenErrors    *prometheus.CounterVec
 	checkOK        *prometheus.GaugeVec
 	checks         *prometheus.CounterVec
+	webhookCert    *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them with reg; version is
@@ -81,6 +82,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "regcred_registry_login_checks_total",
 			Help: "Login checks of registry credentials, per registry and result (ok, failed).",
 		}, []string{"registry", "result"}),
+		webhookCert: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regcred_webhook_certificate_expiry_timestamp_seconds",
+			Help: "When the webhook's serving certificate and its CA expire, when regcred keeps them itself (--tls-secret) (Unix time).",
+		}, []string{"certificate"}),
 	}
 	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -93,7 +98,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	})
 	buildInfo.Set(1)
 	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.configValid,
-		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, buildInfo)
+		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, m.webhookCert, buildInfo)
 	return m
 }
 
@@ -148,4 +153,11 @@ func (m *Metrics) LoginChecked(registry string, ok bool) {
 		m.checkOK.WithLabelValues(registry).Set(0)
 		m.checks.WithLabelValues(registry, "failed").Inc()
 	}
+}
+
+// WebhookCertificate records when the webhook's serving certificate and
+// its CA expire.
+func (m *Metrics) WebhookCertificate(certExpiry, caExpiry time.Time) {
+	m.webhookCert.WithLabelValues("serving").Set(float64(certExpiry.Unix()))
+	m.webhookCert.WithLabelValues("ca").Set(float64(caExpiry.Unix()))
 }

@@ -1,0 +1,245 @@
+package webhookcert
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"time"
+)
+
+// Policy is what the material must be.
+type Policy struct {
+	// Hosts are the serving certificate's names (DNS names or IPs).
+	Hosts []string
+	// CAValidity and CertValidity are the lifetimes of a new CA and of a
+	// new serving certificate (never past its CA's). Each is renewed once
+	// two thirds of its lifetime have passed.
+	CAValidity, CertValidity time.Duration
+	// Propagation is how long a new CA stays in the bundle before the
+	// serving certificate moves to it: the time for the webhook
+	// configurations' caBundle to reach every API server.
+	Propagation time.Duration
+}
+
+// Decision is what to change, and why.
+type Decision struct {
+	// NewCA makes a new CA, put first in the bundle.
+	NewCA bool
+	// Issue makes a new serving certificate, signed by the current CA
+	// (the new one if NewCA).
+	Issue bool
+	// Prune drops the CAs of the bundle that have expired.
+	Prune bool
+	// Reason says why, for the log; empty when nothing changes.
+	Reason string
+	// Next is when to decide again if nothing else happens first.
+	Next time.Time
+}
+
+// Changes reports whether the decision changes the material.
+func (d Decision) Changes() bool { return d.NewCA || d.Issue || d.Prune }
+
+// renewAt is when two thirds of a certificate's lifetime have passed.
+func renewAt(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) * 2 / 3)
+}
+
+// Decide says what to do with the material m (nil when there is none or
+// it could not be read: why is in missing) at time now.
+func Decide(now time.Time, m *Material, missing string, p Policy) Decision {
+	if m == nil {
+		return Decision{NewCA: true, Issue: true, Reason: missing, Next: now.Add(p.CertValidity * 2 / 3)}
+	}
+	var d Decision
+	var why []string
+	next := func(t time.Time) {
+		if d.Next.IsZero() || t.Before(d.Next) {
+			d.Next = t
+		}
+	}
+	ca := m.CAs[0]
+	caSince := m.CASince
+	olderTrusted := false // an older CA still in the bundle and valid
+	for _, c := range m.CAs[1:] {
+		if now.Before(c.NotAfter) {
+			olderTrusted = true
+		}
+	}
+	for _, c := range m.CAs {
+		if !now.Before(c.NotAfter) {
+			d.Prune = true
+		} else {
+			next(c.NotAfter)
+		}
+	}
+	if !now.Before(renewAt(ca)) {
+		d.NewCA = true
+		why = append(why, fmt.Sprintf("the CA expires at %s", ca.NotAfter.UTC().Format(time.RFC3339)))
+		caSince = now
+		olderTrusted = now.Before(ca.NotAfter)
+	} else {
+		next(renewAt(ca))
+	}
+	propagated := !olderTrusted || !now.Before(caSince.Add(p.Propagation))
+
+	switch {
+	case m.Cert == nil:
+		d.Issue = true
+		why = append(why, "no serving certificate")
+	case !m.Covers(p.Hosts):
+		d.Issue = true
+		why = append(why, "the serving certificate is not for "+strings.Join(p.Hosts, ", "))
+	case !now.Before(m.Cert.NotAfter):
+		d.Issue = true
+		why = append(why, "the serving certificate has expired")
+	case !d.NewCA && !m.SignedByCurrent() && !signedByAny(m.Cert, m.CAs[1:], now):
+		d.Issue = true
+		why = append(why, "the serving certificate is signed by no CA of the bundle")
+	case !d.NewCA && m.SignedByCurrent() && !now.Before(renewAt(m.Cert)):
+		d.Issue = true
+		why = append(why, fmt.Sprintf("the serving certificate expires at %s", m.Cert.NotAfter.UTC().Format(time.RFC3339)))
+	case d.NewCA || !m.SignedByCurrent():
+		// Signed by an older CA: moves to the current one once the bundle
+		// has reached the API servers, or at once if it is about to expire.
+		soon := !now.Before(m.Cert.NotAfter.Add(-2 * p.Propagation))
+		if propagated || soon {
+			d.Issue = true
+			why = append(why, "the serving certificate moves to the new CA")
+		} else {
+			next(caSince.Add(p.Propagation))
+		}
+	default:
+		next(renewAt(m.Cert))
+	}
+	if d.Issue {
+		// The new certificate's renewal is at most CertValidity*2/3 away.
+		next(now.Add(p.CertValidity * 2 / 3))
+	}
+	if d.Prune {
+		why = append(why, "an expired CA leaves the bundle")
+	}
+	d.Reason = strings.Join(why, "; ")
+	if d.Next.Before(now) {
+		d.Next = now
+	}
+	return d
+}
+
+func signedByAny(c *x509.Certificate, cas []*x509.Certificate, now time.Time) bool {
+	for _, ca := range cas {
+		if now.Before(ca.NotAfter) && c.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply carries the decision out on m (nil: none yet) and returns the new
+// material; m is not changed.
+func Apply(now time.Time, m *Material, d Decision, p Policy) (*Material, error) {
+	out := &Material{}
+	if m != nil {
+		*out = *m
+		out.CAs = append([]*x509.Certificate(nil), m.CAs...)
+	}
+	if d.NewCA || m == nil {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber:          serial(),
+			Subject:               pkix.Name{CommonName: "regcred-webhook-ca-" + now.UTC().Format("20060102T150405Z")},
+			NotBefore:             now.Add(-time.Minute),
+			NotAfter:              now.Add(p.CAValidity),
+			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+			BasicConstraintsValid: true,
+			IsCA:                  true,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			return nil, err
+		}
+		ca, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, err
+		}
+		out.CAs = append([]*x509.Certificate{ca}, out.CAs...)
+		out.CAKey = key
+		out.CASince = now
+	}
+	if d.Prune || d.NewCA {
+		kept := out.CAs[:1]
+		for _, c := range out.CAs[1:] {
+			if now.Before(c.NotAfter) {
+				kept = append(kept, c)
+			}
+		}
+		out.CAs = kept
+	}
+	if d.Issue || m == nil {
+		if err := out.issue(now, p); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// issue signs a serving certificate for p.Hosts with the current CA.
+func (m *Material) issue(now time.Time, p Policy) error {
+	ca := m.CAs[0]
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	notAfter := now.Add(p.CertValidity)
+	if notAfter.After(ca.NotAfter) {
+		notAfter = ca.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: p.Hosts[0]},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range p.Hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, m.CAKey)
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	m.Cert = cert
+	m.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	m.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return nil
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return n
+}
