@@ -187,17 +187,17 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// source returns where the config is stored.
-func (o *Options) source() configwatch.Source {
+// Source returns where the config is stored.
+func (o *Options) Source() configwatch.Source {
 	if o.ConfigSecret != "" {
 		return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InSecret, Name: o.ConfigSecret, Key: o.ConfigKey}
 	}
 	return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InConfigMap, Name: o.ConfigMap, Key: o.ConfigKey}
 }
 
-// exclusions are the namespaces regcred never serves: kube-system, its
+// Exclusions are the namespaces regcred never serves: kube-system, its
 // own, and the admin's.
-func (o *Options) exclusions() plan.Exclusions {
+func (o *Options) Exclusions() plan.Exclusions {
 	ex := plan.Exclusions{metav1.NamespaceSystem: true, o.Namespace: true}
 	for _, n := range o.ExcludeNamespaces {
 		ex[n] = true

@@ -154,7 +154,7 @@ func newRoot(plugin bool, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(), newValidate(), newMatch(), newCheck(), newRender(), newVersion())
+	root.AddCommand(newServe(), newExplain(), newValidate(), newMatch(), newCheck(), newRender(), newVersion())
 	// cobra's completion command, runnable so that an unknown shell is a
 	// usage mistake rather than a silent help page.
 	root.InitDefaultCompletionCmd()

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,21 +35,17 @@ The registry config is read from a ConfigMap (--config-configmap) or a Secret
 	return cmd
 }
 
-// bindServe binds the webhook server's flags (app.Options and zap's) to cmd
-// and returns what runs the server with them.
+// bindServe binds the webhook server's flags to cmd and returns what runs
+// the server with them.
 func bindServe(cmd *cobra.Command) func(*cobra.Command, []string) error {
 	opts := app.DefaultOptions()
-	zapOpts := zap.Options{}
-	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
-	opts.BindFlags(goFlags)
-	zapOpts.BindFlags(goFlags)
-	cmd.Flags().AddGoFlagSet(goFlags)
+	zapOpts := bindServeOptions(cmd, &opts)
 	return runE(func(cmd *cobra.Command, _ []string) error {
 		if err := opts.Validate(); err != nil {
 			return usageError{err}
 		}
 		stderr := cmd.ErrOrStderr()
-		log := capVerbosity(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr)), MaxVerbosity)
+		log := capVerbosity(zap.New(zap.UseFlagOptions(zapOpts), zap.WriteTo(stderr)), MaxVerbosity)
 		ctrl.SetLogger(log)
 		klog.SetLogger(log) // client-go's own lines (leader election) in the same format
 
@@ -68,27 +65,40 @@ func bindServe(cmd *cobra.Command) func(*cobra.Command, []string) error {
 	})
 }
 
+// bindServeOptions binds the server's flags, app.Options and zap's, to
+// cmd; it returns zap's options.
+func bindServeOptions(cmd *cobra.Command, opts *app.Options) *zap.Options {
+	zapOpts := &zap.Options{}
+	goFlags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	opts.BindFlags(goFlags)
+	zapOpts.BindFlags(goFlags)
+	cmd.Flags().AddGoFlagSet(goFlags)
+	return zapOpts
+}
+
 // goStyleServeFlags rewrites the webhook server's flags written with one
 // dash (-zap-log-level=debug), as Go's flag package accepted them before
 // regcred's command line moved to kubectl's conventions, into their two-dash
 // form, so that a server started as before still starts. Only serve's flags
-// (regcred with no command, or regcred serve) are rewritten, and only names
-// longer than a letter: -h stays a shorthand.
+// (regcred with no command, or regcred serve) are rewritten.
 func goStyleServeFlags(root *cobra.Command, args []string) []string {
-	serve := root.Flags()
-	start := 0
 	switch {
+	case root.Flags().Lookup("config-key") == nil:
+		return args // the plugin's root has no server flags
 	case len(args) > 0 && args[0] == "serve":
-		start = 1
+		return append([]string{"serve"}, goStyleFlags(root.Flags(), args[1:])...)
 	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		return args // another command
 	}
-	if serve.Lookup("config-key") == nil {
-		return args // the plugin's root has no server flags
-	}
+	return goStyleFlags(root.Flags(), args)
+}
+
+// goStyleFlags rewrites -name and -name=value into --name and
+// --name=value for the long flags of fs (and -help); single letters stay
+// shorthands.
+func goStyleFlags(fs *pflag.FlagSet, args []string) []string {
 	out := append([]string(nil), args...)
-	for i := start; i < len(out); i++ {
-		a := out[i]
+	for i, a := range out {
 		if a == "--" {
 			break
 		}
@@ -96,7 +106,7 @@ func goStyleServeFlags(root *cobra.Command, args []string) []string {
 			continue
 		}
 		name, _, _ := strings.Cut(a[1:], "=")
-		if len(name) > 1 && (serve.Lookup(name) != nil || name == "help") {
+		if len(name) > 1 && (fs.Lookup(name) != nil || name == "help") {
 			out[i] = "-" + a
 		}
 	}
