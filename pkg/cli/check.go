@@ -11,6 +11,14 @@ import (
 	"github.com/regcred/regcred/pkg/check"
 )
 
+// checkResult is one registry's check as -o json prints it: check.Result,
+// whose durationNanoseconds is how long that registry's check took, and
+// the same in Go's notation for a person.
+type checkResult struct {
+	check.Result
+	DurationText string `json:"duration"`
+}
+
 func newCheck() *cobra.Command {
 	var c common
 	var name string
@@ -32,7 +40,7 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
   # Every registry, reading the Secrets the config names from the cluster
   regcred check -f config.yaml --all --kubeconfig ~/.kube/config --namespace regcred
 
-  # One registry, as JSON (durationNanoseconds: how long its check took)
+  # One registry, as JSON (duration: how long its check took)
   regcred check -f config.yaml --registry harbor -o json`,
 		Args: noArgs,
 	}
@@ -74,7 +82,11 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
 		}
 		stdout := cmd.OutOrStdout()
 		if c.output == "json" {
-			if err := printJSON(stdout, results); err != nil {
+			out := make([]checkResult, len(results))
+			for i, r := range results {
+				out[i] = checkResult{Result: r, DurationText: r.Duration.Round(time.Microsecond).String()}
+			}
+			if err := printJSON(stdout, out); err != nil {
 				return err
 			}
 		} else {

@@ -198,3 +198,40 @@ registries:
 	assert.Contains(t, raw.Problems, map[string]any{"registry": "quay", "index": float64(0), "field": "usernme", "message": "unknown field"})
 	assert.Contains(t, raw.Problems, map[string]any{"registry": "quay", "index": float64(0), "field": "clusters.nmes", "message": "unknown field"})
 }
+
+// No "1 registries", no "a ecr": the command line's words agree with
+// their numbers and articles.
+func TestGrammar(t *testing.T) {
+	one := writeFile(t, "one.yaml", quayNoInline)
+	badURLs := writeFile(t, "urls.yaml", `apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: e, type: ecr, url: example.com, ecr: {auth: iam-role}}
+- {name: a, type: azure, url: example.com, username: {value: u}, password: {secretKeyRef: {name: a, key: p}}}
+- {name: r, type: artifact-registry, url: example.com, password: {secretKeyRef: {name: a, key: p}}}
+- {name: g, type: gcr, url: example.com, password: {secretKeyRef: {name: a, key: p}}}
+- {name: d, type: docker, url: example.com, username: {value: u}, password: {secretKeyRef: {name: a, key: p}}}
+`)
+	var all strings.Builder
+	for _, args := range [][]string{
+		{"validate", "-f", one},
+		{"validate", "-f", badURLs},
+		{"validate", "-f", "testdata/good.yaml"},
+		{"validate", "-f", "testdata/bad.yaml"},
+		{"match", "-f", one, "quay.io/a", "nginx"},
+		{"check", "-f", one, "--all"},
+		{"render", "-f", one},
+		{"explain", "-f", writeFile(t, "app.yaml", manifest), "--config-file", writeFile(t, "cfg.yaml", explainConfig)},
+	} {
+		out, errOut, _ := runCLI(t, args...)
+		all.WriteString(out + errOut)
+	}
+	text := all.String()
+	assert.Contains(t, text, "valid, 1 registry\n")
+	assert.Contains(t, text, "1 secretKeyRef not read (pass --kubeconfig to check the Secret it names)")
+	assert.Contains(t, text, "is not an ecr registry address")
+	assert.Contains(t, text, "is not an azure registry address")
+	assert.NotRegexp(t, `\b1 [a-zA-Z]+s\b`, text)
+	assert.NotRegexp(t, `\b[aA] [aeiouAEIOU]`, text)
+	assert.NotRegexp(t, `\b[aA]n [b-df-hj-np-tv-zB-DF-HJ-NP-TV-Z]`, text)
+}
