@@ -1,5 +1,7 @@
 // Command regcred is a Kubernetes mutating admission webhook that gives
-// every Pod the pull secrets of the private registries its images use.
+// every Pod the pull secrets of the private registries its images use, and
+// the admin's command line. Installed as kubectl-regcred, it is a kubectl
+// plugin.
 package main
 
 import (
@@ -21,7 +23,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := cli.RunAs(ctx, os.Args[0], os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if !cli.Printed(err) {
 			fmt.Fprintln(os.Stderr, "regcred:", err)
 		}

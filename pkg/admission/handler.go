@@ -135,7 +135,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	resp = admission.Allowed("")
 	resp.Patches = buildPatch(pod, add)
 	if len(warnings) > 0 {
-		resp = resp.WithWarnings(warnings...)
+		resp = resp.WithWarnings(capWarnings(warnings)...)
 	}
 	switch {
 	case failed:
@@ -201,9 +201,9 @@ func (h *Handler) apply(ctx context.Context, namespace string, p plan.Plan, dryR
 	for _, img := range p.Images {
 		switch img.Reason {
 		case plan.InvalidReference, plan.HostCase:
-			warnings = appendUnique(warnings, "regcred: "+img.Detail)
+			warnings = append(warnings, "regcred: "+img.Detail)
 		case plan.NamespaceUnknown:
-			warnings = appendUnique(warnings, "regcred: "+img.Detail)
+			warnings = append(warnings, "regcred: "+img.Detail)
 			failed = true
 		}
 	}
@@ -273,15 +273,6 @@ func reason(err error) string {
 
 func allowWithWarning(w string) admission.Response {
 	return admission.Allowed("").WithWarnings(w)
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // union returns the hosts of a and b, sorted, each once.

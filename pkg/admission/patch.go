@@ -60,3 +60,23 @@ func buildPatch(p *podView, add []injection) []jsonpatch.JsonPatchOperation {
 func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
+
+// InjectedSecret is one entry of the annotation AnnotationInjected: a pull
+// secret regcred injected, and the registry it is for.
+type InjectedSecret struct {
+	Secret   string `json:"secret"`
+	Registry string `json:"registry"`
+}
+
+// ParseInjected reads the annotation AnnotationInjected, in order.
+func ParseInjected(value string) []InjectedSecret {
+	var out []InjectedSecret
+	for _, part := range strings.Split(value, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		secret, registry, _ := strings.Cut(part, "=")
+		out = append(out, InjectedSecret{Secret: secret, Registry: registry})
+	}
+	return out
+}

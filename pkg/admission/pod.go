@@ -82,3 +82,14 @@ func (p *podView) planInput() plan.Pod {
 	}
 	return plan.Pod{Images: p.images(), PullSecrets: secrets, Labels: p.meta().Labels}
 }
+
+// PlanInput reads what the plan needs of a Pod from its JSON, exactly as
+// the webhook reads it at admission; `regcred explain` reads Pods and Pod
+// templates with it.
+func PlanInput(raw []byte) (plan.Pod, error) {
+	p, err := decodePod(raw)
+	if err != nil {
+		return plan.Pod{}, err
+	}
+	return p.planInput(), nil
+}

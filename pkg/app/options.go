@@ -234,8 +234,8 @@ func (o *Options) validateTLS() []error {
 			errs = append(errs, fmt.Errorf("--tls-hosts %q: neither a DNS name nor an IP", h))
 		}
 	}
-	if o.TLSCertValidity < time.Hour || o.TLSCAValidity < o.TLSCertValidity {
-		errs = append(errs, fmt.Errorf("--tls-cert-validity %s, --tls-ca-validity %s: the certificate's must be at least 1h, the CA's at least the certificate's", o.TLSCertValidity, o.TLSCAValidity))
+	if o.TLSCertValidity < 30*time.Second || o.TLSCAValidity < o.TLSCertValidity {
+		errs = append(errs, fmt.Errorf("--tls-cert-validity %s, --tls-ca-validity %s: the certificate's must be at least 30s, the CA's at least the certificate's", o.TLSCertValidity, o.TLSCAValidity))
 	}
 	if o.TLSCAPropagation < 0 || o.TLSCAPropagation > o.TLSCertValidity/10 {
 		errs = append(errs, fmt.Errorf("--tls-ca-propagation %s: must be from 0 to a tenth of --tls-cert-validity", o.TLSCAPropagation))
@@ -243,17 +243,17 @@ func (o *Options) validateTLS() []error {
 	return errs
 }
 
-// source returns where the config is stored.
-func (o *Options) source() configwatch.Source {
+// Source returns where the config is stored.
+func (o *Options) Source() configwatch.Source {
 	if o.ConfigSecret != "" {
 		return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InSecret, Name: o.ConfigSecret, Key: o.ConfigKey}
 	}
 	return configwatch.Source{Namespace: o.Namespace, StoredIn: config.InConfigMap, Name: o.ConfigMap, Key: o.ConfigKey}
 }
 
-// exclusions are the namespaces regcred never serves: kube-system, its
+// Exclusions are the namespaces regcred never serves: kube-system, its
 // own, and the admin's.
-func (o *Options) exclusions() plan.Exclusions {
+func (o *Options) Exclusions() plan.Exclusions {
 	ex := plan.Exclusions{metav1.NamespaceSystem: true, o.Namespace: true}
 	for _, n := range o.ExcludeNamespaces {
 		ex[n] = true

@@ -18,13 +18,13 @@ func TestFlags(t *testing.T) {
 	o.BindFlags(fs)
 	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s", "--exclude-namespaces=monitoring, logging", "--exclude-namespaces=ci"}))
 	require.NoError(t, o.Validate())
-	src := o.source()
+	src := o.Source()
 	assert.Equal(t, config.InSecret, src.StoredIn)
 	assert.Equal(t, "Secret ops/registries key config.yaml", src.String())
 	assert.Equal(t, time.Second, o.ECRTokenBudget)
 	assert.Zero(t, o.CheckInterval)
 	assert.Equal(t, []string{"monitoring", "logging", "ci"}, o.ExcludeNamespaces)
-	assert.Equal(t, plan.Exclusions{"kube-system": true, "ops": true, "monitoring": true, "logging": true, "ci": true}, o.exclusions())
+	assert.Equal(t, plan.Exclusions{"kube-system": true, "ops": true, "monitoring": true, "logging": true, "ci": true}, o.Exclusions())
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {

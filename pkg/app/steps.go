@@ -48,7 +48,7 @@ func (a *App) newConfig(*rest.Config) error {
 	ecrOpts := a.deps.ECR
 	ecrOpts.Endpoint, ecrOpts.Budget = a.opts.ECREndpoint, a.opts.ECRTokenBudget
 	a.loader = &configwatch.Loader{
-		Source: a.opts.source(),
+		Source: a.opts.Source(),
 		Reader: a.mgr.GetCache(),
 		Build: registries.Options{
 			Types:       registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecrOpts)}),
@@ -88,7 +88,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		return fmt.Errorf("namespace cache: %w", err)
 	}
 	u.namespaces = namespaceLabels{cache: a.mgr.GetCache(), api: a.mgr.GetAPIReader()}
-	ex := a.opts.exclusions()
+	ex := a.opts.Exclusions()
 	u.mender = upkeep.NewMender(a.loader.Current, u.store, u.store.Index, u.namespaces, ex, a.metrics, upkeep.MendOptions{})
 	syncer := &upkeep.Syncer{
 		Registries: a.loader.Current,
@@ -111,7 +111,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		Namespace:       a.opts.Namespace,
 		Name:            a.opts.StatusConfigMap,
 		Cluster:         a.opts.ClusterName,
-		Source:          a.opts.source().String(),
+		Source:          a.opts.Source().String(),
 		Registries:      a.loader.Current,
 		Config:          a.loader.Status,
 		CheckInterval:   a.opts.CheckInterval,
@@ -215,7 +215,7 @@ func (a *App) newWebhook(restConfig *rest.Config) error {
 		Secrets:    u.store,
 		Namespaces: u.namespaces,
 		Retry:      u.mender.Retry,
-		Exclusions: a.opts.exclusions(),
+		Exclusions: a.opts.Exclusions(),
 		Metrics:    a.metrics,
 		Loaded:     a.loader.Loaded(),
 		LoadWait:   loadWait,

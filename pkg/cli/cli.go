@@ -1,5 +1,8 @@
 // Package cli is regcred's command line: the webhook server (serve, the
-// default) and the admin's subcommands.
+// default) and the admin's commands. It behaves like kubectl's: help with
+// examples for every command (-h, --help, help), exit code 2 and a pointer
+// to --help for a usage mistake, shell completion, and, when the binary is
+// named kubectl-regcred, a kubectl plugin.
 package cli
 
 import (
@@ -8,20 +11,39 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
-	"github.com/regcred/regcred/pkg/app"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Version is stamped at build time.
 var Version = "dev"
 
+// PluginName is the binary's name as a kubectl plugin: on PATH under this
+// name, `kubectl regcred ...` runs it.
+const PluginName = "kubectl-regcred"
+
 // usageError is a command-line mistake: exit code 2.
 type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+// ranError is an error of a command that ran (as opposed to one of the
+// command line itself, which cobra reports before running anything).
+type ranError struct{ error }
+
+func (r ranError) Unwrap() error { return r.error }
+
+// printedError is an error already told to the user.
+type printedError struct{ error }
+
+func (p printedError) Unwrap() error { return p.error }
+
+// errProblems is returned when a command ran and found problems: exit 1,
+// with the problems already printed.
+var errProblems = errors.New("problems found")
 
 // ExitCode returns the process exit code for err: 2 for usage errors, 1
 // otherwise (problems found, or a failure).
@@ -33,79 +55,150 @@ func ExitCode(err error) int {
 	return 1
 }
 
-const usage = `regcred gives every Pod the pull secrets of the private registries its images use.
-
-Usage:
-  regcred [serve] [flags]                          run the webhook server (regcred serve -h lists its flags)
-  regcred validate -f config.yaml                  validate a registry config offline, every problem listed
-  regcred match -f config.yaml [--cluster NAME] IMAGE...
-                                                   which registry each image matches and which secret it gets, or why none
-  regcred check -f config.yaml [--registry NAME | --all]
-                                                   log in to registries now, as docker login does
-  regcred render -f config.yaml [--registry NAME] [--show-secrets]
-                                                   the .dockerconfigjson regcred would write (secrets redacted)
-  regcred version
-
-Every admin command takes -o json. Exit codes: 0 fine, 1 problems found, 2 usage error.
-`
-
-// Run runs the command line args.
-func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		sub := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) error{
-			"validate": validate, "match": match, "check": checkCmd, "render": render,
-		}
-		switch cmd := args[0]; {
-		case cmd == "serve":
-			return serve(ctx, args[1:], stderr)
-		case cmd == "version":
-			_, err := fmt.Fprintln(stdout, Version)
-			return err
-		case cmd == "help" || cmd == "--help" || cmd == "-h":
-			_, err := fmt.Fprint(stdout, usage)
-			return err
-		case sub[cmd] != nil:
-			return sub[cmd](ctx, args[1:], stdin, stdout, stderr)
-		}
-	}
-	return serve(ctx, args, stderr)
+// Printed reports whether the command has already told the user about err.
+func Printed(err error) bool {
+	var p printedError
+	return errors.Is(err, errProblems) || errors.As(err, &p)
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("regcred serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage+"\nFlags of serve:\n")
-		fs.PrintDefaults()
-	}
-	opts := app.DefaultOptions()
-	opts.BindFlags(fs)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if err := opts.Validate(); err != nil {
-		return usageError{err}
-	}
-	log := capVerbosity(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr)), MaxVerbosity)
-	ctrl.SetLogger(log)
-	klog.SetLogger(log) // client-go's own lines (leader election) in the same format
+// Run runs the command line args (without the program's name) as regcred.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return RunAs(ctx, "regcred", args, stdin, stdout, stderr)
+}
 
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = opts.Kubeconfig
-	restConfig, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return fmt.Errorf("loading kubeconfig: %w", err)
+// RunAs runs the command line args as the program named program (os.Args[0]).
+// Named kubectl-regcred, it is a kubectl plugin: its usage reads `kubectl
+// regcred`, and with no command it prints its help rather than starting the
+// webhook server.
+func RunAs(ctx context.Context, program string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	plugin := IsPlugin(program)
+	root := newRoot(plugin, stdin, stdout, stderr)
+	root.SetArgs(goStyleServeFlags(root, args))
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return nil
 	}
-	restConfig.UserAgent = "regcred/" + Version
-	a, err := app.New(opts, restConfig, app.Deps{Version: Version})
-	if err != nil {
-		return err
+	var ran ranError
+	if errors.As(err, &ran) {
+		return ran.error
 	}
-	log.Info("Starting regcred", "version", Version, "namespace", opts.Namespace, "cluster", opts.ClusterName)
-	return a.Start(ctrl.LoggerInto(ctx, log))
+	// Anything else is a mistake in the command line: cobra's own (an
+	// unknown command or flag) or a command's (usageError).
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(stderr, "%s: %s\nSee '%s --help' for usage.\n", root.DisplayName(), err, cmd.CommandPath())
+	return printedError{usageError{err}}
+}
+
+// IsPlugin reports whether program (os.Args[0]) names regcred as a kubectl
+// plugin.
+func IsPlugin(program string) bool {
+	name := strings.TrimSuffix(filepath.Base(program), ".exe")
+	return name == PluginName
+}
+
+const rootLong = `regcred gives every Pod the pull secrets of the private registries its images use.
+
+With no command, regcred runs the webhook server (regcred serve --help lists
+its flags). The other commands answer an admin's questions: explain reads a
+Pod or workload and the live config from the cluster; validate, match, check
+and render work on a config file.
+
+Exit codes: 0 fine, 1 problems found (an invalid config, an image that gets
+no secret, a failed login) or a failure, 2 a usage mistake.`
+
+const pluginLong = `regcred explains, as the webhook decides, which pull secrets a Pod gets.
+
+Installed as kubectl-regcred on PATH, it runs as a kubectl plugin: kubectl
+regcred explain pod NAME -n NAMESPACE.
+
+Exit codes: 0 fine, 1 problems found or a failure, 2 a usage mistake.`
+
+// newRoot builds the command tree, reading and writing the streams given.
+func newRoot(plugin bool, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "regcred",
+		Short: "Give every Pod the pull secrets of the private registries its images use",
+		Long:  rootLong,
+		Example: `  # Run the webhook server (in a cluster, as the Helm chart does)
+  regcred --config-configmap=regcred-config --cluster-name=prod-eu
+
+  # Why did this Pod get (or not get) its pull secrets?
+  regcred explain pod web-7d9c -n shop
+
+  # Check a config before it ships
+  regcred validate -f config.yaml`,
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		SuggestionsMinimumDistance: 2,
+		Args:                       noArgs,
+	}
+	if plugin {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl regcred"}
+		root.Long = pluginLong
+		root.Example = `  # Why did this Pod get (or not get) its pull secrets?
+  kubectl regcred explain pod web-7d9c -n shop
+
+  # Which pull secrets would this Deployment's Pods get?
+  kubectl regcred explain deployment/web -n shop`
+		root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	} else {
+		run := bindServe(root)
+		// The root command's flags are serve's: hidden from the root's
+		// help, which lists the commands; serve --help lists them.
+		root.Flags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+		root.RunE = run
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newServe(), newExplain(), newValidate(), newMatch(), newCheck(), newRender(), newVersion())
+	// cobra's completion command, runnable so that an unknown shell is a
+	// usage mistake rather than a silent help page.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+	}
+	if plugin {
+		for _, c := range root.Commands() {
+			c.Example = strings.ReplaceAll(c.Example, "  regcred ", "  kubectl regcred ")
+			// A webhook server is no kubectl plugin's business, though it
+			// still runs.
+			c.Hidden = c.Name() == "serve"
+		}
+	}
+	return root
+}
+
+// runE marks the errors of a command that ran, so that RunAs tells them
+// apart from the command line's mistakes; a usageError stays one.
+func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := f(cmd, args)
+		var u usageError
+		if err == nil || errors.As(err, &u) {
+			return err
+		}
+		return ranError{err}
+	}
+}
+
+// noArgs refuses positional arguments; for a command with subcommands, the
+// first one is an unknown command.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasAvailableSubCommands() {
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return usageError{errors.New(msg)}
+	}
+	return usageError{fmt.Errorf("unexpected argument %q", args[0])}
 }

@@ -2,7 +2,7 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -23,74 +23,158 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), code
 }
 
-func TestValidate(t *testing.T) {
-	out, _, code := runCLI(t, "validate", "-f", "testdata/good.yaml")
-	assert.Equal(t, 0, code)
-	assert.Equal(t, "testdata/good.yaml: valid, 8 registries (default ecr-prod)\ntestdata/good.yaml: 8 secretKeyRefs not read (pass --kubeconfig to check the Secrets they name)\n", out)
-
-	out, _, code = runCLI(t, "validate", "-f", "testdata/bad.yaml")
-	assert.Equal(t, 1, code)
-	assert.Equal(t, `testdata/bad.yaml: registry "hub": url: "quay.io" is not a docker registry address: must be docker.io, optionally with an organisation path (docker.io/myorg)
-testdata/bad.yaml: registry "hub": password: a credential must not be written inline in a ConfigMap: use secretKeyRef (or keep the config in a Secret)
-testdata/bad.yaml: registry "ecr": url: "https://12345.dkr.ecr.eu-west-1.amazonaws.com" is not an ecr registry address: must be https://<12-digit account>.dkr.ecr.<region>.amazonaws.com (or another AWS partition's domain, dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws), or a glob of the account and region (*.dkr.ecr.*.amazonaws.com)
-`, out)
-	assert.NotContains(t, out, "hunter2")
-
-	out, _, code = runCLI(t, "validate", "-f", "testdata/bad.yaml", "--stored-in", "secret", "-o", "json")
-	assert.Equal(t, 1, code)
-	var res validateResult
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	assert.False(t, res.Valid)
-	assert.Len(t, res.Problems, 2, "inline credentials are fine in a Secret")
-
-	_, errOut, code := runCLI(t, "validate")
-	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "-f FILE is required")
-	_, errOut, code = runCLI(t, "validate", "-f", "testdata/good.yaml", "-o", "yaml")
-	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, `-o "yaml": must be text or json`)
-	_, _, code = runCLI(t, "validate", "-f", "testdata/missing.yaml")
-	assert.Equal(t, 1, code)
-}
-
-func TestMatch(t *testing.T) {
-	out, _, code := runCLI(t, "match", "-f", "testdata/good.yaml", "--cluster", "prod-eu", "-o", "json",
-		"nginx", "harbor.internal:8443/team-a/app", "ghcr.io/x/y", "Quay.io/org/app")
-	assert.Equal(t, 1, code, "some images get nothing")
-	var res []matchResult
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	require.Len(t, res, 4)
-	assert.Equal(t, matchResult{Image: "nginx", Registry: "hub", Secret: "regcred-hub", Injected: true, Reason: `registry "hub" (docker.io) injects regcred's secret "regcred-hub"`, KubeletFirst: "regcred-hub"}, res[0])
-	assert.Equal(t, "regcred", res[1].Secret)
-	assert.Equal(t, "no configured registry serves ghcr.io/x/y", res[2].Reason)
-	assert.Contains(t, res[3].Reason, "another letter case")
-
-	out, _, code = runCLI(t, "match", "-f", "testdata/good.yaml", "--cluster", "sandbox", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app", "harbor.internal:8443/team-a/app")
-	assert.Equal(t, 1, code)
-	assert.Contains(t, out, `registry "ecr-prod" does not inject in cluster "sandbox"`)
-	assert.Contains(t, out, `registry "harbor" does not inject in cluster "sandbox"`)
-
-	out, _, code = runCLI(t, "match", "-f", "testdata/good.yaml", "--cluster", "prod-eu", "nginx", "quay.io/org/app")
-	assert.Equal(t, 0, code, "every image gets its secret")
-	assert.Contains(t, out, "IMAGE")
-
-	_, errOut, code := runCLI(t, "match", "-f", "testdata/good.yaml")
-	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "name at least one IMAGE")
-}
-
-func TestRenderRedacts(t *testing.T) {
-	cfg := `apiVersion: regcred.io/v1alpha1
-kind: RegistryConfig
-registries:
-- {name: quay, type: quay, url: quay.io, default: true, username: {value: "org+robot"}, password: {value: s3cret-token}}
-`
+// runAs runs the command line as the program named program.
+func runAs(t *testing.T, program string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	require.NoError(t, Run(t.Context(), []string{"render", "-f", "-"}, strings.NewReader(cfg), &out, &errOut))
-	assert.JSONEq(t, `{"auths":{"quay.io":{"username":"org+robot","password":"<redacted>","auth":"<redacted>"}}}`, out.String())
-	assert.NotContains(t, out.String(), "s3cret")
+	err := RunAs(t.Context(), program, args, strings.NewReader(""), &out, &errOut)
+	if err != nil {
+		code = ExitCode(err)
+		if !Printed(err) {
+			errOut.WriteString(err.Error())
+		}
+	}
+	return out.String(), errOut.String(), code
+}
 
-	out.Reset()
-	require.NoError(t, Run(t.Context(), []string{"render", "-f", "-", "--registry", "quay", "--show-secrets"}, strings.NewReader(cfg), &out, &errOut))
-	assert.Contains(t, out.String(), "s3cret-token")
+// Help, however asked for, exits 0 and prints kubectl-style usage with
+// examples and flags.
+func TestHelpExitsZero(t *testing.T) {
+	commands := []string{"serve", "explain", "validate", "match", "check", "render", "version"}
+	cases := [][]string{{"--help"}, {"-h"}, {"help"}}
+	for _, c := range commands {
+		cases = append(cases, []string{c, "--help"}, []string{c, "-h"}, []string{"help", c})
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, errOut, code := runCLI(t, args...)
+			assert.Equal(t, 0, code, errOut)
+			assert.Empty(t, errOut)
+			assert.Contains(t, out, "Usage:\n  regcred")
+			assert.Contains(t, out, "\nExamples:\n  ")
+			assert.Contains(t, out, "\nFlags:\n")
+		})
+	}
+}
+
+func TestRootHelpListsEveryCommand(t *testing.T) {
+	out, _, code := runCLI(t, "--help")
+	require.Equal(t, 0, code)
+	for _, c := range []string{"serve", "explain", "validate", "match", "check", "render", "version", "completion"} {
+		assert.Contains(t, out, "\n  "+c+" ", c)
+	}
+	assert.NotContains(t, out, "--config-configmap string", "the server's flags are in serve --help")
+
+	out, _, code = runCLI(t, "serve", "--help")
+	require.Equal(t, 0, code)
+	for _, f := range []string{"--kubeconfig", "--config-configmap", "--config-secret", "--exclude-namespaces", "--zap-log-level", "--zap-devel", "--webhook-port"} {
+		assert.Contains(t, out, f)
+	}
+}
+
+// Mistakes in the command line exit 2 with a short message that points
+// at --help.
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+		help string
+	}{
+		{[]string{"nope"}, `unknown command "nope" for "regcred"`, "regcred --help"},
+		{[]string{"validat"}, `did you mean "validate"?`, "regcred --help"},
+		{[]string{"validate", "--bogus"}, "unknown flag: --bogus", "regcred validate --help"},
+		{[]string{"validate"}, "-f FILE is required", "regcred validate --help"},
+		{[]string{"validate", "-f", "testdata/good.yaml", "extra"}, `unexpected argument "extra"`, "regcred validate --help"},
+		{[]string{"validate", "-f", "testdata/good.yaml", "-o", "yaml"}, `-o "yaml": must be text or json`, "regcred validate --help"},
+		{[]string{"validate", "-f", "testdata/good.yaml", "--stored-in", "etcd"}, `--stored-in "etcd": must be configmap or secret`, "regcred validate --help"},
+		{[]string{"validate", "-f"}, "flag needs an argument", "regcred validate --help"},
+		{[]string{"match", "-f", "testdata/good.yaml"}, "name at least one IMAGE", "regcred match --help"},
+		{[]string{"check", "-f", "testdata/good.yaml", "--timeout", "0s"}, "--timeout 0s: must be positive", "regcred check --help"},
+		{[]string{"check", "-f", "testdata/good.yaml", "--timeout", "soon"}, `invalid argument "soon"`, "regcred check --help"},
+		{[]string{"render", "-f", "testdata/good.yaml", "--registry", "nope"}, `no registry named "nope"`, "regcred render --help"},
+		{[]string{"version", "extra"}, `unexpected argument "extra"`, "regcred version --help"},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`, "regcred serve --help"},
+		{[]string{"serve", "--webhook-port", "0", "--config-configmap", "c"}, "--webhook-port 0: must be from 1 to 65535", "regcred serve --help"},
+		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag", "regcred --help"},
+		{[]string{"explain"}, "name what to explain: TYPE NAME, TYPE/NAME or -f FILE", "regcred explain --help"},
+		{[]string{"explain", "pod"}, "name the object: pod NAME, or pod/NAME", "regcred explain --help"},
+		{[]string{"explain", "service/web"}, `"service": explain reads a pod, deployment, statefulset, daemonset, replicaset, job or cronjob`, "regcred explain --help"},
+		{[]string{"explain", "pod", "a", "b"}, "explain one object", "regcred explain --help"},
+		{[]string{"explain", "pod/a", "-f", "x.yaml"}, "not both", "regcred explain --help"},
+		{[]string{"explain", "-f", "x.yaml", "--config-file", "c.yaml", "-o", "wide"}, `-o "wide": must be text or json`, "regcred explain --help"},
+		{[]string{"completion", "tcsh"}, `unknown command "tcsh" for "regcred completion"`, "regcred completion --help"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, code := runCLI(t, tc.args...)
+			assert.Equal(t, 2, code, errOut)
+			assert.Empty(t, out)
+			assert.Contains(t, errOut, tc.msg)
+			assert.Contains(t, errOut, "See '"+tc.help+"' for usage.\n")
+			assert.LessOrEqual(t, strings.Count(errOut, "\n"), 4, "a short message, not the whole usage")
+		})
+	}
+}
+
+// regcred with no command, or serve, runs the webhook server with every
+// flag it had, Go-style single-dash spellings included: here it gets as
+// far as loading the kubeconfig.
+func TestServeTakesItsFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--kubeconfig", "/nonexistent/kubeconfig", "--config-configmap", "c", "--zap-log-level=debug", "--zap-devel", "--exclude-namespaces", "a,b", "--leader-elect=false"},
+		{"serve", "--kubeconfig=/nonexistent/kubeconfig", "--config-secret=c", "--config-key", "k"},
+		{"-kubeconfig", "/nonexistent/kubeconfig", "-config-configmap=c", "-zap-log-level=debug", "-leader-elect=false"},
+		{"serve", "-kubeconfig=/nonexistent/kubeconfig", "-config-configmap", "c"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, errOut, code := runCLI(t, args...)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, errOut, "loading kubeconfig")
+		})
+	}
+}
+
+func TestGoStyleServeFlags(t *testing.T) {
+	root := newRoot(false, nil, io.Discard, io.Discard)
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"-zap-log-level=debug", "-h"}, []string{"--zap-log-level=debug", "-h"}},
+		{[]string{"serve", "-kubeconfig", "k", "-help"}, []string{"serve", "--kubeconfig", "k", "--help"}},
+		{[]string{"--namespace", "x", "-unknown"}, []string{"--namespace", "x", "-unknown"}},
+		{[]string{"-config-key", "k", "--", "-namespace"}, []string{"--config-key", "k", "--", "-namespace"}},
+		{[]string{"validate", "-f", "x", "-namespace", "y"}, []string{"validate", "-f", "x", "-namespace", "y"}},
+	} {
+		assert.Equal(t, tc.want, goStyleServeFlags(root, tc.in), tc.in)
+	}
+	assert.Equal(t, []string{"-namespace"}, goStyleServeFlags(newRoot(true, nil, io.Discard, io.Discard), []string{"-namespace"}), "the plugin has no server flags")
+}
+
+// Named kubectl-regcred, the binary is a kubectl plugin: its usage reads
+// kubectl regcred, and with no command it prints its help.
+func TestKubectlPlugin(t *testing.T) {
+	assert.True(t, IsPlugin("/usr/local/bin/kubectl-regcred"))
+	assert.True(t, IsPlugin(`kubectl-regcred.exe`))
+	assert.False(t, IsPlugin("/usr/local/bin/regcred"))
+
+	out, errOut, code := runAs(t, "/usr/local/bin/kubectl-regcred")
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "Usage:\n  kubectl regcred [flags]\n  kubectl regcred [command]\n")
+	assert.Contains(t, out, "kubectl regcred explain pod")
+	assert.NotContains(t, out, "\n  serve ")
+
+	out, _, code = runAs(t, "kubectl-regcred", "validate", "--help")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "Usage:\n  kubectl regcred validate -f FILE")
+	assert.Contains(t, out, "  kubectl regcred validate -f config.yaml")
+
+	_, errOut, code = runAs(t, "kubectl-regcred", "explian")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "See 'kubectl regcred --help' for usage.")
+}
+
+// Shell completion comes with the command line.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		out, errOut, code := runCLI(t, "completion", shell)
+		assert.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, "regcred", shell)
+	}
 }

@@ -129,7 +129,7 @@ func (l *Loader) OnReject(f func()) {
 // Reload reads, validates and compiles the config, and swaps it in if good.
 func (l *Loader) Reload(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithValues("config", l.Source.String())
-	data, obj, err := l.Source.read(ctx, l.Reader)
+	data, obj, err := l.Source.Read(ctx, l.Reader)
 	var version string
 	var set *registries.Set
 	if obj != nil {

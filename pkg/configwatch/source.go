@@ -34,8 +34,8 @@ func (s Source) object() client.Object {
 	return &corev1.ConfigMap{}
 }
 
-// read returns the config's bytes and the object they came from.
-func (s Source) read(ctx context.Context, c client.Reader) ([]byte, client.Object, error) {
+// Read returns the config's bytes and the object they came from.
+func (s Source) Read(ctx context.Context, c client.Reader) ([]byte, client.Object, error) {
 	obj := s.object()
 	if err := c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/spf13/pflag"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/credentials/ecr"
@@ -15,74 +16,100 @@ import (
 	"github.com/regcred/regcred/pkg/registrytype"
 )
 
-// errProblems is returned when a command ran and found problems: exit 1,
-// with the problems already printed.
-var errProblems = errors.New("problems found")
-
-// Printed reports whether the command has already told the user about err.
-func Printed(err error) bool { return errors.Is(err, errProblems) }
-
-// common are the flags every admin subcommand takes.
+// common are the flags of the commands that read a config file.
 type common struct {
-	file     string
-	output   string
-	storedIn string
-	cluster  string
+	file   string
+	output string
+	// storedIn is the --stored-in flag; empty: inferred from the file
+	// (a ConfigMap or a Secret manifest), else fallback.
+	storedIn, fallback string
+	key                string
+	cluster            string
 	// kubeconfig and namespace locate the Secrets that secretKeyRefs name.
 	kubeconfig, namespace string
 	// reader, when set (by tests), resolves secretKeyRefs instead of a cluster.
 	reader config.SecretReader
+	// in is the file as read, once read.
+	in *input
 }
 
-func (c *common) bind(fs *flag.FlagSet, storedIn string) {
-	fs.StringVar(&c.file, "f", "", "The registry config file (YAML); - reads standard input.")
-	fs.StringVar(&c.output, "o", "text", "Output format: text or json.")
-	fs.StringVar(&c.storedIn, "stored-in", storedIn, "Where the config will be stored: configmap (credentials must be secretKeyRefs) or secret (inline credentials allowed).")
-	fs.StringVar(&c.cluster, "cluster", "", "This cluster's name, for the registries' cluster policies.")
+// bind binds the flags every config command takes; fallback is where a
+// bare config is taken to be stored.
+func (c *common) bind(fs *pflag.FlagSet, fallback string) {
+	c.fallback = fallback
+	fs.StringVarP(&c.file, "filename", "f", "", "The registry config (YAML): a RegistryConfig, a ConfigMap or Secret manifest holding one, or the Helm chart's values file; - reads standard input.")
+	fs.StringVarP(&c.output, "output", "o", "text", "Output format: text or json.")
+	fs.StringVar(&c.storedIn, "stored-in", "", "Where the config is stored: configmap (credentials must be secretKeyRefs) or secret (inline credentials allowed). Default: the manifest's kind; for a values file configmap; for a bare config "+fallback+".")
+	fs.StringVar(&c.key, "config-key", "config.yaml", "The key of the ConfigMap or Secret manifest that holds the config.")
+	fs.StringVar(&c.cluster, "cluster", "", "This cluster's name, for the registries' cluster policies (the server's --cluster-name).")
 }
 
-func (c *common) bindSecrets(fs *flag.FlagSet) {
+func (c *common) bindSecrets(fs *pflag.FlagSet) {
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "Read the Secrets that secretKeyRefs name from this cluster (default: only inline values).")
 	fs.StringVar(&c.namespace, "namespace", "regcred", "regcred's namespace, where those Secrets are.")
 }
 
-func (c *common) check(fs *flag.FlagSet) error {
+// check checks the common flags.
+func (c *common) check() error {
 	if c.file == "" {
 		return usageError{errors.New("-f FILE is required")}
 	}
-	if c.output != "text" && c.output != "json" {
-		return usageError{fmt.Errorf("-o %q: must be text or json", c.output)}
+	if err := checkOutput(c.output); err != nil {
+		return err
 	}
-	if c.storedIn != "configmap" && c.storedIn != "secret" {
+	if c.storedIn != "" && c.storedIn != "configmap" && c.storedIn != "secret" {
 		return usageError{fmt.Errorf("--stored-in %q: must be configmap or secret", c.storedIn)}
-	}
-	if fs.NArg() > 0 && fs.Name() != "regcred match" {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
 }
 
+func checkOutput(output string) error {
+	if output != "text" && output != "json" {
+		return usageError{fmt.Errorf("-o %q: must be text or json", output)}
+	}
+	return nil
+}
+
+// stored says where the config is stored: --stored-in, else what the file
+// says, else the command's fallback.
 func (c *common) stored() config.StoredIn {
-	if c.storedIn == "secret" {
+	s := c.storedIn
+	if s == "" && c.in != nil && c.in.storedIn != "" {
+		return c.in.storedIn
+	}
+	if s == "" {
+		s = c.fallback
+	}
+	if s == "secret" {
 		return config.InSecret
 	}
 	return config.InConfigMap
 }
 
-// parse parses the command line and checks the common flags.
-func (c *common) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+// read reads the file and finds the config in it.
+func (c *common) read(stdin io.Reader) (*input, error) {
+	if c.in != nil {
+		return c.in, nil
 	}
-	return c.check(fs)
-}
-
-// read returns the config file's bytes.
-func (c *common) read(stdin io.Reader) ([]byte, error) {
+	var raw []byte
+	var err error
 	if c.file == "-" {
-		return io.ReadAll(stdin)
+		raw, err = io.ReadAll(stdin)
+	} else {
+		raw, err = os.ReadFile(c.file)
 	}
-	return os.ReadFile(c.file)
+	if err != nil {
+		return nil, err
+	}
+	in, err := readInput(raw, c.key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.file, err)
+	}
+	if c.storedIn != "" && in.storedIn != "" && c.stored() != in.storedIn {
+		return nil, usageError{fmt.Errorf("--stored-in %s: %s is a %s", c.storedIn, c.file, in.storedIn)}
+	}
+	c.in = in
+	return in, nil
 }
 
 // options are the load options regcred itself uses, with secrets
@@ -107,7 +134,7 @@ func (c *common) secrets() (config.SecretReader, error) {
 
 // load loads the config file as regcred loads every config.
 func (c *common) load(ctx context.Context, stdin io.Reader) (*registries.Set, error) {
-	data, err := c.read(stdin)
+	in, err := c.read(stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +142,7 @@ func (c *common) load(ctx context.Context, stdin io.Reader) (*registries.Set, er
 	if err != nil {
 		return nil, err
 	}
-	return registries.Load(ctx, data, c.options(secrets))
+	return registries.Load(ctx, in.data, c.options(secrets))
 }
 
 // registries loads the config file; it prints the config's problems, if

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regcred/regcred/pkg/plan"
+)
+
+const manifest = `# the app
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      initContainers: [{name: init, image: quay.io/org/init:1}]
+      containers:
+      - {name: web, image: docker.io/myorg/web:2}
+      - {name: proxy, image: nginx}
+      imagePullSecrets: [{name: mine}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: batch}
+spec:
+  schedule: "@daily"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: job, image: team-a.example.com/job}]
+          restartPolicy: Never
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: quiet, labels: {regcred.io/inject: "false"}}
+spec:
+  containers: [{name: q, image: quay.io/org/q}]
+`
+
+// explainOffline runs explain on a manifest with a config file, no
+// cluster, and decodes its results.
+func explainOffline(t *testing.T, manifest string, args ...string) ([]explainResult, string, int) {
+	t.Helper()
+	cfg := writeFile(t, "config.yaml", explainConfig)
+	file := writeFile(t, "app.yaml", manifest)
+	out, errOut, code := runCLI(t, append([]string{"explain", "-f", file, "--config-file", cfg, "-o", "json"}, args...)...)
+	if code != 0 {
+		return nil, errOut, code
+	}
+	var res []explainResult
+	if strings.HasPrefix(out, "{") {
+		res = make([]explainResult, 1)
+		require.NoError(t, json.Unmarshal([]byte(out), &res[0]))
+	} else {
+		require.NoError(t, json.Unmarshal([]byte(out), &res))
+	}
+	return res, errOut, code
+}
+
+// With a manifest and a config file, explain needs no cluster.
+func TestExplainOffline(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+	res, errOut, code := explainOffline(t, manifest, "-n", "shop", "--cluster-name", "prod")
+	require.Equal(t, 0, code, errOut)
+	require.Len(t, res, 3, "the Service is skipped")
+
+	web := res[0]
+	assert.Equal(t, "Deployment", web.Kind)
+	assert.Equal(t, "shop", web.Namespace, "-n for objects without a namespace")
+	assert.False(t, web.Live)
+	assert.Equal(t, "prod", web.Cluster)
+	assert.Equal(t, []img{{"quay", true, plan.Injected}, {"hub", true, plan.Injected}, {"", false, plan.NoRegistry}}, images(web))
+	assert.Equal(t, []string{"init", "web", "proxy"}, []string{web.Images[0].Container, web.Images[1].Container, web.Images[2].Container})
+	assert.Equal(t, []explainSecret{{Name: "mine"}, {Name: "regcred-quay", InjectedBy: "regcred", Registry: "quay", Planned: true}, {Name: "regcred-hub", InjectedBy: "regcred", Registry: "hub", Planned: true}}, web.PullSecrets)
+
+	nightly := res[1]
+	assert.Equal(t, "CronJob", nightly.Kind)
+	assert.Equal(t, "batch", nightly.Namespace, "the manifest's namespace")
+	assert.Equal(t, []img{{"team-a", false, plan.NamespaceNotSelected}}, images(nightly))
+
+	quiet := res[2]
+	assert.Equal(t, plan.PodOptedOut, quiet.Skipped)
+	assert.Equal(t, "the Pod is labelled regcred.io/inject=false", quiet.SkipDetail)
+
+	res, _, code = explainOffline(t, manifest, "-n", "shop", "--namespace-labels", "team=a")
+	require.Equal(t, 0, code)
+	assert.Equal(t, []img{{"team-a", true, plan.Injected}}, images(res[1]), "--namespace-labels")
+	assert.Equal(t, map[string]string{"kubernetes.io/metadata.name": "batch", "team": "a"}, res[1].NamespaceLabels)
+
+	res, _, code = explainOffline(t, manifest, "--namespace-labels", "regcred.io/inject=false")
+	require.Equal(t, 0, code)
+	assert.Equal(t, "default", res[0].Namespace, "no -n and no kubeconfig: default")
+	assert.Equal(t, plan.NamespaceOptedOut, res[0].Skipped)
+
+	res, _, code = explainOffline(t, manifest, "--exclude-namespaces", "batch,shop", "-n", "shop")
+	require.Equal(t, 0, code)
+	assert.Equal(t, plan.NamespaceExcluded, res[0].Skipped)
+	assert.Equal(t, plan.NamespaceExcluded, res[1].Skipped)
+
+	res, _, code = explainOffline(t, manifest, "--regcred-namespace", "shop", "-n", "shop")
+	require.Equal(t, 0, code)
+	assert.Equal(t, plan.NamespaceExcluded, res[0].Skipped, "regcred's own namespace")
+}
+
+func TestExplainOfflineInputs(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+	list := `{"apiVersion": "v1", "kind": "List", "items": [
+	  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": [{"name": "a", "image": "quay.io/a"}]}},
+	  {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "b"}, "spec": {"template": {"spec": {"containers": [{"name": "b", "image": "harbor.example.com/b"}]}}}}]}`
+	res, errOut, code := explainOffline(t, list)
+	require.Equal(t, 0, code, errOut)
+	require.Len(t, res, 2)
+	assert.Equal(t, []img{{"quay", true, plan.Injected}}, images(res[0]))
+	assert.Equal(t, []img{{"harbor", true, plan.Injected}}, images(res[1]))
+
+	res, _, code = explainOffline(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: one, namespace: x}\nspec: {containers: [{name: a, image: quay.io/a}]}\n")
+	require.Equal(t, 0, code)
+	require.Len(t, res, 1, "one object: one JSON object")
+
+	_, errOut, code = explainOffline(t, "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "holds no Pod nor workload (pod, deployment, statefulset, daemonset, replicaset, job or cronjob); it holds Service")
+
+	_, errOut, code = explainOffline(t, "this is not: [yaml")
+	assert.Equal(t, 1, code)
+	assert.NotEmpty(t, errOut)
+
+	// Standard input, and a config in a ConfigMap manifest.
+	cfg := writeFile(t, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  config.yaml: |\n"+indentLines(explainConfig, "    "))
+	var out, stderr bytes.Buffer
+	err := Run(t.Context(), []string{"explain", "-f", "-", "--config-file", cfg}, strings.NewReader(manifest), &out, &stderr)
+	require.NoError(t, err, stderr.String())
+	assert.Contains(t, out.String(), "Deployment default/web (from the manifest; its Pod template)\n")
+	assert.Contains(t, out.String(), "Pod default/quiet (from the manifest)\n")
+	assert.Contains(t, out.String(), "regcred leaves this Pod alone: the Pod is labelled regcred.io/inject=false.\n")
+	assert.Contains(t, out.String(), "  regcred-hub   regcred will inject it, for registry \"hub\", when the Pod is created\n")
+	assert.Contains(t, out.String(), "Config:     "+cfg+` (ConfigMap "c", key config.yaml)`+"\n")
+	assert.Contains(t, out.String(), "Cluster:    (no name: registries with an inject-only cluster policy do not inject)\n")
+
+	// A rejected config file.
+	bad := writeFile(t, "bad.yaml", "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n- {name: q, type: quay, url: quay.io, usernme: {value: x}}\n")
+	file := writeFile(t, "app.yaml", manifest)
+	_, errOut, code = runCLI(t, "explain", "-f", file, "--config-file", bad)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `registry "q": usernme: unknown field`)
+}
