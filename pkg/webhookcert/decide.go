@@ -157,7 +157,7 @@ func Apply(now time.Time, m *Material, d Decision, p Policy) (*Material, error) 
 		tmpl := &x509.Certificate{
 			SerialNumber:          serial(),
 			Subject:               pkix.Name{CommonName: "regcred-webhook-ca-" + now.UTC().Format("20060102T150405Z")},
-			NotBefore:             now.Add(-time.Minute),
+			NotBefore:             now.Add(-backdate(p.CAValidity)),
 			NotAfter:              now.Add(p.CAValidity),
 			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 			BasicConstraintsValid: true,
@@ -206,7 +206,7 @@ func (m *Material) issue(now time.Time, p Policy) error {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: p.Hosts[0]},
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-backdate(p.CertValidity)),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -234,6 +234,12 @@ func (m *Material) issue(now time.Time, p Policy) error {
 	m.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	m.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return nil
+}
+
+// backdate is how far before now a certificate is valid from, for clocks a
+// little behind: a minute, or a tenth of a short lifetime.
+func backdate(validity time.Duration) time.Duration {
+	return min(time.Minute, validity/10)
 }
 
 func serial() *big.Int {

@@ -226,3 +226,14 @@ func TestParseTellsWhatIsWrong(t *testing.T) {
 		assert.False(t, d.NewCA, name)
 	}
 }
+
+// A short lifetime is not renewed at once: the backdating for clocks
+// behind is a small part of it.
+func TestShortLifetimes(t *testing.T) {
+	p := Policy{Hosts: []string{"127.0.0.1"}, CAValidity: 45 * time.Second, CertValidity: 30 * time.Second, Propagation: 3 * time.Second}
+	m := fresh(t, t0, p)
+	d := Decide(t0.Add(time.Second), m, "", p)
+	assert.False(t, d.Changes(), d.Reason)
+	assert.Equal(t, t0.Add(19*time.Second), d.Next, "renewed after two thirds of its 30s")
+	assert.True(t, Decide(t0.Add(19*time.Second), m, "", p).Issue)
+}

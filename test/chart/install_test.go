@@ -3,18 +3,18 @@ package chart
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -104,7 +104,7 @@ func TestInstallWithCertManager(t *testing.T) {
 	assert.Error(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release + "-tls"}, &s), "cert-manager, not the chart, makes the TLS Secret")
 }
 
-func TestInstallWithGeneratedCertificate(t *testing.T) {
+func TestInstallSelfManagedTLS(t *testing.T) {
 	cp := controlPlane(t)
 	c := adminClient(t, cp)
 	const ns, release = "regcred-gen", "regcred-gen"
@@ -121,38 +121,47 @@ func TestInstallWithGeneratedCertificate(t *testing.T) {
 		"describe configmap regcred-gen-status",
 		"--dry-run=server -o yaml",
 		"regcred.io/inject=false",
+		"get secret regcred-gen-tls",
 	} {
 		assert.Contains(t, notes, want)
 	}
 
+	// Helm makes no TLS material: regcred does (TestChartWebhookServedAsItsServiceAccount).
 	ctx := t.Context()
-	var tlsSecret corev1.Secret
-	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release + "-tls"}, &tlsSecret))
-	assert.Equal(t, corev1.SecretTypeTLS, tlsSecret.Type)
+	var s corev1.Secret
+	assert.True(t, apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release + "-tls"}, &s)))
 	var hook admissionregistrationv1.MutatingWebhookConfiguration
 	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &hook))
-	assert.Equal(t, tlsSecret.Data["ca.crt"], hook.Webhooks[0].ClientConfig.CABundle)
+	assert.Empty(t, hook.Webhooks[0].ClientConfig.CABundle)
+	assert.NotContains(t, hook.Annotations, "cert-manager.io/inject-ca-from")
 
-	// The certificate is valid, for the Service's names, under the caBundle.
-	block, _ := pem.Decode(tlsSecret.Data["tls.crt"])
-	require.NotNil(t, block)
-	cert, err := x509.ParseCertificate(block.Bytes)
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	require.True(t, roots.AppendCertsFromPEM(hook.Webhooks[0].ClientConfig.CABundle))
-	for _, name := range []string{release + "-webhook." + ns + ".svc", release + "-webhook." + ns + ".svc.cluster.local"} {
-		_, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: name})
-		assert.NoError(t, err, name)
+	// The API server type-checks the admission policies without a warning.
+	for _, name := range []string{release + "-pull-secrets", release + "-own-secrets", release + "-ca", release + "-pull-secrets-ca"} {
+		var vap admissionregistrationv1.ValidatingAdmissionPolicy
+		require.Eventually(t, func() bool {
+			return c.Get(ctx, client.ObjectKey{Name: name}, &vap) == nil && vap.Status.TypeChecking != nil
+		}, 30*time.Second, 100*time.Millisecond, "policy %s never type-checked", name)
+		assert.Empty(t, vap.Status.TypeChecking.ExpressionWarnings, name)
 	}
 
-	// An upgrade keeps the certificate and the caBundle.
-	_, err = helm(t, "upgrade", release, chartDir, "--kubeconfig", cp.Kubeconfig, "--namespace", ns, "--values", valuesFile(t, values{"logLevel": "debug"}))
+	// So helm template renders the same every time: GitOps tools that
+	// render with it see no change between syncs.
+	render := func() string {
+		out, err := helm(t, "template", release, chartDir, "--kube-version", "1.30.0", "--namespace", ns)
+		require.NoError(t, err)
+		return out
+	}
+	assert.Equal(t, render(), render())
+
+	// An upgrade keeps the caBundle regcred set: helm's three-way merge
+	// leaves a field its manifests do not have.
+	hook.Webhooks[0].ClientConfig.CABundle = []byte("-----BEGIN CERTIFICATE-----\nset by regcred\n-----END CERTIFICATE-----\n")
+	require.NoError(t, c.Update(ctx, &hook))
+	_, err := helm(t, "upgrade", release, chartDir, "--kubeconfig", cp.Kubeconfig, "--namespace", ns, "--values", valuesFile(t, values{"logLevel": "debug"}))
 	require.NoError(t, err)
-	var after corev1.Secret
-	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release + "-tls"}, &after))
-	assert.Equal(t, tlsSecret.Data, after.Data, "helm upgrade keeps the generated certificate")
-	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &hook))
-	assert.Equal(t, tlsSecret.Data["ca.crt"], hook.Webhooks[0].ClientConfig.CABundle)
+	var after admissionregistrationv1.MutatingWebhookConfiguration
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &after))
+	assert.Equal(t, hook.Webhooks[0].ClientConfig.CABundle, after.Webhooks[0].ClientConfig.CABundle, "helm upgrade keeps the caBundle")
 
 	// No kubelet runs the Deployment; a Pod made from its template shows the
 	// API server's Pod Security admission accepts it.

@@ -3,6 +3,7 @@ package chart
 import (
 	"bufio"
 	"bytes"
+	appsv1 "k8s.io/api/apps/v1"
 	"os"
 	"strings"
 	"testing"
@@ -48,6 +49,9 @@ func TestManifestsInSync(t *testing.T) {
 	require.NoError(t, err)
 	r := &rendered{objects: objs}
 	assert.NotNil(t, r.find("Namespace", "regcred"), "kubectl apply creates the namespace")
-	assert.NotNil(t, r.find("Certificate", "regcred-serving-cert"), "the certificate comes from cert-manager")
-	assert.Nil(t, r.find("Secret", "regcred-tls"), "no generated key in the manifests")
+	assert.Nil(t, r.find("Certificate", "regcred-serving-cert"), "no cert-manager needed")
+	assert.Nil(t, r.find("Secret", "regcred-tls"), "no key in the manifests: regcred makes its own")
+	var d appsv1.Deployment
+	r.get(t, "Deployment", "regcred", &d)
+	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--tls-secret=regcred-tls")
 }

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
@@ -48,6 +49,7 @@ var modes = []struct {
 }{
 	{"defaults", values{}, "--config-configmap=regcred-config", false, true},
 	{"cert-manager", values{"tls": values{"certManager": values{"enabled": true}}}, "--config-configmap=regcred-config", true, true},
+	{"cert-manager with own issuer", values{"tls": values{"certManager": values{"enabled": true, "issuerRef": values{"kind": "ClusterIssuer", "name": "corp-pki"}}}}, "--config-configmap=regcred-config", true, true},
 	{"registries in values", values{"config": values{"registries": []any{exampleRegistry()}}}, "--config-configmap=regcred-config", false, true},
 	{"existing ConfigMap", values{"config": values{"existingConfigMap": "my-config", "key": "registries.yaml"}}, "--config-configmap=my-config", false, false},
 	{"existing Secret", values{"config": values{"existingSecret": "my-secret"}}, "--config-secret=my-secret", false, false},
@@ -73,17 +75,40 @@ func TestTemplateModes(t *testing.T) {
 
 			opts := parseArgs(t, args)
 			assert.Equal(t, 9443, opts.WebhookPort)
-			assert.Equal(t, "/tmp/k8s-webhook-server/serving-certs", opts.CertDir)
+			if m.certManager {
+				assert.Empty(t, opts.TLSSecret)
+				assert.Equal(t, "/tmp/k8s-webhook-server/serving-certs", opts.CertDir)
+				require.Len(t, d.Spec.Template.Spec.Volumes, 1, "cert-manager's Secret, mounted")
+			} else {
+				assert.Equal(t, "regcred-tls", opts.TLSSecret, "regcred keeps its own TLS material")
+				assert.Equal(t, []string{"regcred-webhook.regcred.svc", "regcred-webhook.regcred.svc.cluster.local"}, opts.TLSHosts)
+				assert.Equal(t, "regcred", opts.MutatingWebhook)
+				assert.Equal(t, "regcred-pull-secrets", opts.ValidatingWebhook)
+				assert.Empty(t, d.Spec.Template.Spec.Volumes, "nothing mounted")
+				assert.NoError(t, opts.Validate())
+			}
 			assert.True(t, opts.LeaderElect)
 			assert.Equal(t, "regcred", opts.LeaderElectID)
 			assert.Equal(t, "regcred-status", opts.StatusConfigMap)
 			assert.Equal(t, 10*time.Minute, opts.CheckInterval)
 
 			kinds := r.kinds()
-			issuers := map[bool]int{true: 2, false: 0}[m.certManager]
+			issuers, certs := 0, 0
+			if m.certManager {
+				issuers, certs = 2, 2
+				if m.name == "cert-manager with own issuer" {
+					issuers, certs = 0, 1
+					cert := r.find("Certificate", "regcred-serving-cert")
+					require.NotNil(t, cert)
+					ref, _, _ := unstructured.NestedStringMap(cert.Object, "spec", "issuerRef")
+					assert.Equal(t, map[string]string{"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "corp-pki"}, ref)
+				}
+			}
 			assert.Equal(t, issuers, kinds["Issuer"], "Issuers")
-			assert.Equal(t, issuers, kinds["Certificate"], "Certificates")
-			assert.Equal(t, !m.certManager, r.find("Secret", "regcred-tls") != nil, "a generated TLS Secret without cert-manager only")
+			assert.Equal(t, certs, kinds["Certificate"], "Certificates")
+			assert.Nil(t, r.find("Secret", "regcred-tls"), "the chart never renders TLS material")
+			assert.Equal(t, !m.certManager, r.find("ClusterRole", "regcred-webhook-ca") != nil, "RBAC for the caBundle without cert-manager only")
+			assert.Equal(t, !m.certManager, r.find("ValidatingAdmissionPolicy", "regcred-ca") != nil, "its admission policy likewise")
 			assert.Equal(t, m.chartConfigMap, r.find("ConfigMap", "regcred-config") != nil, "the chart's ConfigMap only with config from values")
 		})
 	}
@@ -152,8 +177,7 @@ func TestTemplateDeployment(t *testing.T) {
 	require.Len(t, pod.TopologySpreadConstraints, 1)
 	assert.Equal(t, "kubernetes.io/hostname", pod.TopologySpreadConstraints[0].TopologyKey)
 	assert.Equal(t, corev1.ScheduleAnyway, pod.TopologySpreadConstraints[0].WhenUnsatisfiable)
-	assert.Equal(t, "regcred-tls", pod.Volumes[0].Secret.SecretName)
-	assert.Equal(t, "/tmp/k8s-webhook-server/serving-certs", c.VolumeMounts[0].MountPath)
+	assert.Empty(t, pod.Volumes, "regcred keeps its TLS material itself: nothing to mount")
 	assert.NotNil(t, r.find("PodDisruptionBudget", "regcred"))
 	assert.NotNil(t, r.find("Service", "regcred-metrics"))
 	assert.Nil(t, r.find("ServiceMonitor", "regcred"), "no ServiceMonitor by default")
@@ -191,11 +215,8 @@ func TestTemplateWebhookMatchesTheTestBed(t *testing.T) {
 			assert.Equal(t, "regcred-tls", cert.Spec.SecretName)
 			assert.Equal(t, []string{"regcred-webhook.regcred.svc", "regcred-webhook.regcred.svc.cluster.local"}, cert.Spec.DNSNames)
 		} else {
-			assert.NotEmpty(t, got.ClientConfig.CABundle)
-			var s corev1.Secret
-			r.get(t, "Secret", "regcred-tls", &s)
-			assert.Equal(t, corev1.SecretTypeTLS, s.Type)
-			assert.Equal(t, got.ClientConfig.CABundle, s.Data["ca.crt"])
+			assert.Empty(t, got.ClientConfig.CABundle, "regcred sets it: helm template renders the same every time")
+			assert.Empty(t, hook.Annotations)
 		}
 	}
 
@@ -244,11 +265,26 @@ func TestTemplateRBAC(t *testing.T) {
 	for _, rule := range role.Rules {
 		names = append(names, rule.ResourceNames...)
 	}
-	want := []string{"regcred-status", "regcred", "regcred-last-good-config"}
+	want := []string{"regcred-status", "regcred", "regcred-last-good-config", "regcred-tls"}
 	for i := range 16 {
 		want = append(want, fmt.Sprintf("regcred-index-%x", i))
 	}
-	assert.ElementsMatch(t, want, names, "updates in its namespace: the status, the lease, the last good config and the index's shards only")
+	assert.ElementsMatch(t, want, names, "updates in its namespace: the status, the lease, the last good config, its TLS material and the index's shards only")
+
+	r.get(t, "ClusterRole", "regcred-webhook-ca", &cr)
+	assert.Equal(t, []rbacv1.PolicyRule{
+		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{"regcred"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"validatingwebhookconfigurations"}, ResourceNames: []string{"regcred-pull-secrets"}, Verbs: []string{"get", "list", "watch", "patch"}},
+	}, cr.Rules, "its own two webhook configurations, by name")
+
+	withCertManager := mustRender(t, values{"tls": values{"certManager": values{"enabled": true}}})
+	withCertManager.get(t, "Role", "regcred", &role)
+	names = nil
+	for _, rule := range role.Rules {
+		names = append(names, rule.ResourceNames...)
+	}
+	assert.NotContains(t, names, "regcred-tls", "cert-manager writes the TLS Secret")
+	assert.Nil(t, withCertManager.find("ClusterRole", "regcred-webhook-ca"), "cert-manager's CA injector keeps the caBundle")
 
 	opted := mustRender(t, values{"warnMissingAdminSecrets": true})
 	opted.get(t, "ClusterRole", "regcred-admin-secrets", &cr)

@@ -1,7 +1,9 @@
 package chart
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,7 +29,6 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/regcred/regcred/pkg/app"
-	"github.com/regcred/regcred/pkg/certgen"
 	"github.com/regcred/regcred/test/testbed"
 )
 
@@ -61,9 +63,26 @@ func TestChartWebhookServedAsItsServiceAccount(t *testing.T) {
 		"config":        values{"registries": []any{exampleRegistry()}},
 	})
 
-	a, url, ca := startAsServiceAccount(t, cp)
-	hook := retarget(t, c, url, ca)
+	a, url := startAsServiceAccount(t, cp)
+	hook := retarget(t, c, url)
 	assert.Equal(t, "pods.regcred.io", hook.Webhooks[0].Name)
+
+	t.Run("regcred makes its TLS material and sets the caBundle", func(t *testing.T) {
+		var s corev1.Secret
+		require.Eventually(t, func() bool {
+			return c.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: release + "-tls"}, &s) == nil
+		}, eventually, tick, "regcred never made its TLS Secret")
+		assert.Equal(t, corev1.SecretTypeTLS, s.Type)
+		for _, k := range []string{"tls.crt", "tls.key", "ca.crt", "ca.key"} {
+			assert.NotEmpty(t, s.Data[k], k)
+		}
+		require.Eventually(t, func() bool {
+			var m admissionregistrationv1.MutatingWebhookConfiguration
+			var v admissionregistrationv1.ValidatingWebhookConfiguration
+			return c.Get(ctx, client.ObjectKey{Name: release}, &m) == nil && bytes.Equal(m.Webhooks[0].ClientConfig.CABundle, s.Data["ca.crt"]) &&
+				c.Get(ctx, client.ObjectKey{Name: release + "-pull-secrets"}, &v) == nil && bytes.Equal(v.Webhooks[0].ClientConfig.CABundle, s.Data["ca.crt"])
+		}, eventually, tick, "the caBundle of both webhook configurations is regcred's CA")
+	})
 
 	apps := "apps"
 	createNamespace(t, c, apps, nil)
@@ -157,6 +176,63 @@ func TestChartWebhookServedAsItsServiceAccount(t *testing.T) {
 		}, eventually, tick)
 	})
 
+	t.Run("a caBundle wiped by someone else is set again", func(t *testing.T) {
+		var m admissionregistrationv1.MutatingWebhookConfiguration
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &m))
+		want := m.Webhooks[0].ClientConfig.CABundle
+		require.NotEmpty(t, want)
+		m.Webhooks[0].ClientConfig.CABundle = nil
+		require.NoError(t, c.Update(ctx, &m))
+		assert.Eventually(t, func() bool {
+			return c.Get(ctx, client.ObjectKey{Name: release}, &m) == nil && bytes.Equal(m.Webhooks[0].ClientConfig.CABundle, want)
+		}, eventually, tick)
+	})
+
+	t.Run("it may change only the caBundle of its own webhook configurations", func(t *testing.T) {
+		sa, err := kubernetes.NewForConfig(impersonate(cp.Config))
+		require.NoError(t, err)
+		patch := func(kind, name, body string) error {
+			if kind == "mutating" {
+				_, err := sa.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, []byte(body), metav1.PatchOptions{})
+				return err
+			}
+			_, err := sa.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, []byte(body), metav1.PatchOptions{})
+			return err
+		}
+		var m admissionregistrationv1.MutatingWebhookConfiguration
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &m))
+		bundle, err := json.Marshal(m.Webhooks[0].ClientConfig.CABundle)
+		require.NoError(t, err)
+		assert.NoError(t, patch("mutating", release, `[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":`+string(bundle)+`}]`), "the caBundle: allowed")
+		for name, body := range map[string]string{
+			"its failure policy":     `[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]`,
+			"its rules":              `[{"op":"replace","path":"/webhooks/0/rules/0/operations","value":["CREATE","UPDATE"]}]`,
+			"its namespace selector": `[{"op":"remove","path":"/webhooks/0/namespaceSelector/matchExpressions/0"}]`,
+			"where it calls":         `[{"op":"replace","path":"/webhooks/0/clientConfig/url","value":"https://127.0.0.1:1/elsewhere"}]`,
+			"its labels":             `[{"op":"add","path":"/metadata/labels/x","value":"y"}]`,
+			"a webhook more":         `[{"op":"add","path":"/webhooks/-","value":` + mustJSON(t, m.Webhooks[0]) + `}]`,
+		} {
+			err := patch("mutating", release, strings.Replace(body, `"name":"pods.regcred.io"`, `"name":"more.regcred.io"`, 1))
+			require.Error(t, err, name)
+			assert.True(t, apierrors.IsInvalid(err) || apierrors.IsForbidden(err), "%s: %v", name, err)
+			assert.Contains(t, err.Error(), "regcred change", name)
+		}
+		err = patch("validating", release+"-pull-secrets", `[{"op":"replace","path":"/webhooks/0/timeoutSeconds","value":30}]`)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "only the caBundle")
+
+		require.NoError(t, c.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses"}}))
+		t.Cleanup(func() {
+			_ = c.Delete(context.Background(), &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses"}})
+		})
+		err = patch("mutating", "someone-elses", `[{"op":"add","path":"/metadata/labels","value":{"x":"y"}}]`)
+		assert.True(t, apierrors.IsForbidden(err), "another webhook configuration: %v", err)
+		_, err = sa.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
+		assert.True(t, apierrors.IsForbidden(err), "listing them all: %v", err)
+		err = sa.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, release, metav1.DeleteOptions{})
+		assert.True(t, apierrors.IsForbidden(err), "deleting its own: %v", err)
+	})
+
 	t.Run("its ServiceAccount may do nothing more", func(t *testing.T) {
 		require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "not-regcreds", Namespace: apps}}))
 		sa, err := kubernetes.NewForConfig(impersonate(cp.Config))
@@ -206,8 +282,8 @@ func impersonate(cfg *rest.Config) *rest.Config {
 
 // startAsServiceAccount runs regcred in this process with the installed
 // Deployment's args, as the chart's ServiceAccount, serving TLS on a
-// loopback port; it returns the replica, its webhook URL and its CA.
-func startAsServiceAccount(t *testing.T, cp *testbed.ControlPlane) (*app.App, string, *certgen.CA) {
+// loopback port; it returns the replica and its webhook URL.
+func startAsServiceAccount(t *testing.T, cp *testbed.ControlPlane) (*app.App, string) {
 	t.Helper()
 	ctx := t.Context()
 	var d appsv1.Deployment
@@ -216,12 +292,10 @@ func startAsServiceAccount(t *testing.T, cp *testbed.ControlPlane) (*app.App, st
 	// What the cluster would give the Pod: its namespace (POD_NAMESPACE)
 	// and the certificate; the ports are local.
 	opts.Namespace = releaseNS
-	ca, err := certgen.NewCA("regcred-chart-test-ca", time.Hour)
-	require.NoError(t, err)
-	pair, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
-	require.NoError(t, err)
-	opts.CertDir = t.TempDir()
-	require.NoError(t, pair.Write(opts.CertDir, opts.CertName, opts.KeyName))
+	// regcred makes its own TLS material (tls.selfManaged): here the API
+	// server calls it at a loopback address, not the Service's names.
+	require.NotEmpty(t, opts.TLSSecret, "the chart's default: regcred keeps its TLS material")
+	opts.TLSHosts = append(opts.TLSHosts, "127.0.0.1")
 	port, err := testbed.FreePort()
 	require.NoError(t, err)
 	opts.WebhookHost, opts.WebhookPort = "127.0.0.1", port
@@ -244,18 +318,18 @@ func startAsServiceAccount(t *testing.T, cp *testbed.ControlPlane) (*app.App, st
 	})
 	require.Eventually(t, func() bool { return a.ConfigStatus().Attempted }, eventually, tick, "regcred never read its config")
 	require.NoError(t, a.ConfigStatus().LastError, "regcred rejected the chart's config")
-	return a, fmt.Sprintf("https://127.0.0.1:%d%s", port, app.WebhookPath), ca
+	return a, fmt.Sprintf("https://127.0.0.1:%d%s", port, app.WebhookPath)
 }
 
-// retarget points the installed webhook configuration at url, trusting
-// ca, and checks nothing else changed.
-func retarget(t *testing.T, c client.Client, url string, ca *certgen.CA) *admissionregistrationv1.MutatingWebhookConfiguration {
+// retarget points the installed webhook configuration at url, and checks
+// nothing else changed. regcred sets the caBundle.
+func retarget(t *testing.T, c client.Client, url string) *admissionregistrationv1.MutatingWebhookConfiguration {
 	t.Helper()
 	var hook admissionregistrationv1.MutatingWebhookConfiguration
 	require.NoError(t, c.Get(t.Context(), client.ObjectKey{Name: release}, &hook))
 	require.Len(t, hook.Webhooks, 1)
 	want := hook.Webhooks[0].DeepCopy()
-	hook.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: ca.CertPEM}
+	hook.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
 	want.ClientConfig = hook.Webhooks[0].ClientConfig
 	require.NoError(t, c.Update(t.Context(), &hook))
 	assert.Equal(t, *want, hook.Webhooks[0], "only the clientConfig changed")
@@ -316,3 +390,10 @@ func hasEvent(events []eventsv1.Event, reason, regarding string) bool {
 }
 
 func containsString(data []byte, s string) bool { return strings.Contains(string(data), s) }
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}

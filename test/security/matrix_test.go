@@ -1,10 +1,13 @@
 package security
 
 import (
+	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,5 +120,46 @@ func TestImpersonationMatrix(t *testing.T) {
 		require.NoError(t, sa.Create(ctx, scratch))
 		forbidden(t, sa.Patch(ctx, scratch, client.RawPatch(types.MergePatchType, []byte(`{}`))), false)
 		require.NoError(t, env.admin.Delete(ctx, scratch))
+	})
+
+	t.Run("its TLS material and webhook configurations", func(t *testing.T) {
+		// The chart's default (tls.selfManaged): regcred keeps a CA and a
+		// certificate in regcred-tls, and the caBundle of its two webhook
+		// configurations, nothing else.
+		tlsSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "regcred-tls"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: []byte("c"), corev1.TLSPrivateKeyKey: []byte("k")}}
+		require.NoError(t, sa.Create(ctx, tlsSecret))
+		tlsSecret.Data["ca.crt"] = []byte("ca")
+		require.NoError(t, sa.Update(ctx, tlsSecret))
+		require.NoError(t, sa.Delete(ctx, tlsSecret))
+		creds := &corev1.Secret{}
+		require.NoError(t, env.admin.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: "reg-creds"}, creds))
+		forbidden(t, sa.Update(ctx, creds.DeepCopy()), false)
+		forbidden(t, sa.Patch(ctx, creds.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"data":{"password":"cHduZWQ="}}`))), true)
+		forbidden(t, sa.Delete(ctx, creds.DeepCopy()), true)
+		forbidden(t, sa.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "anything"}}), true)
+
+		var hook admissionregistrationv1.MutatingWebhookConfiguration
+		require.NoError(t, sa.Get(ctx, client.ObjectKey{Name: "regcred"}, &hook))
+		bundle, err := json.Marshal(hook.Webhooks[0].ClientConfig.CABundle)
+		require.NoError(t, err)
+		assert.NoError(t, sa.Patch(ctx, &hook, client.RawPatch(types.JSONPatchType,
+			[]byte(`[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":`+string(bundle)+`}]`))), "its caBundle")
+		forbidden(t, sa.Patch(ctx, &hook, client.RawPatch(types.JSONPatchType,
+			[]byte(`[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]`))), true)
+		forbidden(t, sa.Patch(ctx, &hook, client.RawPatch(types.JSONPatchType,
+			[]byte(`[{"op":"replace","path":"/webhooks/0/objectSelector","value":{}}]`))), true)
+		var validating admissionregistrationv1.ValidatingWebhookConfiguration
+		require.NoError(t, sa.Get(ctx, client.ObjectKey{Name: "regcred-pull-secrets"}, &validating))
+		forbidden(t, sa.Patch(ctx, &validating, client.RawPatch(types.JSONPatchType,
+			[]byte(`[{"op":"remove","path":"/webhooks/0/matchConditions"}]`))), true)
+		forbidden(t, sa.Delete(ctx, &hook), false)
+		forbidden(t, sa.List(ctx, &admissionregistrationv1.MutatingWebhookConfigurationList{}), false)
+		other := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses"}}
+		require.NoError(t, env.admin.Create(ctx, other))
+		t.Cleanup(func() { _ = env.admin.Delete(context.Background(), other) })
+		forbidden(t, sa.Get(ctx, client.ObjectKeyFromObject(other), other.DeepCopy()), false)
+		forbidden(t, sa.Patch(ctx, other.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`))), false)
+		forbidden(t, sa.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "regcred-more"}}), false)
 	})
 }

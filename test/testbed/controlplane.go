@@ -34,7 +34,8 @@ type ControlPlane struct {
 type ControlPlaneOptions struct {
 	// ControllerManager starts kube-controller-manager with the deployment,
 	// replicaset and serviceaccount controllers, so that Deployments make
-	// Pods and namespaces get their default ServiceAccount.
+	// Pods and namespaces get their default ServiceAccount, and the one that
+	// type-checks ValidatingAdmissionPolicies (their status).
 	ControllerManager bool
 	// Node makes the control plane ready for a real node (StartNode): the
 	// Node authorizer, API server to webhook traffic through the endpoints'
@@ -101,7 +102,7 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		return nil, cp.stopOnError(err)
 	}
 	if opts.ControllerManager {
-		controllers := "deployment,replicaset,serviceaccount"
+		controllers := "deployment,replicaset,serviceaccount,validatingadmissionpolicy-status-controller"
 		if opts.Node {
 			controllers += "," + nodeControllers
 		}
