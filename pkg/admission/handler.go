@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -46,6 +46,9 @@ type Namespaces interface {
 // Recorder counts what the handler does. All methods must be cheap.
 type Recorder interface {
 	Admission(outcome Outcome)
+	// Unserved counts an image left without its registry's credentials,
+	// or a Pod left alone, by reason.
+	Unserved(reason plan.Reason)
 	Injected(registry string)
 	SecretEnsured(registry string, outcome secretstore.Outcome)
 }
@@ -80,6 +83,27 @@ type Handler struct {
 	Loaded   <-chan struct{}
 	LoadWait time.Duration
 	Metrics  Recorder
+	// NoticeInterval is how often, at most, the same reason an image got
+	// no credentials is logged for the same registry (or image host) and
+	// namespace (DefaultNoticeInterval if 0).
+	NoticeInterval time.Duration
+
+	noticesOnce sync.Once
+	notices     *notices
+}
+
+func (h *Handler) notice(ctx context.Context, namespace string, misses []plan.Miss) {
+	h.noticesOnce.Do(func() {
+		interval := h.NoticeInterval
+		if interval <= 0 {
+			interval = DefaultNoticeInterval
+		}
+		h.notices = &notices{interval: interval, now: time.Now}
+	})
+	for _, m := range misses {
+		h.Metrics.Unserved(m.Reason)
+	}
+	h.notices.log(ctx, namespace, misses)
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -112,7 +136,8 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		log.Error(err, "Cannot decode Pod; admitted unchanged", "namespace", req.Namespace)
 		return allowWithWarning("regcred could not read this Pod; no pull secrets injected")
 	}
-	log = log.WithValues("pod", klog.KRef(req.Namespace, pod.displayName()))
+	// controller-runtime's request logger says the namespace already.
+	log = log.WithValues("pod", pod.displayName())
 	ctx = logr.NewContext(ctx, log)
 	ns := h.namespace(ctx, req.Namespace)
 	set := h.Registries()
@@ -120,6 +145,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	p := plan.ForPod(set, input, ns, h.Exclusions)
 	if p.Skipped != "" {
 		outcome = Skipped
+		h.notice(ctx, req.Namespace, plan.Unserved(p, nil, nil))
 		return admission.Allowed(p.SkipDetail)
 	}
 
@@ -131,16 +157,19 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	for _, a := range add {
 		final = append(final, a.secret)
 	}
-	warnings = append(warnings, plan.Shadowed(p, plan.KubeletFirst(set, input.Images, final), final)...)
+	firsts := plan.KubeletFirst(set, input.Images, final)
+	warnings = append(warnings, plan.Shadowed(p, firsts, final)...)
+	misses := plan.Unserved(p, firsts, final)
+	h.notice(ctx, req.Namespace, misses)
 	resp = admission.Allowed("")
-	resp.Patches = buildPatch(pod, add)
+	resp.Patches = buildPatch(pod, add, notInjected(misses))
 	if len(warnings) > 0 {
 		resp = resp.WithWarnings(capWarnings(warnings)...)
 	}
 	switch {
 	case failed:
 		outcome = FailedOpen
-	case len(resp.Patches) > 0:
+	case len(add) > 0:
 		outcome = Patched
 	}
 	if len(add) > 0 {

@@ -96,6 +96,7 @@ func (c *countingRecorder) Admission(o Outcome) {
 }
 func (c *countingRecorder) Injected(string)                           {}
 func (c *countingRecorder) SecretEnsured(string, secretstore.Outcome) {}
+func (c *countingRecorder) Unserved(plan.Reason)                      {}
 
 func testSet(t testing.TB) *registries.Set {
 	t.Helper()
@@ -189,6 +190,7 @@ func TestHandle(t *testing.T) {
 		name:    "cluster policy excludes this cluster",
 		ns:      "app",
 		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"sandbox.example.com/a"},{"image":"elsewhere.example.com/b"}]}}`,
+		patch:   `[{"op":"add","path":"/metadata/annotations","value":{"regcred.io/not-injected":"sandbox.example.com/a=cluster-policy(sandbox-only), elsewhere.example.com/b=cluster-policy(not-here)"}}]`,
 		outcome: Unchanged,
 	}, {
 		name:    "image-pull-secret mode injects the named secret",
@@ -230,6 +232,7 @@ func TestHandle(t *testing.T) {
 		name:     "host in another letter case is explained",
 		ns:       "app",
 		pod:      `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"Quay.io/org/app"}]}}`,
+		patch:    `[{"op":"add","path":"/metadata/annotations","value":{"regcred.io/not-injected":"Quay.io/org/app=host-case"}}]`,
 		warnings: []string{`regcred: image "Quay.io/org/app" names registry host "Quay.io" in another letter case than registry "quay" (quay.io); the kubelet matches credentials case-sensitively, so nothing was injected: write the host in lower case`},
 		outcome:  Unchanged,
 	}, {
@@ -263,7 +266,7 @@ func TestHandleFailsOpen(t *testing.T) {
 	assert.True(t, resp.Allowed)
 	// The quay secret is injected by name all the same and retried; the hub
 	// one belongs to someone else and is not injected.
-	assert.Equal(t, `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay"}}]`, patchJSON(t, resp))
+	assert.Equal(t, `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay","regcred.io/not-injected":"myorg/app=not-carried(hub)"}}]`, patchJSON(t, resp))
 	assert.Equal(t, []string{
 		`regcred: pull secret "regcred-quay" for registry "quay" is not ready yet (see regcred's log); retrying in the background`,
 		`regcred: a Secret named "regcred-hub" exists in namespace "app" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "hub"'s credentials were not injected: rename or delete that Secret`,

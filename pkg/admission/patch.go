@@ -1,9 +1,12 @@
 package admission
 
 import (
+	"fmt"
 	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
+
+	"github.com/regcred/regcred/pkg/plan"
 )
 
 // AnnotationInjected lists, on each Pod regcred patched, the pull secrets it
@@ -16,15 +19,25 @@ type injection struct {
 	registry string
 }
 
+// AnnotationNotInjected lists, on a Pod with images regcred could not
+// serve although a registry matched them (or whose credentials the kubelet
+// will not try first), each such image and why. It is set only when there
+// is something to say, at the Pod's creation, and never changed after.
+const AnnotationNotInjected = "regcred.io/not-injected"
+
+// maxNotInjectedLen bounds the AnnotationNotInjected annotation.
+const maxNotInjectedLen = 1024
+
 // buildPatch returns the JSON patch that appends the injections to the
-// Pod's imagePullSecrets and records them in an annotation. It is built
-// from what changes, never by diffing the whole Pod.
-func buildPatch(p *podView, add []injection) []jsonpatch.JsonPatchOperation {
-	if len(add) == 0 {
+// Pod's imagePullSecrets and records them in an annotation, and records
+// notInjected (AnnotationNotInjected) if not empty. It is built from what
+// changes, never by diffing the whole Pod.
+func buildPatch(p *podView, add []injection, notInjected string) []jsonpatch.JsonPatchOperation {
+	if len(add) == 0 && notInjected == "" {
 		return nil
 	}
-	ops := make([]jsonpatch.JsonPatchOperation, 0, len(add)+1)
-	if len(p.Spec.ImagePullSecrets) == 0 {
+	ops := make([]jsonpatch.JsonPatchOperation, 0, len(add)+2)
+	if len(add) > 0 && len(p.Spec.ImagePullSecrets) == 0 {
 		refs := make([]map[string]string, len(add))
 		for i, a := range add {
 			refs[i] = map[string]string{"name": a.secret}
@@ -35,25 +48,78 @@ func buildPatch(p *podView, add []injection) []jsonpatch.JsonPatchOperation {
 			ops = append(ops, jsonpatch.NewOperation("add", "/spec/imagePullSecrets/-", map[string]string{"name": a.secret}))
 		}
 	}
-	parts := make([]string, len(add))
-	for i, a := range add {
-		parts[i] = a.secret + "=" + a.registry
-	}
-	value := strings.Join(parts, ",")
 	annotations := p.meta().Annotations
-	if prev := annotations[AnnotationInjected]; prev != "" {
-		// A reinvocation adds to what an earlier pass injected.
-		value = prev + "," + value
+	set := map[string]string{}
+	if len(add) > 0 {
+		parts := make([]string, len(add))
+		for i, a := range add {
+			parts[i] = a.secret + "=" + a.registry
+		}
+		value := strings.Join(parts, ",")
+		if prev := annotations[AnnotationInjected]; prev != "" {
+			// A reinvocation adds to what an earlier pass injected.
+			value = prev + "," + value
+		}
+		set[AnnotationInjected] = value
+	}
+	if notInjected != "" && annotations[AnnotationNotInjected] != notInjected {
+		set[AnnotationNotInjected] = notInjected
 	}
 	switch {
+	case len(set) == 0:
 	case p.Metadata == nil:
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata", map[string]any{"annotations": map[string]string{AnnotationInjected: value}}))
+		ops = append(ops, jsonpatch.NewOperation("add", "/metadata", map[string]any{"annotations": set}))
 	case annotations == nil:
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{AnnotationInjected: value}))
+		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", set))
 	default:
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapePointer(AnnotationInjected), value))
+		for _, k := range []string{AnnotationInjected, AnnotationNotInjected} {
+			if v, ok := set[k]; ok {
+				ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapePointer(k), v))
+			}
+		}
 	}
 	return ops
+}
+
+// notInjected formats the misses for AnnotationNotInjected: an image no
+// registry serves is left out (public images are the common case; the log
+// says it), the rest as "image=reason(registry)", within
+// maxNotInjectedLen.
+func notInjected(misses []plan.Miss) string {
+	var parts []string
+	for _, m := range misses {
+		if m.Reason == plan.NoRegistry || m.Image == "" {
+			continue
+		}
+		part := m.Image + "=" + string(m.Reason)
+		if m.Registry != "" {
+			part += "(" + m.Registry + ")"
+		}
+		parts = append(parts, part)
+	}
+	var b strings.Builder
+	for i, part := range parts {
+		sep := ", "
+		if i == 0 {
+			sep = ""
+		}
+		// Room for this part and, if more follow, for saying how many.
+		tail := ""
+		if after := len(parts) - i - 1; after > 0 {
+			tail = fmt.Sprintf(", and %d more", after)
+		}
+		if b.Len()+len(sep)+len(part)+len(tail) > maxNotInjectedLen {
+			if i == 0 {
+				b.WriteString(shorten(part, maxNotInjectedLen-len(tail)) + tail)
+			} else {
+				// The previous part left room for this.
+				fmt.Fprintf(&b, ", and %d more", len(parts)-i)
+			}
+			break
+		}
+		b.WriteString(sep + part)
+	}
+	return b.String()
 }
 
 // escapePointer escapes a JSON pointer segment (RFC 6901).

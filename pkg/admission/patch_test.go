@@ -1,9 +1,15 @@
 package admission
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regcred/regcred/pkg/plan"
 )
 
 // ParseInjected reads back what buildPatch writes.
@@ -21,7 +27,41 @@ func TestParseInjected(t *testing.T) {
 	}
 
 	p := &podView{}
-	ops := buildPatch(p, []injection{{secret: "regcred-hub", registry: "hub"}, {secret: "admin-pull", registry: "harbor"}})
+	ops := buildPatch(p, []injection{{secret: "regcred-hub", registry: "hub"}, {secret: "admin-pull", registry: "harbor"}}, "")
 	value := ops[len(ops)-1].Value.(map[string]any)["annotations"].(map[string]string)[AnnotationInjected]
 	assert.Equal(t, []InjectedSecret{{"regcred-hub", "hub"}, {"admin-pull", "harbor"}}, ParseInjected(value))
+}
+
+func TestNotInjected(t *testing.T) {
+	miss := func(img string, r plan.Reason, reg string) plan.Miss {
+		return plan.Miss{Image: img, Reason: r, Registry: reg}
+	}
+	assert.Empty(t, notInjected(nil))
+	assert.Empty(t, notInjected([]plan.Miss{miss("nginx", plan.NoRegistry, ""), {Reason: plan.PodOptedOut}}), "public images and skipped Pods: nothing to say")
+	assert.Equal(t, "a.example.com/x=cluster-policy(a), Quay.io/y=host-case",
+		notInjected([]plan.Miss{miss("a.example.com/x", plan.ClusterPolicy, "a"), miss("nginx", plan.NoRegistry, ""), miss("Quay.io/y", plan.HostCase, "")}))
+
+	var many []plan.Miss
+	for i := range 200 {
+		many = append(many, miss(fmt.Sprintf("reg.example.com/team/app-%03d:v1", i), plan.NamespaceNotSelected, "team"))
+	}
+	got := notInjected(many)
+	assert.LessOrEqual(t, len(got), maxNotInjectedLen)
+	shown := strings.Count(got, "=namespace-not-selected(team)")
+	assert.True(t, strings.HasSuffix(got, fmt.Sprintf(", and %d more", 200-shown)), got)
+	assert.Greater(t, shown, 10)
+
+	long := []plan.Miss{miss("reg.example.com/"+strings.Repeat("a", 2000), plan.ClusterPolicy, "r"), miss("b.example.com/x", plan.ClusterPolicy, "r")}
+	got = notInjected(long)
+	assert.LessOrEqual(t, len(got), maxNotInjectedLen)
+	assert.True(t, strings.HasSuffix(got, "..., and 1 more"), got)
+}
+
+func TestPatchAnnotationsOnly(t *testing.T) {
+	p := &podView{}
+	require.NoError(t, json.Unmarshal([]byte(`{"metadata":{"annotations":{"a":"b"}}}`), p))
+	ops := buildPatch(p, nil, "x.example.com/y=cluster-policy(x)")
+	require.Len(t, ops, 1)
+	assert.Equal(t, "/metadata/annotations/regcred.io~1not-injected", ops[0].Path)
+	assert.Nil(t, buildPatch(p, nil, ""))
 }

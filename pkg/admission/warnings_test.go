@@ -76,6 +76,21 @@ func TestHandleCapsWarnings(t *testing.T) {
 	}
 	assert.Contains(t, resp.Warnings[0], `image "Registry.example.com/UPPER/Case-0:`)
 	assert.Equal(t, "regcred: and 991 more warnings", resp.Warnings[maxWarnings-1])
+	// So is the annotation that lists them.
+	var ops []struct {
+		Path  string
+		Value json.RawMessage
+	}
+	require.NoError(t, json.Unmarshal([]byte(patchJSON(t, resp)), &ops))
+	var meta struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	require.Equal(t, "/metadata", ops[len(ops)-1].Path)
+	require.NoError(t, json.Unmarshal(ops[len(ops)-1].Value, &meta))
+	ann := meta.Annotations[AnnotationNotInjected]
+	assert.LessOrEqual(t, len(ann), maxNotInjectedLen)
+	assert.True(t, strings.HasPrefix(ann, "Registry.example.com/UPPER/Case-0:"), ann)
+	assert.Regexp(t, `, and [0-9]+ more$`, ann)
 
 	// The same bad reference a thousand times is one warning.
 	containers = containers[:1]

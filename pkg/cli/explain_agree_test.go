@@ -47,6 +47,7 @@ type noMetrics struct{}
 func (noMetrics) Admission(regcredadmission.Outcome)        {}
 func (noMetrics) Injected(string)                           {}
 func (noMetrics) SecretEnsured(string, secretstore.Outcome) {}
+func (noMetrics) Unserved(plan.Reason)                      {}
 
 // admitted returns the pull secrets the webhook appends to a Pod.
 func admitted(t *testing.T, h *regcredadmission.Handler, pod *corev1.Pod) []string {

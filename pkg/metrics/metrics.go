@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regcred/regcred/pkg/admission"
+	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
@@ -28,6 +29,7 @@ type Metrics struct {
 	checkOK        *prometheus.GaugeVec
 	checks         *prometheus.CounterVec
 	webhookCert    *prometheus.GaugeVec
+	unserved       *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them with reg; version is
@@ -82,6 +84,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "regcred_registry_login_checks_total",
 			Help: "Login checks of registry credentials, per registry and result (ok, failed).",
 		}, []string{"registry", "result"}),
+		unserved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_images_unserved_total",
+			Help: "Images admitted without their registry's credentials, and Pods left alone, by reason (no-registry, cluster-policy, namespace-not-selected, host-case, invalid-reference, not-carried, kubelet-tries-other, namespace-opted-out, ...).",
+		}, []string{"reason"}),
 		webhookCert: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "regcred_webhook_certificate_expiry_timestamp_seconds",
 			Help: "When the webhook's serving certificate and its CA expire, when regcred keeps them itself (--tls-secret) (Unix time).",
@@ -98,7 +104,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	})
 	buildInfo.Set(1)
 	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.configValid,
-		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, m.webhookCert, buildInfo)
+		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, m.webhookCert, m.unserved, buildInfo)
 	return m
 }
 
@@ -161,3 +167,7 @@ func (m *Metrics) WebhookCertificate(certExpiry, caExpiry time.Time) {
 	m.webhookCert.WithLabelValues("serving").Set(float64(certExpiry.Unix()))
 	m.webhookCert.WithLabelValues("ca").Set(float64(caExpiry.Unix()))
 }
+
+// Unserved counts an image left without its registry's credentials, or a
+// Pod left alone, by reason.
+func (m *Metrics) Unserved(reason plan.Reason) { m.unserved.WithLabelValues(string(reason)).Inc() }

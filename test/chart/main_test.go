@@ -59,7 +59,9 @@ func run(m *testing.M) (int, error) {
 // controlPlane returns the shared control plane, starting it on first use.
 func controlPlane(t *testing.T) *testbed.ControlPlane {
 	t.Helper()
-	shared.once.Do(func() { shared.cp, shared.err = testbed.StartControlPlane(testbed.ControlPlaneOptions{ControllerManager: true}) })
+	shared.once.Do(func() {
+		shared.cp, shared.err = testbed.StartControlPlane(testbed.ControlPlaneOptions{ControllerManager: true})
+	})
 	if shared.err != nil {
 		t.Fatalf("starting the control plane: %v", shared.err)
 	}

@@ -3,13 +3,13 @@ package chart
 import (
 	"bufio"
 	"bytes"
-	appsv1 "k8s.io/api/apps/v1"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 )
 
 // TestManifestsInSync renders the chart again with the command written in

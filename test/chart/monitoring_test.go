@@ -5,13 +5,17 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/regcred/regcred/pkg/admission"
 	"github.com/regcred/regcred/pkg/metrics"
+	"github.com/regcred/regcred/pkg/plan"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // regcredMetric finds the names of regcred's metrics in a query.
@@ -22,20 +26,24 @@ var regcredMetric = regexp.MustCompile(`\bregcred_[a-z_]+\b`)
 func knownMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	metrics.New(reg, "test")
+	m := metrics.New(reg, "test")
+	// A metric with labels shows once it has a sample: give each one.
+	m.Admission(admission.Patched)
+	m.Injected("r")
+	m.SecretEnsured("r", secretstore.Created)
+	m.SecretDeleted("r")
+	m.SecretRestored("r")
+	m.ConfigReload(true)
+	m.TokenRefreshed("r", time.Now())
+	m.TokenRefreshFailed("r")
+	m.LoginChecked("r", true)
+	m.WebhookCertificate(time.Now(), time.Now())
+	m.Unserved(plan.NoRegistry)
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	known := map[string]bool{}
 	for _, f := range families {
 		known[f.GetName()] = true
-	}
-	// Metrics with labels appear once a sample exists; these are the ones
-	// regcred registers without a sample yet.
-	for _, n := range []string{"regcred_admissions_total", "regcred_secrets_injected_total", "regcred_pull_secrets_written_total",
-		"regcred_pull_secrets_deleted_total", "regcred_pull_secrets_restored_total", "regcred_config_reloads_total",
-		"regcred_token_expiry_timestamp_seconds", "regcred_token_refreshes_total", "regcred_token_refresh_errors_total",
-		"regcred_registry_login_ok", "regcred_registry_login_checks_total"} {
-		known[n] = true
 	}
 	return known
 }

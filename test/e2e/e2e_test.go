@@ -197,7 +197,15 @@ func TestClusterPolicy(t *testing.T) {
 		setConfig(t, config(registryConfig("reg-a", env.regA, "alice", "reg-a", tc.policy)))
 		got := createPod(t, cs, ns, pod(env.imageA), metav1.CreateOptions{})
 		assert.Equal(t, tc.want, secretNames(got), tc.policy)
+		// The Pod itself says why it got nothing.
+		if len(tc.want) == 0 {
+			assert.Equal(t, env.imageA+"=cluster-policy(reg-a)", got.Annotations["regcred.io/not-injected"], tc.policy)
+		} else {
+			assert.NotContains(t, got.Annotations, "regcred.io/not-injected", tc.policy)
+		}
 	}
+	// And regcred's log, at info level, once per namespace and registry.
+	assert.Regexp(t, `Image left without registry credentials.*"registry": "reg-a", "reason": "cluster-policy"`, env.logs.String())
 }
 
 // 8. A credential change reaches the existing pull secret.
