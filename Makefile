@@ -137,6 +137,11 @@ manifests: ## Render manifests/regcred.yaml from the chart (plain YAML for kubec
 	  "$$helm" $(MANIFESTS_TEMPLATE); } > manifests/regcred.yaml
 	@echo "wrote manifests/regcred.yaml"
 
+.PHONY: diagram
+diagram: ## Render docs/flow.svg from docs/flow.dot (needs graphviz: apt-get install graphviz)
+	@command -v dot >/dev/null || { echo "diagram: needs graphviz's dot (apt-get install graphviz)"; exit 1; }
+	dot -Tsvg docs/flow.dot -o docs/flow.svg
+
 .PHONY: chart-lint
 chart-lint: ## Lint the Helm chart (helm lint --strict)
 	@helm=$$(test/testbed/build.sh helm | tail -n 1)/helm; "$$helm" lint --strict charts/regcred
