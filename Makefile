@@ -38,6 +38,8 @@ PUSH_FLAGS := $(if $(PLAIN_HTTP),--plain-http) $(if $(CA_FILE),--ca-file $(CA_FI
 GOLANGCI_LINT_VERSION ?= v2.15.0
 TOOLS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/regcred/tools
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+HELM_DOCS_VERSION := v1.14.2
+HELM_DOCS := $(TOOLS)/helm-docs-$(HELM_DOCS_VERSION)/helm-docs
 FUZZTIME ?= 10s
 
 # The test bed's binaries: built once from the Go module proxy, cached by
@@ -99,8 +101,16 @@ $(GOLANGCI_LINT):
 	@echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) from the Go module proxy (first time only, a few minutes)"
 	GOBIN=$(dir $@) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
+$(HELM_DOCS):
+	@echo "installing helm-docs $(HELM_DOCS_VERSION) from the Go module proxy (first time only)"
+	GOBIN=$(dir $@) go install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
+
+.PHONY: chart-docs
+chart-docs: $(HELM_DOCS) ## Generate charts/regcred/README.md from values.yaml (helm-docs)
+	$(HELM_DOCS) --chart-search-root charts --template-files README.md.gotmpl --log-level warning
+
 .PHONY: verify
-verify: $(GOLANGCI_LINT) ## Fail on what a reviewer would: gofmt, go vet, golangci-lint, helm lint --strict, manifests out of sync
+verify: $(GOLANGCI_LINT) $(HELM_DOCS) ## Fail on what a reviewer would: gofmt, go vet, golangci-lint, helm lint --strict, manifests out of sync
 	@echo "verify: gofmt"; out=$$(gofmt -l cmd pkg test certs); \
 	  if [ -n "$$out" ]; then echo "not gofmt'ed (run make fmt):"; echo "$$out"; exit 1; fi
 	@echo "verify: go vet"; go vet ./...
@@ -111,6 +121,10 @@ verify: $(GOLANGCI_LINT) ## Fail on what a reviewer would: gofmt, go vet, golang
 	  tmp=$$(mktemp); trap 'rm -f "$$tmp"' EXIT; \
 	  { sed -n '1,4p' manifests/regcred.yaml; "$$helm" $(MANIFESTS_TEMPLATE); } > "$$tmp"; \
 	  diff -u manifests/regcred.yaml "$$tmp" >/dev/null || { diff -u manifests/regcred.yaml "$$tmp" | head -40 || true; echo "manifests/regcred.yaml is out of sync with the chart: run make manifests"; exit 1; }
+	@echo "verify: charts/regcred/README.md is generated from values.yaml (make chart-docs)"; \
+	  tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cp -r charts/regcred "$$tmp/regcred"; \
+	  $(HELM_DOCS) --chart-search-root "$$tmp" --template-files README.md.gotmpl --log-level warning; \
+	  diff -u charts/regcred/README.md "$$tmp/regcred/README.md" || { echo "charts/regcred/README.md is out of date: run make chart-docs"; exit 1; }
 
 .PHONY: fmt
 fmt: ## Format the code

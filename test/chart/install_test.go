@@ -14,6 +14,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -177,4 +178,51 @@ func TestInstallSelfManagedTLS(t *testing.T) {
 	err = c.Create(ctx, pod, client.DryRunAll)
 	require.Error(t, err, "and without its security context it would not")
 	assert.Contains(t, err.Error(), "restricted")
+}
+
+// The production values, installed: the API server accepts every object
+// they make (the webhook's matchConditions are compiled, the
+// NetworkPolicy validated), with the admin's own ServiceAccount and RBAC.
+func TestInstallProductionValues(t *testing.T) {
+	cp := controlPlane(t)
+	c := adminClient(t, cp)
+	const ns, release = "regcred-prod", "regcred-prod"
+	createNamespace(t, c, ns, nil)
+	ctx := t.Context()
+	require.NoError(t, c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "platform-regcred"}}))
+	install(t, cp, release, ns, values{
+		"serviceAccount": values{"create": false, "name": "platform-regcred"},
+		"rbac":           values{"create": false},
+		"hostNetwork":    true,
+		"webhook": values{"port": 10250, "matchConditions": []any{
+			values{"name": "not-batch", "expression": "!has(object.metadata.labels) || !('batch' in object.metadata.labels)"},
+		}},
+		"metrics":              values{"port": 9090},
+		"healthPort":           9091,
+		"revisionHistoryLimit": 3,
+		"strategy":             values{"type": "Recreate"},
+		"readinessProbe":       values{"periodSeconds": 2},
+		"networkPolicy":        values{"enabled": true, "metricsFrom": []any{values{"namespaceSelector": values{"matchLabels": values{"kubernetes.io/metadata.name": "monitoring"}}}}},
+		"config":               values{"registries": []any{withSelector(values{"matchExpressions": []any{values{"key": "team", "operator": "In", "values": []any{"a"}}}})}},
+	})
+	var hook admissionregistrationv1.MutatingWebhookConfiguration
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &hook))
+	require.Len(t, hook.Webhooks[0].MatchConditions, 1)
+	var d appsv1.Deployment
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release}, &d))
+	assert.Equal(t, "platform-regcred", d.Spec.Template.Spec.ServiceAccountName)
+	assert.True(t, d.Spec.Template.Spec.HostNetwork)
+	var np networkingv1.NetworkPolicy
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release}, &np))
+	var sa corev1.ServiceAccount
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "platform-regcred"}, &sa))
+	assert.NotContains(t, sa.Labels, "app.kubernetes.io/managed-by", "the admin's ServiceAccount is not the chart's")
+
+	// A condition the API server cannot compile fails the install, instead
+	// of a webhook that is never called.
+	_, err := helm(t, "install", "bad-condition", chartDir, "--kubeconfig", cp.Kubeconfig, "--namespace", ns,
+		"--values", valuesFile(t, values{"fullnameOverride": "bad-condition", "webhook": values{"matchConditions": []any{values{"name": "broken", "expression": "object.metadata.("}}}}))
+	t.Cleanup(func() { _, _ = helm(t, "uninstall", "bad-condition", "--kubeconfig", cp.Kubeconfig, "--namespace", ns) })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "matchConditions")
 }

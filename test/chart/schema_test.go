@@ -30,6 +30,12 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"inline password in a ConfigMap", values{"config": values{"registries": []any{inlinePassword}}}, []string{"password", "secretKeyRef"}},
 		{"both existing ConfigMap and Secret", values{"config": values{"existingConfigMap": "a", "existingSecret": "b"}}, []string{"/config/existingSecret", "must be ''"}},
 		{"registries and an existing ConfigMap", values{"config": values{"existingConfigMap": "a", "registries": []any{exampleRegistry()}}}, []string{"/config/registries", "maxItems"}},
+		{"a namespaceSelector that is no label selector", values{"config": values{"registries": []any{withSelector(values{"team": "a"})}}}, []string{"namespaceSelector", "team"}},
+		{"a selector expression without values", values{"config": values{"registries": []any{withSelector(values{"matchExpressions": []any{values{"key": "team", "operator": "In"}}})}}}, []string{"matchExpressions", "values"}},
+		{"a selector operator that does not exist", values{"config": values{"registries": []any{withSelector(values{"matchExpressions": []any{values{"key": "team", "operator": "Equals", "values": []any{"a"}}}})}}}, []string{"operator"}},
+		{"a matchCondition without expression", values{"webhook": values{"matchConditions": []any{values{"name": "x"}}}}, []string{"matchConditions", "expression"}},
+		{"a privileged port", values{"webhook": values{"port": 443}}, []string{"port"}},
+		{"an unknown strategy", values{"strategy": values{"type": "BlueGreen"}}, []string{"strategy", "type"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values)
@@ -41,4 +47,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 			require.Error(t, err, "helm lint fails too")
 		})
 	}
+}
+
+func withSelector(sel values) map[string]any {
+	r := exampleRegistry()
+	r["namespaceSelector"] = sel
+	return r
 }

@@ -12,6 +12,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -141,10 +142,11 @@ func TestTemplateDeployment(t *testing.T) {
 	assert.Contains(t, c.Args, "--metrics-bind-address=:8080")
 	assert.Contains(t, c.Args, "--health-probe-bind-address=:8081")
 
-	// The restricted Pod Security profile, with the image's user.
+	// The restricted Pod Security profile, as the image's user (65532) or
+	// the one the platform assigns.
 	require.NotNil(t, pod.SecurityContext)
 	assert.Equal(t, ptr.To(true), pod.SecurityContext.RunAsNonRoot)
-	assert.Equal(t, ptr.To[int64](65532), pod.SecurityContext.RunAsUser)
+	assert.Nil(t, pod.SecurityContext.RunAsUser)
 	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, pod.SecurityContext.SeccompProfile.Type)
 	sc := c.SecurityContext
 	require.NotNil(t, sc)
@@ -292,4 +294,100 @@ func TestTemplateRBAC(t *testing.T) {
 	var d appsv1.Deployment
 	opted.get(t, "Deployment", "regcred", &d)
 	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--warn-missing-admin-secrets")
+}
+
+// The values an admin sets for production, as cert-manager's and
+// external-secrets' charts name them.
+func TestTemplateProductionValues(t *testing.T) {
+	r := mustRender(t, values{
+		"serviceAccount":           values{"create": false, "name": "platform-regcred"},
+		"rbac":                     values{"create": false},
+		"hostNetwork":              true,
+		"webhook":                  values{"port": 10250, "matchConditions": []any{values{"name": "not-batch", "expression": "!has(object.metadata.labels) || !('batch' in object.metadata.labels)"}}},
+		"metrics":                  values{"port": 9090},
+		"healthPort":               9091,
+		"securityContext":          values{"runAsUser": 1000700000, "seccompProfile": nil},
+		"containerSecurityContext": values{"readOnlyRootFilesystem": nil},
+		"revisionHistoryLimit":     3,
+		"strategy":                 values{"type": "Recreate"},
+		"readinessProbe":           values{"periodSeconds": 2, "failureThreshold": 5},
+		"livenessProbe":            values{"initialDelaySeconds": 30},
+		"networkPolicy":            values{"enabled": true, "metricsFrom": []any{values{"namespaceSelector": values{"matchLabels": values{"kubernetes.io/metadata.name": "monitoring"}}}}},
+		"config": values{"registries": []any{withSelector(values{"matchExpressions": []any{
+			values{"key": "team", "operator": "In", "values": []any{"a", "b"}}, values{"key": "sandbox", "operator": "DoesNotExist"},
+		}})}},
+	})
+	assert.Nil(t, r.find("ServiceAccount", "platform-regcred"), "the admin's own ServiceAccount")
+	assert.Nil(t, r.find("ServiceAccount", "regcred"))
+	for _, kind := range []string{"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} {
+		assert.Zero(t, r.kinds()[kind], "rbac.create=false: no %s", kind)
+	}
+	var vap admissionregistrationv1.ValidatingAdmissionPolicy
+	r.get(t, "ValidatingAdmissionPolicy", "regcred-pull-secrets", &vap)
+	assert.Contains(t, vap.Spec.MatchConditions[0].Expression, "system:serviceaccount:regcred:platform-regcred", "the policies confine the ServiceAccount regcred runs as")
+
+	var d appsv1.Deployment
+	r.get(t, "Deployment", "regcred", &d)
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	assert.Equal(t, "platform-regcred", pod.ServiceAccountName)
+	assert.True(t, pod.HostNetwork)
+	assert.Equal(t, corev1.DNSClusterFirstWithHostNet, pod.DNSPolicy)
+	// Values merge over the defaults; null removes one.
+	assert.Equal(t, &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](1000700000)}, pod.SecurityContext)
+	assert.Nil(t, c.SecurityContext.ReadOnlyRootFilesystem)
+	assert.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
+	assert.Equal(t, ptr.To[int32](3), d.Spec.RevisionHistoryLimit)
+	assert.Equal(t, appsv1.RecreateDeploymentStrategyType, d.Spec.Strategy.Type)
+	assert.Equal(t, int32(2), c.ReadinessProbe.PeriodSeconds)
+	assert.Equal(t, int32(5), c.ReadinessProbe.FailureThreshold)
+	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+	assert.Equal(t, int32(30), c.LivenessProbe.InitialDelaySeconds)
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	assert.Equal(t, map[string]int32{"webhook": 10250, "metrics": 9090, "health": 9091}, ports)
+	opts := parseArgs(t, c.Args)
+	assert.Equal(t, 10250, opts.WebhookPort)
+	assert.Equal(t, ":9090", opts.MetricsAddr)
+	assert.Equal(t, ":9091", opts.ProbeAddr)
+
+	var hook admissionregistrationv1.MutatingWebhookConfiguration
+	r.get(t, "MutatingWebhookConfiguration", "regcred", &hook)
+	require.Len(t, hook.Webhooks[0].MatchConditions, 1)
+	assert.Equal(t, "not-batch", hook.Webhooks[0].MatchConditions[0].Name)
+	var secretEvents admissionregistrationv1.ValidatingWebhookConfiguration
+	r.get(t, "ValidatingWebhookConfiguration", "regcred-pull-secrets", &secretEvents)
+	assert.Contains(t, secretEvents.Webhooks[0].MatchConditions[0].Expression, "platform-regcred", "its own writes are not reported to it")
+
+	var np networkingv1.NetworkPolicy
+	r.get(t, "NetworkPolicy", "regcred", &np)
+	require.Len(t, np.Spec.Ingress, 3)
+	assert.Empty(t, np.Spec.Ingress[0].From, "the API server, from wherever it is")
+	assert.Equal(t, "monitoring", np.Spec.Ingress[2].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"])
+	assert.Equal(t, []networkingv1.NetworkPolicyEgressRule{{}}, np.Spec.Egress)
+
+	// The default: no fixed UID (OpenShift assigns one), the restricted
+	// profile all the same.
+	def := mustRender(t, values{})
+	def.get(t, "Deployment", "regcred", &d)
+	assert.Nil(t, d.Spec.Template.Spec.SecurityContext.RunAsUser)
+	assert.Nil(t, def.find("NetworkPolicy", "regcred"), "opt-in")
+	assert.False(t, d.Spec.Template.Spec.HostNetwork)
+
+	// extraArgs cannot override the chart's own flags.
+	_, err := render(t, values{"extraArgs": []any{"--webhook-port=1"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "extraArgs: --webhook-port is set by the chart; use webhook.port instead")
+	_, err = render(t, values{"extraArgs": []any{"--zap-log-level=debug"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "use logLevel instead")
+	ok := mustRender(t, values{"extraArgs": []any{"--ecr-token-budget=3s"}})
+	ok.get(t, "Deployment", "regcred", &d)
+	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--ecr-token-budget=3s")
+
+	_, err = render(t, values{"serviceAccount": values{"create": false}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "serviceAccount.name")
 }

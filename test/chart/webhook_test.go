@@ -191,14 +191,22 @@ func TestChartWebhookServedAsItsServiceAccount(t *testing.T) {
 	t.Run("it may change only the caBundle of its own webhook configurations", func(t *testing.T) {
 		sa, err := kubernetes.NewForConfig(impersonate(cp.Config))
 		require.NoError(t, err)
+		// Dry runs: admission, policies included, runs as for a real
+		// write, and a write the policy failed to refuse changes nothing.
+		dryRun := metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}
 		patch := func(kind, name, body string) error {
 			if kind == "mutating" {
-				_, err := sa.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, []byte(body), metav1.PatchOptions{})
+				_, err := sa.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, []byte(body), dryRun)
 				return err
 			}
-			_, err := sa.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, []byte(body), metav1.PatchOptions{})
+			_, err := sa.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, []byte(body), dryRun)
 			return err
 		}
+		// The API server enforces a new policy within a second or so of
+		// its creation (helm install, just before).
+		require.Eventually(t, func() bool {
+			return patch("mutating", release, `[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]`) != nil
+		}, eventually, tick, "the policy never took effect")
 		var m admissionregistrationv1.MutatingWebhookConfiguration
 		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: release}, &m))
 		bundle, err := json.Marshal(m.Webhooks[0].ClientConfig.CABundle)

@@ -94,9 +94,57 @@ than one source is set.
 - {{ $svc }}.{{ .Release.Namespace }}.svc.cluster.local
 {{- end }}
 
-{{/* regcred's ServiceAccount. */}}
+{{/* regcred's ServiceAccount: the chart's, or serviceAccount.name. */}}
 {{- define "regcred.serviceAccountName" -}}
-{{ include "regcred.fullname" . }}
+{{- if .Values.serviceAccount.create -}}
+{{ default (include "regcred.fullname" .) .Values.serviceAccount.name }}
+{{- else -}}
+{{ required "serviceAccount.name: name the ServiceAccount regcred runs as when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The flags the chart sets itself, and the value that sets each: extraArgs
+may not set them (a later flag would silently win).
+*/}}
+{{- define "regcred.chartFlags" -}}
+cluster-name: clusterName
+config-configmap: config.registries or config.existingConfigMap
+config-secret: config.existingSecret
+config-key: config.key
+webhook-port: webhook.port
+cert-dir: tls.certManager.enabled
+tls-secret: tls.certManager.enabled
+tls-hosts: tls.certManager.enabled
+mutating-webhook-configuration: tls.certManager.enabled
+validating-webhook-configuration: tls.certManager.enabled
+tls-ca-validity: tls.selfManaged.caValidity
+tls-cert-validity: tls.selfManaged.certValidity
+metrics-bind-address: metrics.enabled and metrics.port
+health-probe-bind-address: healthPort
+leader-elect: replicaCount
+leader-election-id: fullnameOverride
+graceful-shutdown-timeout: gracefulShutdownTimeout
+check-interval: checkInterval
+status-configmap: statusConfigMap
+zap-log-level: logLevel
+last-good-config-secret: fullnameOverride
+exclude-namespaces: webhook.excludeNamespaces
+warn-missing-admin-secrets: warnMissingAdminSecrets
+namespace: the release namespace
+kubeconfig: nothing (regcred runs in the cluster)
+{{- end }}
+
+{{/* extraArgs, refused when one sets a flag the chart sets. */}}
+{{- define "regcred.extraArgs" -}}
+{{- $owned := include "regcred.chartFlags" . | fromYaml }}
+{{- range .Values.extraArgs }}
+{{- $name := regexReplaceAll "^-{1,2}([^=]+).*$" (toString .) "${1}" }}
+{{- if hasKey $owned $name }}
+{{- fail (printf "extraArgs: --%s is set by the chart; use %s instead" $name (get $owned $name)) }}
+{{- end }}
+- {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* The Secret that keeps the last good config (--last-good-config-secret). */}}
