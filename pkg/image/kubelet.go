@@ -2,13 +2,11 @@ package image
 
 import (
 	"net"
-	"net/url"
+	neturl "net/url"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/distribution/reference"
 )
 
 // This file is the kubelet's credential lookup as a pure function
@@ -32,28 +30,73 @@ type Credential struct {
 // tried in reverse lexical order, the credentials of one key in the order
 // of the secrets.
 type Keyring struct {
-	index []string
-	creds map[string][]Credential
+	index  []string
+	keys   map[string]*ringKey
+	sorted bool
+}
+
+// ringKey is one key of a keyring and its credentials.
+type ringKey struct {
+	glob  keyURL
+	creds []Credential
+}
+
+// Key is an auths key read as the kubelet reads it (ReadKeys).
+type Key struct {
+	raw, normalized string
+	glob            keyURL
+}
+
+// keyURL is a key or an image name read as the kubelet's URLsMatchStr
+// reads it: with url.Parse after "https://"; ok is false when that fails.
+type keyURL struct {
+	ok     bool
+	path   string
+	labels []string
+	port   string
+}
+
+func parseURL(s string) keyURL {
+	u, err := neturl.Parse("https://" + s)
+	if err != nil {
+		return keyURL{}
+	}
+	labels, port := splitHost(u.Host)
+	return keyURL{ok: true, path: u.Path, labels: labels, port: port}
+}
+
+// ReadKeys reads a secret's auths keys once, as Add would: a scheme is
+// dropped, a leading /v1/ or /v2/ of the path too, and a key that is not a
+// URL is left out. Keys read once serve many keyrings (AddKeys).
+func ReadKeys(raw []string) []Key {
+	out := make([]Key, 0, len(raw))
+	for _, r := range raw {
+		if n, ok := normalizeKey(r); ok {
+			out = append(out, Key{raw: r, normalized: n, glob: parseURL(n)})
+		}
+	}
+	return out
 }
 
 // Add adds the auths keys of one secret, in the Pod's imagePullSecrets
-// order, as the kubelet does: a scheme is dropped, a leading /v1/ or /v2/ of
-// the path too, and a key that is not a URL is ignored.
-func (k *Keyring) Add(source string, keys []string) {
-	if k.creds == nil {
-		k.creds = map[string][]Credential{}
+// order, as the kubelet does (ReadKeys).
+func (k *Keyring) Add(source string, keys []string) { k.AddKeys(source, ReadKeys(keys)) }
+
+// AddKeys adds keys read with ReadKeys, as Add.
+func (k *Keyring) AddKeys(source string, keys []Key) {
+	if k.keys == nil {
+		k.keys = map[string]*ringKey{}
 	}
-	for _, raw := range keys {
-		key, ok := normalizeKey(raw)
-		if !ok {
-			continue
+	for _, key := range keys {
+		e := k.keys[key.normalized]
+		if e == nil {
+			e = &ringKey{glob: key.glob}
+			k.keys[key.normalized] = e
+			k.index = append(k.index, key.normalized)
+			k.sorted = false
 		}
-		if _, seen := k.creds[key]; !seen {
-			k.index = append(k.index, key)
-		}
-		k.creds[key] = append(k.creds[key], Credential{Key: raw, Source: source})
+		e.creds = append(e.creds, Credential{Key: key.raw, Source: source})
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(k.index)))
 }
 
 // normalizeKey reads an auths key as the kubelet's keyring does.
@@ -62,7 +105,7 @@ func normalizeKey(raw string) (string, bool) {
 	if !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
 		v = "https://" + v
 	}
-	u, err := url.Parse(v)
+	u, err := neturl.Parse(v)
 	if err != nil {
 		return "", false
 	}
@@ -80,21 +123,36 @@ func normalizeKey(raw string) (string, bool) {
 // none means it pulls anonymously. ok is false when the image is not a
 // valid reference (the kubelet does not pull it at all).
 func (k *Keyring) Lookup(image string) (creds []Credential, ok bool) {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return nil, false
+	var t keyURL
+	domain, path, common := parseCommonName(image)
+	if common {
+		// What url.Parse reads of a name of that shape.
+		labels, port := splitHost(domain)
+		t = keyURL{ok: true, path: "/" + path, labels: labels, port: port}
+	} else {
+		var err error
+		if domain, path, err = parseName(image); err != nil {
+			return nil, false
+		}
+		t = parseURL(domain + "/" + path)
 	}
-	target := named.Name()
+	target := domain + "/" + path
+	if !k.sorted {
+		sort.Sort(sort.Reverse(sort.StringSlice(k.index)))
+		k.sorted = true
+	}
 	for _, key := range k.index {
-		if urlsMatch(key, target) {
-			creds = append(creds, k.creds[key]...)
+		if e := k.keys[key]; urlsMatch(e.glob, t) {
+			creds = append(creds, e.creds...)
 		}
 	}
 	if len(creds) > 0 {
 		return creds, true
 	}
 	if isDefaultRegistryMatch(target) {
-		return slices.Clone(k.creds[defaultRegistryHost]), true
+		if e := k.keys[defaultRegistryHost]; e != nil {
+			return slices.Clone(e.creds), true
+		}
 	}
 	return nil, true
 }
@@ -111,30 +169,26 @@ func (k *Keyring) First(image string) (Credential, bool) {
 // urlsMatch is the kubelet's URLsMatchStr: the same port, as many host
 // labels, each label a case-sensitive glob, the key's path a character
 // prefix of the target's.
-func urlsMatch(glob, target string) bool {
-	g, err := url.Parse("https://" + glob)
-	if err != nil {
+func urlsMatch(glob, target keyURL) bool {
+	if !glob.ok || !target.ok || !strings.HasPrefix(target.path, glob.path) {
 		return false
 	}
-	t, err := url.Parse("https://" + target)
-	if err != nil {
-		return false
-	}
-	if !strings.HasPrefix(t.Path, g.Path) {
-		return false
-	}
-	return hostsMatch(g.Host, t.Host)
+	return labelsMatch(glob.labels, glob.port, target.labels, target.port)
 }
 
 // hostsMatch matches an image host against a key's host, label by label.
 func hostsMatch(glob, host string) bool {
-	gParts, gPort := splitHost(glob)
-	tParts, tPort := splitHost(host)
-	if gPort != tPort || len(gParts) != len(tParts) {
+	gLabels, gPort := splitHost(glob)
+	tLabels, tPort := splitHost(host)
+	return labelsMatch(gLabels, gPort, tLabels, tPort)
+}
+
+func labelsMatch(glob []string, globPort string, host []string, hostPort string) bool {
+	if globPort != hostPort || len(glob) != len(host) {
 		return false
 	}
-	for i, g := range gParts {
-		if ok, err := filepath.Match(g, tParts[i]); err != nil || !ok {
+	for i, g := range glob {
+		if ok, err := filepath.Match(g, host[i]); err != nil || !ok {
 			return false
 		}
 	}

@@ -3,8 +3,6 @@ package image
 import (
 	"fmt"
 	"strings"
-
-	"github.com/distribution/reference"
 )
 
 // DockerHub is the canonical host of Docker Hub.
@@ -34,15 +32,14 @@ func (r Ref) String() string { return r.Host + "/" + r.Path }
 // Parse parses an image reference with the rules the kubelet uses (Docker's
 // normalised names): "nginx" is docker.io/library/nginx.
 func Parse(image string) (Ref, error) {
-	named, err := reference.ParseNormalizedNamed(image)
+	host, path, err := parseName(image)
 	if err != nil {
 		return Ref{}, fmt.Errorf("image %q: %w", image, err)
 	}
-	host := reference.Domain(named)
 	if dockerHubAliases[host] {
 		host = DockerHub
 	}
-	return Ref{Host: host, Path: reference.Path(named)}, nil
+	return Ref{Host: host, Path: path}, nil
 }
 
 // IsDockerHub reports whether host names Docker Hub.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/regcred/regcred/pkg/image"
+	"github.com/regcred/regcred/pkg/pullsecret"
 )
 
 // Set is an immutable, compiled config.
@@ -26,6 +27,9 @@ type Set struct {
 type SecretOf struct {
 	Registry *Registry
 	Exact    bool
+	// Keys are the auths keys regcred writes for it (or an admin's
+	// secret made with kubectl holds), read as the kubelet reads them.
+	Keys []image.Key
 }
 
 // Empty returns a set with no registries.
@@ -35,9 +39,9 @@ func Empty() *Set {
 
 func (s *Set) add(r *Registry) {
 	s.byName[r.Name] = r
-	s.bySecret[r.SecretName] = append(s.bySecret[r.SecretName], SecretOf{Registry: r})
+	s.bySecret[r.SecretName] = append(s.bySecret[r.SecretName], SecretOf{Registry: r, Keys: image.ReadKeys(pullsecret.AuthKeys(r.Location, false))})
 	if exact := r.ExactSecretName(); exact != "" {
-		s.bySecret[exact] = append(s.bySecret[exact], SecretOf{Registry: r, Exact: true})
+		s.bySecret[exact] = append(s.bySecret[exact], SecretOf{Registry: r, Exact: true, Keys: image.ReadKeys(pullsecret.AuthKeys(r.Location, true))})
 	}
 	s.matcher.Add(r.Location, r)
 	if r.Default {
