@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/regcred/regcred/pkg/image"
-	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 )
 
@@ -28,21 +27,40 @@ type First struct {
 // Pod's imagePullSecrets as they will be (in order).
 func KubeletFirst(set *registries.Set, images, pullSecrets []string) []First {
 	var ring image.Keyring
+	added := make(map[string]bool, len(pullSecrets))
 	for _, name := range pullSecrets {
+		// A secret named again adds its keys behind its own: the first
+		// credential of no image changes.
+		if added[name] {
+			continue
+		}
+		added[name] = true
 		for _, of := range set.BySecret(name) {
-			ring.Add(name, pullsecret.AuthKeys(of.Registry.Location, of.Exact))
+			ring.AddKeys(name, of.Keys)
 		}
 	}
 	out := make([]First, len(images))
+	// An image the Pod names again has the same answer; the registries of
+	// a secret are the same for every image.
+	seen := make(map[string]First, len(images))
+	bySecret := map[string][]*registries.Registry{}
 	for i, img := range images {
-		c, ok := ring.First(img)
-		if !ok {
+		if f, ok := seen[img]; ok {
+			out[i] = f
 			continue
 		}
-		out[i].Secret = c.Source
-		for _, of := range set.BySecret(c.Source) {
-			out[i].Registries = append(out[i].Registries, of.Registry)
+		if c, ok := ring.First(img); ok {
+			out[i].Secret = c.Source
+			rs, known := bySecret[c.Source]
+			if !known {
+				for _, of := range set.BySecret(c.Source) {
+					rs = append(rs, of.Registry)
+				}
+				bySecret[c.Source] = rs
+			}
+			out[i].Registries = rs
 		}
+		seen[img] = out[i]
 	}
 	return out
 }

@@ -2,7 +2,7 @@ package plan
 
 import (
 	"fmt"
-	"slices"
+	"strconv"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/image"
@@ -127,9 +127,16 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 	// A registry whose exact-named repository the Pod pulls gets its exact
 	// variant, which serves the rest of its images too.
 	exact := map[*registries.Registry]bool{}
+	// An image the Pod names again matches the same.
+	byImage := make(map[string]registries.Match, len(pod.Images))
 	for i, img := range pod.Images {
-		matches[i] = set.Match(img)
-		if r := matches[i].Registry; r != nil && r.SecretFor(matches[i].Ref) != r.SecretName {
+		m, ok := byImage[img]
+		if !ok {
+			m = set.Match(img)
+			byImage[img] = m
+		}
+		matches[i] = m
+		if r := m.Registry; r != nil && r.SecretFor(m.Ref) != r.SecretName {
 			exact[r] = true
 		}
 	}
@@ -152,7 +159,7 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 				d.Secret = r.ExactSecretName()
 			}
 			if listed[d.Secret] {
-				d.Served, d.Reason, d.Detail = true, AlreadyListed, fmt.Sprintf("the Pod already names %q", d.Secret)
+				d.Served, d.Reason, d.Detail = true, AlreadyListed, "the Pod already names "+strconv.Quote(d.Secret)
 				break
 			}
 			if ok, reason, detail := serves(r, ns); !ok {
@@ -162,7 +169,7 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 			d.Served = true
 			switch {
 			case added[d.Secret]:
-				d.Reason, d.Detail = SharedSecret, fmt.Sprintf("%q is injected for another image", d.Secret)
+				d.Reason, d.Detail = SharedSecret, strconv.Quote(d.Secret)+" is injected for another image"
 			default:
 				added[d.Secret] = true
 				p.Add = append(p.Add, Injection{Secret: d.Secret, Registry: r, Exact: exact[r]})
@@ -171,11 +178,25 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 		}
 		p.Images = append(p.Images, d)
 	}
-	for i := range p.Add {
-		in := &p.Add[i]
-		for _, d := range p.Images {
-			if d.Registry == in.Registry && d.Served && !slices.Contains(in.Hosts, d.Ref.Host) {
-				in.Hosts = append(in.Hosts, d.Ref.Host)
+	// Each injection serves the hosts of its registry's images, in order,
+	// each once.
+	adds := make(map[*registries.Registry][]int, len(p.Add))
+	for i, in := range p.Add {
+		adds[in.Registry] = append(adds[in.Registry], i)
+	}
+	type addHost struct {
+		add  int
+		host string
+	}
+	hosts := map[addHost]bool{}
+	for _, d := range p.Images {
+		if !d.Served {
+			continue
+		}
+		for _, i := range adds[d.Registry] {
+			if k := (addHost{i, d.Ref.Host}); !hosts[k] {
+				hosts[k] = true
+				p.Add[i].Hosts = append(p.Add[i].Hosts, d.Ref.Host)
 			}
 		}
 	}
@@ -215,9 +236,12 @@ func serves(r *registries.Registry, ns Namespace) (bool, Reason, string) {
 	return true, "", ""
 }
 
+// describeInjection is said of every image served: concatenated, as it
+// is made for each image of a Pod.
 func describeInjection(r *registries.Registry, secret string) string {
+	whose := "regcred's"
 	if r.Mode == config.ImagePullSecret {
-		return fmt.Sprintf("registry %q (%s) injects the admin's secret %q", r.Name, r.Location, secret)
+		whose = "the admin's"
 	}
-	return fmt.Sprintf("registry %q (%s) injects regcred's secret %q", r.Name, r.Location, secret)
+	return "registry " + strconv.Quote(r.Name) + " (" + r.Location.String() + ") injects " + whose + " secret " + strconv.Quote(secret)
 }
