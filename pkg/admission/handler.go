@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/plan"
@@ -83,6 +81,9 @@ type Handler struct {
 	Loaded   <-chan struct{}
 	LoadWait time.Duration
 	Metrics  Recorder
+	// Log is where the handler logs, with each review's namespace, Pod
+	// and request ID.
+	Log logr.Logger
 	// NoticeInterval is how often, at most, the same reason an image got
 	// no credentials is logged for the same registry (or image host) and
 	// namespace (DefaultNoticeInterval if 0).
@@ -92,7 +93,7 @@ type Handler struct {
 	notices     *notices
 }
 
-func (h *Handler) notice(ctx context.Context, namespace string, misses []plan.Miss) {
+func (h *Handler) notice(log *requestLog, namespace string, misses []plan.Miss) {
 	h.noticesOnce.Do(func() {
 		interval := h.NoticeInterval
 		if interval <= 0 {
@@ -103,54 +104,61 @@ func (h *Handler) notice(ctx context.Context, namespace string, misses []plan.Mi
 	for _, m := range misses {
 		h.Metrics.Unserved(m.Reason)
 	}
-	h.notices.log(ctx, namespace, misses)
+	h.notices.log(log, namespace, misses)
 }
 
-var _ admission.Handler = (*Handler)(nil)
+var _ http.Handler = (*Handler)(nil)
 
-// Handle answers one AdmissionReview. It never denies a Pod.
-func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
-	log := logr.FromContextOrDiscard(ctx)
+// ServeHTTP answers one AdmissionReview of a Pod. It reads only what the
+// plan needs of the review, in one pass, and answers with a patch written
+// from what changes. It never denies a Pod: a malformed review is
+// answered as controller-runtime answers one (no Pod to admit), and
+// anything that goes wrong on the way admits the Pod unchanged, with a
+// warning.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	serveReview(w, r, readObjectAsPod, h.Log, h.review)
+}
+
+// review answers a decoded review of a Pod.
+func (h *Handler) review(ctx context.Context, req *request) (rep reply) {
+	log := &requestLog{base: h.Log, req: req}
 	outcome := Unchanged
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error(fmt.Errorf("panic: %v", r), "Admission failed; Pod admitted unchanged", "namespace", req.Namespace)
-			resp = allowWithWarning("regcred failed internally; Pod admitted without injected pull secrets")
+			log.get().Error(fmt.Errorf("panic: %v", r), "Admission failed; Pod admitted unchanged")
+			rep = allowed("regcred failed internally; Pod admitted without injected pull secrets")
 			outcome = FailedOpen
 		}
 		h.Metrics.Admission(outcome)
 	}()
 
-	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create || req.SubResource != "" {
+	if req.group != "" || req.kind != "Pod" || req.operation != "CREATE" || req.subResource != "" {
 		outcome = Skipped
-		return admission.Allowed("not a Pod creation")
+		return allowed()
 	}
 	if !h.waitForConfig(ctx) {
 		outcome = FailedOpen
-		log.Info("Admitted a Pod before the config was read", "namespace", req.Namespace)
-		return allowWithWarning("regcred has not read its registry config yet; Pod admitted without injected pull secrets")
+		log.get().Info("Admitted a Pod before the config was read")
+		return allowed("regcred has not read its registry config yet; Pod admitted without injected pull secrets")
 	}
-	pod, err := decodePod(req.Object.Raw)
-	if err != nil {
+	if err := req.podError(); err != nil {
 		outcome = FailedOpen
-		log.Error(err, "Cannot decode Pod; admitted unchanged", "namespace", req.Namespace)
-		return allowWithWarning("regcred could not read this Pod; no pull secrets injected")
+		log.get().Error(err, "Cannot decode Pod; admitted unchanged")
+		return allowed("regcred could not read this Pod; no pull secrets injected")
 	}
-	// controller-runtime's request logger says the namespace already.
-	log = log.WithValues("pod", pod.displayName())
-	ctx = logr.NewContext(ctx, log)
-	ns := h.namespace(ctx, req.Namespace)
+	pod := &req.pod
+	ns := h.namespace(ctx, log, req.namespace)
 	set := h.Registries()
 	input := pod.planInput()
 	p := plan.ForPod(set, input, ns, h.Exclusions)
 	if p.Skipped != "" {
 		outcome = Skipped
-		h.notice(ctx, req.Namespace, plan.Unserved(p, nil, nil))
-		return admission.Allowed(p.SkipDetail)
+		h.notice(log, req.namespace, plan.Unserved(p, nil, nil))
+		return allowed()
 	}
 
-	dryRun := ptr.Deref(req.DryRun, false)
-	add, warnings, failed := h.apply(ctx, req.Namespace, p, dryRun)
+	dryRun := req.isDryRun()
+	add, warnings, failed := h.apply(ctx, log, req.namespace, p, dryRun)
 	// The self-check: what the kubelet will try first, with the Pod's
 	// pull secrets as they will be.
 	final := input.PullSecrets
@@ -160,11 +168,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	firsts := plan.KubeletFirst(set, input.Images, final)
 	warnings = append(warnings, plan.Shadowed(p, firsts, final)...)
 	misses := plan.Unserved(p, firsts, final)
-	h.notice(ctx, req.Namespace, misses)
-	resp = admission.Allowed("")
-	resp.Patches = buildPatch(pod, add, notInjected(misses))
+	h.notice(log, req.namespace, misses)
+	rep = allowed()
+	rep.patch = buildPatch(pod, add, notInjected(misses))
 	if len(warnings) > 0 {
-		resp = resp.WithWarnings(capWarnings(warnings)...)
+		rep.warnings = capWarnings(warnings)
 	}
 	switch {
 	case failed:
@@ -172,14 +180,22 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	case len(add) > 0:
 		outcome = Patched
 	}
-	if len(add) > 0 {
+	if len(add) > 0 && h.Log.V(1).Enabled() {
 		names := make([]string, len(add))
 		for i, a := range add {
 			names[i] = a.registry
 		}
-		log.V(1).Info("Injected pull secrets", "registries", names, "dryRun", dryRun)
+		log.get().V(1).Info("Injected pull secrets", "registries", names, "dryRun", dryRun)
 	}
-	return resp
+	return rep
+}
+
+// podError says why the review's object is no Pod regcred can read.
+func (r *request) podError() error {
+	if !r.hasObject {
+		return errors.New("the review has no object")
+	}
+	return r.podErr
 }
 
 // waitForConfig waits, at most LoadWait, for the config to have been read.
@@ -205,7 +221,7 @@ func (h *Handler) waitForConfig(ctx context.Context) bool {
 
 // namespace reads what the plan needs of the namespace: its labels, from a
 // cache in steady state.
-func (h *Handler) namespace(ctx context.Context, name string) plan.Namespace {
+func (h *Handler) namespace(ctx context.Context, log *requestLog, name string) plan.Namespace {
 	ns := plan.Namespace{Name: name}
 	if h.Exclusions[name] {
 		return ns // never served: its labels do not matter
@@ -216,7 +232,7 @@ func (h *Handler) namespace(ctx context.Context, name string) plan.Namespace {
 	}
 	labels, err := h.Namespaces.NamespaceLabels(ctx, name)
 	if err != nil {
-		logr.FromContextOrDiscard(ctx).Error(err, "Cannot read the namespace's labels; registries scoped by namespace are not injected")
+		log.get().Error(err, "Cannot read the namespace's labels; registries scoped by namespace are not injected")
 		ns.LabelsUnknown = true
 	}
 	ns.Labels = labels
@@ -226,7 +242,7 @@ func (h *Handler) namespace(ctx context.Context, name string) plan.Namespace {
 // apply carries out the plan: it makes sure each planned pull secret is in
 // place, and says what to inject and what to tell the user. failed reports
 // that a regcred problem left the Pod without something it should have had.
-func (h *Handler) apply(ctx context.Context, namespace string, p plan.Plan, dryRun bool) (add []injection, warnings []string, failed bool) {
+func (h *Handler) apply(ctx context.Context, log *requestLog, namespace string, p plan.Plan, dryRun bool) (add []injection, warnings []string, failed bool) {
 	for _, img := range p.Images {
 		switch img.Reason {
 		case plan.InvalidReference, plan.HostCase:
@@ -238,7 +254,7 @@ func (h *Handler) apply(ctx context.Context, namespace string, p plan.Plan, dryR
 	}
 	for _, in := range p.Add {
 		r := in.Registry
-		ok, warning := h.prepare(ctx, namespace, in, dryRun)
+		ok, warning := h.prepare(ctx, log, namespace, in, dryRun)
 		if warning != "" {
 			warnings = append(warnings, warning)
 			failed = failed || !ok || r.Mode == config.RegistryCredentials
@@ -253,9 +269,8 @@ func (h *Handler) apply(ctx context.Context, namespace string, p plan.Plan, dryR
 
 // prepare makes sure r's pull secret can be injected into the namespace.
 // It reports whether to inject it, and a warning for the user if any.
-func (h *Handler) prepare(ctx context.Context, namespace string, in plan.Injection, dryRun bool) (bool, string) {
+func (h *Handler) prepare(ctx context.Context, rl *requestLog, namespace string, in plan.Injection, dryRun bool) (bool, string) {
 	r := in.Registry
-	log := logr.FromContextOrDiscard(ctx).WithValues("registry", r.Name, "secret", in.Secret)
 	if r.Mode == config.ImagePullSecret {
 		if h.Presence == nil {
 			return true, ""
@@ -278,6 +293,7 @@ func (h *Handler) prepare(ctx context.Context, namespace string, in plan.Injecti
 			return true, ""
 		}
 	}
+	log := rl.get().WithValues("registry", r.Name, "secret", in.Secret)
 	if errors.Is(err, secretstore.ErrNotManaged) {
 		log.Info("A Secret with the pull secret's name exists and is not regcred's; not injected")
 		return false, fmt.Sprintf("regcred: a Secret named %q exists in namespace %q and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry %q's credentials were not injected: rename or delete that Secret", in.Secret, namespace, r.Name)
@@ -298,10 +314,6 @@ func reason(err error) string {
 		return "API: " + string(r)
 	}
 	return "see regcred's log"
-}
-
-func allowWithWarning(w string) admission.Response {
-	return admission.Allowed("").WithWarnings(w)
 }
 
 // union returns the hosts of a and b, sorted, each once.

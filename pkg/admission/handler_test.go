@@ -11,11 +11,6 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	admissionv1 "k8s.io/api/admission/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/plan"
@@ -128,28 +123,6 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
-func podRequest(t testing.TB, ns string, pod string) admission.Request {
-	t.Helper()
-	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-		UID:       "uid",
-		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
-		Namespace: ns,
-		Operation: admissionv1.Create,
-		Object:    runtime.RawExtension{Raw: []byte(pod)},
-	}}
-}
-
-func patchJSON(t *testing.T, resp admission.Response) string {
-	t.Helper()
-	if len(resp.Patches) == 0 {
-		return ""
-	}
-	b, err := json.Marshal(resp.Patches)
-	require.NoError(t, err)
-	return string(b)
-}
-
 func TestHandle(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -244,12 +217,12 @@ func TestHandle(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			req := podRequest(t, tc.ns, tc.pod)
-			req.DryRun = ptr.To(tc.dryRun)
-			resp := f.h.Handle(t.Context(), req)
-			assert.True(t, resp.Allowed)
-			assert.Equal(t, tc.patch, patchJSON(t, resp))
-			assert.Equal(t, tc.warnings, resp.Warnings)
+			req := podReview(tc.ns, tc.pod)
+			req.dryRun = tc.dryRun
+			a := admit(t, f.h, req)
+			assert.True(t, a.allowed)
+			assert.Equal(t, tc.patch, a.patch)
+			assert.Equal(t, tc.warnings, a.warnings)
 			assert.Equal(t, tc.ensured, f.ensurer.calls)
 			assert.Equal(t, map[Outcome]int{tc.outcome: 1}, f.metrics.outcomes)
 		})
@@ -262,38 +235,45 @@ func TestHandleFailsOpen(t *testing.T) {
 		"quay": errors.New("connection refused"),
 		"hub":  fmt.Errorf("secret app/regcred-hub: %w", secretstore.ErrNotManaged),
 	}
-	resp := f.h.Handle(t.Context(), podRequest(t, "app", `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"},{"image":"myorg/app"}]}}`))
-	assert.True(t, resp.Allowed)
+	a := admit(t, f.h, podReview("app", `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"},{"image":"myorg/app"}]}}`))
+	assert.True(t, a.allowed)
 	// The quay secret is injected by name all the same and retried; the hub
 	// one belongs to someone else and is not injected.
-	assert.Equal(t, `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay","regcred.io/not-injected":"myorg/app=not-carried(hub)"}}]`, patchJSON(t, resp))
+	assert.Equal(t, `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay","regcred.io/not-injected":"myorg/app=not-carried(hub)"}}]`, a.patch)
 	assert.Equal(t, []string{
 		`regcred: pull secret "regcred-quay" for registry "quay" is not ready yet (see regcred's log); retrying in the background`,
 		`regcred: a Secret named "regcred-hub" exists in namespace "app" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "hub"'s credentials were not injected: rename or delete that Secret`,
-	}, resp.Warnings)
+	}, a.warnings)
 	assert.Equal(t, []string{"app/regcred-quay"}, f.retries)
 	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
 }
 
 func TestHandleIgnoresOtherRequests(t *testing.T) {
 	f := newFixture(t)
-	req := podRequest(t, "app", `{}`)
-	req.Operation = admissionv1.Update
-	assert.True(t, f.h.Handle(t.Context(), req).Allowed)
-	req = podRequest(t, "app", `{}`)
-	req.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
-	resp := f.h.Handle(t.Context(), req)
-	assert.True(t, resp.Allowed)
-	assert.Empty(t, resp.Patches)
-	assert.Equal(t, map[Outcome]int{Skipped: 2}, f.metrics.outcomes)
+	pod := `{"spec":{"containers":[{"image":"quay.io/org/app"}]}}`
+	update := podReview("app", pod)
+	update.operation = "UPDATE"
+	deployment := podReview("app", pod)
+	deployment.group, deployment.kind = "apps", "Deployment"
+	status := podReview("app", pod)
+	status.subRes = "status"
+	for _, r := range []testReview{update, deployment, status} {
+		a := admit(t, f.h, r)
+		assert.True(t, a.allowed)
+		assert.Empty(t, a.patch)
+	}
+	assert.Equal(t, map[Outcome]int{Skipped: 3}, f.metrics.outcomes)
+	assert.Empty(t, f.ensurer.calls)
 }
 
 func TestHandleRecoversFromPanics(t *testing.T) {
 	f := newFixture(t)
 	f.h.Registries = func() *registries.Set { panic("boom") }
-	resp := f.h.Handle(t.Context(), podRequest(t, "app", `{"spec":{"containers":[{"image":"nginx"}]}}`))
-	assert.True(t, resp.Allowed)
-	assert.Equal(t, []string{"regcred failed internally; Pod admitted without injected pull secrets"}, resp.Warnings)
+	a := admit(t, f.h, podReview("app", `{"spec":{"containers":[{"image":"nginx"}]}}`))
+	assert.True(t, a.allowed)
+	assert.Equal(t, "uid-1", a.uid)
+	assert.Equal(t, []string{"regcred failed internally; Pod admitted without injected pull secrets"}, a.warnings)
+	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
 }
 
 func FuzzHandle(f *testing.F) {
@@ -302,19 +282,19 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte(`null`))
 	fx := newFixture(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		resp := fx.h.Handle(context.Background(), podRequest(t, "app", string(raw)))
-		if !resp.Allowed {
+		if !json.Valid(raw) {
+			return // not a review the API server sends: FuzzServeHTTP
+		}
+		a := admit(t, fx.h, podReview("app", string(raw)))
+		if !a.allowed {
 			t.Fatal("a Pod was denied")
 		}
-		if len(resp.Patches) == 0 {
+		if a.patch == "" {
 			return
 		}
 		// The patch applies to the Pod it was made for, and the result
 		// names no pull secret twice.
-		ops, err := json.Marshal(resp.Patches)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ops := []byte(a.patch)
 		patch, err := jsonpatch.DecodePatch(ops)
 		if err != nil {
 			t.Fatal(err)
@@ -373,27 +353,27 @@ registries:
 	f.h.Namespaces = fakeNamespaces{"team-a": {"team": "a"}, "team-b": {"team": "b"}}
 	pod := `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"},{"image":"nginx"}]}}`
 
-	resp := f.h.Handle(t.Context(), podRequest(t, "team-a", pod))
-	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-quay"},{"name":"regcred-hub"}]`)
+	a := admit(t, f.h, podReview("team-a", pod))
+	assert.Contains(t, a.patch, `[{"name":"regcred-quay"},{"name":"regcred-hub"}]`)
 
-	resp = f.h.Handle(t.Context(), podRequest(t, "team-b", pod))
-	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-hub"}]`, "out of scope: no quay secret")
+	a = admit(t, f.h, podReview("team-b", pod))
+	assert.Contains(t, a.patch, `[{"name":"regcred-hub"}]`, "out of scope: no quay secret")
 	assert.Equal(t, []string{"team-a/regcred-quay dryRun=false", "team-a/regcred-hub dryRun=false", "team-b/regcred-hub dryRun=false"}, f.ensurer.calls, "no quay secret is made in team-b")
 
-	resp = f.h.Handle(t.Context(), podRequest(t, "unknown", pod))
-	assert.Contains(t, patchJSON(t, resp), `[{"name":"regcred-hub"}]`)
-	assert.Equal(t, []string{`regcred: cannot tell whether registry "quay" serves namespace "unknown" (its labels could not be read); its credentials were not injected`}, resp.Warnings, "when in doubt, a scoped registry injects nothing")
+	a = admit(t, f.h, podReview("unknown", pod))
+	assert.Contains(t, a.patch, `[{"name":"regcred-hub"}]`)
+	assert.Equal(t, []string{`regcred: cannot tell whether registry "quay" serves namespace "unknown" (its labels could not be read); its credentials were not injected`}, a.warnings, "when in doubt, a scoped registry injects nothing")
 }
 
 func TestHandleNamespaceOptOut(t *testing.T) {
 	f := newFixture(t)
 	f.h.Namespaces = fakeNamespaces{"quiet": {plan.LabelInject: "false"}, "app": {}}
 	pod := `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`
-	resp := f.h.Handle(t.Context(), podRequest(t, "quiet", pod))
-	assert.True(t, resp.Allowed)
-	assert.Empty(t, resp.Patches)
+	a := admit(t, f.h, podReview("quiet", pod))
+	assert.True(t, a.allowed)
+	assert.Empty(t, a.patch)
 	assert.Empty(t, f.ensurer.calls, "no secret in an opted-out namespace")
-	resp = f.h.Handle(t.Context(), podRequest(t, "app", pod))
-	assert.NotEmpty(t, resp.Patches)
+	a = admit(t, f.h, podReview("app", pod))
+	assert.NotEmpty(t, a.patch)
 	assert.Equal(t, map[Outcome]int{Skipped: 1, Patched: 1}, f.metrics.outcomes)
 }

@@ -1,11 +1,8 @@
 package admission
 
 import (
-	"context"
 	"sync"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/regcred/regcred/pkg/plan"
 )
@@ -50,7 +47,9 @@ func (n *notices) due(k noticeKey) bool {
 				delete(n.last, key)
 			}
 		}
-		if len(n.last) >= maxNoticeKeys {
+		// Room for many more before the next sweep, so that a sweep's cost
+		// is spread over them.
+		if len(n.last) >= maxNoticeKeys*3/4 {
 			clear(n.last)
 		}
 	}
@@ -59,8 +58,7 @@ func (n *notices) due(k noticeKey) bool {
 }
 
 // log writes what is due of the misses of one admission.
-func (n *notices) log(ctx context.Context, namespace string, misses []plan.Miss) {
-	log := logr.FromContextOrDiscard(ctx)
+func (n *notices) log(rl *requestLog, namespace string, misses []plan.Miss) {
 	for _, m := range misses {
 		where := m.Registry
 		if where == "" {
@@ -69,6 +67,7 @@ func (n *notices) log(ctx context.Context, namespace string, misses []plan.Miss)
 		if !n.due(noticeKey{namespace, where, m.Reason}) {
 			continue
 		}
+		log := rl.get()
 		if m.Image == "" {
 			log.Info("Pod left alone", "reason", m.Reason, "why", m.Detail, "nextNoticeAfter", n.interval)
 			continue

@@ -1,7 +1,6 @@
 package admission
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -52,16 +51,15 @@ func TestHandleLogsWhyOncePerInterval(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.h.noticesOnce.Do(func() { f.h.notices = &notices{interval: time.Minute, now: func() time.Time { return now }} })
 	var l lines
-	ctx := logr.NewContext(context.Background(), l.logger())
-	admit := func(ns, pod string) {
-		resp := f.h.Handle(ctx, podRequest(t, ns, pod))
-		require.True(t, resp.Allowed)
+	f.h.Log = l.logger()
+	review := func(ns, pod string) {
+		require.True(t, admit(t, f.h, podReview(ns, pod)).allowed)
 	}
 	public := `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"nginx"},{"image":"ghcr.io/x/y"}]}}`
 	policy := `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"sandbox.example.com/a"}]}}`
 	for range 50 {
-		admit("app", public)
-		admit("app", policy)
+		review("app", public)
+		review("app", policy)
 	}
 	assert.Equal(t, 1, l.matching(`"image"="nginx"`), "no registry for docker.io: said once")
 	assert.Equal(t, 1, l.matching(`"image"="ghcr.io/x/y"`), "nor for ghcr.io")
@@ -69,12 +67,12 @@ func TestHandleLogsWhyOncePerInterval(t *testing.T) {
 	assert.Equal(t, 1, l.matching(`"registry"="sandbox-only"`))
 	assert.Equal(t, 1, l.matching(`"why"="no configured registry serves docker.io/library/nginx"`), "the line says why")
 
-	admit("other", public)
+	review("other", public)
 	assert.Equal(t, 2, l.matching(`"image"="nginx"`), "another namespace is said again")
-	admit("app", `{"metadata":{"name":"p","labels":{"regcred.io/inject":"false"}},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`)
+	review("app", `{"metadata":{"name":"p","labels":{"regcred.io/inject":"false"}},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`)
 	assert.Equal(t, 1, l.matching(`"msg"="Pod left alone"`, `"reason"="pod-opted-out"`))
 
 	now = now.Add(time.Minute)
-	admit("app", public)
+	review("app", public)
 	assert.Equal(t, 3, l.matching(`"image"="nginx"`), "and again after the interval")
 }

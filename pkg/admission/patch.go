@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"gomodules.xyz/jsonpatch/v2"
-
+	"github.com/regcred/regcred/pkg/jsonscan"
 	"github.com/regcred/regcred/pkg/plan"
 )
 
@@ -30,55 +29,109 @@ const maxNotInjectedLen = 1024
 
 // buildPatch returns the JSON patch that appends the injections to the
 // Pod's imagePullSecrets and records them in an annotation, and records
-// notInjected (AnnotationNotInjected) if not empty. It is built from what
-// changes, never by diffing the whole Pod.
-func buildPatch(p *podView, add []injection, notInjected string) []jsonpatch.JsonPatchOperation {
+// notInjected (AnnotationNotInjected) if not empty; nil when there is
+// nothing to change. It is built from what changes, never by diffing the
+// whole Pod, and written as encoding/json would write its operations.
+func buildPatch(p *podView, add []injection, notInjected string) []byte {
 	if len(add) == 0 && notInjected == "" {
 		return nil
 	}
-	ops := make([]jsonpatch.JsonPatchOperation, 0, len(add)+2)
-	if len(add) > 0 && len(p.Spec.ImagePullSecrets) == 0 {
-		refs := make([]map[string]string, len(add))
-		for i, a := range add {
-			refs[i] = map[string]string{"name": a.secret}
+	b := make([]byte, 0, 256)
+	b = append(b, '[')
+	op := func(path string) {
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
-		ops = append(ops, jsonpatch.NewOperation("add", "/spec/imagePullSecrets", refs))
+		b = append(b, `{"op":"add","path":`...)
+		b = jsonscan.AppendString(b, path)
+		b = append(b, `,"value":`...)
+	}
+	secretRef := func(name string) {
+		b = append(b, `{"name":`...)
+		b = jsonscan.AppendString(b, name)
+		b = append(b, '}')
+	}
+	if len(add) > 0 && len(p.Spec.ImagePullSecrets) == 0 {
+		op("/spec/imagePullSecrets")
+		b = append(b, '[')
+		for i, a := range add {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			secretRef(a.secret)
+		}
+		b = append(b, "]}"...)
 	} else {
 		for _, a := range add {
-			ops = append(ops, jsonpatch.NewOperation("add", "/spec/imagePullSecrets/-", map[string]string{"name": a.secret}))
+			op("/spec/imagePullSecrets/-")
+			secretRef(a.secret)
+			b = append(b, '}')
 		}
 	}
 	annotations := p.meta().Annotations
-	set := map[string]string{}
+	injected := ""
 	if len(add) > 0 {
-		parts := make([]string, len(add))
-		for i, a := range add {
-			parts[i] = a.secret + "=" + a.registry
-		}
-		value := strings.Join(parts, ",")
+		var v strings.Builder
 		if prev := annotations[AnnotationInjected]; prev != "" {
 			// A reinvocation adds to what an earlier pass injected.
-			value = prev + "," + value
+			v.WriteString(prev)
+			v.WriteByte(',')
 		}
-		set[AnnotationInjected] = value
+		for i, a := range add {
+			if i > 0 {
+				v.WriteByte(',')
+			}
+			v.WriteString(a.secret + "=" + a.registry)
+		}
+		injected = v.String()
 	}
-	if notInjected != "" && annotations[AnnotationNotInjected] != notInjected {
-		set[AnnotationNotInjected] = notInjected
+	if notInjected != "" && annotations[AnnotationNotInjected] == notInjected {
+		notInjected = ""
+	}
+	// The annotations to set, in the order encoding/json writes a map's
+	// keys.
+	set := [2][2]string{{AnnotationInjected, injected}, {AnnotationNotInjected, notInjected}}
+	object := func() {
+		b = append(b, '{')
+		n := 0
+		for _, kv := range set {
+			if kv[1] == "" {
+				continue
+			}
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = jsonscan.AppendString(b, kv[0])
+			b = append(b, ':')
+			b = jsonscan.AppendString(b, kv[1])
+			n++
+		}
+		b = append(b, '}')
 	}
 	switch {
-	case len(set) == 0:
+	case injected == "" && notInjected == "":
 	case p.Metadata == nil:
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata", map[string]any{"annotations": set}))
+		op("/metadata")
+		b = append(b, `{"annotations":`...)
+		object()
+		b = append(b, "}}"...)
 	case annotations == nil:
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", set))
+		op("/metadata/annotations")
+		object()
+		b = append(b, '}')
 	default:
-		for _, k := range []string{AnnotationInjected, AnnotationNotInjected} {
-			if v, ok := set[k]; ok {
-				ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapePointer(k), v))
+		for _, kv := range set {
+			if kv[1] != "" {
+				op("/metadata/annotations/" + escapePointer(kv[0]))
+				b = jsonscan.AppendString(b, kv[1])
+				b = append(b, '}')
 			}
 		}
 	}
-	return ops
+	if len(b) == 1 {
+		return nil
+	}
+	return append(b, ']')
 }
 
 // notInjected formats the misses for AnnotationNotInjected: an image no

@@ -27,8 +27,17 @@ func TestParseInjected(t *testing.T) {
 	}
 
 	p := &podView{}
-	ops := buildPatch(p, []injection{{secret: "regcred-hub", registry: "hub"}, {secret: "admin-pull", registry: "harbor"}}, "")
-	value := ops[len(ops)-1].Value.(map[string]any)["annotations"].(map[string]string)[AnnotationInjected]
+	var ops []struct {
+		Path  string          `json:"path"`
+		Value json.RawMessage `json:"value"`
+	}
+	require.NoError(t, json.Unmarshal(buildPatch(p, []injection{{secret: "regcred-hub", registry: "hub"}, {secret: "admin-pull", registry: "harbor"}}, ""), &ops))
+	require.Equal(t, "/metadata", ops[len(ops)-1].Path)
+	var meta struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	require.NoError(t, json.Unmarshal(ops[len(ops)-1].Value, &meta))
+	value := meta.Annotations[AnnotationInjected]
 	assert.Equal(t, []InjectedSecret{{"regcred-hub", "hub"}, {"admin-pull", "harbor"}}, ParseInjected(value))
 }
 
@@ -60,8 +69,9 @@ func TestNotInjected(t *testing.T) {
 func TestPatchAnnotationsOnly(t *testing.T) {
 	p := &podView{}
 	require.NoError(t, json.Unmarshal([]byte(`{"metadata":{"annotations":{"a":"b"}}}`), p))
-	ops := buildPatch(p, nil, "x.example.com/y=cluster-policy(x)")
-	require.Len(t, ops, 1)
-	assert.Equal(t, "/metadata/annotations/regcred.io~1not-injected", ops[0].Path)
+	assert.JSONEq(t, `[{"op":"add","path":"/metadata/annotations/regcred.io~1not-injected","value":"x.example.com/y=cluster-policy(x)"}]`,
+		string(buildPatch(p, nil, "x.example.com/y=cluster-policy(x)")))
 	assert.Nil(t, buildPatch(p, nil, ""))
+	p.Metadata.Annotations[AnnotationNotInjected] = "said already"
+	assert.Nil(t, buildPatch(p, nil, "said already"), "a reinvocation says nothing twice")
 }

@@ -1,13 +1,14 @@
 package admission
 
 import (
-	kjson "sigs.k8s.io/json"
-
+	"github.com/regcred/regcred/pkg/jsonscan"
 	"github.com/regcred/regcred/pkg/plan"
 )
 
 // podView is the part of a Pod the handler reads. Decoding into it instead
-// of a corev1.Pod skips everything else the Pod holds.
+// of a corev1.Pod skips everything else the Pod holds. readPod reads it
+// in the same pass as the review; its JSON tags say what it reads, as
+// sigs.k8s.io/json would (the tests hold readPod to that).
 type podView struct {
 	// Metadata is nil when the object has none (only hand-made requests).
 	Metadata *metaView `json:"metadata"`
@@ -36,11 +37,89 @@ type secretRef struct {
 
 func decodePod(raw []byte) (*podView, error) {
 	var p podView
-	// Field names are case-sensitive in Kubernetes, unlike encoding/json.
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &p); err != nil {
+	r := jsonscan.NewReader(raw)
+	readPod(r, &p)
+	if err := r.End(); err != nil {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// readPod reads the Pod that comes next in r. Field names are
+// case-sensitive, as in Kubernetes (unlike encoding/json).
+func readPod(r *jsonscan.Reader, p *podView) {
+	for m := r.Object(); m.Next(); {
+		switch string(r.Key()) {
+		case "metadata":
+			if r.Peek() == jsonscan.Null {
+				r.Skip()
+				p.Metadata = nil
+				continue
+			}
+			if p.Metadata == nil {
+				p.Metadata = &metaView{}
+			}
+			readMeta(r, p.Metadata)
+		case "spec":
+			readSpec(r, p)
+		default:
+			r.Skip()
+		}
+	}
+}
+
+func readMeta(r *jsonscan.Reader, m *metaView) {
+	for it := r.Object(); it.Next(); {
+		switch string(r.Key()) {
+		case "name":
+			r.ReadString(&m.Name)
+		case "generateName":
+			r.ReadString(&m.GenerateName)
+		case "labels":
+			r.ReadStringMap(&m.Labels)
+		case "annotations":
+			r.ReadStringMap(&m.Annotations)
+		default:
+			r.Skip()
+		}
+	}
+}
+
+func readSpec(r *jsonscan.Reader, p *podView) {
+	for m := r.Object(); m.Next(); {
+		switch string(r.Key()) {
+		case "containers":
+			jsonscan.ReadSlice(r, &p.Spec.Containers, readContainer)
+		case "initContainers":
+			jsonscan.ReadSlice(r, &p.Spec.InitContainers, readContainer)
+		case "ephemeralContainers":
+			jsonscan.ReadSlice(r, &p.Spec.EphemeralContainers, readContainer)
+		case "imagePullSecrets":
+			jsonscan.ReadSlice(r, &p.Spec.ImagePullSecrets, readSecretRef)
+		default:
+			r.Skip()
+		}
+	}
+}
+
+func readContainer(r *jsonscan.Reader, c *containerView) {
+	for m := r.Object(); m.Next(); {
+		if string(r.Key()) == "image" {
+			r.ReadString(&c.Image)
+		} else {
+			r.Skip()
+		}
+	}
+}
+
+func readSecretRef(r *jsonscan.Reader, s *secretRef) {
+	for m := r.Object(); m.Next(); {
+		if string(r.Key()) == "name" {
+			r.ReadString(&s.Name)
+		} else {
+			r.Skip()
+		}
+	}
 }
 
 func (p *podView) meta() *metaView {

@@ -1,10 +1,12 @@
 package admission
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/regcred/regcred/pkg/plan"
 )
@@ -37,4 +39,33 @@ func TestPlanInput(t *testing.T) {
 	}
 	_, err := PlanInput([]byte(`{"spec":`))
 	assert.Error(t, err)
+}
+
+// decodePod reads a Pod as sigs.k8s.io/json decodes it into podView: both
+// fail, or both give the same value.
+func FuzzDecodePod(f *testing.F) {
+	for _, s := range []string{
+		`{"metadata":{"name":"p","generateName":"g-","labels":{"a":"b"},"annotations":{"c":null}},"spec":{"containers":[{"name":"a","image":"a:1","env":[{"name":"X","value":"1"}]}],"initContainers":[null,{"image":"i"}],"ephemeralContainers":[],"imagePullSecrets":[{"name":"s"}]}}`,
+		`{"metadata":null,"spec":null}`, `null`, `{"spec":{"containers":[{"image":42}]}}`, `{"spec":{"containers":[{"image":"a"}],"containers":[{}]}}`,
+		`{"metadata":{"labels":{"\u00e9":"\ud800"}}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var want podView
+		wantErr := kjson.UnmarshalCaseSensitivePreserveInts(raw, &want)
+		got, err := decodePod(raw)
+		if wantErr != nil {
+			if err == nil {
+				t.Fatalf("%q: sigs.k8s.io/json fails (%v), decodePod does not", raw, wantErr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: decodePod fails (%v), sigs.k8s.io/json does not", raw, err)
+		}
+		if !reflect.DeepEqual(&want, got) {
+			t.Fatalf("%q: decodePod read %+v, sigs.k8s.io/json %+v", raw, got, want)
+		}
+	})
 }

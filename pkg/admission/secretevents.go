@@ -2,13 +2,10 @@ package admission
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/go-logr/logr"
-	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	kjson "sigs.k8s.io/json"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
 )
@@ -24,38 +21,35 @@ type SecretEvents struct {
 	// Self is regcred's own user name: its own writes are not reported
 	// (the webhook's matchConditions leave them out too).
 	Self string
+	// Log is where it logs.
+	Log logr.Logger
 }
 
-var _ admission.Handler = (*SecretEvents)(nil)
+var _ http.Handler = (*SecretEvents)(nil)
 
-// secretMeta is what SecretEvents reads of a Secret: its labels.
-type secretMeta struct {
-	Metadata struct {
-		Labels map[string]string `json:"labels"`
-	} `json:"metadata"`
+// ServeHTTP answers one AdmissionReview of a Secret: it allows it and,
+// for a change to one of regcred's pull secrets, has it restored.
+func (s *SecretEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	serveReview(w, r, readOldObjectLabels, s.Log, s.review)
 }
 
-// Handle allows the request and, for a change to one of regcred's pull
-// secrets, has it restored.
-func (s *SecretEvents) Handle(ctx context.Context, req admission.Request) admission.Response {
-	allowed := admission.Allowed("")
-	if req.Kind.Group != "" || req.Kind.Kind != "Secret" || ptr.Deref(req.DryRun, false) || req.UserInfo.Username == s.Self {
-		return allowed
+func (s *SecretEvents) review(_ context.Context, req *request) reply {
+	if req.group != "" || req.kind != "Secret" || req.isDryRun() || req.username == s.Self {
+		return allowed()
 	}
-	if req.Operation != admissionv1.Update && req.Operation != admissionv1.Delete {
-		return allowed
+	if req.operation != "UPDATE" && req.operation != "DELETE" {
+		return allowed()
 	}
-	var old secretMeta
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(req.OldObject.Raw, &old); err != nil {
-		return allowed
+	if !req.hasOldObject || req.oldErr != nil {
+		return allowed()
 	}
-	labels := old.Metadata.Labels
+	labels := req.oldLabels
 	registry := labels[pullsecret.LabelRegistry]
 	if labels[pullsecret.LabelManagedBy] != pullsecret.ManagedBy || registry == "" {
-		return allowed
+		return allowed()
 	}
-	logr.FromContextOrDiscard(ctx).Info("A pull secret was changed by someone else; it will be written again",
-		"secret", klog.KRef(req.Namespace, req.Name), "registry", registry, "operation", req.Operation, "user", req.UserInfo.Username)
-	s.Restore(req.Namespace, req.Name)
-	return allowed
+	s.Log.Info("A pull secret was changed by someone else; it will be written again",
+		"secret", klog.KRef(req.namespace, req.name), "registry", registry, "operation", req.operation, "user", req.username)
+	s.Restore(req.namespace, req.name)
+	return allowed()
 }

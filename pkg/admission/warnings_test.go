@@ -65,23 +65,23 @@ func TestHandleCapsWarnings(t *testing.T) {
 	pod, err := json.Marshal(map[string]any{"spec": map[string]any{"containers": containers}})
 	require.NoError(t, err)
 
-	resp := f.h.Handle(t.Context(), podRequest(t, "app", string(pod)))
-	require.True(t, resp.Allowed)
-	assert.Contains(t, patchJSON(t, resp), "regcred-quay", "the good image still gets its secret")
-	require.Len(t, resp.Warnings, maxWarnings)
-	assert.LessOrEqual(t, totalLen(resp.Warnings), maxWarningBytes)
-	for _, w := range resp.Warnings {
+	a := admit(t, f.h, podReview("app", string(pod)))
+	require.True(t, a.allowed)
+	assert.Contains(t, a.patch, "regcred-quay", "the good image still gets its secret")
+	require.Len(t, a.warnings, maxWarnings)
+	assert.LessOrEqual(t, totalLen(a.warnings), maxWarningBytes)
+	for _, w := range a.warnings {
 		assert.LessOrEqual(t, len(w), maxWarningLen)
 		assert.True(t, strings.HasPrefix(w, "regcred: "))
 	}
-	assert.Contains(t, resp.Warnings[0], `image "Registry.example.com/UPPER/Case-0:`)
-	assert.Equal(t, "regcred: and 991 more warnings", resp.Warnings[maxWarnings-1])
+	assert.Contains(t, a.warnings[0], `image "Registry.example.com/UPPER/Case-0:`)
+	assert.Equal(t, "regcred: and 991 more warnings", a.warnings[maxWarnings-1])
 	// So is the annotation that lists them.
 	var ops []struct {
 		Path  string
 		Value json.RawMessage
 	}
-	require.NoError(t, json.Unmarshal([]byte(patchJSON(t, resp)), &ops))
+	require.NoError(t, json.Unmarshal([]byte(a.patch), &ops))
 	var meta struct {
 		Annotations map[string]string `json:"annotations"`
 	}
@@ -99,6 +99,6 @@ func TestHandleCapsWarnings(t *testing.T) {
 	}
 	pod, err = json.Marshal(map[string]any{"spec": map[string]any{"containers": containers}})
 	require.NoError(t, err)
-	resp = f.h.Handle(t.Context(), podRequest(t, "app", string(pod)))
-	assert.Equal(t, []string{`regcred: image "UPPER/Case" is not a valid reference, so it matches no registry`}, resp.Warnings)
+	a = admit(t, f.h, podReview("app", string(pod)))
+	assert.Equal(t, []string{`regcred: image "UPPER/Case" is not a valid reference, so it matches no registry`}, a.warnings)
 }

@@ -16,7 +16,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	admissionhandler "github.com/regcred/regcred/pkg/admission"
 	"github.com/regcred/regcred/pkg/config"
@@ -219,15 +219,20 @@ func (a *App) newWebhook(restConfig *rest.Config) error {
 		Metrics:    a.metrics,
 		Loaded:     a.loader.Loaded(),
 		LoadWait:   loadWait,
+		Log:        ctrllog.Log.WithName("admission").WithValues("webhook", WebhookPath),
 	}
 	if u.presence != nil {
 		h.Presence = u.presence
 	}
-	a.mgr.GetWebhookServer().Register(WebhookPath, &admission.Webhook{Handler: h})
-	a.mgr.GetWebhookServer().Register(SecretEventsPath, &admission.Webhook{Handler: &admissionhandler.SecretEvents{
+	// Plain handlers on controller-runtime's webhook server (its TLS,
+	// certificate reload and request metrics): each reads only what it
+	// needs of the review and writes its answer itself.
+	a.mgr.GetWebhookServer().Register(WebhookPath, h)
+	a.mgr.GetWebhookServer().Register(SecretEventsPath, &admissionhandler.SecretEvents{
 		Restore: u.mender.Restore,
 		Self:    whoAmI(restConfig),
-	}})
+		Log:     ctrllog.Log.WithName("admission").WithValues("webhook", SecretEventsPath),
+	})
 	return nil
 }
 

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
 	regcredadmission "github.com/regcred/regcred/pkg/admission"
@@ -54,20 +56,41 @@ func admitted(t *testing.T, h *regcredadmission.Handler, pod *corev1.Pod) []stri
 	t.Helper()
 	raw, err := json.Marshal(pod)
 	require.NoError(t, err)
-	resp := h.Handle(t.Context(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-		Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Operation: admissionv1.Create,
-		Namespace: pod.Namespace, Object: runtime.RawExtension{Raw: raw},
-	}})
-	require.True(t, resp.Allowed)
+	body, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: "1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Operation: admissionv1.Create,
+			Namespace: pod.Namespace, Object: runtime.RawExtension{Raw: raw},
+		},
+	})
+	require.NoError(t, err)
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/mutate-v1-pod", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var review admissionv1.AdmissionReview
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &review))
+	require.True(t, review.Response.Allowed)
+	var ops []struct {
+		Path  string          `json:"path"`
+		Value json.RawMessage `json:"value"`
+	}
+	if len(review.Response.Patch) > 0 {
+		require.NoError(t, json.Unmarshal(review.Response.Patch, &ops))
+	}
 	var added []string
-	for _, op := range resp.Patches {
+	for _, op := range ops {
 		switch op.Path {
 		case "/spec/imagePullSecrets":
-			for _, ref := range op.Value.([]map[string]string) {
-				added = append(added, ref["name"])
+			var refs []corev1.LocalObjectReference
+			require.NoError(t, json.Unmarshal(op.Value, &refs))
+			for _, ref := range refs {
+				added = append(added, ref.Name)
 			}
 		case "/spec/imagePullSecrets/-":
-			added = append(added, op.Value.(map[string]string)["name"])
+			var ref corev1.LocalObjectReference
+			require.NoError(t, json.Unmarshal(op.Value, &ref))
+			added = append(added, ref.Name)
 		}
 	}
 	return added

@@ -1,0 +1,81 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+)
+
+// serveReview reads the review a request carries, has answer answer it
+// and writes the answer. Whatever the request holds, it is answered: a
+// malformed review as controller-runtime answers one (not allowed, with
+// the HTTP status in the response), a panic anywhere with the object
+// admitted unchanged.
+func serveReview(w http.ResponseWriter, r *http.Request, what reads, log logr.Logger, answer func(context.Context, *request) reply) {
+	apiVersion, uid := reviewV1, ""
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error(fmt.Errorf("panic: %v", p), "Review failed; admitted unchanged", "requestID", uid)
+			writeReview(w, apiVersion, uid, allowed("regcred failed internally; admitted without changes"))
+		}
+	}()
+	bp := bodies.Get().(*[]byte)
+	body, err := readBody(r, *bp)
+	if cap(body) > 0 && cap(body) <= maxPooledBody {
+		defer func() {
+			*bp = body[:0]
+			bodies.Put(bp)
+		}()
+	}
+	if err != nil {
+		status := int32(http.StatusBadRequest)
+		if errors.Is(err, errTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		log.Error(err, "Cannot read the review")
+		writeReview(w, apiVersion, uid, errored(status, err))
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		err := fmt.Errorf("contentType=%s, expected application/json", ct)
+		log.Error(err, "Cannot read the review")
+		writeReview(w, apiVersion, uid, errored(http.StatusBadRequest, err))
+		return
+	}
+	rv, err := decodeReview(body, what)
+	if err == nil && rv.request == nil {
+		err = errors.New("the AdmissionReview has no request")
+	}
+	if err != nil {
+		log.Error(err, "Cannot read the review")
+		writeReview(w, apiVersion, uid, errored(http.StatusBadRequest, err))
+		return
+	}
+	apiVersion, uid = rv.apiVersion, rv.request.uid
+	writeReview(w, apiVersion, uid, answer(r.Context(), rv.request))
+}
+
+// requestLog is the logger of one review, with its namespace, object and
+// request ID: made on first use, as most reviews log nothing.
+type requestLog struct {
+	base logr.Logger
+	req  *request
+	log  *logr.Logger
+}
+
+func (l *requestLog) get() logr.Logger {
+	if l.log == nil {
+		req := l.req
+		name := req.name
+		if req.hasObject && req.podErr == nil {
+			name = req.pod.displayName()
+		}
+		lg := l.base.WithValues("namespace", req.namespace, "object", klog.KRef(req.namespace, name), "requestID", req.uid)
+		l.log = &lg
+	}
+	return *l.log
+}
