@@ -93,6 +93,17 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 10s)
 bench: ## Run the benchmarks
 	go test -run '^$$' -bench . -benchmem ./pkg/...
 
+# The benchmarks need only etcd and kube-apiserver: an exported
+# REGCRED_TESTBED_BIN is used as it is.
+BENCH_TESTBED := export REGCRED_TESTBED_BIN=$${REGCRED_TESTBED_BIN:-$$(test/testbed/build.sh etcd kube | tail -n 1)}
+BENCH_ARGS ?=
+
+.PHONY: bench-admission
+bench-admission: ## Measure regcred against a minimal net/http webhook, side by side: direct, then through the test bed's API server (BENCH_ARGS for more flags)
+	@$(BENCH_TESTBED); mkdir -p bin; \
+	echo "go build bin/regcred bin/floor"; $(GOBUILD) -o bin/regcred ./cmd/regcred; $(GOBUILD) -o bin/floor ./test/bench/floor; \
+	go run ./test/bench/admission --regcred bin/regcred --floor bin/floor $(BENCH_ARGS)
+
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
@@ -197,4 +208,4 @@ clean: ## Remove built files
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
