@@ -2,6 +2,7 @@ package app
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -36,6 +37,9 @@ func (a *App) newManager(restConfig *rest.Config) error {
 			UnsafeDisableDeepCopy: ptr.To(true),
 		},
 	}
+	// Of namespaces, what the plan reads: their name and labels. A cluster
+	// of many namespaces, often annotated at length, costs that only.
+	byObject[namespaceMeta()] = cache.ByObject{Transform: namespaceNameAndLabels}
 	opts.tlsCache(byObject)
 	mgr, err := manager.New(restConfig, manager.Options{
 		Scheme: scheme,
@@ -70,4 +74,19 @@ func (a *App) newManager(restConfig *rest.Config) error {
 	}
 	a.mgr = mgr
 	return nil
+}
+
+// namespaceNameAndLabels keeps of a namespace's metadata what regcred
+// reads: its name and labels (and its resource version).
+func namespaceNameAndLabels(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: m.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: m.Name, Labels: m.Labels, ResourceVersion: m.ResourceVersion, DeletionTimestamp: m.DeletionTimestamp,
+		},
+	}, nil
 }
