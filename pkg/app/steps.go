@@ -42,6 +42,10 @@ const (
 // loadWait bounds how long a review waits for the first config load.
 const loadWait = 3 * time.Second
 
+// indexBatch is how long the index entry of a rewritten pull secret waits
+// to be written with others of its shard.
+const indexBatch = time.Second
+
 // newConfig wires the config loader: it watches the config object and the
 // Secrets it refers to, on every replica, and keeps the last good config.
 func (a *App) newConfig(*rest.Config) error {
@@ -79,6 +83,10 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 	u := &shared{store: &secretstore.Store{
 		API:   a.mgr.GetClient(),
 		Index: secretstore.NewIndex(a.mgr.GetCache(), a.opts.Namespace),
+		// A fan-out rewrites a shard's secrets one after the other: their
+		// entries go into the shard a second's worth at a time.
+		Batch: indexBatch,
+		Log:   ctrllog.Log.WithName("index"),
 	}}
 	// Admissions read namespace labels on every replica. Registering the
 	// informer now starts it with the cache (and readiness waits for it),

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,8 +42,8 @@ func ShardNames() []string {
 	return out
 }
 
-// shardOf returns the shard that holds a namespace's entries.
-func shardOf(namespace string) string {
+// ShardOf returns the shard that holds a namespace's entries.
+func ShardOf(namespace string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(namespace))
 	return fmt.Sprintf("%s%x", ShardPrefix, h.Sum32()%Shards)
@@ -175,7 +176,7 @@ func (x *Index) Lookup(ctx context.Context, namespace, registry string, exact bo
 		return l.entry, !l.gone
 	}
 	var cm corev1.ConfigMap
-	if err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shardOf(namespace)}, &cm); err != nil {
+	if err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: ShardOf(namespace)}, &cm); err != nil {
 		return Entry{}, false
 	}
 	v, ok := cm.Data[k]
@@ -243,10 +244,45 @@ func (x *Index) All(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
+// InShard returns the entries of one shard (ShardNames), sorted: the
+// index read a shard at a time, as a sweep across every namespace reads
+// it.
+func (x *Index) InShard(ctx context.Context, shard string) ([]Entry, error) {
+	var cm corev1.ConfigMap
+	err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shard}, &cm)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	found := make(map[string]Entry, len(cm.Data))
+	for k, v := range cm.Data {
+		if e, ok := parseEntry(k, v); ok {
+			found[k] = e
+		}
+	}
+	x.mu.Lock()
+	for k, l := range x.local {
+		if ShardOf(l.entry.Namespace) != shard || x.now().Sub(l.at) > x.Overlay {
+			continue
+		}
+		if l.gone {
+			delete(found, k)
+		} else {
+			found[k] = l.entry
+		}
+	}
+	x.mu.Unlock()
+	keys := slices.Sorted(maps.Keys(found))
+	out := make([]Entry, len(keys))
+	for i, k := range keys {
+		out[i] = found[k]
+	}
+	return out, nil
+}
+
 // InNamespace returns the entries of one namespace: one shard read.
 func (x *Index) InNamespace(ctx context.Context, namespace string) ([]Entry, error) {
 	var cm corev1.ConfigMap
-	err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shardOf(namespace)}, &cm)
+	err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: ShardOf(namespace)}, &cm)
 	if client.IgnoreNotFound(err) != nil {
 		return nil, err
 	}

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +32,17 @@ type Store struct {
 	// API writes: it is never asked to read a Secret.
 	API   client.Client
 	Index *Index
+	// Batch defers the index entry of a pull secret rewritten in place (one
+	// the index knows already) by up to Batch, so that a fan-out across
+	// thousands of namespaces writes each shard of the index once per
+	// batch rather than once per Secret. Zero writes every entry at once.
+	// An entry lost to a crash before its batch is written leaves the
+	// previous one, whose older version the next sync rewrites.
+	Batch time.Duration
+	// Log reports batches that could not be written (they are retried).
+	Log logr.Logger
+
+	shards shardWriter
 }
 
 // FieldManager names regcred's writes in managedFields.
@@ -74,7 +87,7 @@ func (s *Store) write(ctx context.Context, namespace string, w *pullsecret.Want,
 		if !exists {
 			uid, err := s.create(ctx, namespace, w)
 			if err == nil {
-				return Created, s.record(ctx, namespace, w, uid)
+				return Created, s.record(ctx, namespace, w, uid, false)
 			}
 			if !apierrors.IsAlreadyExists(err) {
 				return "", err
@@ -82,7 +95,9 @@ func (s *Store) write(ctx context.Context, namespace string, w *pullsecret.Want,
 		}
 		uid, err := s.patch(ctx, namespace, w, prev)
 		if err == nil {
-			return Updated, s.record(ctx, namespace, w, uid)
+			// Rewritten in place: the index has its entry already, only
+			// its version changes.
+			return Updated, s.record(ctx, namespace, w, uid, prev.Version != "")
 		}
 		if !apierrors.IsNotFound(err) {
 			return "", err
@@ -148,11 +163,17 @@ func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want,
 	return secret.UID, nil
 }
 
-// record writes the index entry of a pull secret just written.
-func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID) error {
+// record writes the index entry of a pull secret just written; deferred
+// writes it with the next batch (Batch).
+func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID, deferred bool) error {
 	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: VersionOf(w), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
 	s.Index.remember(e, false)
-	if err := s.patchShard(ctx, namespace, map[string]any{key(namespace, w.Registry, e.Exact): e.value()}); err != nil {
+	k := key(namespace, w.Registry, e.Exact)
+	if deferred && s.Batch > 0 {
+		s.deferEntry(ShardOf(namespace), k, e.value())
+		return nil
+	}
+	if err := s.patchShard(ctx, namespace, map[string]any{k: e.value()}); err != nil {
 		return fmt.Errorf("recording pull secret %s/%s in the index: %w", namespace, w.Name, err)
 	}
 	return nil
@@ -185,11 +206,20 @@ func (s *Store) Forget(ctx context.Context, e Entry) error {
 	return s.patchShard(ctx, e.Namespace, map[string]any{key(e.Namespace, e.Registry, e.Exact): nil})
 }
 
-// patchShard merges data into a namespace's shard, creating it if needed.
-// A merge patch touches only its own keys: replicas writing different
-// entries never conflict.
+// patchShard merges data into a namespace's shard, at once: entries of the
+// same keys waiting for a batch are dropped, as data supersedes them.
 func (s *Store) patchShard(ctx context.Context, namespace string, data map[string]any) error {
-	name := shardOf(namespace)
+	name := ShardOf(namespace)
+	unlock := s.shards.lock(name)
+	defer unlock()
+	s.shards.drop(name, data)
+	return s.mergeShard(ctx, name, data)
+}
+
+// mergeShard merges data into a shard, creating it if needed. A merge
+// patch touches only its own keys: replicas writing different entries
+// never conflict. The caller holds the shard's lock.
+func (s *Store) mergeShard(ctx context.Context, name string, data map[string]any) error {
 	body, err := json.Marshal(map[string]any{"data": data})
 	if err != nil {
 		return err

@@ -91,7 +91,7 @@ func TestApply(t *testing.T) {
 	assert.Equal(t, sec.UID, e.UID)
 	assert.Equal(t, VersionOf(want(`{"auths":{}}`)), e.Version)
 	shard := &corev1.ConfigMap{}
-	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: shardOf("app")}, shard))
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: ShardOf("app")}, shard))
 	assert.Equal(t, IndexValue, shard.Labels[LabelIndex])
 	assert.Contains(t, shard.Data, "app.hub")
 
@@ -243,6 +243,16 @@ func TestIndexEntries(t *testing.T) {
 	in, err := s.Index.InNamespace(ctx, "b")
 	require.NoError(t, err)
 	assert.Len(t, in, 2)
+	var byShard []Entry
+	for _, shard := range ShardNames() {
+		entries, err := s.Index.InShard(ctx, shard)
+		require.NoError(t, err)
+		for _, e := range entries {
+			assert.Equal(t, shard, ShardOf(e.Namespace))
+		}
+		byShard = append(byShard, entries...)
+	}
+	assert.ElementsMatch(t, all, byShard, "the shards hold every entry once")
 
 	// A fresh replica's index, from the shards alone, agrees.
 	fresh := NewIndex(s.Index.Cache, "regcred")
@@ -270,5 +280,5 @@ func TestEntryValueRoundTrip(t *testing.T) {
 	_, ok = parseEntry("a.b", "too few")
 	assert.False(t, ok)
 	assert.Len(t, ShardNames(), Shards)
-	assert.Contains(t, ShardNames(), shardOf("any-namespace"))
+	assert.Contains(t, ShardNames(), ShardOf("any-namespace"))
 }

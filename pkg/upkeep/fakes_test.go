@@ -116,6 +116,17 @@ func (m *memStore) All(context.Context) ([]secretstore.Entry, error) {
 	return out, nil
 }
 
+func (m *memStore) InShard(ctx context.Context, shard string) ([]secretstore.Entry, error) {
+	all, _ := m.All(ctx)
+	var out []secretstore.Entry
+	for _, e := range all {
+		if secretstore.ShardOf(e.Namespace) == shard {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 func (m *memStore) InNamespace(ctx context.Context, ns string) ([]secretstore.Entry, error) {
 	all, _ := m.All(ctx)
 	var out []secretstore.Entry

@@ -19,7 +19,8 @@ import (
 
 // Index tells where pull secrets live (package secretstore).
 type Index interface {
-	All(ctx context.Context) ([]secretstore.Entry, error)
+	// InShard returns the entries of one of secretstore.ShardNames.
+	InShard(ctx context.Context, shard string) ([]secretstore.Entry, error)
 	InNamespace(ctx context.Context, namespace string) ([]secretstore.Entry, error)
 	Lookup(ctx context.Context, namespace, registry string, exact bool) (secretstore.Entry, bool)
 }
@@ -48,7 +49,7 @@ type Syncer struct {
 	// WriteQPS and WriteBurst bound the syncer's writes (default 20 and 40).
 	WriteQPS   float64
 	WriteBurst int
-	// Workers write in parallel (default 4).
+	// Workers write in parallel (default: WriteQPS/4, at least 4).
 	Workers int
 
 	// limiter paces the writes; nil means one from WriteQPS and WriteBurst.
@@ -56,6 +57,10 @@ type Syncer struct {
 
 	mu    sync.Mutex
 	queue workqueue.TypedInterface[syncKey]
+	// sweeps asks the sweeper for a sweep; sweepForce makes it write
+	// every pull secret again.
+	sweeps     chan struct{}
+	sweepForce bool
 }
 
 // waiter paces writes (a rate.Limiter).
@@ -76,7 +81,7 @@ func (s *Syncer) NeedLeaderElection() bool { return true }
 // ConfigChanged asks for every pull secret to be checked against the
 // current config. Called when not leading, it does nothing: a new leader
 // checks everything when it starts.
-func (s *Syncer) ConfigChanged() { s.enqueueAll(context.Background(), false) }
+func (s *Syncer) ConfigChanged() { s.requestSweep(false) }
 
 // NamespaceChanged asks for a namespace's pull secrets to be checked (its
 // labels changed, or it is gone).
@@ -100,20 +105,72 @@ func (s *Syncer) current() workqueue.TypedInterface[syncKey] {
 	return s.queue
 }
 
-func (s *Syncer) enqueueAll(ctx context.Context, force bool) int {
-	q := s.current()
-	if q == nil {
-		return 0
+// requestSweep asks for every pull secret to be checked (force: written
+// again); a request made during a sweep makes another after it.
+func (s *Syncer) requestSweep(force bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queue == nil {
+		return
 	}
-	entries, err := s.Index.All(ctx)
-	if err != nil {
-		logr.FromContextOrDiscard(ctx).Error(err, "Cannot read the index of pull secrets")
-		return 0
+	s.sweepForce = s.sweepForce || force
+	select {
+	case s.sweeps <- struct{}{}:
+	default:
 	}
-	for _, e := range entries {
-		q.Add(syncKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact, force: force})
+}
+
+// sweeper runs the sweeps asked for until ctx ends.
+func (s *Syncer) sweeper(ctx context.Context, q workqueue.TypedInterface[syncKey]) {
+	log := logr.FromContextOrDiscard(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.sweeps:
+		}
+		s.mu.Lock()
+		force := s.sweepForce
+		s.sweepForce = false
+		s.mu.Unlock()
+		start := time.Now()
+		n, err := s.sweep(ctx, q, force)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Error(err, "Cannot read the index of pull secrets; the next sweep tries again", "checked", n)
+		default:
+			log.Info("Every pull secret handed over to be checked against the config", "count", n, "rewriteAll", force, "took", time.Since(start).Round(time.Millisecond))
+		}
 	}
-	return len(entries)
+}
+
+// sweep hands every entry of the index to the workers, a shard at a time
+// (the index entries of the secrets rewritten one after the other then go
+// into their shard together: secretstore.Store's batches), with only a
+// few waiting in the queue at once: what a sweep holds does not grow with
+// the number of namespaces.
+func (s *Syncer) sweep(ctx context.Context, q workqueue.TypedInterface[syncKey], force bool) (int, error) {
+	n := 0
+	for _, shard := range secretstore.ShardNames() {
+		entries, err := s.Index.InShard(ctx, shard)
+		if err != nil {
+			return n, err
+		}
+		for _, e := range entries {
+			for q.Len() >= 2*s.Workers {
+				select {
+				case <-ctx.Done():
+					return n, ctx.Err()
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			q.Add(syncKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact, force: force})
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Start syncs until ctx ends (the leadership with it). It can be started
@@ -126,13 +183,15 @@ func (s *Syncer) Start(ctx context.Context) error {
 		s.WriteQPS, s.WriteBurst = 20, 40
 	}
 	if s.Workers == 0 {
-		s.Workers = 4
+		// Enough writes in flight to reach WriteQPS while each takes up to
+		// a quarter of a second.
+		s.Workers = max(4, int(s.WriteQPS/4))
 	}
 	log := logr.FromContextOrDiscard(ctx).WithName("syncer")
 	ctx = logr.NewContext(ctx, log)
 	q := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[syncKey]{Name: "pullsecret_sync"})
 	s.mu.Lock()
-	s.queue = q
+	s.queue, s.sweeps, s.sweepForce = q, make(chan struct{}, 1), false
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -148,9 +207,10 @@ func (s *Syncer) Start(ctx context.Context) error {
 	for range s.Workers {
 		wg.Go(func() { s.work(ctx, q, limiter) })
 	}
+	go s.sweeper(ctx, q)
 	// A new leader checks everything: the config may have changed while
 	// no replica led.
-	log.Info("Checking every pull secret against the config", "count", s.enqueueAll(ctx, false))
+	s.requestSweep(false)
 	t := time.NewTicker(s.Resync)
 	defer t.Stop()
 	for {
@@ -158,9 +218,11 @@ func (s *Syncer) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			q.ShutDown()
 			wg.Wait()
+			s.flush(log)
 			return nil
 		case <-t.C:
-			log.V(1).Info("Resync: writing every pull secret again", "count", s.enqueueAll(ctx, true))
+			log.V(1).Info("Resync: writing every pull secret again")
+			s.requestSweep(true)
 		}
 	}
 }
@@ -179,6 +241,19 @@ func (s *Syncer) work(ctx context.Context, q workqueue.TypedInterface[syncKey], 
 	}
 }
 
+// flush writes what the store keeps for a batch, as the term ends.
+func (s *Syncer) flush(log logr.Logger) {
+	f, ok := s.Store.(interface{ Flush(context.Context) error })
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.Flush(ctx); err != nil {
+		log.Error(err, "Cannot record the last rewritten pull secrets in the index; the next leader rewrites them")
+	}
+}
+
 // sync brings one pull secret in line with the config, or deletes it.
 func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 	if !s.HasConfig() {
@@ -192,14 +267,19 @@ func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 	if err != nil {
 		return err
 	}
-	if err := limiter.Wait(ctx); err != nil {
-		return err
-	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", k.namespace, "registry", k.registry)
+	// Only writes wait for the write budget: checking a secret that is as
+	// it should be costs no API call.
 	switch {
 	case d.gone:
+		if err := limiter.Wait(ctx); err != nil {
+			return err
+		}
 		return s.Store.Forget(ctx, e)
 	case !d.wanted || k.exact && d.registry.ExactSecretName() == "":
+		if err := limiter.Wait(ctx); err != nil {
+			return err
+		}
 		if err := s.Store.Delete(ctx, e, secretName(k)); err != nil {
 			return err
 		}
@@ -211,13 +291,16 @@ func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 	if err != nil {
 		return err
 	}
-	var out secretstore.Outcome
-	switch {
-	case k.force:
-		out, err = s.Store.Restore(ctx, k.namespace, want)
-	case e.Satisfies(want):
+	if !k.force && e.Satisfies(want) {
 		return nil
-	default:
+	}
+	if err := limiter.Wait(ctx); err != nil {
+		return err
+	}
+	var out secretstore.Outcome
+	if k.force {
+		out, err = s.Store.Restore(ctx, k.namespace, want)
+	} else {
 		out, err = s.Store.Apply(ctx, k.namespace, want, false)
 	}
 	if errors.Is(err, secretstore.ErrNotManaged) || isTerminating(err) {

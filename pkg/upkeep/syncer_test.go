@@ -2,6 +2,7 @@ package upkeep
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 func syncSet(t *testing.T, password string) *registries.Set {
@@ -179,4 +181,96 @@ func (l *liveNamespaces) set(n nsLabels) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.labels = n
+}
+
+// orderStore records the namespaces written, in order.
+type orderStore struct {
+	*memStore
+	mu    sync.Mutex
+	order []string
+}
+
+func (o *orderStore) Apply(ctx context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
+	o.mu.Lock()
+	o.order = append(o.order, ns)
+	o.mu.Unlock()
+	return o.memStore.Apply(ctx, ns, w, dryRun)
+}
+
+// A config change rewrites the pull secrets a shard of the index at a
+// time, so that their entries are recorded together.
+func TestSyncerWritesAShardAtATime(t *testing.T) {
+	s := newMemStore()
+	for i := range 200 {
+		seed(s, fmt.Sprintf("ns-%03d", i), "keep")
+	}
+	o := &orderStore{memStore: s}
+	var set atomic.Pointer[registries.Set]
+	set.Store(syncSet(t, "new"))
+	sy := &Syncer{
+		Registries: set.Load, HasConfig: func() bool { return true },
+		Index: s, Store: o, Metrics: newCounts(), Exclusions: testExclusions, WriteQPS: 1000, WriteBurst: 1000,
+		Namespaces: &liveNamespaces{labels: nsLabels{}}, Workers: 1,
+	}
+	for i := range 200 {
+		sy.Namespaces.(*liveNamespaces).labels[fmt.Sprintf("ns-%03d", i)] = map[string]string{}
+	}
+	startSyncer(t, sy)
+	require.Eventually(t, func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return len(o.order) == 200
+	}, 5*time.Second, time.Millisecond)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	changes := 0
+	for i := 1; i < len(o.order); i++ {
+		if secretstore.ShardOf(o.order[i]) != secretstore.ShardOf(o.order[i-1]) {
+			changes++
+		}
+	}
+	assert.Equal(t, secretstore.Shards-1, changes, "each shard's secrets written one after the other")
+}
+
+// slowStore takes its time writing, as an API server under load does.
+type slowStore struct{ *memStore }
+
+func (s slowStore) Apply(ctx context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
+	time.Sleep(time.Millisecond)
+	return s.memStore.Apply(ctx, ns, w, dryRun)
+}
+
+// A sweep across many namespaces holds only a few of them in its queue at
+// a time: what the syncer holds does not grow with the namespaces.
+func TestSweepKeepsTheQueueShort(t *testing.T) {
+	s := newMemStore()
+	const namespaces = 500
+	nss := &liveNamespaces{labels: nsLabels{}}
+	for i := range namespaces {
+		ns := fmt.Sprintf("ns-%03d", i)
+		seed(s, ns, "keep")
+		nss.labels[ns] = map[string]string{}
+	}
+	var set atomic.Pointer[registries.Set]
+	set.Store(syncSet(t, "new"))
+	sy := &Syncer{
+		Registries: set.Load, HasConfig: func() bool { return true },
+		Index: s, Store: slowStore{s}, Metrics: newCounts(), Exclusions: testExclusions, WriteQPS: 1000, WriteBurst: 1000,
+		Namespaces: nss, Workers: 2,
+	}
+	startSyncer(t, sy)
+	q := sy.current()
+	longest := 0
+	want, err := set.Load().Get("keep").Want(t.Context(), registries.Need{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		longest = max(longest, q.Len())
+		for i := range namespaces {
+			if data, _ := s.get(fmt.Sprintf("ns-%03d/keep", i)); data != string(want.Data) {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, time.Millisecond)
+	assert.LessOrEqual(t, longest, 2*sy.Workers, "at most twice the workers wait in the queue")
 }

@@ -1,0 +1,138 @@
+package secretstore
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// shardWriter orders the writes of each shard of the index, and keeps the
+// entries waiting for a batch (Store.Batch).
+type shardWriter struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+	// pending are the entries waiting, by shard and key.
+	pending map[string]map[string]any
+	// scheduled is set while a flush is due; failures counts the flushes
+	// that failed in a row (they back off).
+	scheduled bool
+	failures  int
+}
+
+// lock takes a shard's lock, which every write of the shard holds (a
+// batch never lands after a later write of one of its keys), and returns
+// what releases it.
+func (w *shardWriter) lock(shard string) func() {
+	w.mu.Lock()
+	if w.locks == nil {
+		w.locks = map[string]*sync.Mutex{}
+	}
+	l := w.locks[shard]
+	if l == nil {
+		l = &sync.Mutex{}
+		w.locks[shard] = l
+	}
+	w.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// drop forgets the waiting entries of a shard that data supersedes.
+func (w *shardWriter) drop(shard string, data map[string]any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range data {
+		delete(w.pending[shard], k)
+	}
+}
+
+// take returns and forgets the waiting entries of a shard.
+func (w *shardWriter) take(shard string) map[string]any {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	data := w.pending[shard]
+	delete(w.pending, shard)
+	return data
+}
+
+// deferEntry queues an index entry for the next batch.
+func (s *Store) deferEntry(shard, k string, value any) {
+	w := &s.shards
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pending == nil {
+		w.pending = map[string]map[string]any{}
+	}
+	if w.pending[shard] == nil {
+		w.pending[shard] = map[string]any{}
+	}
+	w.pending[shard][k] = value
+	s.scheduleLocked()
+}
+
+// scheduleLocked makes sure a flush is due, after Batch, or later after
+// failures.
+func (s *Store) scheduleLocked() {
+	w := &s.shards
+	if w.scheduled || len(w.pending) == 0 {
+		return
+	}
+	w.scheduled = true
+	wait := s.Batch << min(w.failures, 5)
+	time.AfterFunc(wait, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := s.Flush(ctx)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.scheduled = false
+		if err != nil {
+			w.failures++
+			s.Log.Error(err, "Cannot record rewritten pull secrets in the index; retrying", "retryIn", s.Batch<<min(w.failures, 5))
+		} else {
+			w.failures = 0
+		}
+		s.scheduleLocked()
+	})
+}
+
+// Flush writes the entries waiting for a batch now, one patch per shard.
+// Entries that could not be written wait for the next batch.
+func (s *Store) Flush(ctx context.Context) error {
+	w := &s.shards
+	w.mu.Lock()
+	shards := slices.Sorted(maps.Keys(w.pending))
+	w.mu.Unlock()
+	var first error
+	for _, shard := range shards {
+		unlock := w.lock(shard)
+		data := w.take(shard)
+		var err error
+		if len(data) > 0 {
+			err = s.mergeShard(ctx, shard, data)
+		}
+		if err != nil {
+			// Back in line, unless a newer entry of the key came meanwhile.
+			w.mu.Lock()
+			if w.pending == nil {
+				w.pending = map[string]map[string]any{}
+			}
+			if w.pending[shard] == nil {
+				w.pending[shard] = map[string]any{}
+			}
+			for k, v := range data {
+				if _, newer := w.pending[shard][k]; !newer {
+					w.pending[shard][k] = v
+				}
+			}
+			w.mu.Unlock()
+			if first == nil {
+				first = err
+			}
+		}
+		unlock()
+	}
+	return first
+}
