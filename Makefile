@@ -104,6 +104,12 @@ bench-admission: ## Measure regcred against a minimal net/http webhook, side by 
 	echo "go build bin/regcred bin/floor"; $(GOBUILD) -o bin/regcred ./cmd/regcred; $(GOBUILD) -o bin/floor ./test/bench/floor; \
 	go run ./test/bench/admission --regcred bin/regcred --floor bin/floor $(BENCH_ARGS)
 
+.PHONY: bench-scale
+bench-scale: ## Measure regcred in a cluster of 10,000 namespaces: memory, start-up, first admission, fan-out times (BENCH_ARGS for more flags)
+	@$(BENCH_TESTBED); mkdir -p bin; \
+	echo "go build bin/regcred"; $(GOBUILD) -o bin/regcred ./cmd/regcred; \
+	go run ./test/bench/scale --regcred bin/regcred $(BENCH_ARGS)
+
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...

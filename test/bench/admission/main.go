@@ -13,10 +13,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -71,7 +73,11 @@ func main() {
 	if env != "" {
 		o.env = strings.Split(env, ",")
 	}
-	if err := run(context.Background(), o); err != nil {
+	// Interrupted, it still stops what it started.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-admission:", err)
 		os.Exit(1)
 	}
