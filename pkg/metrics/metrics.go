@@ -9,11 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regcred/regcred/pkg/admission"
+	"github.com/regcred/regcred/pkg/recovery"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // Metrics records what regcred does. Its methods satisfy the Recorder
-// interfaces of the admission, configwatch, upkeep and status packages.
+// interfaces of the admission, configwatch, upkeep, status and recovery
+// packages.
 type Metrics struct {
 	admissions     *prometheus.CounterVec
 	injected       *prometheus.CounterVec
@@ -27,6 +29,8 @@ type Metrics struct {
 	tokenErrors    *prometheus.CounterVec
 	checkOK        *prometheus.GaugeVec
 	checks         *prometheus.CounterVec
+	evictions      *prometheus.CounterVec
+	recoveryEvents *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them with reg; version is
@@ -81,6 +85,14 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "regcred_registry_login_checks_total",
 			Help: "Login checks of registry credentials, per registry and result (ok, failed).",
 		}, []string{"registry", "result"}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_recovery_evictions_total",
+			Help: "Evictions of Pods that lack a pull secret, by result (evicted; blocked by a PodDisruptionBudget, or failed: tried again later).",
+		}, []string{"result"}),
+		recoveryEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_recovery_events_total",
+			Help: "Events recorded on Pods that lack a pull secret, by reason (EvictedForPullSecret, PullSecretMissing, EvictionBlocked).",
+		}, []string{"reason"}),
 	}
 	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -93,7 +105,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	})
 	buildInfo.Set(1)
 	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.configValid,
-		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, buildInfo)
+		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, m.evictions, m.recoveryEvents, buildInfo)
 	return m
 }
 
@@ -149,3 +161,11 @@ func (m *Metrics) LoginChecked(registry string, ok bool) {
 		m.checks.WithLabelValues(registry, "failed").Inc()
 	}
 }
+
+// RecoveryEviction counts an eviction of a Pod that lacks a pull secret.
+func (m *Metrics) RecoveryEviction(r recovery.EvictionResult) {
+	m.evictions.WithLabelValues(string(r)).Inc()
+}
+
+// RecoveryEvent counts an Event recorded on such a Pod.
+func (m *Metrics) RecoveryEvent(reason string) { m.recoveryEvents.WithLabelValues(reason).Inc() }

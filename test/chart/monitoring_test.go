@@ -34,7 +34,7 @@ func knownMetrics(t *testing.T) map[string]bool {
 	for _, n := range []string{"regcred_admissions_total", "regcred_secrets_injected_total", "regcred_pull_secrets_written_total",
 		"regcred_pull_secrets_deleted_total", "regcred_pull_secrets_restored_total", "regcred_config_reloads_total",
 		"regcred_token_expiry_timestamp_seconds", "regcred_token_refreshes_total", "regcred_token_refresh_errors_total",
-		"regcred_registry_login_ok", "regcred_registry_login_checks_total"} {
+		"regcred_registry_login_ok", "regcred_registry_login_checks_total", "regcred_recovery_evictions_total", "regcred_recovery_events_total"} {
 		known[n] = true
 	}
 	return known
