@@ -29,6 +29,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"registry field typo", values{"config": values{"registries": []any{typo}}}, []string{"usename"}},
 		{"inline password in a ConfigMap", values{"config": values{"registries": []any{inlinePassword}}}, []string{"password", "secretKeyRef"}},
 		{"both existing ConfigMap and Secret", values{"config": values{"existingConfigMap": "a", "existingSecret": "b"}}, []string{"/config/existingSecret", "must be ''"}},
+		{"recovery enabled not a boolean", values{"recovery": values{"enabled": "yes"}}, []string{"enabled", "boolean"}},
+		{"recovery key typo", values{"recovery": values{"enable": true}}, []string{"recovery", "enable"}},
+		{"no evictions", values{"recovery": values{"evictionsPerSecond": 0}}, []string{"evictionsPerSecond"}},
 		{"registries and an existing ConfigMap", values{"config": values{"existingConfigMap": "a", "registries": []any{exampleRegistry()}}}, []string{"/config/registries", "maxItems"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
