@@ -24,12 +24,24 @@ type APIEvictor struct {
 	Client kubernetes.Interface
 }
 
-// Evict creates the Pod's eviction.
+// Evict creates the Pod's eviction, as the clientset's Evict does, but
+// tries once: the API server asks to retry a refusal after 10 s when a
+// budget is not processed yet, and client-go would retry ten times,
+// holding a worker for 100 s. The controller's own backoff retries.
 func (e APIEvictor) Evict(ctx context.Context, namespace, name string, uid types.UID) error {
-	return e.Client.PolicyV1().Evictions(namespace).Evict(ctx, &policyv1.Eviction{
-		ObjectMeta:    metav1.ObjectMeta{Name: name, Namespace: namespace},
-		DeleteOptions: &metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(uid))},
-	})
+	return e.Client.PolicyV1().RESTClient().Post().
+		AbsPath("/api/v1").
+		Namespace(namespace).
+		Resource("pods").
+		Name(name).
+		SubResource("eviction").
+		MaxRetries(0).
+		Body(&policyv1.Eviction{
+			ObjectMeta:    metav1.ObjectMeta{Name: name, Namespace: namespace},
+			DeleteOptions: &metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(uid))},
+		}).
+		Do(ctx).
+		Error()
 }
 
 // blockedByBudget tells whether a PodDisruptionBudget refused the eviction
