@@ -51,6 +51,7 @@ var modes = []struct {
 	{"registries in values", values{"config": values{"registries": []any{exampleRegistry()}}}, "--config-configmap=regcred-config", false, true},
 	{"existing ConfigMap", values{"config": values{"existingConfigMap": "my-config", "key": "registries.yaml"}}, "--config-configmap=my-config", false, false},
 	{"existing Secret", values{"config": values{"existingSecret": "my-secret"}}, "--config-secret=my-secret", false, false},
+	{"recovery", values{"recovery": values{"enabled": true}}, "--config-configmap=regcred-config", false, true},
 }
 
 func TestLint(t *testing.T) {
