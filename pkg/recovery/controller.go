@@ -193,14 +193,16 @@ func (c *Controller) Start(ctx context.Context) error {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "recovery", Clock: c.clock}),
 		acted: map[types.UID]*acted{},
 	}
-	defer t.queue.ShutDown()
 	if _, err := inf.AddEventHandler(t.handler()); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
+	// At the end of the term: stop the informer and the workers, and wait
+	// for them.
 	defer wg.Wait()
+	defer t.queue.ShutDown()
+	defer cancel()
 	wg.Go(func() { inf.RunWithContext(ctx) })
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return nil // ctx ended
@@ -218,7 +220,6 @@ func (c *Controller) Start(ctx context.Context) error {
 		wg.Go(func() { c.work(ctx, t, limiter) })
 	}
 	<-ctx.Done()
-	t.queue.ShutDown()
 	return nil
 }
 

@@ -131,7 +131,7 @@ func TestNamespaceChangeRecovers(t *testing.T) {
 	p := b.pod("quiet", "ReplicaSet", "quay.io/org/web:1", ReasonImagePullBackOff)
 	b.settle(1)
 	require.Zero(t, b.evictor.total(), "the namespace opted out")
-	b.c.Namespaces = namespaceLabels{"quiet": {}}
+	b.namespaces.set("quiet", map[string]string{})
 	b.c.NamespaceChanged("other")
 	b.settle(1)
 	require.Zero(t, b.evictor.total(), "another namespace changed")

@@ -172,14 +172,26 @@ type open struct{ waits atomic.Int32 }
 
 func (o *open) Wait(context.Context) error { o.waits.Add(1); return nil }
 
-type namespaceLabels map[string]map[string]string
+// namespaceLabels are the labels of the namespaces that exist.
+type namespaceLabels struct {
+	mu     sync.Mutex
+	labels map[string]map[string]string
+}
 
-func (n namespaceLabels) NamespaceLabels(_ context.Context, name string) (map[string]string, error) {
-	l, ok := n[name]
+func (n *namespaceLabels) NamespaceLabels(_ context.Context, name string) (map[string]string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l, ok := n.labels[name]
 	if !ok {
 		return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), name)
 	}
 	return l, nil
+}
+
+func (n *namespaceLabels) set(name string, labels map[string]string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.labels[name] = labels
 }
 
 // bed is a controller leading, over a fake clientset.
@@ -193,6 +205,8 @@ type bed struct {
 	counts  *counts
 	clock   *clocktesting.FakeClock
 	uids    atomic.Int32
+	// namespaces are the labels the controller reads.
+	namespaces *namespaceLabels
 }
 
 // start starts a controller with the config yaml; limiter paces it.
@@ -201,10 +215,13 @@ func start(t *testing.T, yaml string, limiter waiter) *bed {
 	b := &bed{t: t, cs: fake.NewClientset(), evictor: &evictor{}, events: &events{},
 		counts: &counts{evictions: map[EvictionResult]int{}, events: map[string]int{}}, clock: clocktesting.NewFakeClock(time.Now())}
 	b.set.Store(load(t, yaml))
+	b.namespaces = &namespaceLabels{labels: map[string]map[string]string{
+		"app": {"kubernetes.io/metadata.name": "app"}, "quiet": {plan.LabelInject: "false"},
+	}}
 	b.c = &Controller{
 		Registries: b.set.Load,
 		HasConfig:  func() bool { return true },
-		Namespaces: namespaceLabels{"app": {"kubernetes.io/metadata.name": "app"}, "quiet": {plan.LabelInject: "false"}},
+		Namespaces: b.namespaces,
 		Exclusions: plan.Exclusions{"kube-system": true, "regcred": true},
 		Informer:   func() cache.SharedIndexInformer { return NewPodInformer(b.cs) },
 		Evictor:    b.evictor,
