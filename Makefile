@@ -93,6 +93,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 10s)
 bench: ## Run the benchmarks
 	go test -run '^$$' -bench . -benchmem ./pkg/...
 
+.PHONY: bench-recovery
+bench-recovery: ## Measure recovery's Pod cache with 10,000 Pods on a real API server against whole Pods (REGCRED_SCALE_PODS=n)
+	@$(TESTBED); go test -count=1 -run '^$$' -bench RecoveryCache -benchtime 1x -v ./test/scale
+
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...

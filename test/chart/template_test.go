@@ -54,6 +54,7 @@ var modes = []struct {
 	{"registries in values", values{"config": values{"registries": []any{exampleRegistry()}}}, "--config-configmap=regcred-config", false, true},
 	{"existing ConfigMap", values{"config": values{"existingConfigMap": "my-config", "key": "registries.yaml"}}, "--config-configmap=my-config", false, false},
 	{"existing Secret", values{"config": values{"existingSecret": "my-secret"}}, "--config-secret=my-secret", false, false},
+	{"recovery", values{"recovery": values{"enabled": true}}, "--config-configmap=regcred-config", false, true},
 }
 
 func TestLint(t *testing.T) {
@@ -390,4 +391,47 @@ func TestTemplateProductionValues(t *testing.T) {
 	_, err = render(t, values{"serviceAccount": values{"create": false}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "serviceAccount.name")
+}
+
+// Recovery's permissions exist only when it is enabled: reading Pods,
+// evicting them, Events in every namespace.
+func TestTemplateRecovery(t *testing.T) {
+	off := mustRender(t, values{})
+	assert.Nil(t, off.find("ClusterRole", "regcred-recovery"))
+	assert.Nil(t, off.find("ClusterRoleBinding", "regcred-recovery"))
+	roles := 0
+	for _, obj := range off.objects {
+		if obj.GetKind() != "ClusterRole" && obj.GetKind() != "Role" {
+			continue
+		}
+		roles++
+		var role rbacv1.ClusterRole
+		off.get(t, obj.GetKind(), obj.GetName(), &role)
+		for _, rule := range role.Rules {
+			assert.NotContains(t, rule.Resources, "pods", "%s %s", obj.GetKind(), obj.GetName())
+			assert.NotContains(t, rule.Resources, "pods/eviction", "%s %s", obj.GetKind(), obj.GetName())
+		}
+	}
+	assert.Equal(t, 3, roles, "the ClusterRoles for pull secrets and for the caBundle, and the Role")
+	var d appsv1.Deployment
+	off.get(t, "Deployment", "regcred", &d)
+	assert.False(t, parseArgs(t, d.Spec.Template.Spec.Containers[0].Args).Recovery)
+
+	on := mustRender(t, values{"recovery": values{"enabled": true, "evictionsPerSecond": 0.5}})
+	var cr rbacv1.ClusterRole
+	on.get(t, "ClusterRole", "regcred-recovery", &cr)
+	assert.Equal(t, []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}, cr.Rules, "no get, delete, update or patch of Pods")
+	var b rbacv1.ClusterRoleBinding
+	on.get(t, "ClusterRoleBinding", "regcred-recovery", &b)
+	assert.Equal(t, "regcred-recovery", b.RoleRef.Name)
+	assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "regcred", Namespace: "regcred"}}, b.Subjects)
+	on.get(t, "Deployment", "regcred", &d)
+	opts := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
+	assert.True(t, opts.Recovery)
+	assert.InDelta(t, 0.5, opts.RecoveryEvictionsPerSecond, 0)
+	require.NoError(t, opts.Validate())
 }

@@ -1,6 +1,8 @@
 // Package node runs Pods on a real node of the test bed (kubelet,
 // containerd, runc, CNI) and proves that a private registry's image is
-// pulled with a Pod's imagePullSecrets and only with them.
+// pulled with a Pod's imagePullSecrets and only with them, and that
+// recovery brings back a Deployment created before its registry was
+// configured.
 package node
 
 import (

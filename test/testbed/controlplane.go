@@ -33,9 +33,11 @@ type ControlPlane struct {
 // ControlPlaneOptions tune StartControlPlane.
 type ControlPlaneOptions struct {
 	// ControllerManager starts kube-controller-manager with the deployment,
-	// replicaset and serviceaccount controllers, so that Deployments make
-	// Pods and namespaces get their default ServiceAccount, and the one that
-	// type-checks ValidatingAdmissionPolicies (their status).
+	// replicaset, serviceaccount and disruption controllers, so that
+	// Deployments make Pods, namespaces get their default ServiceAccount
+	// and PodDisruptionBudgets are kept up to date (the Eviction API reads
+	// their status), and the one that type-checks ValidatingAdmissionPolicies
+	// (their status).
 	ControllerManager bool
 	// Node makes the control plane ready for a real node (StartNode): the
 	// Node authorizer, API server to webhook traffic through the endpoints'
@@ -102,7 +104,7 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		return nil, cp.stopOnError(err)
 	}
 	if opts.ControllerManager {
-		controllers := "deployment,replicaset,serviceaccount,validatingadmissionpolicy-status-controller"
+		controllers := "deployment,replicaset,serviceaccount,disruption,validatingadmissionpolicy-status-controller"
 		if opts.Node {
 			controllers += "," + nodeControllers
 		}

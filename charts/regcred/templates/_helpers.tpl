@@ -131,6 +131,8 @@ zap-log-level: logLevel
 last-good-config-secret: fullnameOverride
 exclude-namespaces: webhook.excludeNamespaces
 warn-missing-admin-secrets: warnMissingAdminSecrets
+recovery: recovery.enabled
+recovery-evictions-per-second: recovery.evictionsPerSecond
 namespace: the release namespace
 kubeconfig: nothing (regcred runs in the cluster)
 {{- end }}
