@@ -36,6 +36,7 @@ type bed struct {
 	cs    kubernetes.Interface
 	c     client.Client
 	cp    *testbed.ControlPlane
+	node  *testbed.Node
 	ca    *certgen.CA
 	reg   *testbed.Registry
 	image string
@@ -117,6 +118,7 @@ func (b *bed) start(ctx context.Context) error {
 		return err
 	})
 	b.timings = append(b.timings, fmt.Sprintf("node %s (containerd, kubelet) Ready in %s", node.Name, since(start)))
+	b.node = node
 
 	if b.ca, err = certgen.NewCA("regcred-node-test-ca", time.Hour); err != nil {
 		return err

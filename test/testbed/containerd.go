@@ -145,10 +145,12 @@ func (c *containerd) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("containerd did not listen on %s within %s", c.socket, timeout)
 }
 
-// trustRegistry writes certs.d/<host>/hosts.toml the way an admin tells
-// containerd to trust a registry's CA (caPEM), or to speak plain HTTP to
-// it (caPEM nil). containerd reads the file at every pull.
-func (c *containerd) trustRegistry(host string, caPEM []byte) error {
+// routeRegistry writes certs.d/<host>/hosts.toml the way an admin tells
+// containerd where the images of registry host are served (addr: the
+// host itself, or a private endpoint) and to trust a CA there (caPEM), or
+// to speak plain HTTP to it (caPEM nil). containerd reads the file at
+// every pull.
+func (c *containerd) routeRegistry(host, addr string, caPEM []byte) error {
 	dir := filepath.Join(c.certsD, host)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
@@ -163,7 +165,7 @@ func (c *containerd) trustRegistry(host string, caPEM []byte) error {
 		ca = fmt.Sprintf("  ca = %q\n", caPath)
 	}
 	hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n%s",
-		scheme+"://"+host, scheme+"://"+host, ca)
+		scheme+"://"+addr, scheme+"://"+addr, ca)
 	return writeFileAtomic(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o600)
 }
 

@@ -1,0 +1,52 @@
+package testbed
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// forwardAPIServer makes the API server reachable from the node's Pods
+// at the node's IP and the API server's own port: envtest binds it to
+// loopback, which is each Pod's own. The API server's certificate covers
+// the node's IP (ControlPlaneOptions.NodeIP).
+func (n *Node) forwardAPIServer() error {
+	u, err := url.Parse(n.cp.Config.Host)
+	if err != nil {
+		return fmt.Errorf("the API server's address %q: %w", n.cp.Config.Host, err)
+	}
+	n.apiProxy, err = StartProxyOn(net.JoinHostPort(n.IP, u.Port()), Backend{Addr: u.Host})
+	if err != nil {
+		return fmt.Errorf("forwarding the API server to the node's Pods: %w", err)
+	}
+	n.APIServer = n.apiProxy.Addr
+	return nil
+}
+
+// PodAPIServerEnv returns the environment that points a Pod's in-cluster
+// client at the API server (KUBERNETES_SERVICE_HOST and _PORT, which a
+// container's own env overrides): the kubernetes Service's ClusterIP
+// leads nowhere on this node, which has no kube-proxy.
+func (n *Node) PodAPIServerEnv() []corev1.EnvVar {
+	host, port, _ := net.SplitHostPort(n.APIServer)
+	return []corev1.EnvVar{
+		{Name: "KUBERNETES_SERVICE_HOST", Value: host},
+		{Name: "KUBERNETES_SERVICE_PORT", Value: port},
+	}
+}
+
+// TrustRegistry makes containerd trust reg's CA (or speak plain HTTP to
+// it, if it has none) the way an admin does: certs.d/<host>/hosts.toml
+// under the node's config_path. It configures no credentials.
+func (n *Node) TrustRegistry(reg *Registry) error {
+	var ca []byte
+	if reg.CA != nil {
+		ca = reg.CA.CertPEM
+	}
+	if err := n.containerd.routeRegistry(reg.Host, reg.Host, ca); err != nil {
+		return fmt.Errorf("node %s trusting registry %s: %w", n.Name, reg.Host, err)
+	}
+	return nil
+}
