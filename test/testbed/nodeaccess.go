@@ -50,3 +50,19 @@ func (n *Node) TrustRegistry(reg *Registry) error {
 	}
 	return nil
 }
+
+// RouteRegistry makes containerd pull the images of registry host (an
+// image reference's host, e.g. an ECR registry's name, which does not
+// resolve here) from addr (host:port) over TLS, trusting caPEM: an admin
+// does the same with a hosts.toml whose server is a private endpoint.
+// It configures no credentials: the kubelet's, from a Pod's
+// imagePullSecrets for host, are sent to addr.
+func (n *Node) RouteRegistry(host, addr string, caPEM []byte) error {
+	if caPEM == nil {
+		return fmt.Errorf("node %s routing registry %s to %s: a CA is required (TLS)", n.Name, host, addr)
+	}
+	if err := n.containerd.routeRegistry(host, addr, caPEM); err != nil {
+		return fmt.Errorf("node %s routing registry %s to %s: %w", n.Name, host, addr, err)
+	}
+	return nil
+}
