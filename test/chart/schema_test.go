@@ -30,6 +30,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"inline password in a ConfigMap", values{"config": values{"registries": []any{inlinePassword}}}, []string{"password", "secretKeyRef"}},
 		{"both existing ConfigMap and Secret", values{"config": values{"existingConfigMap": "a", "existingSecret": "b"}}, []string{"/config/existingSecret", "must be ''"}},
 		{"registries and an existing ConfigMap", values{"config": values{"existingConfigMap": "a", "registries": []any{exampleRegistry()}}}, []string{"/config/registries", "maxItems"}},
+		{"extra volume without a source", values{"extraVolumes": []any{map[string]any{"name": "ca"}}}, []string{"extraVolumes", "minProperties"}},
+		{"extra volume named as the chart's", values{"extraVolumes": []any{map[string]any{"name": "serving-cert", "emptyDir": map[string]any{}}}}, []string{"extraVolumes", "name"}},
+		{"extra mount with a relative path", values{"extraVolumeMounts": []any{map[string]any{"name": "ca", "mountPath": "etc/ca"}}}, []string{"extraVolumeMounts", "mountPath"}},
+		{"extra mount field typo", values{"extraVolumeMounts": []any{map[string]any{"name": "ca", "mountPath": "/etc/ca", "readonly": true}}}, []string{"extraVolumeMounts", "readonly"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values)

@@ -257,3 +257,30 @@ func TestTemplateRBAC(t *testing.T) {
 	opted.get(t, "Deployment", "regcred", &d)
 	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--warn-missing-admin-secrets")
 }
+
+func TestTemplateExtraVolumes(t *testing.T) {
+	r := mustRender(t, values{
+		"extraEnv":  []any{map[string]any{"name": "AWS_CA_BUNDLE", "value": "/etc/regcred/ecr/ca.crt"}},
+		"extraArgs": []any{"--ecr-endpoint-url=https://ecr.internal"},
+		"extraVolumes": []any{map[string]any{
+			"name": "ecr-ca", "configMap": map[string]any{"name": "ecr-ca"},
+		}},
+		"extraVolumeMounts": []any{map[string]any{
+			"name": "ecr-ca", "mountPath": "/etc/regcred/ecr", "readOnly": true,
+		}},
+	})
+	var d appsv1.Deployment
+	r.get(t, "Deployment", "regcred", &d)
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	// The chart's own volume first, then the extra ones, as given.
+	require.Len(t, pod.Volumes, 2)
+	assert.Equal(t, "serving-cert", pod.Volumes[0].Name)
+	assert.Equal(t, corev1.Volume{Name: "ecr-ca", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "ecr-ca"}},
+	}}, pod.Volumes[1])
+	require.Len(t, c.VolumeMounts, 2)
+	assert.Equal(t, corev1.VolumeMount{Name: "ecr-ca", MountPath: "/etc/regcred/ecr", ReadOnly: true}, c.VolumeMounts[1])
+	assert.Contains(t, c.Env, corev1.EnvVar{Name: "AWS_CA_BUNDLE", Value: "/etc/regcred/ecr/ca.crt"})
+	assert.Equal(t, "--ecr-endpoint-url=https://ecr.internal", c.Args[len(c.Args)-1])
+}
