@@ -155,17 +155,17 @@ func (c *containerd) routeRegistry(host, addr string, caPEM []byte) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	scheme, ca := "http", ""
+	// The server alone, no [host] mirror: containerd tries each host in
+	// turn after a failure, and a server left without the CA would add a
+	// TLS failure to every refused pull.
+	hosts := fmt.Sprintf("server = %q\n", "http://"+addr)
 	if caPEM != nil {
-		scheme = "https"
 		caPath := filepath.Join(dir, "ca.crt")
 		if err := os.WriteFile(caPath, caPEM, 0o644); err != nil { //nolint:gosec // a certificate is public
 			return err
 		}
-		ca = fmt.Sprintf("  ca = %q\n", caPath)
+		hosts = fmt.Sprintf("server = %q\nca = %q\n", "https://"+addr, caPath)
 	}
-	hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n%s",
-		scheme+"://"+addr, scheme+"://"+addr, ca)
 	return writeFileAtomic(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o600)
 }
 
