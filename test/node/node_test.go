@@ -29,6 +29,9 @@ import (
 const (
 	user     = "puller"
 	password = "puller-Pa55-node"
+	// noCredentials is what containerd reports when the registry answers
+	// 401 with a Basic challenge and it holds no credentials for it.
+	noCredentials = "authorization failed: no basic auth credentials"
 )
 
 // bed is the control plane, node and private registry the tests share.
@@ -263,10 +266,6 @@ func (b *bed) requirePullRefused(t *testing.T, ns, name, want string) {
 func TestImagePullSecrets(t *testing.T) {
 	b := getBed(t)
 	ns := b.namespace(t)
-
-	// The registry answers 401 with a Basic challenge; containerd, holding
-	// no credentials for it, reports:
-	const noCredentials = "authorization failed: no basic auth credentials"
 
 	require.True(t, t.Run("without a secret the pull is refused", func(t *testing.T) {
 		b.createPod(t, ns, "no-secret", corev1.PullAlways)
