@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -337,12 +338,16 @@ func (n *Node) Stop() error {
 	return nil
 }
 
-// deletePods deletes every Pod bound to the node and waits until the
-// kubelet has stopped them all (it removes each Pod once its containers
-// and network are gone).
+// deletePods cordons the node, so that the controllers of what runs there
+// (a Deployment's ReplicaSet) cannot put new Pods on it, deletes every Pod
+// bound to it and waits until the kubelet has stopped them all (it
+// removes each Pod once its containers and network are gone).
 func (n *Node) deletePods(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if _, err := n.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("cordoning node %s: %w", n.Name, err)
+	}
 	sel := metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name}
 	for {
 		pods, err := n.client.CoreV1().Pods("").List(ctx, sel)
