@@ -5,8 +5,6 @@ package node
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -55,6 +53,10 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	// Said without -v too: make test runs this package quietly.
+	if err := testbed.NodeSupported(); err != nil {
+		fmt.Fprintf(os.Stderr, "node tests: skipped, this machine cannot run a node: %v\n", err)
+	}
 	code := m.Run()
 	if b := shared.bed; b != nil {
 		for i := len(b.stops) - 1; i >= 0; i-- {
@@ -158,16 +160,8 @@ func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisec
 // in ns, for the registry's user with password pass.
 func (b *bed) pullSecret(t *testing.T, ns, name, pass string) string {
 	t.Helper()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{
-		b.reg.Host: map[string]string{"username": user, "password": pass, "auth": auth},
-	}})
+	s, err := testbed.PullSecret(ns, name, b.reg.Host, user, pass)
 	require.NoError(t, err)
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Type:       corev1.SecretTypeDockerConfigJson,
-		Data:       map[string][]byte{corev1.DockerConfigJsonKey: cfg},
-	}
 	_, err = b.cs.CoreV1().Secrets(ns).Create(t.Context(), s, metav1.CreateOptions{})
 	require.NoError(t, err)
 	return s.Name

@@ -133,29 +133,21 @@ func ecrRegistry() map[string]any {
 // (no kube-proxy), the ECR endpoint through extraArgs, its CA through
 // extraVolumes and AWS_CA_BUNDLE.
 func (r *release) values(tag string, registries ...map[string]any) map[string]any {
-	env := []any{map[string]any{"name": "AWS_CA_BUNDLE", "value": ecrCADir + "/ca.crt"}}
-	for _, e := range r.b.node.PodAPIServerEnv() {
-		env = append(env, map[string]any{"name": e.Name, "value": e.Value})
-	}
+	v := testbed.NodeValues(r.b.node, r.b.reg.Host+"/"+imageRepo, tag, imagePull)
+	v["extraEnv"] = append(v["extraEnv"].([]any), map[string]any{"name": "AWS_CA_BUNDLE", "value": ecrCADir + "/ca.crt"})
 	regs := []any{}
 	for _, reg := range registries {
 		regs = append(regs, reg)
 	}
-	return map[string]any{
-		"image":            map[string]any{"repository": r.b.reg.Host + "/" + imageRepo, "tag": tag},
-		"imagePullSecrets": []any{map[string]any{"name": imagePull}},
-		"clusterName":      "node-test",
-		// The registry listens on the machine's loopback, which is not a
-		// Pod's: a login check from regcred's Pod could only fail.
-		"checkInterval": "0",
-		"config":        map[string]any{"registries": regs},
-		"extraEnv":      env,
-		"extraArgs":     []any{"--ecr-endpoint-url=" + r.ecr.URL},
-		"extraVolumes": []any{map[string]any{
-			"name": "ecr-ca", "configMap": map[string]any{"name": "ecr-ca"},
-		}},
-		"extraVolumeMounts": []any{map[string]any{"name": "ecr-ca", "mountPath": ecrCADir, "readOnly": true}},
-	}
+	v["config"] = map[string]any{"registries": regs}
+	v["clusterName"] = "node-test"
+	// The registry listens on the machine's loopback, which is not a
+	// Pod's: a login check from regcred's Pod could only fail.
+	v["checkInterval"] = "0"
+	v["extraArgs"] = []any{"--ecr-endpoint-url=" + r.ecr.URL}
+	v["extraVolumes"] = []any{map[string]any{"name": "ecr-ca", "configMap": map[string]any{"name": "ecr-ca"}}}
+	v["extraVolumeMounts"] = []any{map[string]any{"name": "ecr-ca", "mountPath": ecrCADir, "readOnly": true}}
+	return v
 }
 
 // helmRelease runs helm install or upgrade of the chart with values and

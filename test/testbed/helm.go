@@ -77,3 +77,19 @@ func (h *Helm) ValuesFile(values map[string]any) (string, error) {
 
 // Close removes helm's directories.
 func (h *Helm) Close() error { return os.RemoveAll(h.home) }
+
+// NodeValues are the chart values regcred needs on a test bed node: its
+// image (repository and tag), pulled with the Secret pullSecret of its
+// namespace, and the API server's address in extraEnv (there is no
+// kube-proxy for the kubernetes Service). Add the config and the rest.
+func NodeValues(n *Node, repository, tag, pullSecret string) map[string]any {
+	env := []any{}
+	for _, e := range n.PodAPIServerEnv() {
+		env = append(env, map[string]any{"name": e.Name, "value": e.Value})
+	}
+	return map[string]any{
+		"image":            map[string]any{"repository": repository, "tag": tag},
+		"imagePullSecrets": []any{map[string]any{"name": pullSecret}},
+		"extraEnv":         env,
+	}
+}
