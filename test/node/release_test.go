@@ -172,11 +172,20 @@ func (r *release) pods(t *testing.T) []corev1.Pod {
 	return list.Items
 }
 
+// describePods tells where regcred's Pods are, with the last lines each
+// logged: what a failed step needs.
 func (r *release) describePods(t *testing.T) string {
 	t.Helper()
 	var out []string
 	for _, p := range r.pods(t) {
 		out = append(out, p.Name+": "+describe(&p))
+		log, err := r.b.node.ContainerLog(&p, "regcred")
+		if err != nil {
+			out = append(out, "  "+err.Error())
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(log), "\n")
+		out = append(out, "  "+strings.Join(lines[max(0, len(lines)-15):], "\n  "))
 	}
 	return strings.Join(out, "\n")
 }

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -65,4 +69,31 @@ func (n *Node) RouteRegistry(host, addr string, caPEM []byte) error {
 		return fmt.Errorf("node %s routing registry %s to %s: %w", n.Name, host, addr, err)
 	}
 	return nil
+}
+
+// ContainerLog returns what a container of a Pod on the node has written
+// (its current run), read from the kubelet's log files: the API server
+// cannot fetch logs from this kubelet, which listens on loopback only.
+func (n *Node) ContainerLog(p *corev1.Pod, container string) (string, error) {
+	dir := filepath.Join(n.Dir, "pod-logs", p.Namespace+"_"+p.Name+"_"+string(p.UID), container)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("logs of %s/%s container %s: %w", p.Namespace, p.Name, container, err)
+	}
+	// One file per run, 0.log, 1.log, ... (CRI format: time stream tag
+	// line); the newest run's.
+	newest, run := "", -1
+	for _, e := range entries {
+		if i, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".log")); err == nil && strings.HasSuffix(e.Name(), ".log") && i > run {
+			newest, run = e.Name(), i
+		}
+	}
+	if newest == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, newest))
+	if err != nil {
+		return "", fmt.Errorf("logs of %s/%s container %s: %w", p.Namespace, p.Name, container, err)
+	}
+	return string(b), nil
 }
