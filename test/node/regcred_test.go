@@ -221,8 +221,19 @@ func (r *release) requireLeftovers(t *testing.T, pullSecrets []string) {
 	leases, err := cs.CoordinationV1().Leases(regcredNS).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{releaseName}, names(leases.Items, func(l *coordinationv1.Lease) string { return l.Name }), "the leader-election Lease stays")
-	t.Logf("left behind: pull secrets %v; in %s: index ConfigMaps %v, ConfigMaps %v, Secrets %v, Lease %s",
-		r.b.managedSecrets(t), regcredNS, index, other, names(secrets.Items, func(s *corev1.Secret) string { return s.Name }), releaseName)
+	events, err := cs.CoreV1().Events(regcredNS).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	// By whom and why: regcred's own, and those of its Pods' lifecycle.
+	bySource := map[string]int{}
+	for _, e := range events.Items {
+		by := e.ReportingController
+		if by == "" {
+			by = e.Source.Component
+		}
+		bySource[by+"/"+e.Reason]++
+	}
+	t.Logf("left behind: pull secrets %v; in %s: index ConfigMaps %v, ConfigMaps %v, Secrets %v, Lease %s, Events by source %v",
+		r.b.managedSecrets(t), regcredNS, index, other, names(secrets.Items, func(s *corev1.Secret) string { return s.Name }), releaseName, bySource)
 
 	// Cluster-wide, nothing of regcred's.
 	_, err = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
