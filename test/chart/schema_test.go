@@ -39,6 +39,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"a matchCondition without expression", values{"webhook": values{"matchConditions": []any{values{"name": "x"}}}}, []string{"matchConditions", "expression"}},
 		{"a privileged port", values{"webhook": values{"port": 443}}, []string{"port"}},
 		{"an unknown strategy", values{"strategy": values{"type": "BlueGreen"}}, []string{"strategy", "type"}},
+		{"extra volume without a source", values{"extraVolumes": []any{map[string]any{"name": "ca"}}}, []string{"extraVolumes", "minProperties"}},
+		{"extra volume named as the chart's", values{"extraVolumes": []any{map[string]any{"name": "serving-cert", "emptyDir": map[string]any{}}}}, []string{"extraVolumes", "name"}},
+		{"extra mount with a relative path", values{"extraVolumeMounts": []any{map[string]any{"name": "ca", "mountPath": "etc/ca"}}}, []string{"extraVolumeMounts", "mountPath"}},
+		{"extra mount field typo", values{"extraVolumeMounts": []any{map[string]any{"name": "ca", "mountPath": "/etc/ca", "readonly": true}}}, []string{"extraVolumeMounts", "readonly"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values)

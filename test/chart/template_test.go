@@ -435,3 +435,40 @@ func TestTemplateRecovery(t *testing.T) {
 	assert.InDelta(t, 0.5, opts.RecoveryEvictionsPerSecond, 0)
 	require.NoError(t, opts.Validate())
 }
+
+func TestTemplateExtraVolumes(t *testing.T) {
+	r := mustRender(t, values{
+		"extraEnv":  []any{map[string]any{"name": "AWS_CA_BUNDLE", "value": "/etc/regcred/ecr/ca.crt"}},
+		"extraArgs": []any{"--ecr-endpoint-url=https://ecr.internal"},
+		"extraVolumes": []any{map[string]any{
+			"name": "ecr-ca", "configMap": map[string]any{"name": "ecr-ca"},
+		}},
+		"extraVolumeMounts": []any{map[string]any{
+			"name": "ecr-ca", "mountPath": "/etc/regcred/ecr", "readOnly": true,
+		}},
+	})
+	var d appsv1.Deployment
+	r.get(t, "Deployment", "regcred", &d)
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	// regcred keeps its TLS material itself (the default): the extra
+	// volumes are the only ones, as given.
+	require.Len(t, pod.Volumes, 1)
+	assert.Equal(t, corev1.Volume{Name: "ecr-ca", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "ecr-ca"}},
+	}}, pod.Volumes[0])
+	require.Len(t, c.VolumeMounts, 1)
+	assert.Equal(t, corev1.VolumeMount{Name: "ecr-ca", MountPath: "/etc/regcred/ecr", ReadOnly: true}, c.VolumeMounts[0])
+
+	// With cert-manager, the chart's own volume first, then the extra ones.
+	withCM := mustRender(t, values{"tls": values{"certManager": values{"enabled": true}},
+		"extraVolumes":      []any{map[string]any{"name": "ecr-ca", "configMap": map[string]any{"name": "ecr-ca"}}},
+		"extraVolumeMounts": []any{map[string]any{"name": "ecr-ca", "mountPath": "/etc/regcred/ecr", "readOnly": true}},
+	})
+	withCM.get(t, "Deployment", "regcred", &d)
+	require.Len(t, d.Spec.Template.Spec.Volumes, 2)
+	assert.Equal(t, "serving-cert", d.Spec.Template.Spec.Volumes[0].Name)
+	assert.Equal(t, "ecr-ca", d.Spec.Template.Spec.Volumes[1].Name)
+	assert.Contains(t, c.Env, corev1.EnvVar{Name: "AWS_CA_BUNDLE", Value: "/etc/regcred/ecr/ca.crt"})
+	assert.Equal(t, "--ecr-endpoint-url=https://ecr.internal", c.Args[len(c.Args)-1])
+}

@@ -7,8 +7,6 @@ package node
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +29,9 @@ import (
 const (
 	user     = "puller"
 	password = "puller-Pa55-node"
+	// noCredentials is what containerd reports when the registry answers
+	// 401 with a Basic challenge and it holds no credentials for it.
+	noCredentials = "authorization failed: no basic auth credentials"
 )
 
 // bed is the control plane, node and private registry the tests share.
@@ -38,6 +39,7 @@ type bed struct {
 	cs    kubernetes.Interface
 	c     client.Client
 	cp    *testbed.ControlPlane
+	node  *testbed.Node
 	ca    *certgen.CA
 	reg   *testbed.Registry
 	image string
@@ -53,6 +55,10 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	// Said without -v too: make test runs this package quietly.
+	if err := testbed.NodeSupported(); err != nil {
+		fmt.Fprintf(os.Stderr, "node tests: skipped, this machine cannot run a node: %v\n", err)
+	}
 	code := m.Run()
 	if b := shared.bed; b != nil {
 		for i := len(b.stops) - 1; i >= 0; i-- {
@@ -119,6 +125,7 @@ func (b *bed) start(ctx context.Context) error {
 		return err
 	})
 	b.timings = append(b.timings, fmt.Sprintf("node %s (containerd, kubelet) Ready in %s", node.Name, since(start)))
+	b.node = node
 
 	if b.ca, err = certgen.NewCA("regcred-node-test-ca", time.Hour); err != nil {
 		return err
@@ -155,16 +162,8 @@ func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisec
 // in ns, for the registry's user with password pass.
 func (b *bed) pullSecret(t *testing.T, ns, name, pass string) string {
 	t.Helper()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{
-		b.reg.Host: map[string]string{"username": user, "password": pass, "auth": auth},
-	}})
+	s, err := testbed.PullSecret(ns, name, b.reg.Host, user, pass)
 	require.NoError(t, err)
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Type:       corev1.SecretTypeDockerConfigJson,
-		Data:       map[string][]byte{corev1.DockerConfigJsonKey: cfg},
-	}
 	_, err = b.cs.CoreV1().Secrets(ns).Create(t.Context(), s, metav1.CreateOptions{})
 	require.NoError(t, err)
 	return s.Name
@@ -263,10 +262,6 @@ func (b *bed) requirePullRefused(t *testing.T, ns, name, want string) {
 func TestImagePullSecrets(t *testing.T) {
 	b := getBed(t)
 	ns := b.namespace(t)
-
-	// The registry answers 401 with a Basic challenge; containerd, holding
-	// no credentials for it, reports:
-	const noCredentials = "authorization failed: no basic auth credentials"
 
 	require.True(t, t.Run("without a secret the pull is refused", func(t *testing.T) {
 		b.createPod(t, ns, "no-secret", corev1.PullAlways)
