@@ -29,7 +29,8 @@ import (
 )
 
 const (
-	regcredNamespace = "regcred"
+	// Not the release test's namespace: each test has its own regcred.
+	regcredNamespace = "regcred-recovery"
 	regcredConfig    = "regcred-config"
 	noRegistries     = "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries: []\n"
 )

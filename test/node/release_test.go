@@ -275,7 +275,10 @@ func (b *bed) deploymentPod(t *testing.T, ns, name string, timeout time.Duration
 func (b *bed) managedSecrets(t *testing.T) []string {
 	t.Helper()
 	list, err := b.cs.CoreV1().Secrets("").List(t.Context(), metav1.ListOptions{
-		LabelSelector: "app.kubernetes.io/managed-by=regcred", FieldSelector: "metadata.namespace!=" + regcredNS,
+		// Pull secrets only: not what another test's regcred keeps in its own
+		// namespace (its last good config, its TLS material).
+		LabelSelector: "app.kubernetes.io/managed-by=regcred",
+		FieldSelector: "metadata.namespace!=" + regcredNS + ",type=" + string(corev1.SecretTypeDockerConfigJson),
 	})
 	require.NoError(t, err)
 	out := []string{}
