@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regcred/regcred/pkg/image"
 )
@@ -144,6 +147,13 @@ func Decode(data []byte) (Decoded, error) {
 func (h Host) Validate() error {
 	if err := ValidHost(h.Host); err != nil {
 		return err
+	}
+	// Registry names go into a comment of the runtime's file: DNS labels
+	// only, never a line break.
+	for _, n := range h.Registries {
+		if msgs := validation.IsDNS1123Label(n); len(msgs) > 0 {
+			return fmt.Errorf("registry name %q: %s", n, strings.Join(msgs, "; "))
+		}
 	}
 	switch {
 	case h.CA != "" && h.SkipVerify:

@@ -59,6 +59,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{name: "a host with a path prefix", data: doc(map[string]any{"host": "reg:5000/team", "plainHTTP": true}), err: "not a registry host as image references write it"},
 		{name: "upper case", data: doc(map[string]any{"host": "Reg.example.com", "plainHTTP": true}), err: "not a registry host as image references write it"},
 		{name: "a glob", data: doc(map[string]any{"host": "*.example.com", "plainHTTP": true}), err: "a glob host cannot be configured"},
+		{name: "a line break in a registry name", data: doc(map[string]any{"host": "reg:5000", "plainHTTP": true, "registries": []string{"a\n[host.\"https://evil\"]"}}), invalid: []string{"reg:5000"}, err: "registry name"},
 		{name: "nothing to do", data: doc(map[string]any{"host": "reg:5000"}), invalid: []string{"reg:5000"}, err: "nothing to trust"},
 		{name: "a CA and skipped verification", data: doc(map[string]any{"host": "reg:5000", "ca": ca, "skipVerify": true}), invalid: []string{"reg:5000"}, err: "ca and skipVerify together"},
 		{name: "a private key as CA", data: doc(map[string]any{"host": "reg:5000", "ca": "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}), invalid: []string{"reg:5000"}, err: "holds a EC PRIVATE KEY block"},
