@@ -106,7 +106,14 @@ func (b *bed) start(ctx context.Context) error {
 		out = f
 	}
 	start := time.Now()
-	cp, err := testbed.StartControlPlane(testbed.ControlPlaneOptions{Node: true, Output: out})
+	// A node of its own: another run of these tests (another clone) may
+	// run a node on this machine at the same time.
+	nodeOpts, nodeIP, err := testbed.UniqueNode()
+	if err != nil {
+		return err
+	}
+	nodeOpts.Output = out
+	cp, err := testbed.StartControlPlane(testbed.ControlPlaneOptions{Node: true, NodeIP: nodeIP, Output: out})
 	if err != nil {
 		return err
 	}
@@ -114,7 +121,7 @@ func (b *bed) start(ctx context.Context) error {
 	b.timings = append(b.timings, fmt.Sprintf("control plane with scheduler and controllers up in %s", since(start)))
 
 	start = time.Now()
-	node, err := testbed.StartNode(cp, testbed.NodeOptions{Output: out})
+	node, err := testbed.StartNode(cp, nodeOpts)
 	if err != nil {
 		return err
 	}
