@@ -1,8 +1,9 @@
 // Package node runs Pods on a real node of the test bed (kubelet,
 // containerd, runc, CNI) and proves that a private registry's image is
-// pulled with a Pod's imagePullSecrets and only with them, and that
-// recovery brings back a Deployment created before its registry was
-// configured.
+// pulled with a Pod's imagePullSecrets and only with them, that recovery
+// brings back a Deployment created before its registry was configured,
+// and that node trust makes the node's containerd trust a registry's
+// private CA once it is declared, and no longer once it is removed.
 package node
 
 import (
