@@ -165,7 +165,7 @@ func UniqueNode() (NodeOptions, string, error) {
 			used[netip.PrefixFrom(p.Addr(), 24).Masked()] = true
 		}
 	}
-	for _, i := range rand.Perm(254) {
+	for _, i := range rand.Perm(254) { //nolint:gosec // spreads test bed nodes over subnets, no secret
 		n := i + 1
 		subnet := netip.MustParsePrefix(fmt.Sprintf("10.217.%d.0/24", n))
 		bridge := fmt.Sprintf("%s%d", bridgePrefix, n)
