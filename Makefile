@@ -84,7 +84,7 @@ e2e: ## Run the end-to-end tests only
 	@$(TESTBED); go test -count=1 -v $(E2E_PKGS)
 
 .PHONY: node-test
-node-test: ## Run the real node's tests only (kubelet, containerd, runc; needs root): imagePullSecrets, regcred installed by helm
+node-test: ## Run the real node's tests only (kubelet, containerd, runc; needs root): imagePullSecrets, regcred installed by helm, recovery, node trust
 	@bin_dir=$$(test/testbed/build.sh etcd kube registry node | tail -n 1); export REGCRED_TESTBED_BIN=$$bin_dir; \
 	echo "test bed: $$REGCRED_TESTBED_BIN"; go test -count=1 -v ./test/node/
 

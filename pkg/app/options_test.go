@@ -16,7 +16,7 @@ func TestFlags(t *testing.T) {
 	o := DefaultOptions()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	o.BindFlags(fs)
-	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s", "--exclude-namespaces=monitoring, logging", "--exclude-namespaces=ci", "--recovery", "--recovery-evictions-per-second=0.5"}))
+	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s", "--exclude-namespaces=monitoring, logging", "--exclude-namespaces=ci", "--recovery", "--recovery-evictions-per-second=0.5", "--node-trust-configmap=regcred-node-trust"}))
 	require.NoError(t, o.Validate())
 	src := o.Source()
 	assert.Equal(t, config.InSecret, src.StoredIn)
@@ -27,6 +27,8 @@ func TestFlags(t *testing.T) {
 	assert.True(t, o.Recovery)
 	assert.InDelta(t, 0.5, o.RecoveryEvictionsPerSecond, 0)
 	assert.False(t, DefaultOptions().Recovery, "recovery is opt-in")
+	assert.Equal(t, "regcred-node-trust", o.NodeTrustConfigMap)
+	assert.Empty(t, DefaultOptions().NodeTrustConfigMap, "node trust is opt-in")
 	assert.Equal(t, plan.Exclusions{"kube-system": true, "ops": true, "monitoring": true, "logging": true, "ci": true}, o.Exclusions())
 }
 
@@ -54,4 +56,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	o = DefaultOptions()
 	o.ConfigMap = "regcred-status"
 	assert.ErrorContains(t, o.Validate(), "must not be the config's ConfigMap")
+	o = DefaultOptions()
+	o.ConfigMap, o.NodeTrustConfigMap = "x", "x"
+	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "x": must not be the config's or the status's ConfigMap`)
+	o.NodeTrustConfigMap = "Bad Name"
+	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "Bad Name"`)
 }

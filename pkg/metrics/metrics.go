@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regcred/regcred/pkg/admission"
+	"github.com/regcred/regcred/pkg/nodetrust"
 	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/recovery"
 	"github.com/regcred/regcred/pkg/secretstore"
@@ -34,6 +35,8 @@ type Metrics struct {
 	unserved       *prometheus.CounterVec
 	evictions      *prometheus.CounterVec
 	recoveryEvents *prometheus.CounterVec
+	trustHosts     *prometheus.GaugeVec
+	trustNotes     *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them with reg; version is
@@ -104,6 +107,14 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "regcred_recovery_events_total",
 			Help: "Events recorded on Pods that lack a pull secret, by reason (EvictedForPullSecret, PullSecretMissing, EvictionBlocked).",
 		}, []string{"reason"}),
+		trustHosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regcred_node_trust_published_hosts",
+			Help: "Registry hosts that nodes must trust, as the leader published them for the node agents (--node-trust-configmap), by mode (ca, skip-verify, plain-http).",
+		}, []string{"mode"}),
+		trustNotes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regcred_node_trust_published_notes",
+			Help: "Registries left out of what nodes trust (a glob host, a caCert without a certificate) and hosts whose registries disagree, as the leader's log says.",
+		}, nil),
 	}
 	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -117,7 +128,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	buildInfo.Set(1)
 	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.configValid,
 		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, m.webhookCert, m.unserved,
-		m.evictions, m.recoveryEvents, buildInfo)
+		m.evictions, m.recoveryEvents, m.trustHosts, m.trustNotes, buildInfo)
 	return m
 }
 
@@ -192,3 +203,12 @@ func (m *Metrics) RecoveryEviction(r recovery.EvictionResult) {
 
 // RecoveryEvent counts an Event recorded on such a Pod.
 func (m *Metrics) RecoveryEvent(reason string) { m.recoveryEvents.WithLabelValues(reason).Inc() }
+
+// NodeTrustPublished records what the leader published for the node
+// agents.
+func (m *Metrics) NodeTrustPublished(hosts map[nodetrust.Mode]int, notes int) {
+	for _, mode := range nodetrust.Modes {
+		m.trustHosts.WithLabelValues(string(mode)).Set(float64(hosts[mode]))
+	}
+	m.trustNotes.WithLabelValues().Set(float64(notes))
+}

@@ -1,8 +1,9 @@
 // Package node runs Pods on a real node of the test bed (kubelet,
 // containerd, runc, CNI) and proves that a private registry's image is
-// pulled with a Pod's imagePullSecrets and only with them, and that
-// recovery brings back a Deployment created before its registry was
-// configured.
+// pulled with a Pod's imagePullSecrets and only with them, that recovery
+// brings back a Deployment created before its registry was configured,
+// and that node trust makes the node's containerd trust a registry's
+// private CA once it is declared, and no longer once it is removed.
 package node
 
 import (
@@ -106,7 +107,14 @@ func (b *bed) start(ctx context.Context) error {
 		out = f
 	}
 	start := time.Now()
-	cp, err := testbed.StartControlPlane(testbed.ControlPlaneOptions{Node: true, Output: out})
+	// A node of its own: another run of these tests (another clone) may
+	// run a node on this machine at the same time.
+	nodeOpts, nodeIP, err := testbed.UniqueNode()
+	if err != nil {
+		return err
+	}
+	nodeOpts.Output = out
+	cp, err := testbed.StartControlPlane(testbed.ControlPlaneOptions{Node: true, NodeIP: nodeIP, Output: out})
 	if err != nil {
 		return err
 	}
@@ -114,7 +122,7 @@ func (b *bed) start(ctx context.Context) error {
 	b.timings = append(b.timings, fmt.Sprintf("control plane with scheduler and controllers up in %s", since(start)))
 
 	start = time.Now()
-	node, err := testbed.StartNode(cp, testbed.NodeOptions{Output: out})
+	node, err := testbed.StartNode(cp, nodeOpts)
 	if err != nil {
 		return err
 	}

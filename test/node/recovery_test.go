@@ -29,7 +29,8 @@ import (
 )
 
 const (
-	// Not the release test's namespace: each test has its own regcred.
+	// regcredNamespace is the in-process regcred's: not the namespace
+	// TestRegcredOnTheNode installs the chart into, which it creates.
 	regcredNamespace = "regcred-recovery"
 	regcredConfig    = "regcred-config"
 	noRegistries     = "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries: []\n"
@@ -178,6 +179,13 @@ func (b *bed) startRegcred(t *testing.T) *nodeRegcred {
 		assert.NoError(t, hooks.ValidatingWebhookConfigurations().Delete(ctx, "regcred-pull-secrets", metav1.DeleteOptions{}))
 		cancel()
 		r.Wait()
+		// Nothing of it is left for the tests that count what regcred
+		// leaves behind: its last good config (a Secret labelled as
+		// regcred's) goes now, its namespace with the rest.
+		if err := b.cs.CoreV1().Secrets(regcredNamespace).Delete(ctx, app.DefaultOptions().LastGoodSecret, metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
+			assert.NoError(t, err)
+		}
+		assert.NoError(t, b.cs.CoreV1().Namespaces().Delete(ctx, regcredNamespace, metav1.DeleteOptions{}))
 	})
 	select {
 	case <-reg.App.Elected():

@@ -310,14 +310,18 @@ func (n *Node) Stop() error {
 	if n.sandbox != nil {
 		n.sandbox.Stop()
 	}
-	for name := range dirEntries(shimSocketDir) {
-		if !n.shimSockets[name] {
-			_ = os.Remove(filepath.Join(shimSocketDir, name))
+	// Another node of the test bed may run here still, and use the shared
+	// paths and its shims' sockets.
+	if !otherBridges(n.network.bridge) {
+		for name := range dirEntries(shimSocketDir) {
+			if !n.shimSockets[name] {
+				_ = os.Remove(filepath.Join(shimSocketDir, name))
+			}
 		}
-	}
-	for _, p := range n.createdHostPaths {
-		if err := os.RemoveAll(p); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
+		for _, p := range n.createdHostPaths {
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
+			}
 		}
 	}
 	if n.Dir != "" {

@@ -55,6 +55,11 @@ func (n *Node) TrustRegistry(reg *Registry) error {
 	return nil
 }
 
+// RegistryConfigDir is containerd's registry configuration directory on
+// the node (its config_path), where hosts.toml files are read at every
+// pull: what the chart's nodeTrust.hostPath names on a real node.
+func (n *Node) RegistryConfigDir() string { return n.containerd.certsD }
+
 // RouteRegistry makes containerd pull the images of registry host (an
 // image reference's host, e.g. an ECR registry's name, which does not
 // resolve here) from addr (host:port) over TLS, trusting caPEM: an admin

@@ -29,7 +29,7 @@ var RegcredBinary = sync.OnceValues(func() (string, error) {
 	root := repoRoot()
 	sum := sha256.Sum256([]byte(root))
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("regcred-bin-%x", sum[:6]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
 	tmp, err := os.CreateTemp(dir, "regcred-*.building")
