@@ -29,7 +29,8 @@ type App struct {
 
 // New builds a replica from validated options. It wires, in order: the
 // manager (caches, webhook server, probes), the config loader, the upkeep
-// of pull secrets, the webhook, and the probes.
+// of pull secrets, the recovery of Pods (opt-in), what nodes must trust
+// (opt-in), the webhook, and the probes.
 func New(opts Options, restConfig *rest.Config, deps Deps) (*App, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -48,6 +49,8 @@ func New(opts Options, restConfig *rest.Config, deps Deps) (*App, error) {
 		{"tls", a.newTLS},
 		{"config", a.newConfig},
 		{"upkeep", a.newUpkeep},
+		{"recovery", a.newRecovery},
+		{"node trust", a.newNodeTrust},
 		{"webhook", a.newWebhook},
 		{"probes", a.newProbes},
 	} {

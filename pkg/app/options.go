@@ -78,6 +78,19 @@ type Options struct {
 	// kube-system and its own, whatever a request or a Secret says.
 	ExcludeNamespaces []string
 
+	// Recovery evicts Pods stuck in ImagePullBackOff for lack of a pull
+	// secret regcred would give them now, so that their controller makes
+	// them again with it; it needs list and watch on Pods and create on
+	// pods/eviction cluster-wide (opt-in).
+	Recovery bool
+	// RecoveryEvictionsPerSecond paces those evictions.
+	RecoveryEvictionsPerSecond float64
+
+	// NodeTrustConfigMap, when set, makes the leader publish what nodes
+	// must trust (hosts, modes, CA certificates; never a credential) in
+	// that ConfigMap of regcred's namespace, for the node agents.
+	NodeTrustConfigMap string
+
 	// ECREndpoint overrides the ECR API endpoint.
 	ECREndpoint string
 	// ECRTokenBudget bounds how long an admission waits for a first token.
@@ -113,6 +126,8 @@ func DefaultOptions() Options {
 		ECRTokenBudget:   2 * time.Second,
 		CheckInterval:    10 * time.Minute,
 		StatusConfigMap:  "regcred-status",
+
+		RecoveryEvictionsPerSecond: 1,
 	}
 }
 
@@ -152,6 +167,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.WarnMissingAdminSecrets, "warn-missing-admin-secrets", o.WarnMissingAdminSecrets, "Warn at admission when the admin's own pull secret (image-pull-secret mode) does not exist in the Pod's namespace. Needs list and watch on Secrets cluster-wide (metadata only).")
 	fs.DurationVar(&o.CheckInterval, "check-interval", o.CheckInterval, "How often each registry's credentials are checked to log in (as docker login does); 0 disables the checks.")
 	fs.StringVar(&o.StatusConfigMap, "status-configmap", o.StatusConfigMap, "ConfigMap in regcred's namespace where regcred reports each registry's status.")
+	fs.BoolVar(&o.Recovery, "recovery", o.Recovery, "Evict Pods whose image pull failed for lack of a pull secret regcred would give them now (their registry was configured after they were created), so that their ReplicaSet, StatefulSet, DaemonSet or Job makes them again with it; other Pods get an Event. Needs list and watch on Pods and create on pods/eviction cluster-wide.")
+	fs.Float64Var(&o.RecoveryEvictionsPerSecond, "recovery-evictions-per-second", o.RecoveryEvictionsPerSecond, "Evictions per second of --recovery, at most --kube-api-qps.")
+	fs.StringVar(&o.NodeTrustConfigMap, "node-trust-configmap", o.NodeTrustConfigMap, "Publish what nodes must trust for the registries whose connection is secure-with-ca or insecure (per host: a CA, skipped verification or plain HTTP; never a credential) in this ConfigMap of regcred's namespace, which regcred node-agent reads on every node. Empty: nothing is published.")
 	fs.StringVar(&o.ECREndpoint, "ecr-endpoint-url", o.ECREndpoint, "ECR API endpoint (default: the SDK's, which honours AWS_ENDPOINT_URL_ECR).")
 	fs.DurationVar(&o.ECRTokenBudget, "ecr-token-budget", o.ECRTokenBudget, "How long an admission may wait for a first ECR token before the Pod is admitted with a warning.")
 	fs.Func("exclude-namespaces", "Comma-separated namespaces regcred never serves nor writes to, besides kube-system and its own (repeatable).", func(v string) error {
@@ -207,6 +225,17 @@ func (o *Options) Validate() error {
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 || o.WriteQPS <= 0 || o.WriteQPS > o.KubeAPIQPS {
 		errs = append(errs, fmt.Errorf("--kube-api-qps %g, --kube-api-burst %d, --upkeep-write-qps %g: must be positive, and the upkeep's at most the client's", o.KubeAPIQPS, o.KubeAPIBurst, o.WriteQPS))
+	}
+	if o.RecoveryEvictionsPerSecond <= 0 || o.RecoveryEvictionsPerSecond > o.KubeAPIQPS {
+		errs = append(errs, fmt.Errorf("--recovery-evictions-per-second %g: must be more than 0 and at most --kube-api-qps (%g)", o.RecoveryEvictionsPerSecond, o.KubeAPIQPS))
+	}
+	if o.NodeTrustConfigMap != "" {
+		if msgs := validation.IsDNS1123Subdomain(o.NodeTrustConfigMap); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--node-trust-configmap %q: %v", o.NodeTrustConfigMap, msgs))
+		}
+		if o.NodeTrustConfigMap == o.ConfigMap || o.NodeTrustConfigMap == o.StatusConfigMap {
+			errs = append(errs, fmt.Errorf("--node-trust-configmap %q: must not be the config's or the status's ConfigMap", o.NodeTrustConfigMap))
+		}
 	}
 	if msgs := validation.IsDNS1123Subdomain(o.LastGoodSecret); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("--last-good-config-secret %q: %v", o.LastGoodSecret, msgs))

@@ -16,7 +16,7 @@ func TestFlags(t *testing.T) {
 	o := DefaultOptions()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	o.BindFlags(fs)
-	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s", "--exclude-namespaces=monitoring, logging", "--exclude-namespaces=ci"}))
+	require.NoError(t, fs.Parse([]string{"--namespace=ops", "--config-secret=registries", "--cluster-name=prod-eu", "--check-interval=0", "--ecr-token-budget=1s", "--exclude-namespaces=monitoring, logging", "--exclude-namespaces=ci", "--recovery", "--recovery-evictions-per-second=0.5", "--node-trust-configmap=regcred-node-trust"}))
 	require.NoError(t, o.Validate())
 	src := o.Source()
 	assert.Equal(t, config.InSecret, src.StoredIn)
@@ -24,6 +24,11 @@ func TestFlags(t *testing.T) {
 	assert.Equal(t, time.Second, o.ECRTokenBudget)
 	assert.Zero(t, o.CheckInterval)
 	assert.Equal(t, []string{"monitoring", "logging", "ci"}, o.ExcludeNamespaces)
+	assert.True(t, o.Recovery)
+	assert.InDelta(t, 0.5, o.RecoveryEvictionsPerSecond, 0)
+	assert.False(t, DefaultOptions().Recovery, "recovery is opt-in")
+	assert.Equal(t, "regcred-node-trust", o.NodeTrustConfigMap)
+	assert.Empty(t, DefaultOptions().NodeTrustConfigMap, "node trust is opt-in")
 	assert.Equal(t, plan.Exclusions{"kube-system": true, "ops": true, "monitoring": true, "logging": true, "ci": true}, o.Exclusions())
 }
 
@@ -34,9 +39,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	o.ECRTokenBudget = 30 * time.Second
 	o.CheckInterval = -time.Second
 	o.ExcludeNamespaces = []string{"Not A Namespace"}
+	o.RecoveryEvictionsPerSecond = 0
 	err := o.Validate()
 	require.Error(t, err)
-	for _, want := range []string{`--namespace "Bad_NS"`, "set --config-configmap or --config-secret", "--webhook-port 0", "--ecr-token-budget 30s", "--check-interval -1s", `--exclude-namespaces "Not A Namespace"`} {
+	for _, want := range []string{`--namespace "Bad_NS"`, "set --config-configmap or --config-secret", "--webhook-port 0", "--ecr-token-budget 30s", "--check-interval -1s", `--exclude-namespaces "Not A Namespace"`, "--recovery-evictions-per-second 0"} {
 		assert.Contains(t, err.Error(), want)
 	}
 
@@ -44,6 +50,15 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	o.ConfigMap, o.ConfigSecret = "a", "b"
 	assert.ErrorContains(t, o.Validate(), "not both")
 	o = DefaultOptions()
+	o.ConfigMap = "x"
+	o.RecoveryEvictionsPerSecond = 100
+	assert.ErrorContains(t, o.Validate(), "at most --kube-api-qps (50)")
+	o = DefaultOptions()
 	o.ConfigMap = "regcred-status"
 	assert.ErrorContains(t, o.Validate(), "must not be the config's ConfigMap")
+	o = DefaultOptions()
+	o.ConfigMap, o.NodeTrustConfigMap = "x", "x"
+	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "x": must not be the config's or the status's ConfigMap`)
+	o.NodeTrustConfigMap = "Bad Name"
+	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "Bad Name"`)
 }

@@ -101,7 +101,8 @@ func IsPlugin(program string) bool {
 const rootLong = `regcred gives every Pod the pull secrets of the private registries its images use.
 
 With no command, regcred runs the webhook server (regcred serve --help lists
-its flags). The other commands answer an admin's questions: explain reads a
+its flags); node-agent runs on every node when the chart's nodeTrust is
+enabled. The other commands answer an admin's questions: explain reads a
 Pod or workload and the live config from the cluster; validate, match, check
 and render work on a config file.
 
@@ -154,7 +155,7 @@ func newRoot(plugin bool, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(), newExplain(), newValidate(), newMatch(), newCheck(), newRender(), newVersion())
+	root.AddCommand(newServe(), newNodeAgent(), newExplain(), newValidate(), newMatch(), newCheck(), newRender(), newVersion())
 	// cobra's completion command, runnable so that an unknown shell is a
 	// usage mistake rather than a silent help page.
 	root.InitDefaultCompletionCmd()
@@ -166,9 +167,9 @@ func newRoot(plugin bool, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 	if plugin {
 		for _, c := range root.Commands() {
 			c.Example = strings.ReplaceAll(c.Example, "  regcred ", "  kubectl regcred ")
-			// A webhook server is no kubectl plugin's business, though it
-			// still runs.
-			c.Hidden = c.Name() == "serve"
+			// A webhook server or a node agent is no kubectl plugin's
+			// business, though either still runs.
+			c.Hidden = c.Name() == "serve" || c.Name() == "node-agent"
 		}
 	}
 	return root

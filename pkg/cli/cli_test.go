@@ -40,7 +40,7 @@ func runAs(t *testing.T, program string, args ...string) (stdout, stderr string,
 // Help, however asked for, exits 0 and prints kubectl-style usage with
 // examples and flags.
 func TestHelpExitsZero(t *testing.T) {
-	commands := []string{"serve", "explain", "validate", "match", "check", "render", "version"}
+	commands := []string{"serve", "node-agent", "explain", "validate", "match", "check", "render", "version"}
 	cases := [][]string{{"--help"}, {"-h"}, {"help"}}
 	for _, c := range commands {
 		cases = append(cases, []string{c, "--help"}, []string{c, "-h"}, []string{"help", c})
@@ -60,7 +60,7 @@ func TestHelpExitsZero(t *testing.T) {
 func TestRootHelpListsEveryCommand(t *testing.T) {
 	out, _, code := runCLI(t, "--help")
 	require.Equal(t, 0, code)
-	for _, c := range []string{"serve", "explain", "validate", "match", "check", "render", "version", "completion"} {
+	for _, c := range []string{"serve", "node-agent", "explain", "validate", "match", "check", "render", "version", "completion"} {
 		assert.Contains(t, out, "\n  "+c+" ", c)
 	}
 	assert.NotContains(t, out, "--config-configmap string", "the server's flags are in serve --help")
@@ -96,6 +96,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"serve", "extra"}, `unexpected argument "extra"`, "regcred serve --help"},
 		{[]string{"serve", "--webhook-port", "0", "--config-configmap", "c"}, "--webhook-port 0: must be from 1 to 65535", "regcred serve --help"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag", "regcred --help"},
+		{[]string{"node-agent", "--node-name="}, "--node-name (or $NODE_NAME) is required", "regcred node-agent --help"},
+		{[]string{"node-agent", "--node-name=n", "--certs-dir=certs.d"}, `--certs-dir "certs.d": must be an absolute path`, "regcred node-agent --help"},
 		{[]string{"explain"}, "name what to explain: TYPE NAME, TYPE/NAME or -f FILE", "regcred explain --help"},
 		{[]string{"explain", "pod"}, "name the object: pod NAME, or pod/NAME", "regcred explain --help"},
 		{[]string{"explain", "service/web"}, `"service": explain reads a pod, deployment, statefulset, daemonset, replicaset, job or cronjob`, "regcred explain --help"},
@@ -159,6 +161,7 @@ func TestKubectlPlugin(t *testing.T) {
 	assert.Contains(t, out, "Usage:\n  kubectl regcred [flags]\n  kubectl regcred [command]\n")
 	assert.Contains(t, out, "kubectl regcred explain pod")
 	assert.NotContains(t, out, "\n  serve ")
+	assert.NotContains(t, out, "\n  node-agent ")
 
 	out, _, code = runAs(t, "kubectl-regcred", "validate", "--help")
 	assert.Equal(t, 0, code)

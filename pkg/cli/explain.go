@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -173,14 +174,49 @@ func (e *explainCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	results := make([]explainResult, 0, len(targets))
 	for _, t := range targets {
 		ns, note := e.namespaceOf(ctx, c, t.Namespace, nsLabels)
+		saNote := serviceAccountSecrets(ctx, c, t)
 		res := explain(set, t, ns, ex, e.server.clusterName)
 		res.Config = source
-		if note != "" {
-			res.Notes = append([]string{note}, res.Notes...)
+		for _, n := range []string{saNote, note} {
+			if n != "" {
+				res.Notes = append([]string{n}, res.Notes...)
+			}
 		}
 		results = append(results, res)
 	}
 	return e.print(stdout, results)
+}
+
+// serviceAccountSecrets does what the API server's ServiceAccount admission
+// does before regcred sees a Pod: a Pod that names no imagePullSecrets
+// gets those of its ServiceAccount. Only for a Pod not created yet (a
+// workload's template, a manifest): a Pod in the cluster has them already.
+// It returns a note for the reader, if any.
+func serviceAccountSecrets(ctx context.Context, c client.Reader, t *target) string {
+	if c == nil || (t.Live && t.Kind == "Pod") || len(t.Pod.Spec.ImagePullSecrets) > 0 {
+		return ""
+	}
+	name := t.Pod.Spec.ServiceAccountName
+	if name == "" {
+		name = "default"
+	}
+	var sa corev1.ServiceAccount
+	switch err := c.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: name}, &sa); {
+	case apierrors.IsNotFound(err) && name == "default":
+		return "" // the ServiceAccount controller makes it with the namespace
+	case apierrors.IsNotFound(err):
+		return fmt.Sprintf("ServiceAccount %q does not exist in namespace %q yet: the Pod cannot be created until it does", name, t.Namespace)
+	case err != nil:
+		return fmt.Sprintf("cannot read ServiceAccount %q (%s): its imagePullSecrets, which the API server adds to a Pod that names none, are left out", name, apierrors.ReasonForError(err))
+	case len(sa.ImagePullSecrets) == 0:
+		return ""
+	}
+	var names []string
+	for _, s := range sa.ImagePullSecrets {
+		t.Pod.Spec.ImagePullSecrets = append(t.Pod.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s.Name})
+		names = append(names, s.Name)
+	}
+	return fmt.Sprintf("the Pod names no imagePullSecrets: the API server adds ServiceAccount %q's (%s) before regcred sees it", name, strings.Join(names, ", "))
 }
 
 // namespace is the namespace of the object named, and of a manifest's

@@ -351,3 +351,35 @@ func TestExplainNamespaceNotes(t *testing.T) {
 	assert.Equal(t, []img{{"team-a", true, plan.Injected}, {"quay", true, plan.Injected}}, images(res), "--namespace-labels instead")
 	assert.Empty(t, res.Notes)
 }
+
+// A workload's Pods get their ServiceAccount's imagePullSecrets from the
+// API server before regcred sees them, when they name none: explain says
+// so and plans with them.
+func TestExplainAddsTheServiceAccountsSecrets(t *testing.T) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "builder"},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-hub"}}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}, Spec: appsv1.DeploymentSpec{Template: podTemplate("docker.io/myorg/web:1", "quay.io/org/w:2")}}
+	d.Spec.Template.Spec.ServiceAccountName = "builder"
+	res := explainJSON(t, cluster(sa, d), "deployment", "web", "-n", "shop")
+	require.NotEmpty(t, res.Notes)
+	assert.Contains(t, res.Notes[0], `the API server adds ServiceAccount "builder"'s (regcred-hub) before regcred sees it`)
+	var planned []string
+	for _, s := range res.PullSecrets {
+		if s.Planned {
+			planned = append(planned, s.Name)
+		}
+	}
+	assert.Equal(t, []string{"regcred-quay"}, planned, "the hub secret is there already")
+
+	d.Spec.Template.Spec.ServiceAccountName = "missing"
+	res = explainJSON(t, cluster(d), "deployment", "web", "-n", "shop")
+	assert.Contains(t, res.Notes[0], `ServiceAccount "missing" does not exist in namespace "shop" yet`)
+
+	// A Pod in the cluster has its ServiceAccount's secrets already.
+	p := testPod("shop", "p", []string{"docker.io/myorg/web:1"}, nil, nil)
+	p.Spec.ServiceAccountName = "builder"
+	res = explainJSON(t, cluster(sa, p), "pod", "p", "-n", "shop")
+	for _, n := range res.Notes {
+		assert.NotContains(t, n, "ServiceAccount")
+	}
+}

@@ -9,12 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regcred/regcred/pkg/admission"
+	"github.com/regcred/regcred/pkg/nodetrust"
 	"github.com/regcred/regcred/pkg/plan"
+	"github.com/regcred/regcred/pkg/recovery"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // Metrics records what regcred does. Its methods satisfy the Recorder
-// interfaces of the admission, configwatch, upkeep and status packages.
+// interfaces of the admission, configwatch, upkeep, status and recovery
+// packages.
 type Metrics struct {
 	admissions     *prometheus.CounterVec
 	injected       *prometheus.CounterVec
@@ -30,6 +33,10 @@ type Metrics struct {
 	checks         *prometheus.CounterVec
 	webhookCert    *prometheus.GaugeVec
 	unserved       *prometheus.CounterVec
+	evictions      *prometheus.CounterVec
+	recoveryEvents *prometheus.CounterVec
+	trustHosts     *prometheus.GaugeVec
+	trustNotes     *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them with reg; version is
@@ -92,6 +99,22 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "regcred_webhook_certificate_expiry_timestamp_seconds",
 			Help: "When the webhook's serving certificate and its CA expire, when regcred keeps them itself (--tls-secret) (Unix time).",
 		}, []string{"certificate"}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_recovery_evictions_total",
+			Help: "Evictions of Pods that lack a pull secret, by result (evicted; blocked by a PodDisruptionBudget, or failed: tried again later).",
+		}, []string{"result"}),
+		recoveryEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regcred_recovery_events_total",
+			Help: "Events recorded on Pods that lack a pull secret, by reason (EvictedForPullSecret, PullSecretMissing, EvictionBlocked).",
+		}, []string{"reason"}),
+		trustHosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regcred_node_trust_published_hosts",
+			Help: "Registry hosts that nodes must trust, as the leader published them for the node agents (--node-trust-configmap), by mode (ca, skip-verify, plain-http).",
+		}, []string{"mode"}),
+		trustNotes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regcred_node_trust_published_notes",
+			Help: "Registries left out of what nodes trust (a glob host, a caCert without a certificate) and hosts whose registries disagree, as the leader's log says.",
+		}, nil),
 	}
 	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -104,7 +127,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	})
 	buildInfo.Set(1)
 	reg.MustRegister(m.admissions, m.injected, m.secretWrites, m.secretsDeleted, m.restored, m.reloads, m.configValid,
-		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, m.webhookCert, m.unserved, buildInfo)
+		m.tokenExpiry, m.tokenRefreshes, m.tokenErrors, m.checkOK, m.checks, m.webhookCert, m.unserved,
+		m.evictions, m.recoveryEvents, m.trustHosts, m.trustNotes, buildInfo)
 	return m
 }
 
@@ -171,3 +195,20 @@ func (m *Metrics) WebhookCertificate(certExpiry, caExpiry time.Time) {
 // Unserved counts an image left without its registry's credentials, or a
 // Pod left alone, by reason.
 func (m *Metrics) Unserved(reason plan.Reason) { m.unserved.WithLabelValues(string(reason)).Inc() }
+
+// RecoveryEviction counts an eviction of a Pod that lacks a pull secret.
+func (m *Metrics) RecoveryEviction(r recovery.EvictionResult) {
+	m.evictions.WithLabelValues(string(r)).Inc()
+}
+
+// RecoveryEvent counts an Event recorded on such a Pod.
+func (m *Metrics) RecoveryEvent(reason string) { m.recoveryEvents.WithLabelValues(reason).Inc() }
+
+// NodeTrustPublished records what the leader published for the node
+// agents.
+func (m *Metrics) NodeTrustPublished(hosts map[nodetrust.Mode]int, notes int) {
+	for _, mode := range nodetrust.Modes {
+		m.trustHosts.WithLabelValues(string(mode)).Set(float64(hosts[mode]))
+	}
+	m.trustNotes.WithLabelValues().Set(float64(notes))
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regcred/regcred/pkg/admission"
+	"github.com/regcred/regcred/pkg/nodetrust"
+	"github.com/regcred/regcred/pkg/recovery"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
@@ -34,6 +36,11 @@ func TestMetrics(t *testing.T) {
 	m.TokenRefreshFailed("ecr")
 	m.LoginChecked("hub", true)
 	m.LoginChecked("quay", false)
+	m.RecoveryEviction(recovery.Evicted)
+	m.RecoveryEviction(recovery.Blocked)
+	m.RecoveryEviction(recovery.Blocked)
+	m.RecoveryEvent(recovery.EventMissing)
+	m.NodeTrustPublished(map[nodetrust.Mode]int{nodetrust.ModeCA: 2}, 1)
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP regcred_admissions_total Pod admissions by outcome (patched, unchanged, failed-open, skipped).
@@ -60,6 +67,12 @@ regcred_registry_login_ok{registry="quay"} 0
 	assert.InDelta(t, 1, testutil.ToFloat64(m.tokenRefreshes.WithLabelValues("ecr")), 0)
 	assert.InDelta(t, 1, testutil.ToFloat64(m.tokenErrors.WithLabelValues("ecr")), 0)
 	assert.InDelta(t, 1, testutil.ToFloat64(m.checks.WithLabelValues("quay", "failed")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.evictions.WithLabelValues("evicted")), 0)
+	assert.InDelta(t, 2, testutil.ToFloat64(m.evictions.WithLabelValues("blocked")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.recoveryEvents.WithLabelValues("PullSecretMissing")), 0)
+	assert.InDelta(t, 2, testutil.ToFloat64(m.trustHosts.WithLabelValues("ca")), 0)
+	assert.InDelta(t, 0, testutil.ToFloat64(m.trustHosts.WithLabelValues("plain-http")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(m.trustNotes.WithLabelValues()), 0)
 	assert.InDelta(t, 0, testutil.ToFloat64(m.configValid), 0, "the latest change was rejected")
 	m.ConfigReload(true)
 	assert.InDelta(t, 1, testutil.ToFloat64(m.configValid), 0)

@@ -15,6 +15,7 @@ import (
 	"github.com/regcred/regcred/pkg/admission"
 	"github.com/regcred/regcred/pkg/metrics"
 	"github.com/regcred/regcred/pkg/plan"
+	"github.com/regcred/regcred/pkg/recovery"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
@@ -39,6 +40,8 @@ func knownMetrics(t *testing.T) map[string]bool {
 	m.LoginChecked("r", true)
 	m.WebhookCertificate(time.Now(), time.Now())
 	m.Unserved(plan.NoRegistry)
+	m.RecoveryEviction(recovery.Evicted)
+	m.RecoveryEvent("PullSecretMissing")
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	known := map[string]bool{}

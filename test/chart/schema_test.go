@@ -29,6 +29,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"registry field typo", values{"config": values{"registries": []any{typo}}}, []string{"usename"}},
 		{"inline password in a ConfigMap", values{"config": values{"registries": []any{inlinePassword}}}, []string{"password", "secretKeyRef"}},
 		{"both existing ConfigMap and Secret", values{"config": values{"existingConfigMap": "a", "existingSecret": "b"}}, []string{"/config/existingSecret", "must be ''"}},
+		{"recovery enabled not a boolean", values{"recovery": values{"enabled": "yes"}}, []string{"enabled", "boolean"}},
+		{"recovery key typo", values{"recovery": values{"enable": true}}, []string{"recovery", "enable"}},
+		{"no evictions", values{"recovery": values{"evictionsPerSecond": 0}}, []string{"evictionsPerSecond"}},
 		{"registries and an existing ConfigMap", values{"config": values{"existingConfigMap": "a", "registries": []any{exampleRegistry()}}}, []string{"/config/registries", "maxItems"}},
 		{"a namespaceSelector that is no label selector", values{"config": values{"registries": []any{withSelector(values{"team": "a"})}}}, []string{"namespaceSelector", "team"}},
 		{"a selector expression without values", values{"config": values{"registries": []any{withSelector(values{"matchExpressions": []any{values{"key": "team", "operator": "In"}}})}}}, []string{"matchExpressions", "values"}},
@@ -36,6 +39,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"a matchCondition without expression", values{"webhook": values{"matchConditions": []any{values{"name": "x"}}}}, []string{"matchConditions", "expression"}},
 		{"a privileged port", values{"webhook": values{"port": 443}}, []string{"port"}},
 		{"an unknown strategy", values{"strategy": values{"type": "BlueGreen"}}, []string{"strategy", "type"}},
+		{"extra volume without a source", values{"extraVolumes": []any{map[string]any{"name": "ca"}}}, []string{"extraVolumes", "minProperties"}},
+		{"extra volume named as the chart's", values{"extraVolumes": []any{map[string]any{"name": "serving-cert", "emptyDir": map[string]any{}}}}, []string{"extraVolumes", "name"}},
+		{"extra mount with a relative path", values{"extraVolumeMounts": []any{map[string]any{"name": "ca", "mountPath": "etc/ca"}}}, []string{"extraVolumeMounts", "mountPath"}},
+		{"extra mount field typo", values{"extraVolumeMounts": []any{map[string]any{"name": "ca", "mountPath": "/etc/ca", "readonly": true}}}, []string{"extraVolumeMounts", "readonly"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values)

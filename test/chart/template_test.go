@@ -54,6 +54,7 @@ var modes = []struct {
 	{"registries in values", values{"config": values{"registries": []any{exampleRegistry()}}}, "--config-configmap=regcred-config", false, true},
 	{"existing ConfigMap", values{"config": values{"existingConfigMap": "my-config", "key": "registries.yaml"}}, "--config-configmap=my-config", false, false},
 	{"existing Secret", values{"config": values{"existingSecret": "my-secret"}}, "--config-secret=my-secret", false, false},
+	{"recovery", values{"recovery": values{"enabled": true}}, "--config-configmap=regcred-config", false, true},
 }
 
 func TestLint(t *testing.T) {
@@ -390,4 +391,84 @@ func TestTemplateProductionValues(t *testing.T) {
 	_, err = render(t, values{"serviceAccount": values{"create": false}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "serviceAccount.name")
+}
+
+// Recovery's permissions exist only when it is enabled: reading Pods,
+// evicting them, Events in every namespace.
+func TestTemplateRecovery(t *testing.T) {
+	off := mustRender(t, values{})
+	assert.Nil(t, off.find("ClusterRole", "regcred-recovery"))
+	assert.Nil(t, off.find("ClusterRoleBinding", "regcred-recovery"))
+	roles := 0
+	for _, obj := range off.objects {
+		if obj.GetKind() != "ClusterRole" && obj.GetKind() != "Role" {
+			continue
+		}
+		roles++
+		var role rbacv1.ClusterRole
+		off.get(t, obj.GetKind(), obj.GetName(), &role)
+		for _, rule := range role.Rules {
+			assert.NotContains(t, rule.Resources, "pods", "%s %s", obj.GetKind(), obj.GetName())
+			assert.NotContains(t, rule.Resources, "pods/eviction", "%s %s", obj.GetKind(), obj.GetName())
+		}
+	}
+	assert.Equal(t, 3, roles, "the ClusterRoles for pull secrets and for the caBundle, and the Role")
+	var d appsv1.Deployment
+	off.get(t, "Deployment", "regcred", &d)
+	assert.False(t, parseArgs(t, d.Spec.Template.Spec.Containers[0].Args).Recovery)
+
+	on := mustRender(t, values{"recovery": values{"enabled": true, "evictionsPerSecond": 0.5}})
+	var cr rbacv1.ClusterRole
+	on.get(t, "ClusterRole", "regcred-recovery", &cr)
+	assert.Equal(t, []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}, cr.Rules, "no get, delete, update or patch of Pods")
+	var b rbacv1.ClusterRoleBinding
+	on.get(t, "ClusterRoleBinding", "regcred-recovery", &b)
+	assert.Equal(t, "regcred-recovery", b.RoleRef.Name)
+	assert.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "regcred", Namespace: "regcred"}}, b.Subjects)
+	on.get(t, "Deployment", "regcred", &d)
+	opts := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
+	assert.True(t, opts.Recovery)
+	assert.InDelta(t, 0.5, opts.RecoveryEvictionsPerSecond, 0)
+	require.NoError(t, opts.Validate())
+}
+
+func TestTemplateExtraVolumes(t *testing.T) {
+	r := mustRender(t, values{
+		"extraEnv":  []any{map[string]any{"name": "AWS_CA_BUNDLE", "value": "/etc/regcred/ecr/ca.crt"}},
+		"extraArgs": []any{"--ecr-endpoint-url=https://ecr.internal"},
+		"extraVolumes": []any{map[string]any{
+			"name": "ecr-ca", "configMap": map[string]any{"name": "ecr-ca"},
+		}},
+		"extraVolumeMounts": []any{map[string]any{
+			"name": "ecr-ca", "mountPath": "/etc/regcred/ecr", "readOnly": true,
+		}},
+	})
+	var d appsv1.Deployment
+	r.get(t, "Deployment", "regcred", &d)
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	// regcred keeps its TLS material itself (the default): the extra
+	// volumes are the only ones, as given.
+	require.Len(t, pod.Volumes, 1)
+	assert.Equal(t, corev1.Volume{Name: "ecr-ca", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "ecr-ca"}},
+	}}, pod.Volumes[0])
+	require.Len(t, c.VolumeMounts, 1)
+	assert.Equal(t, corev1.VolumeMount{Name: "ecr-ca", MountPath: "/etc/regcred/ecr", ReadOnly: true}, c.VolumeMounts[0])
+
+	// With cert-manager, the chart's own volume first, then the extra ones.
+	withCM := mustRender(t, values{"tls": values{"certManager": values{"enabled": true}},
+		"extraVolumes":      []any{map[string]any{"name": "ecr-ca", "configMap": map[string]any{"name": "ecr-ca"}}},
+		"extraVolumeMounts": []any{map[string]any{"name": "ecr-ca", "mountPath": "/etc/regcred/ecr", "readOnly": true}},
+	})
+	withCM.get(t, "Deployment", "regcred", &d)
+	require.Len(t, d.Spec.Template.Spec.Volumes, 2)
+	assert.Equal(t, "serving-cert", d.Spec.Template.Spec.Volumes[0].Name)
+	assert.Equal(t, "ecr-ca", d.Spec.Template.Spec.Volumes[1].Name)
+	assert.Contains(t, c.Env, corev1.EnvVar{Name: "AWS_CA_BUNDLE", Value: "/etc/regcred/ecr/ca.crt"})
+	assert.Equal(t, "--ecr-endpoint-url=https://ecr.internal", c.Args[len(c.Args)-1])
 }

@@ -1,6 +1,10 @@
 // Command demo runs regcred's main job on an embedded default: a local
 // control plane and a private registry, regcred with an example config, and
 // a Deployment whose Pod gets working pull credentials without asking.
+// Where this machine can run a node (root, cgroups), regcred runs there
+// from its own image, installed by helm, and the kubelet pulls the
+// Deployment's image; elsewhere regcred runs in this process and the pull
+// is checked with the Pod's secrets resolved as the kubelet does.
 package main
 
 import (
@@ -37,11 +41,22 @@ import (
 
 func main() {
 	keep := flag.Bool("keep", false, "keep the control plane and regcred running after the demo, for kubectl")
-	verbose := flag.Bool("v", false, "show regcred's log")
+	verbose := flag.Bool("v", false, "show regcred's log (with a node: the components' logs)")
+	inProcess := flag.Bool("in-process", false, "run regcred in this process, without a node, even where a node could run")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *keep, *verbose); err != nil {
+	setLogger(*verbose)
+	var err error
+	if why := testbed.NodeSupported(); why == nil && !*inProcess {
+		err = runOnNode(ctx, *keep, *verbose)
+	} else {
+		if why != nil {
+			fmt.Printf("==> this machine cannot run a node (%v): regcred runs in this process, without a node\n", why)
+		}
+		err = run(ctx, *keep)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -60,7 +75,9 @@ func step(what string, f func() error) error {
 	return nil
 }
 
-func run(ctx context.Context, keep, verbose bool) error {
+// setLogger sends regcred's, controller-runtime's and client-go's logs to
+// stderr, or nowhere.
+func setLogger(verbose bool) {
 	logOut := io.Writer(io.Discard)
 	if verbose {
 		logOut = os.Stderr
@@ -68,7 +85,9 @@ func run(ctx context.Context, keep, verbose bool) error {
 	log := zap.New(zap.WriteTo(logOut))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
+}
 
+func run(ctx context.Context, keep bool) error {
 	fmt.Println("==> test bed binaries (built once from the Go module proxy, then cached; the first build takes ~15 min on 2 cores)")
 	if _, err := testbed.BinDir(); err != nil {
 		return err

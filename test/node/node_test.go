@@ -1,12 +1,13 @@
 // Package node runs Pods on a real node of the test bed (kubelet,
 // containerd, runc, CNI) and proves that a private registry's image is
-// pulled with a Pod's imagePullSecrets and only with them.
+// pulled with a Pod's imagePullSecrets and only with them, that recovery
+// brings back a Deployment created before its registry was configured,
+// and that node trust makes the node's containerd trust a registry's
+// private CA once it is declared, and no longer once it is removed.
 package node
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,9 @@ import (
 const (
 	user     = "puller"
 	password = "puller-Pa55-node"
+	// noCredentials is what containerd reports when the registry answers
+	// 401 with a Basic challenge and it holds no credentials for it.
+	noCredentials = "authorization failed: no basic auth credentials"
 )
 
 // bed is the control plane, node and private registry the tests share.
@@ -36,6 +40,7 @@ type bed struct {
 	cs    kubernetes.Interface
 	c     client.Client
 	cp    *testbed.ControlPlane
+	node  *testbed.Node
 	ca    *certgen.CA
 	reg   *testbed.Registry
 	image string
@@ -51,6 +56,10 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	// Said without -v too: make test runs this package quietly.
+	if err := testbed.NodeSupported(); err != nil {
+		fmt.Fprintf(os.Stderr, "node tests: skipped, this machine cannot run a node: %v\n", err)
+	}
 	code := m.Run()
 	if b := shared.bed; b != nil {
 		for i := len(b.stops) - 1; i >= 0; i-- {
@@ -98,7 +107,14 @@ func (b *bed) start(ctx context.Context) error {
 		out = f
 	}
 	start := time.Now()
-	cp, err := testbed.StartControlPlane(testbed.ControlPlaneOptions{Node: true, Output: out})
+	// A node of its own: another run of these tests (another clone) may
+	// run a node on this machine at the same time.
+	nodeOpts, nodeIP, err := testbed.UniqueNode()
+	if err != nil {
+		return err
+	}
+	nodeOpts.Output = out
+	cp, err := testbed.StartControlPlane(testbed.ControlPlaneOptions{Node: true, NodeIP: nodeIP, Output: out})
 	if err != nil {
 		return err
 	}
@@ -106,7 +122,7 @@ func (b *bed) start(ctx context.Context) error {
 	b.timings = append(b.timings, fmt.Sprintf("control plane with scheduler and controllers up in %s", since(start)))
 
 	start = time.Now()
-	node, err := testbed.StartNode(cp, testbed.NodeOptions{Output: out})
+	node, err := testbed.StartNode(cp, nodeOpts)
 	if err != nil {
 		return err
 	}
@@ -117,6 +133,7 @@ func (b *bed) start(ctx context.Context) error {
 		return err
 	})
 	b.timings = append(b.timings, fmt.Sprintf("node %s (containerd, kubelet) Ready in %s", node.Name, since(start)))
+	b.node = node
 
 	if b.ca, err = certgen.NewCA("regcred-node-test-ca", time.Hour); err != nil {
 		return err
@@ -153,16 +170,8 @@ func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisec
 // in ns, for the registry's user with password pass.
 func (b *bed) pullSecret(t *testing.T, ns, name, pass string) string {
 	t.Helper()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-	cfg, err := json.Marshal(map[string]any{"auths": map[string]any{
-		b.reg.Host: map[string]string{"username": user, "password": pass, "auth": auth},
-	}})
+	s, err := testbed.PullSecret(ns, name, b.reg.Host, user, pass)
 	require.NoError(t, err)
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Type:       corev1.SecretTypeDockerConfigJson,
-		Data:       map[string][]byte{corev1.DockerConfigJsonKey: cfg},
-	}
 	_, err = b.cs.CoreV1().Secrets(ns).Create(t.Context(), s, metav1.CreateOptions{})
 	require.NoError(t, err)
 	return s.Name
@@ -261,10 +270,6 @@ func (b *bed) requirePullRefused(t *testing.T, ns, name, want string) {
 func TestImagePullSecrets(t *testing.T) {
 	b := getBed(t)
 	ns := b.namespace(t)
-
-	// The registry answers 401 with a Basic challenge; containerd, holding
-	// no credentials for it, reports:
-	const noCredentials = "authorization failed: no basic auth credentials"
 
 	require.True(t, t.Run("without a secret the pull is refused", func(t *testing.T) {
 		b.createPod(t, ns, "no-secret", corev1.PullAlways)

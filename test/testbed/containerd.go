@@ -145,25 +145,27 @@ func (c *containerd) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("containerd did not listen on %s within %s", c.socket, timeout)
 }
 
-// trustRegistry writes certs.d/<host>/hosts.toml the way an admin tells
-// containerd to trust a registry's CA (caPEM), or to speak plain HTTP to
-// it (caPEM nil). containerd reads the file at every pull.
-func (c *containerd) trustRegistry(host string, caPEM []byte) error {
+// routeRegistry writes certs.d/<host>/hosts.toml the way an admin tells
+// containerd where the images of registry host are served (addr: the
+// host itself, or a private endpoint) and to trust a CA there (caPEM), or
+// to speak plain HTTP to it (caPEM nil). containerd reads the file at
+// every pull.
+func (c *containerd) routeRegistry(host, addr string, caPEM []byte) error {
 	dir := filepath.Join(c.certsD, host)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	scheme, ca := "http", ""
+	// The server alone, no [host] mirror: containerd tries each host in
+	// turn after a failure, and a server left without the CA would add a
+	// TLS failure to every refused pull.
+	hosts := fmt.Sprintf("server = %q\n", "http://"+addr)
 	if caPEM != nil {
-		scheme = "https"
 		caPath := filepath.Join(dir, "ca.crt")
 		if err := os.WriteFile(caPath, caPEM, 0o644); err != nil { //nolint:gosec // a certificate is public
 			return err
 		}
-		ca = fmt.Sprintf("  ca = %q\n", caPath)
+		hosts = fmt.Sprintf("server = %q\nca = %q\n", "https://"+addr, caPath)
 	}
-	hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n%s",
-		scheme+"://"+host, scheme+"://"+host, ca)
 	return writeFileAtomic(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o600)
 }
 

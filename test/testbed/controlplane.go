@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,22 +29,32 @@ type ControlPlane struct {
 	dir            string
 	// forNode: started with ControlPlaneOptions.Node.
 	forNode bool
+	// nodeIP is the address besides loopback that the API server's
+	// certificate covers (ControlPlaneOptions.NodeIP).
+	nodeIP string
 }
 
 // ControlPlaneOptions tune StartControlPlane.
 type ControlPlaneOptions struct {
 	// ControllerManager starts kube-controller-manager with the deployment,
-	// replicaset and serviceaccount controllers, so that Deployments make
-	// Pods and namespaces get their default ServiceAccount, and the one that
-	// type-checks ValidatingAdmissionPolicies (their status).
+	// replicaset, serviceaccount and disruption controllers, so that
+	// Deployments make Pods, namespaces get their default ServiceAccount
+	// and PodDisruptionBudgets are kept up to date (the Eviction API reads
+	// their status), and the one that type-checks ValidatingAdmissionPolicies
+	// (their status).
 	ControllerManager bool
 	// Node makes the control plane ready for a real node (StartNode): the
 	// Node authorizer, API server to webhook traffic through the endpoints'
 	// Pod IPs (there is no kube-proxy), a kube-scheduler, and the
 	// controllers of ControllerManager plus those Pods and Services need
 	// (endpoints, garbage collection, namespaces, DaemonSets, the root CA
-	// ConfigMap). It implies ControllerManager.
+	// ConfigMap). It implies ControllerManager. The API server's serving
+	// certificate then covers NodeIP too, where Pods reach it.
 	Node bool
+	// NodeIP is the IP address of the node that will be started (its Pod
+	// bridge's address, see NodeOptions.PodSubnet); DefaultNodeIP if
+	// empty. Only with Node.
+	NodeIP string
 	// Output receives the components' logs; nil discards them.
 	Output io.Writer
 }
@@ -72,8 +83,25 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		api.Out, api.Err = opts.Output, opts.Output
 		env.ControlPlane.Etcd = &envtest.Etcd{Out: opts.Output, Err: opts.Output}
 	}
+	dir, err := os.MkdirTemp("", "regcred-controlplane-")
+	if err != nil {
+		return nil, err
+	}
 	if opts.Node {
 		opts.ControllerManager = true
+		if opts.NodeIP == "" {
+			opts.NodeIP = DefaultNodeIP
+		}
+		// Pods reach the API server at the node's IP, and trust the CA of
+		// the kube-root-ca.crt ConfigMap: that of the kubeconfigs, api.CA.
+		// envtest makes no certificate where apiserver.crt exists.
+		api.CertDir = filepath.Join(dir, "apiserver")
+		if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
+			return nil, errors.Join(err, os.RemoveAll(dir))
+		}
+		if api.CA, err = writeAPIServerCerts(api.CertDir, []string{opts.NodeIP}); err != nil {
+			return nil, errors.Join(err, os.RemoveAll(dir))
+		}
 		args := api.Configure()
 		args.Set("authorization-mode", "Node,RBAC")
 		args.Set("enable-aggregator-routing", "true")
@@ -87,22 +115,18 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
+		return nil, errors.Join(fmt.Errorf("starting kube-apiserver and etcd: %w", err), os.RemoveAll(dir))
 	}
-	cp := &ControlPlane{Env: env, Config: cfg, out: opts.Output, forNode: opts.Node}
+	cp := &ControlPlane{Env: env, Config: cfg, out: opts.Output, dir: dir, forNode: opts.Node, nodeIP: opts.NodeIP}
 	if cp.out == nil {
 		cp.out = io.Discard
-	}
-	cp.dir, err = os.MkdirTemp("", "regcred-controlplane-")
-	if err != nil {
-		return nil, cp.stopOnError(err)
 	}
 	cp.Kubeconfig = filepath.Join(cp.dir, "admin.kubeconfig")
 	if err := os.WriteFile(cp.Kubeconfig, env.KubeConfig, 0o600); err != nil {
 		return nil, cp.stopOnError(err)
 	}
 	if opts.ControllerManager {
-		controllers := "deployment,replicaset,serviceaccount,validatingadmissionpolicy-status-controller"
+		controllers := "deployment,replicaset,serviceaccount,disruption,validatingadmissionpolicy-status-controller"
 		if opts.Node {
 			controllers += "," + nodeControllers
 		}

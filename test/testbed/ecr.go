@@ -72,10 +72,17 @@ type ECR struct {
 	routes  map[string]string // ECR registry host -> proxy address
 }
 
-// StartECR starts the endpoint; tokens live lifetime.
+// StartECR starts the endpoint on loopback; tokens live lifetime.
 func StartECR(ca *certgen.CA, lifetime time.Duration) (*ECR, error) {
+	return StartECROn(ca, lifetime, "127.0.0.1")
+}
+
+// StartECROn is StartECR listening on ip, with a certificate for it: a
+// node's IP, where its Pods reach the endpoint. Front's proxies stay on
+// loopback.
+func StartECROn(ca *certgen.CA, lifetime time.Duration, ip string) (*ECR, error) {
 	e := &ECR{ca: ca, life: lifetime, tokens: map[string]time.Time{}, secrets: map[string]string{}, routes: map[string]string{}}
-	addr, err := e.serve(http.HandlerFunc(e.handle), []string{"127.0.0.1"})
+	addr, err := e.serve(http.HandlerFunc(e.handle), ip, []string{ip})
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +93,8 @@ func StartECR(ca *certgen.CA, lifetime time.Duration) (*ECR, error) {
 	return e, nil
 }
 
-func (e *ECR) serve(h http.Handler, hosts []string) (string, error) {
+// serve serves h over TLS on ip, with a certificate for hosts.
+func (e *ECR) serve(h http.Handler, ip string, hosts []string) (string, error) {
 	pair, err := e.ca.Issue(hosts, 24*time.Hour)
 	if err != nil {
 		return "", err
@@ -95,9 +103,9 @@ func (e *ECR) serve(h http.Handler, hosts []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("local ECR listening on %s: %w", ip, err)
 	}
 	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.ServeTLS(l, "", "") }()
@@ -240,6 +248,8 @@ func verifySignature(r *http.Request, body []byte, id, secret, region string) bo
 // Front serves registry reg under host (an ECR registry host) through an
 // auth proxy that accepts user AWS with a token this endpoint minted and
 // that has not expired, and refuses anything else with 401, as ECR does.
+// The proxy listens on loopback with a certificate for host and for
+// 127.0.0.1 (FrontAddr), so that a node's containerd can be pointed at it.
 func (e *ECR) Front(host string, reg *Registry, user, password string) error {
 	target := reg.URL()
 	proxy := &httputil.ReverseProxy{
@@ -261,7 +271,7 @@ func (e *ECR) Front(host string, reg *Registry, user, password string) error {
 		}
 		proxy.ServeHTTP(w, r)
 	})
-	addr, err := e.serve(h, []string{host})
+	addr, err := e.serve(h, "127.0.0.1", []string{host, "127.0.0.1"})
 	if err != nil {
 		return err
 	}
@@ -269,6 +279,15 @@ func (e *ECR) Front(host string, reg *Registry, user, password string) error {
 	e.routes[host+":443"] = addr
 	e.mu.Unlock()
 	return nil
+}
+
+// FrontAddr returns where the proxy of an ECR registry host that Front
+// serves listens (127.0.0.1:port), or false.
+func (e *ECR) FrontAddr(host string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	addr, ok := e.routes[host+":443"]
+	return addr, ok
 }
 
 // Transport reaches the fronted ECR hosts (their names resolve to the

@@ -3,7 +3,10 @@ package testbed
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -142,4 +145,51 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// bridgePrefix starts the name of every test bed node's bridge.
+const bridgePrefix = "regcred-br"
+
+// UniqueNode returns the options of a node that no other test bed node
+// on this machine uses (another run of the tests, from another clone, at
+// the same time): a name (and so its cgroups), a bridge and a Pod subnet
+// of its own; and the node's IP, for ControlPlaneOptions.NodeIP.
+func UniqueNode() (NodeOptions, string, error) {
+	used := map[netip.Prefix]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return NodeOptions{}, "", err
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
+			used[netip.PrefixFrom(p.Addr(), 24).Masked()] = true
+		}
+	}
+	for _, i := range rand.Perm(254) { //nolint:gosec // spreads test bed nodes over subnets, no secret
+		n := i + 1
+		subnet := netip.MustParsePrefix(fmt.Sprintf("10.217.%d.0/24", n))
+		bridge := fmt.Sprintf("%s%d", bridgePrefix, n)
+		if used[subnet] || cgroupRootExists("/regcred-testbed-regcred-node-"+fmt.Sprint(n)) {
+			continue
+		}
+		if _, err := os.Stat("/sys/class/net/" + bridge); err == nil {
+			continue
+		}
+		return NodeOptions{Name: fmt.Sprintf("regcred-node-%d", n), Bridge: bridge, PodSubnet: subnet.String()}, subnet.Addr().Next().String(), nil
+	}
+	return NodeOptions{}, "", errors.New("no free Pod subnet in 10.217.0.0/16 for a node")
+}
+
+// otherBridges reports whether a bridge of another test bed node exists.
+func otherBridges(own string) bool {
+	entries, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), bridgePrefix) && e.Name() != own {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -28,12 +29,17 @@ type Node struct {
 	Dir string
 	// IP is the node's InternalIP: the address of its Pod bridge.
 	IP string
+	// APIServer is where the node's Pods reach the API server (host:port):
+	// the node's IP and the API server's port, forwarded to its loopback
+	// address. See PodAPIServerEnv.
+	APIServer string
 
 	cp         *ControlPlane
 	client     kubernetes.Interface
 	network    *podNetwork
 	cgroupRoot string
 	sandbox    *Registry
+	apiProxy   *Proxy
 	containerd *containerd
 	kubelet    *exec.Cmd
 	kubeletEnd chan struct{}
@@ -55,13 +61,21 @@ type NodeOptions struct {
 	// Bridge is the Pod bridge's name, one only the test bed uses;
 	// "regcred-br0" if empty.
 	Bridge string
-	// PodSubnet is a private IPv4 range for Pods; "10.217.0.0/24" if
-	// empty. The node's IP is its first address.
+	// PodSubnet is a private IPv4 range for Pods; DefaultPodSubnet if
+	// empty. The node's IP is its first address, which the control
+	// plane's ControlPlaneOptions.NodeIP must name.
 	PodSubnet string
 	// Output receives the logs of containerd and the kubelet; nil
 	// discards them (errors quote their last lines either way).
 	Output io.Writer
 }
+
+// The node's Pod network unless NodeOptions say otherwise: the Pod
+// subnet, and the node's IP, its first address.
+const (
+	DefaultPodSubnet = "10.217.0.0/24"
+	DefaultNodeIP    = "10.217.0.1"
+)
 
 // shimSocketDir is where containerd's shims put their sockets, whatever
 // containerd's own state directory.
@@ -107,11 +121,14 @@ func StartNode(cp *ControlPlane, opts NodeOptions) (n *Node, err error) {
 		opts.Bridge = "regcred-br0"
 	}
 	if opts.PodSubnet == "" {
-		opts.PodSubnet = "10.217.0.0/24"
+		opts.PodSubnet = DefaultPodSubnet
 	}
 	network, err := newPodNetwork(opts.Bridge, opts.PodSubnet)
 	if err != nil {
 		return nil, err
+	}
+	if ip := network.hostIP.String(); ip != cp.nodeIP {
+		return nil, fmt.Errorf("starting a node with IP %s: the control plane's certificate covers %s (ControlPlaneOptions.NodeIP): Pods could not trust the API server", ip, cp.nodeIP)
 	}
 	client, err := kubernetes.NewForConfig(cp.Config)
 	if err != nil {
@@ -148,6 +165,9 @@ func StartNode(cp *ControlPlane, opts NodeOptions) (n *Node, err error) {
 		return n, err
 	}
 	n.madeBridge = true
+	if err := n.forwardAPIServer(); err != nil {
+		return n, err
+	}
 	if cgroupRootExists(n.cgroupRoot) {
 		return n, fmt.Errorf("cgroup %s exists: a node named %s runs here, or one was not stopped", n.cgroupRoot, n.Name)
 	}
@@ -162,7 +182,7 @@ func StartNode(cp *ControlPlane, opts NodeOptions) (n *Node, err error) {
 	if n.containerd, err = newContainerd(filepath.Join(n.Dir, "containerd")); err != nil {
 		return n, err
 	}
-	if err := n.containerd.trustRegistry(n.sandbox.Host, nil); err != nil {
+	if err := n.containerd.routeRegistry(n.sandbox.Host, n.sandbox.Host, nil); err != nil {
 		return n, err
 	}
 	if err := network.writeConflist(n.containerd.cniConf, filepath.Join(n.Dir, "cni", "state")); err != nil {
@@ -246,20 +266,6 @@ func (n *Node) waitReady(timeout time.Duration) error {
 	}
 }
 
-// TrustRegistry makes containerd trust reg's CA (or speak plain HTTP to
-// it, if it has none) the way an admin does: certs.d/<host>/hosts.toml
-// under the node's config_path. It configures no credentials.
-func (n *Node) TrustRegistry(reg *Registry) error {
-	var ca []byte
-	if reg.CA != nil {
-		ca = reg.CA.CertPEM
-	}
-	if err := n.containerd.trustRegistry(reg.Host, ca); err != nil {
-		return fmt.Errorf("node %s trusting registry %s: %w", n.Name, reg.Host, err)
-	}
-	return nil
-}
-
 // Logs returns the last lines containerd and the kubelet logged.
 func (n *Node) Logs() string { return n.logs.String() }
 
@@ -293,6 +299,9 @@ func (n *Node) Stop() error {
 			errs = append(errs, err)
 		}
 	}
+	if n.apiProxy != nil {
+		n.apiProxy.Stop()
+	}
 	if n.madeBridge {
 		if err := n.network.down(); err != nil {
 			errs = append(errs, err)
@@ -301,14 +310,18 @@ func (n *Node) Stop() error {
 	if n.sandbox != nil {
 		n.sandbox.Stop()
 	}
-	for name := range dirEntries(shimSocketDir) {
-		if !n.shimSockets[name] {
-			_ = os.Remove(filepath.Join(shimSocketDir, name))
+	// Another node of the test bed may run here still, and use the shared
+	// paths and its shims' sockets.
+	if !otherBridges(n.network.bridge) {
+		for name := range dirEntries(shimSocketDir) {
+			if !n.shimSockets[name] {
+				_ = os.Remove(filepath.Join(shimSocketDir, name))
+			}
 		}
-	}
-	for _, p := range n.createdHostPaths {
-		if err := os.RemoveAll(p); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
+		for _, p := range n.createdHostPaths {
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
+			}
 		}
 	}
 	if n.Dir != "" {
@@ -329,12 +342,16 @@ func (n *Node) Stop() error {
 	return nil
 }
 
-// deletePods deletes every Pod bound to the node and waits until the
-// kubelet has stopped them all (it removes each Pod once its containers
-// and network are gone).
+// deletePods cordons the node, so that the controllers of what runs there
+// (a Deployment's ReplicaSet) cannot put new Pods on it, deletes every Pod
+// bound to it and waits until the kubelet has stopped them all (it
+// removes each Pod once its containers and network are gone).
 func (n *Node) deletePods(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if _, err := n.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("cordoning node %s: %w", n.Name, err)
+	}
 	sel := metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name}
 	for {
 		pods, err := n.client.CoreV1().Pods("").List(ctx, sel)

@@ -3,11 +3,11 @@ package testbed
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,20 +18,35 @@ import (
 )
 
 // RegcredBinary builds regcred's binary from this checkout, once per
-// process, into a temporary directory.
+// process, into a directory of the system's temporary one kept per
+// checkout (replaced atomically, so that runs from one checkout do not
+// pile binaries up, and two at once do not see a half-written one). It
+// is compiled as make image
+// compiles it (static, -trimpath; the flags that differ only change the
+// link), so that BuildRegcredImage, later in make test, reuses every
+// compiled package: seconds instead of minutes on a cold build cache.
 var RegcredBinary = sync.OnceValues(func() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	dir, err := os.MkdirTemp("", "regcred-bin-")
+	root := repoRoot()
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("regcred-bin-%x", sum[:6]))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, "regcred-*.building")
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "regcred")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/regcred")
+	_ = tmp.Close()
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	cmd := exec.Command("go", "build", "-trimpath", "-o", tmp.Name(), "./cmd/regcred")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building regcred: %w: %s", err, b)
+	}
+	out := filepath.Join(dir, "regcred")
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", err
 	}
 	return out, nil
 })

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,12 +11,13 @@ import (
 	"time"
 )
 
-// Proxy is a TCP proxy on loopback: a load balancer over backends that
-// answer their readiness probe (a Service, without kube-proxy), or a
-// stand-in for a link that goes down (an API server outage, as its clients
-// see it). TLS passes through it untouched.
+// Proxy is a TCP proxy, on loopback unless told otherwise: a load
+// balancer over backends that answer their readiness probe (a Service,
+// without kube-proxy), a stand-in for a link that goes down (an API server
+// outage, as its clients see it), or the way from a node's Pods to a
+// loopback server. TLS passes through it untouched.
 type Proxy struct {
-	// Addr is where it listens (127.0.0.1:port).
+	// Addr is where it listens (host:port).
 	Addr string
 
 	ln       net.Listener
@@ -39,9 +41,15 @@ type Backend struct {
 // StartProxy listens on a free loopback port and forwards each connection
 // to a ready backend, in turn.
 func StartProxy(backends ...Backend) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartProxyOn("127.0.0.1:0", backends...)
+}
+
+// StartProxyOn is StartProxy listening on addr (host:port; port 0 picks
+// a free one), e.g. a node's address, where its Pods reach the proxy.
+func StartProxyOn(addr string, backends ...Backend) (*Proxy, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("proxy listening on %s: %w", addr, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{Addr: ln.Addr().String(), ln: ln, backends: backends, ready: make([]atomic.Bool, len(backends)), conns: map[net.Conn]bool{}, cancel: cancel}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,15 +47,25 @@ type RegistryOptions struct {
 	CA *certgen.CA
 	// Output receives the registry's log; nil discards it.
 	Output io.Writer
+	// IP is the address it listens on (one of this machine's; a node's
+	// IP); empty means 127.0.0.1. containerd treats a loopback registry
+	// as local and skips verifying its TLS: a registry the node must not
+	// trust without being told listens elsewhere.
+	IP string
 }
 
-// StartRegistry starts a registry on a free loopback port.
+// StartRegistry starts a registry on a free port, of loopback unless
+// opts.IP says otherwise.
 func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	path, err := Bin("registry")
 	if err != nil {
 		return nil, err
 	}
-	port, err := FreePort()
+	ip := opts.IP
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	port, err := freePortOn(ip)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +73,7 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), CA: opts.CA, dir: dir, Transport: http.DefaultTransport}
+	r := &Registry{Host: net.JoinHostPort(ip, strconv.Itoa(port)), CA: opts.CA, dir: dir, Transport: http.DefaultTransport}
 	var htpasswd strings.Builder
 	for user, pass := range opts.Users {
 		h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
@@ -76,7 +87,7 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	}
 	tlsConfig := ""
 	if opts.CA != nil {
-		pair, err := opts.CA.Issue([]string{"127.0.0.1", "localhost"}, 24*time.Hour)
+		pair, err := opts.CA.Issue([]string{ip, "localhost"}, 24*time.Hour)
 		if err != nil {
 			return nil, err
 		}
@@ -190,8 +201,11 @@ func (r *Registry) Stop() {
 }
 
 // FreePort returns a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func FreePort() (int, error) { return freePortOn("127.0.0.1") }
+
+// freePortOn returns a free TCP port on ip.
+func freePortOn(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return 0, err
 	}

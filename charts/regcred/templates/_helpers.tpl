@@ -131,6 +131,9 @@ zap-log-level: logLevel
 last-good-config-secret: fullnameOverride
 exclude-namespaces: webhook.excludeNamespaces
 warn-missing-admin-secrets: warnMissingAdminSecrets
+recovery: recovery.enabled
+recovery-evictions-per-second: recovery.evictionsPerSecond
+node-trust-configmap: nodeTrust.enabled
 namespace: the release namespace
 kubeconfig: nothing (regcred runs in the cluster)
 {{- end }}
@@ -150,4 +153,30 @@ kubeconfig: nothing (regcred runs in the cluster)
 {{/* The Secret that keeps the last good config (--last-good-config-secret). */}}
 {{- define "regcred.lastGoodSecret" -}}
 {{ include "regcred.fullname" . }}-last-good-config
+{{- end }}
+
+{{/* The ConfigMap where regcred publishes what nodes must trust (--node-trust-configmap). */}}
+{{- define "regcred.nodeTrustConfigMap" -}}
+{{ include "regcred.fullname" . }}-node-trust
+{{- end }}
+
+{{/* The node agent's DaemonSet, ServiceAccount, roles and policy. */}}
+{{- define "regcred.nodeAgentName" -}}
+{{ include "regcred.fullname" . }}-node-agent
+{{- end }}
+
+{{/* The node agent's namespace: nodeTrust.namespace, or the release's. */}}
+{{- define "regcred.nodeAgentNamespace" -}}
+{{ default .Release.Namespace .Values.nodeTrust.namespace }}
+{{- end }}
+
+{{/*
+Labels that select the node agent's Pods: a name of their own, so that
+nothing that selects regcred's Pods (the webhook Service, the
+PodDisruptionBudget, the spread constraints) selects them.
+*/}}
+{{- define "regcred.nodeAgentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "regcred.name" . }}-node-agent
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: node-agent
 {{- end }}

@@ -1,0 +1,283 @@
+package recovery
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+const (
+	eventually = 10 * time.Second
+	tick       = time.Millisecond
+)
+
+func TestEvictsOncePodsAControllerRecreates(t *testing.T) {
+	for _, kind := range []string{"ReplicaSet", "StatefulSet", "DaemonSet", "Job"} {
+		t.Run(kind, func(t *testing.T) {
+			b := start(t, quayOnly, &open{})
+			p := b.pod("app", kind, "quay.io/org/web:1", ReasonErrImagePull)
+			require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+
+			evs := b.events.of(p.UID)
+			require.Len(t, evs, 1)
+			ev := evs[0]
+			assert.Equal(t, EventEvicted, ev.reason)
+			assert.Equal(t, "Normal", ev.eventtype)
+			assert.Equal(t, "Pod", ev.regarding.Kind)
+			assert.Equal(t, p.Name, ev.regarding.Name)
+			assert.Equal(t, kind, ev.related.Kind, "related to the controller that recreates it")
+			for _, want := range []string{`image "quay.io/org/web:1"`, `container "c"`, "ErrImagePull", `registry "quay"`, `pull secret "regcred-quay"`, kind + " owner"} {
+				assert.Contains(t, ev.note, want)
+			}
+			assert.Equal(t, 1, b.counts.eviction(Evicted))
+
+			// The kubelet keeps reporting the failure: once per Pod.
+			b.setReason(p, ReasonImagePullBackOff)
+			b.setReason(p, ReasonErrImagePull)
+			b.c.ConfigChanged()
+			b.clock.Step(b.c.Settle)
+			b.settle(1)
+			assert.Equal(t, 1, b.evictor.count(p.UID))
+			assert.Len(t, b.events.of(p.UID), 1)
+		})
+	}
+}
+
+func TestBarePodsOnlyGetAnEvent(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	bare := b.pod("app", "", "quay.io/org/web:1", ReasonImagePullBackOff)
+	require.Eventually(t, func() bool { return len(b.events.of(bare.UID)) == 1 }, eventually, tick)
+	ev := b.events.of(bare.UID)[0]
+	assert.Equal(t, EventMissing, ev.reason)
+	assert.Equal(t, "Warning", ev.eventtype)
+	assert.Nil(t, ev.related)
+	assert.Contains(t, ev.note, `pull secret "regcred-quay"`)
+	assert.Contains(t, ev.note, "delete it and create it again")
+
+	// Nor does a Pod of a controller that would not make it again.
+	mirror := b.pod("app", "", "quay.io/org/web:1", "")
+	mirror.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "n", UID: "n", Controller: ptr.To(true)}}
+	_, err := b.cs.CoreV1().Pods("app").Update(t.Context(), mirror, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	b.setReason(mirror, ReasonErrImagePull)
+	require.Eventually(t, func() bool { return len(b.events.of(mirror.UID)) == 1 }, eventually, tick)
+
+	// Once: however often the kubelet reports it or the config changes.
+	b.setReason(bare, ReasonErrImagePull)
+	b.c.ConfigChanged()
+	b.clock.Step(b.c.Settle)
+	b.settle(2)
+	assert.Len(t, b.events.of(bare.UID), 1)
+	assert.Zero(t, b.evictor.total(), "a Pod nothing recreates is never evicted")
+}
+
+// A Pod that carries the registry's secret failed for another reason (a
+// wrong password): not recovery's business.
+func TestNeverActsOnPodsThatHaveTheSecret(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	p := b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull, "regcred-quay")
+	bare := b.pod("app", "", "quay.io/org/web:1", ReasonErrImagePull, "other", "regcred-quay")
+	// Nor on Pods no registry serves, that opted out, in excluded
+	// namespaces, or that pull fine.
+	others := []*corev1.Pod{
+		b.pod("app", "ReplicaSet", "ghcr.io/org/web:1", ReasonErrImagePull),
+		b.pod("quiet", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull),
+		b.pod("kube-system", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull),
+		b.pod("app", "ReplicaSet", "quay.io/org/web:1", ""),
+		b.pod("app", "ReplicaSet", "quay.io/org/web:1", "CrashLoopBackOff"),
+	}
+	b.c.ConfigChanged()
+	b.clock.Step(b.c.Settle)
+	b.settle(2 + len(others))
+	assert.Zero(t, b.evictor.total())
+	assert.Empty(t, b.events.of(p.UID))
+	assert.Empty(t, b.events.of(bare.UID))
+	for _, o := range others {
+		assert.Empty(t, b.events.of(o.UID), o.Namespace+"/"+o.Spec.Containers[0].Image)
+	}
+	assert.Empty(t, b.c.current().acted, "nothing remembered of Pods it did not act on")
+}
+
+// A Pod created before its registry was configured is evicted once the
+// config serves it, after the config has had time to reach every replica.
+func TestConfigChangeRecovers(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	p := b.pod("app", "ReplicaSet", "myorg/app:1", ReasonImagePullBackOff)
+	b.settle(1)
+	require.Zero(t, b.evictor.total(), "no registry serves it yet")
+
+	b.set.Store(load(t, quayAndHub))
+	b.c.ConfigChanged()
+	b.waitForRetry()
+	b.clock.Step(b.c.Settle - time.Millisecond)
+	b.settle(1)
+	assert.Zero(t, b.evictor.total(), "not before the config settles")
+	b.clock.Step(time.Millisecond)
+	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+	assert.Contains(t, b.events.of(p.UID)[0].note, `registry "hub"`)
+}
+
+func TestNamespaceChangeRecovers(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	p := b.pod("quiet", "ReplicaSet", "quay.io/org/web:1", ReasonImagePullBackOff)
+	b.settle(1)
+	require.Zero(t, b.evictor.total(), "the namespace opted out")
+	b.namespaces.set("quiet", map[string]string{})
+	b.c.NamespaceChanged("other")
+	b.settle(1)
+	require.Zero(t, b.evictor.total(), "another namespace changed")
+	b.c.NamespaceChanged("quiet")
+	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+}
+
+// A PodDisruptionBudget that forbids the eviction holds: an Event says so
+// once, and the eviction is tried again with exponential backoff, never in
+// a loop, whatever the kubelet reports meanwhile.
+func TestBudgetRefusalIsRetriedWithBackoff(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	var allowed atomic.Bool
+	b.evictor.fail = func(types.UID) error {
+		if allowed.Load() {
+			return nil
+		}
+		return budgetRefusal()
+	}
+	p := b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull)
+	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+	require.Eventually(t, func() bool { return len(b.events.of(p.UID)) == 1 }, eventually, tick)
+	ev := b.events.of(p.UID)[0]
+	assert.Equal(t, EventBlocked, ev.reason)
+	assert.Equal(t, "Warning", ev.eventtype)
+	assert.Contains(t, ev.note, "PodDisruptionBudget")
+	assert.Contains(t, ev.note, "The disruption budget web needs 1 healthy pods", "the API server's reason")
+	assert.Equal(t, 1, b.counts.eviction(Blocked))
+
+	for attempt, backoff := range []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second} {
+		b.waitForRetry()
+		// The kubelet's reports do not cut the backoff short.
+		b.setReason(p, ReasonImagePullBackOff)
+		b.setReason(p, ReasonErrImagePull)
+		b.clock.Step(backoff - time.Millisecond)
+		b.settle(1)
+		require.Equal(t, attempt+1, b.evictor.count(p.UID), "not before %s", backoff)
+		b.clock.Step(time.Millisecond)
+		require.Eventually(t, func() bool { return b.evictor.count(p.UID) == attempt+2 }, eventually, tick, "tried again after %s", backoff)
+	}
+	assert.Len(t, b.events.of(p.UID), 1, "one Event for the refusals")
+
+	allowed.Store(true)
+	b.waitForRetry()
+	b.clock.Step(40 * time.Second)
+	require.Eventually(t, func() bool { return len(b.events.of(p.UID)) == 2 }, eventually, tick)
+	assert.Equal(t, EventEvicted, b.events.of(p.UID)[1].reason)
+	assert.Equal(t, 1, b.counts.eviction(Evicted))
+	assert.Equal(t, 4, b.counts.eviction(Blocked))
+}
+
+func TestOtherEvictionErrors(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	// The bed names its Pods p1, p2, ... with UIDs uid-1, uid-2, ...
+	b.evictor.fail = func(uid types.UID) error {
+		switch uid {
+		case "uid-1":
+			return apierrors.NewNotFound(corev1.Resource("pods"), "p1")
+		case "uid-2": // the UID precondition: a Pod of the same name, made again
+			return apierrors.NewConflict(corev1.Resource("pods"), "p2", errors.New("precondition failed: UID"))
+		}
+		return apierrors.NewInternalError(errors.New("etcd is sad"))
+	}
+	gone := b.pod("app", "ReplicaSet", "quay.io/org/a:1", ReasonErrImagePull)
+	replaced := b.pod("app", "StatefulSet", "quay.io/org/b:1", ReasonErrImagePull)
+	broken := b.pod("app", "ReplicaSet", "quay.io/org/c:1", ReasonErrImagePull)
+	require.Equal(t, types.UID("uid-3"), broken.UID)
+	require.Eventually(t, func() bool { return b.evictor.count(broken.UID) == 1 }, eventually, tick)
+	b.waitForRetry()
+	b.clock.Step(5 * time.Second)
+	require.Eventually(t, func() bool { return b.evictor.count(broken.UID) == 2 }, eventually, tick, "a failure is tried again")
+	b.settle(3)
+	assert.Equal(t, 1, b.evictor.count(gone.UID), "a Pod that is gone is not tried again")
+	assert.Equal(t, 1, b.evictor.count(replaced.UID))
+	assert.Empty(t, b.events.of(gone.UID))
+	assert.Empty(t, b.events.of(broken.UID), "no Event for a failure of regcred's own")
+	assert.Equal(t, 2, b.counts.eviction(Failed))
+	assert.Zero(t, b.counts.eviction(Evicted))
+}
+
+// Evictions go through the limiter, one wait each; Events do not.
+func TestEvictionsArePaced(t *testing.T) {
+	g := &gate{tokens: make(chan struct{})}
+	b := start(t, quayOnly, g)
+	bare := b.pod("app", "", "quay.io/org/web:1", ReasonErrImagePull)
+	require.Eventually(t, func() bool { return len(b.events.of(bare.UID)) == 1 }, eventually, tick, "an Event needs no token")
+	var pods []*corev1.Pod
+	for range 3 {
+		pods = append(pods, b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull))
+	}
+	require.Eventually(t, func() bool { return g.waiting.Load() == 2 }, eventually, tick, "both workers wait for a token")
+	assert.Zero(t, b.evictor.total(), "nothing evicted without a token")
+	for n := 1; n <= 3; n++ {
+		g.tokens <- struct{}{}
+		require.Eventually(t, func() bool { return b.evictor.total() == n }, eventually, tick)
+		b.settle(4)
+		assert.Equal(t, n, b.evictor.total(), "one eviction per token")
+	}
+	for _, p := range pods {
+		assert.Equal(t, 1, b.evictor.count(p.UID))
+	}
+}
+
+// What the controller remembers of a Pod goes with the Pod.
+func TestForgetsPodsThatAreGone(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	bare := b.pod("app", "", "quay.io/org/web:1", ReasonErrImagePull)
+	require.Eventually(t, func() bool { return len(b.events.of(bare.UID)) == 1 }, eventually, tick)
+	term := b.c.current()
+	term.mu.Lock()
+	require.Len(t, term.acted, 1)
+	term.mu.Unlock()
+	require.NoError(t, b.cs.CoreV1().Pods("app").Delete(t.Context(), bare.Name, metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		term.mu.Lock()
+		defer term.mu.Unlock()
+		return len(term.acted) == 0
+	}, eventually, tick)
+}
+
+func TestDefaults(t *testing.T) {
+	c := &Controller{}
+	c.defaults()
+	assert.InDelta(t, 1, c.EvictionsPerSecond, 0)
+	assert.Equal(t, 2, c.EvictionBurst)
+	assert.Equal(t, 5*time.Second, c.RetryBase)
+	assert.Equal(t, 5*time.Minute, c.RetryMax)
+	c = &Controller{EvictionsPerSecond: 0.2}
+	c.defaults()
+	assert.Equal(t, 1, c.EvictionBurst)
+
+	// Not leading: nothing to do, nothing to panic about.
+	c.ConfigChanged()
+	c.NamespaceChanged("app")
+	assert.True(t, c.NeedLeaderElection())
+}
+
+func TestBlockedByBudget(t *testing.T) {
+	msg, ok := blockedByBudget(budgetRefusal())
+	assert.True(t, ok)
+	assert.Contains(t, msg, "disruption budget web")
+	// API priority and fairness also answers 429, without the cause.
+	_, ok = blockedByBudget(apierrors.NewTooManyRequests("slow down", 1))
+	assert.False(t, ok)
+	_, ok = blockedByBudget(apierrors.NewForbidden(corev1.Resource("pods"), "p", errors.New("RBAC")))
+	assert.False(t, ok)
+	_, ok = blockedByBudget(errors.New("plain"))
+	assert.False(t, ok)
+}
