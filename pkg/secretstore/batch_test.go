@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
 )
 
 // shardPatches counts the merge patches of index shards through c, and
@@ -119,4 +118,3 @@ func TestBatchesAreRetried(t *testing.T) {
 		return ok && e.Satisfies(rewritten)
 	}, 5*time.Second, 10*time.Millisecond)
 }
-

@@ -402,7 +402,7 @@ func (s *seeder) flush(ctx context.Context) (entries, size int, err error) {
 			entries++
 			size += len(k) + len(v)
 		}
-		err := s.Client.Create(ctx, &corev1.ConfigMap{
+		err := s.Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Namespace: harness.RegcredNamespace, Name: name,
 				Labels: map[string]string{secretstore.LabelIndex: secretstore.IndexValue, pullsecret.LabelManagedBy: pullsecret.ManagedBy}},
 			Data: data,
@@ -548,22 +548,6 @@ func (m *metrics) value(ctx context.Context, name, match string) (float64, error
 		sum += v
 	}
 	return sum, nil
-}
-
-// waitAbove waits until a metric reaches at least n.
-func (m *metrics) waitAbove(ctx context.Context, name, match string, n float64, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		v, err := m.value(ctx, name, match)
-		if err != nil {
-			return err
-		}
-		if v >= n {
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("%s{%s} below %g after %s", name, match, n, timeout)
 }
 
 // waitWritten waits until regcred has written n more pull secrets of a
