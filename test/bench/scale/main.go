@@ -59,13 +59,13 @@ type options struct {
 
 func main() {
 	var o options
-	args, env := "--upkeep-write-qps=100,--kube-api-qps=250", "GOGC=50"
+	args, env := "--upkeep-write-qps=100,--kube-api-qps=250", ""
 	flag.StringVar(&o.regcred, "regcred", "bin/regcred", "regcred's binary.")
 	flag.IntVar(&o.namespaces, "namespaces", 10000, "Namespaces; each gets both registries' pull secrets.")
 	flag.IntVar(&o.unrelated, "unrelated-secrets", 30000, "Secrets that are not regcred's, spread over the namespaces.")
 	flag.IntVar(&o.workers, "workers", 32, "Concurrent writers building the cluster.")
 	flag.StringVar(&args, "regcred-args", args, "More flags for regcred, comma-separated (e.g. --upkeep-write-qps=100,--kube-api-qps=250).")
-	flag.StringVar(&env, "regcred-env", env, "Environment for regcred, comma-separated (the chart's GOGC by default).")
+	flag.StringVar(&env, "regcred-env", env, "Environment for regcred, comma-separated (e.g. GOGC=50).")
 	flag.BoolVar(&o.configFan, "config-change", true, "Also time a config change across every namespace.")
 	flag.DurationVar(&o.tokenLife, "ecr-token-life", 6*time.Minute, "Life of the ECR tokens; regcred refreshes them at half-life, which must leave time for a fan-out.")
 	flag.StringVar(&o.work, "work", "", "Directory for logs and certificates (default: a new temporary one).")
