@@ -208,7 +208,7 @@ func (r *Reader) open() {
 // end.
 func (m *Members) Next() bool {
 	r := m.r
-	if m.done || r.err != nil {
+	if m.done || r.err != nil || !r.nextItem('}', m.n, &m.done, "object key:value pair") {
 		return false
 	}
 	r.ws()
@@ -216,27 +216,7 @@ func (m *Members) Next() bool {
 		r.eof()
 		return false
 	}
-	c := r.data[r.pos]
-	if c == '}' {
-		r.pos++
-		r.depth--
-		m.done = true
-		return false
-	}
-	if m.n > 0 {
-		if c != ',' {
-			r.syntax("invalid character %q after object key:value pair", c)
-			return false
-		}
-		r.pos++
-		r.ws()
-		if r.pos >= len(r.data) {
-			r.eof()
-			return false
-		}
-		c = r.data[r.pos]
-	}
-	if c != '"' {
+	if c := r.data[r.pos]; c != '"' {
 		r.syntax("invalid character %q looking for beginning of object key string", c)
 		return false
 	}
@@ -291,27 +271,8 @@ func (r *Reader) Array() Elements {
 // Next reports whether an element follows; false at the array's end.
 func (e *Elements) Next() bool {
 	r := e.r
-	if e.done || r.err != nil {
+	if e.done || r.err != nil || !r.nextItem(']', e.n, &e.done, "array element") {
 		return false
-	}
-	r.ws()
-	if r.pos >= len(r.data) {
-		r.eof()
-		return false
-	}
-	c := r.data[r.pos]
-	if c == ']' {
-		r.pos++
-		r.depth--
-		e.done = true
-		return false
-	}
-	if e.n > 0 {
-		if c != ',' {
-			r.syntax("invalid character %q after array element", c)
-			return false
-		}
-		r.pos++
 	}
 	e.n++
 	return true
@@ -319,6 +280,33 @@ func (e *Elements) Next() bool {
 
 // Len is how many elements Next has announced so far.
 func (e *Elements) Len() int { return e.n }
+
+// nextItem reads, in an object or array that has announced n items so
+// far, what comes before the next one: the closing byte (which ends it:
+// done, and false), or after an item the comma. after names an item in
+// the syntax error.
+func (r *Reader) nextItem(closing byte, n int, done *bool, after string) bool {
+	r.ws()
+	if r.pos >= len(r.data) {
+		r.eof()
+		return false
+	}
+	c := r.data[r.pos]
+	if c == closing {
+		r.pos++
+		r.depth--
+		*done = true
+		return false
+	}
+	if n > 0 {
+		if c != ',' {
+			r.syntax("invalid character %q after "+after, c)
+			return false
+		}
+		r.pos++
+	}
+	return true
+}
 
 // Skip reads the next value, whatever it is, and validates it.
 func (r *Reader) Skip() {

@@ -13,12 +13,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -70,23 +68,12 @@ func main() {
 		}
 		o.clients = append(o.clients, n)
 	}
-	if env != "" {
-		o.env = strings.Split(env, ",")
-	}
-	// Interrupted, it still stops what it started.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-admission:", err)
-		os.Exit(1)
-	}
+	o.env = harness.List(env)
+	harness.Main("bench-admission", func(ctx context.Context) error { return run(ctx, o) })
 }
 
 // say reports progress on stderr; the table goes to stdout.
-func say(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench-admission: "+format+"\n", args...)
-}
+var say = harness.Sayer("bench-admission")
 
 const (
 	podNamespace = "bench"

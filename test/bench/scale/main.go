@@ -16,14 +16,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -70,25 +68,13 @@ func main() {
 	flag.DurationVar(&o.tokenLife, "ecr-token-life", 6*time.Minute, "Life of the ECR tokens; regcred refreshes them at half-life, which must leave time for a fan-out.")
 	flag.StringVar(&o.work, "work", "", "Directory for logs and certificates (default: a new temporary one).")
 	flag.Parse()
-	if args != "" {
-		o.args = strings.Split(args, ",")
-	}
-	if env != "" {
-		o.env = strings.Split(env, ",")
-	}
-	// Interrupted, it still stops what it started.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-scale:", err)
-		os.Exit(1)
-	}
+	o.args = harness.List(args)
+	o.env = harness.List(env)
+	harness.Main("bench-scale", func(ctx context.Context) error { return run(ctx, o) })
 }
 
-func say(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench-scale: "+format+"\n", args...)
-}
+// say reports progress on stderr; the table goes to stdout.
+var say = harness.Sayer("bench-scale")
 
 const (
 	ecrHost        = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
