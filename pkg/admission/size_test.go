@@ -68,9 +68,6 @@ func mustJSON(v any) []byte {
 // and about ten times the time, both measured here side by side (a
 // quadratic step would make it a hundred).
 func TestHandlerIsLinear(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures the handler on Pods of thousands of containers")
-	}
 	const small, large = 100, 1000
 	for _, g := range podGrowth {
 		t.Run(g.name, func(t *testing.T) {
