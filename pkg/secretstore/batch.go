@@ -127,6 +127,10 @@ func (s *Store) Flush(ctx context.Context) error {
 					w.pending[shard][k] = v
 				}
 			}
+			// A batch writes them later, even when this flush was not the
+			// batch's own (its timer may have fired meanwhile and found
+			// nothing to write).
+			s.scheduleLocked()
 			w.mu.Unlock()
 			if first == nil {
 				first = err

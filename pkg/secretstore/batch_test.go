@@ -118,3 +118,58 @@ func TestBatchesAreRetried(t *testing.T) {
 		return ok && e.Satisfies(rewritten)
 	}, 5*time.Second, 10*time.Millisecond)
 }
+
+// blockedPatches holds the next shard patch until release is closed, and
+// fails it if failing is set then.
+type blockedPatches struct {
+	client.Client
+	held    chan struct{}
+	release chan struct{}
+	failing atomic.Bool
+	once    atomic.Bool
+}
+
+func (b *blockedPatches) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if _, ok := obj.(*corev1.ConfigMap); ok && b.once.CompareAndSwap(false, true) {
+		close(b.held)
+		<-b.release
+	}
+	if _, ok := obj.(*corev1.ConfigMap); ok && b.failing.Load() {
+		return errors.New("API server unavailable")
+	}
+	return b.Client.Patch(ctx, obj, patch, opts...)
+}
+
+// A flush that fails while the batch's own timer has fired and found
+// nothing to write (as when a term ends during an outage) still leaves its
+// entries to a later batch: they are written once the API server answers.
+func TestAFailedFlushIsRetriedByABatch(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{"a":{}}}`), false)
+	require.NoError(t, err)
+	blocked := &blockedPatches{Client: c, held: make(chan struct{}), release: make(chan struct{})}
+	blocked.failing.Store(true)
+	s.API, s.Batch = blocked, 20*time.Millisecond
+	rewritten := want(`{"auths":{"b":{}}}`)
+	_, err = s.Apply(ctx, "app", rewritten, false)
+	require.NoError(t, err)
+
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.Flush(ctx) }()
+	select {
+	case <-blocked.held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the flush never wrote its shard")
+	}
+	// Meanwhile the batch's timer fires and finds nothing waiting.
+	time.Sleep(100 * time.Millisecond)
+	close(blocked.release)
+	require.Error(t, <-flushed)
+	blocked.failing.Store(false)
+	require.Eventually(t, func() bool {
+		v, _ := shardEntry(t, c, "app", "hub")
+		e, ok := parseEntry(key("app", "hub", false), v)
+		return ok && e.Satisfies(rewritten)
+	}, 5*time.Second, 10*time.Millisecond, "the entry put back waits for a batch that never comes")
+}

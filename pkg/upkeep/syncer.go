@@ -120,14 +120,15 @@ func (s *Syncer) requestSweep(force bool) {
 	}
 }
 
-// sweeper runs the sweeps asked for until ctx ends.
-func (s *Syncer) sweeper(ctx context.Context, q workqueue.TypedInterface[syncKey]) {
+// sweeper runs the sweeps asked for on sweeps (its term's) until ctx
+// ends.
+func (s *Syncer) sweeper(ctx context.Context, q workqueue.TypedInterface[syncKey], sweeps <-chan struct{}) {
 	log := logr.FromContextOrDiscard(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.sweeps:
+		case <-sweeps:
 		}
 		s.mu.Lock()
 		force := s.sweepForce
@@ -190,8 +191,9 @@ func (s *Syncer) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("syncer")
 	ctx = logr.NewContext(ctx, log)
 	q := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[syncKey]{Name: "pullsecret_sync"})
+	sweeps := make(chan struct{}, 1)
 	s.mu.Lock()
-	s.queue, s.sweeps, s.sweepForce = q, make(chan struct{}, 1), false
+	s.queue, s.sweeps, s.sweepForce = q, sweeps, false
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -207,7 +209,8 @@ func (s *Syncer) Start(ctx context.Context) error {
 	for range s.Workers {
 		wg.Go(func() { s.work(ctx, q, limiter) })
 	}
-	go s.sweeper(ctx, q)
+	// A term's sweeper ends with it: the next term's requests are its own.
+	wg.Go(func() { s.sweeper(ctx, q, sweeps) })
 	// A new leader checks everything: the config may have changed while
 	// no replica led.
 	s.requestSweep(false)
