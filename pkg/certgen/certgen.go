@@ -1,9 +1,10 @@
-// Package certgen makes the TLS material of local runs, the demo and the
-// tests: a CA and serving certificates it signs. Production installs get
-// theirs from cert-manager or from the Helm chart.
+// Package certgen makes TLS material: a self-signed CA and the serving
+// certificates it signs. pkg/webhookcert keeps regcred's own with it in a
+// cluster; local runs, the demo and the tests use NewCA and Issue.
 package certgen
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -31,43 +32,65 @@ type Pair struct {
 	CertPEM, KeyPEM []byte
 }
 
-// NewCA creates a CA valid for the given duration.
+// NewCA creates a CA valid from a minute ago for the given duration.
 func NewCA(commonName string, validFor time.Duration) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	cert, key, err := SelfSignedCA(commonName, now.Add(-time.Minute), now.Add(validFor))
 	if err != nil {
 		return nil, err
+	}
+	return &CA{Cert: cert, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}, nil
+}
+
+// Issue signs a serving certificate for hosts (DNS names or IP addresses),
+// valid from a minute ago for the given duration.
+func (ca *CA) Issue(hosts []string, validFor time.Duration) (*Pair, error) {
+	now := time.Now()
+	_, pair, err := SignServing(hosts, now.Add(-time.Minute), now.Add(validFor), ca.Cert, ca.key)
+	return pair, err
+}
+
+// SelfSignedCA makes a CA's key and its self-signed certificate, valid
+// from notBefore to notAfter.
+func SelfSignedCA(commonName string, notBefore, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(validFor),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &CA{Cert: cert, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return cert, key, nil
 }
 
-// Issue signs a serving certificate for hosts (DNS names or IP addresses).
-func (ca *CA) Issue(hosts []string, validFor time.Duration) (*Pair, error) {
+// SignServing signs, with caCert and caKey, a serving certificate for
+// hosts (DNS names or IP addresses; the first is its common name), valid
+// from notBefore to notAfter, and returns it parsed and with its new key
+// as PEM.
+func SignServing(hosts []string, notBefore, notAfter time.Time, caCert *x509.Certificate, caKey crypto.Signer) (*x509.Certificate, *Pair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: hosts[0]},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(validFor),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -78,15 +101,19 @@ func (ca *CA) Issue(hosts []string, validFor time.Duration) (*Pair, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Pair{
+	return cert, &Pair{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}, nil

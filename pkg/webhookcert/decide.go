@@ -1,17 +1,12 @@
 package webhookcert
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"strings"
 	"time"
+
+	"github.com/regcred/regcred/pkg/certgen"
 )
 
 // Policy is what the material must be.
@@ -150,24 +145,8 @@ func Apply(now time.Time, m *Material, d Decision, p Policy) (*Material, error) 
 		out.CAs = append([]*x509.Certificate(nil), m.CAs...)
 	}
 	if d.NewCA || m == nil {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber:          serial(),
-			Subject:               pkix.Name{CommonName: "regcred-webhook-ca-" + now.UTC().Format("20060102T150405Z")},
-			NotBefore:             now.Add(-backdate(p.CAValidity)),
-			NotAfter:              now.Add(p.CAValidity),
-			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-			BasicConstraintsValid: true,
-			IsCA:                  true,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			return nil, err
-		}
-		ca, err := x509.ParseCertificate(der)
+		ca, key, err := certgen.SelfSignedCA("regcred-webhook-ca-"+now.UTC().Format("20060102T150405Z"),
+			now.Add(-backdate(p.CAValidity)), now.Add(p.CAValidity))
 		if err != nil {
 			return nil, err
 		}
@@ -195,44 +174,15 @@ func Apply(now time.Time, m *Material, d Decision, p Policy) (*Material, error) 
 // issue signs a serving certificate for p.Hosts with the current CA.
 func (m *Material) issue(now time.Time, p Policy) error {
 	ca := m.CAs[0]
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
 	notAfter := now.Add(p.CertValidity)
 	if notAfter.After(ca.NotAfter) {
 		notAfter = ca.NotAfter
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: p.Hosts[0]},
-		NotBefore:    now.Add(-backdate(p.CertValidity)),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range p.Hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, m.CAKey)
+	cert, pair, err := certgen.SignServing(p.Hosts, now.Add(-backdate(p.CertValidity)), notAfter, ca, m.CAKey)
 	if err != nil {
 		return err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	m.Cert = cert
-	m.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	m.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	m.Cert, m.CertPEM, m.KeyPEM = cert, pair.CertPEM, pair.KeyPEM
 	return nil
 }
 
@@ -240,12 +190,4 @@ func (m *Material) issue(now time.Time, p Policy) error {
 // little behind: a minute, or a tenth of a short lifetime.
 func backdate(validity time.Duration) time.Duration {
 	return min(time.Minute, validity/10)
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return n
 }
