@@ -37,7 +37,7 @@ func runCheck(t *testing.T, cfg string, args ...string) (string, int) {
 func checkConfig(url, connection, ca, user, password string) string {
 	s := "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n- name: reg\n  type: other\n  url: " + url + "\n  connection: " + connection + "\n"
 	if ca != "" {
-		s += "  caCert:\n    value: |\n" + indent(ca, "      ") + "\n"
+		s += "  caCert:\n    value: |\n" + testbed.Indent(ca, "      ") + "\n"
 	}
 	return s + "  username: {value: " + user + "}\n  password: {value: " + password + "}\n"
 }

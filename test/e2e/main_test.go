@@ -198,35 +198,17 @@ func setup(ctx context.Context) error {
 	return nil
 }
 
-// registryConfig describes one test registry in the config.
+// registryConfig describes one test registry in the config, with extra
+// fields after.
 func registryConfig(name string, reg *testbed.Registry, user, passwordKey, extra string) string {
-	return fmt.Sprintf(`- name: %s
-  type: other
-  url: %s
-  connection: secure-with-ca
-  caCert:
-    value: |
-%s
-  username: {value: %s}
-  password: {secretKeyRef: {name: %s, key: %s}}
-%s`, name, reg.Host, indent(string(env.ca.CertPEM), "      "), user, credsSecret, passwordKey, extra)
+	return testbed.RegistryWithCA(name, reg.Host, env.ca.CertPEM, user, credsSecret, passwordKey) + extra
 }
 
-func config(registries ...string) string {
-	return "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n" + strings.Join(registries, "")
-}
+func config(registries ...string) string { return testbed.Config(registries...) }
 
 func baseConfig() string {
 	return config(
 		registryConfig("reg-a", env.regA, "alice", "reg-a", ""),
 		registryConfig("reg-b", env.regB, "bob", "reg-b", ""),
 	)
-}
-
-func indent(s, prefix string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i := range lines {
-		lines[i] = prefix + lines[i]
-	}
-	return strings.Join(lines, "\n")
 }

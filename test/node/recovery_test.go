@@ -2,9 +2,7 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -213,22 +211,7 @@ func (r *nodeRegcred) setConfig(t *testing.T, yaml string) {
 
 // registryConfig declares the bed's registry as "reg".
 func (b *bed) registryConfig() string {
-	var ca strings.Builder
-	for _, l := range strings.Split(strings.TrimSpace(string(b.ca.CertPEM)), "\n") {
-		ca.WriteString("      " + l + "\n")
-	}
-	return fmt.Sprintf(`apiVersion: regcred.io/v1alpha1
-kind: RegistryConfig
-registries:
-- name: reg
-  type: other
-  url: %s
-  connection: secure-with-ca
-  caCert:
-    value: |
-%s  username: {value: %s}
-  password: {secretKeyRef: {name: reg-creds, key: password}}
-`, b.reg.Host, ca.String(), user)
+	return testbed.Config(testbed.RegistryWithCA("reg", b.reg.Host, b.ca.CertPEM, user, "reg-creds", "password"))
 }
 
 // deployment creates a Deployment of one replica of the bed's image,

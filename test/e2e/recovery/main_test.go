@@ -106,20 +106,5 @@ const noRegistries = "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nreg
 
 // withRegistry is the config that declares the test registry as "reg".
 func withRegistry() string {
-	var ca strings.Builder
-	for _, l := range strings.Split(strings.TrimSpace(string(env.ca.CertPEM)), "\n") {
-		ca.WriteString("      " + l + "\n")
-	}
-	return fmt.Sprintf(`apiVersion: regcred.io/v1alpha1
-kind: RegistryConfig
-registries:
-- name: reg
-  type: other
-  url: %s
-  connection: secure-with-ca
-  caCert:
-    value: |
-%s  username: {value: %s}
-  password: {secretKeyRef: {name: %s, key: password}}
-`, env.reg.Host, ca.String(), user, credsSecret)
+	return testbed.Config(testbed.RegistryWithCA("reg", env.reg.Host, env.ca.CertPEM, user, credsSecret, "password"))
 }
