@@ -153,7 +153,9 @@ type Index struct {
 
 	mu    sync.Mutex
 	local map[string]localEntry
-	now   func() time.Time
+	// pruned is when local was last rid of entries older than Overlay.
+	pruned time.Time
+	now    func() time.Time
 }
 
 // localEntry is a write of this replica's; gone marks a removal.
@@ -202,10 +204,22 @@ func (x *Index) recent(k string) (localEntry, bool) {
 }
 
 // remember records this replica's write of an entry (or its removal).
+// Writes older than Overlay are dropped as it goes, a quarter of Overlay
+// apart: after a fan-out across every namespace, the overlay holds the
+// last minute's writes, not one entry per pull secret for good.
 func (x *Index) remember(e Entry, gone bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.local[key(e.Namespace, e.Registry, e.Exact)] = localEntry{entry: e, gone: gone, at: x.now()}
+	now := x.now()
+	if now.Sub(x.pruned) > x.Overlay/4 {
+		for k, l := range x.local {
+			if now.Sub(l.at) > x.Overlay {
+				delete(x.local, k)
+			}
+		}
+		x.pruned = now
+	}
+	x.local[key(e.Namespace, e.Registry, e.Exact)] = localEntry{entry: e, gone: gone, at: now}
 }
 
 // All returns every entry, sorted by namespace and registry.

@@ -3,6 +3,7 @@ package secretstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -281,4 +282,24 @@ func TestEntryValueRoundTrip(t *testing.T) {
 	assert.False(t, ok)
 	assert.Len(t, ShardNames(), Shards)
 	assert.Contains(t, ShardNames(), ShardOf("any-namespace"))
+}
+
+// A replica's own writes overlay the cache for a minute, then go: the
+// overlay does not keep an entry per pull secret after a fan-out.
+func TestOverlayKeepsTheLastMinuteOnly(t *testing.T) {
+	x := NewIndex(nil, "regcred")
+	now := time.Unix(1_800_000_000, 0)
+	x.now = func() time.Time { return now }
+	for i := range 1000 {
+		x.remember(Entry{Namespace: fmt.Sprintf("ns-%d", i), Registry: "hub", Version: "v1"}, false)
+		now = now.Add(100 * time.Millisecond) // a fan-out at 10 writes a second
+	}
+	// 100 s of writes: those of the last Overlay (plus a quarter) remain.
+	assert.LessOrEqual(t, len(x.local), int(x.Overlay*5/4/(100*time.Millisecond))+1)
+	assert.GreaterOrEqual(t, len(x.local), int(x.Overlay/(100*time.Millisecond)))
+	l, ok := x.recent(key("ns-999", "hub", false))
+	require.True(t, ok, "the last write is still overlaid")
+	assert.Equal(t, "v1", l.entry.Version)
+	_, ok = x.recent(key("ns-0", "hub", false))
+	assert.False(t, ok, "the first write, 100 s old, is not")
 }
