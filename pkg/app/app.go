@@ -10,6 +10,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/configwatch"
 	"github.com/regcred/regcred/pkg/metrics"
+	"github.com/regcred/regcred/pkg/nscache"
 	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/pkg/webhookcert"
 )
@@ -19,12 +20,13 @@ type App struct {
 	opts Options
 	deps Deps
 
-	mgr     manager.Manager
-	metrics *metrics.Metrics
-	loader  *configwatch.Loader
-	shared  *shared
-	leader  *leaderGroup
-	tls     *webhookcert.Keeper // nil unless --tls-secret
+	mgr        manager.Manager
+	namespaces *nscache.Cache
+	metrics    *metrics.Metrics
+	loader     *configwatch.Loader
+	shared     *shared
+	leader     *leaderGroup
+	tls        *webhookcert.Keeper // nil unless --tls-secret
 }
 
 // New builds a replica from validated options. It wires, in order: the

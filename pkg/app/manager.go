@@ -2,8 +2,8 @@ package app
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/regcred/regcred/pkg/nscache"
 )
 
 // newManager builds the manager: the caches regcred reads, the webhook
@@ -36,9 +38,6 @@ func (a *App) newManager(restConfig *rest.Config) error {
 			UnsafeDisableDeepCopy: ptr.To(true),
 		},
 	}
-	// Of namespaces, what the plan reads: their name and labels. A cluster
-	// of many namespaces, often annotated at length, costs that only.
-	byObject[namespaceMeta()] = cache.ByObject{Transform: namespaceNameAndLabels}
 	opts.tlsCache(byObject)
 	mgr, err := manager.New(restConfig, manager.Options{
 		Scheme: scheme,
@@ -72,20 +71,12 @@ func (a *App) newManager(restConfig *rest.Config) error {
 		return err
 	}
 	a.mgr = mgr
-	return nil
-}
-
-// namespaceNameAndLabels keeps of a namespace's metadata what regcred
-// reads: its name and labels (and its resource version).
-func namespaceNameAndLabels(obj any) (any, error) {
-	m, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return obj, nil
+	// Of namespaces, what the plan reads: their name and labels, in a cache
+	// of its own (package nscache) a tenth the size of an informer's.
+	meta, err := metadata.NewForConfig(restConfig)
+	if err != nil {
+		return err
 	}
-	return &metav1.PartialObjectMetadata{
-		TypeMeta: m.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: m.Name, Labels: m.Labels, ResourceVersion: m.ResourceVersion, DeletionTimestamp: m.DeletionTimestamp,
-		},
-	}, nil
+	a.namespaces = nscache.New(nscache.ListWatch(meta))
+	return mgr.Add(a.namespaces)
 }

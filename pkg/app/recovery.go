@@ -1,8 +1,6 @@
 package app
 
 import (
-	"context"
-
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -40,10 +38,6 @@ func (a *App) newRecovery(restConfig *rest.Config) error {
 	}
 	a.leader.add(c)
 	a.loader.OnChange(func(*registries.Set) { c.ConfigChanged() })
-	nsInformer, err := a.mgr.GetCache().GetInformer(context.Background(), namespaceMeta())
-	if err != nil {
-		return err
-	}
-	_, err = nsInformer.AddEventHandler(namespaceEvents(c.NamespaceChanged))
-	return err
+	a.namespaces.OnChange(c.NamespaceChanged)
+	return nil
 }

@@ -13,8 +13,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -88,14 +86,9 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		Batch: indexBatch,
 		Log:   ctrllog.Log.WithName("index"),
 	}}
-	// Admissions read namespace labels on every replica. Registering the
-	// informer now starts it with the cache (and readiness waits for it),
-	// instead of on the first admission of a replica that does not lead.
-	nsInformer, err := a.mgr.GetCache().GetInformer(context.Background(), namespaceMeta())
-	if err != nil {
-		return fmt.Errorf("namespace cache: %w", err)
-	}
-	u.namespaces = namespaceLabels{cache: a.mgr.GetCache(), api: a.mgr.GetAPIReader()}
+	// Admissions read namespace labels on every replica: the cache runs on
+	// each, and readiness waits for it.
+	u.namespaces = namespaceLabels{cache: a.namespaces, api: a.mgr.GetAPIReader()}
 	ex := a.opts.Exclusions()
 	u.mender = upkeep.NewMender(a.loader.Current, u.store, u.store.Index, u.namespaces, ex, a.metrics, upkeep.MendOptions{})
 	syncer := &upkeep.Syncer{
@@ -110,9 +103,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		WriteQPS:   a.opts.WriteQPS,
 		WriteBurst: max(1, int(2*a.opts.WriteQPS)),
 	}
-	if _, err := nsInformer.AddEventHandler(namespaceEvents(syncer.NamespaceChanged)); err != nil {
-		return err
-	}
+	a.namespaces.OnChange(syncer.NamespaceChanged)
 	refresher := upkeep.NewTokenRefresher(a.loader.Current, syncer.ConfigChanged, a.metrics)
 	reporter := status.NewReporter(&status.Reporter{
 		Client:          a.mgr.GetClient(),
@@ -136,6 +127,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		}
 		identity = host + "_" + string(randomSuffix())
 	}
+	var err error
 	a.leader, err = newLeaderGroup(restConfig, a.opts, identity)
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
@@ -172,46 +164,6 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 	a.loader.OnReject(reporter.Wake)
 	a.shared = u
 	return nil
-}
-
-// namespaceEvents tells f of a namespace whose labels changed or that is
-// gone.
-func namespaceEvents(f func(namespace string)) toolscache.ResourceEventHandler {
-	name := func(obj any) (string, map[string]string) {
-		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if o, ok := obj.(client.Object); ok {
-			return o.GetName(), o.GetLabels()
-		}
-		return "", nil
-	}
-	return toolscache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(oldObj, newObj any) {
-			n, before := name(oldObj)
-			_, after := name(newObj)
-			if n != "" && !equalLabels(before, after) {
-				f(n)
-			}
-		},
-		DeleteFunc: func(obj any) {
-			if n, _ := name(obj); n != "" {
-				f(n)
-			}
-		},
-	}
-}
-
-func equalLabels(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // newWebhook registers the Pod admission handler and the handler told of
@@ -276,7 +228,7 @@ func (a *App) newProbes(*rest.Config) error {
 	if err := a.mgr.AddReadyzCheck("caches", func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 		defer cancel()
-		if !a.mgr.GetCache().WaitForCacheSync(ctx) {
+		if !a.mgr.GetCache().WaitForCacheSync(ctx) || !a.namespaces.WaitForSync(ctx) {
 			return errors.New("caches not synced yet")
 		}
 		return nil
