@@ -67,16 +67,47 @@ func New(lw toolscache.ListerWatcher) *Cache {
 }
 
 // ListWatch lists and watches namespaces' metadata only, through client.
+// Of each namespace it passes on its name, labels and resource version
+// only: the reflector holds every namespace of its first list at once
+// before the cache takes them, and managedFields and annotations would be
+// most of that.
 func ListWatch(client metadata.Interface) toolscache.ListerWatcher {
 	ns := client.Resource(corev1.SchemeGroupVersion.WithResource("namespaces"))
 	return &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return ns.List(ctx, o)
+			list, err := ns.List(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			for i := range list.Items {
+				slim(&list.Items[i])
+			}
+			return list, nil
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return ns.Watch(ctx, o)
+			w, err := ns.Watch(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			return slimWatch(w), nil
 		},
 	}
+}
+
+// slimWatch passes on w's events with their namespaces slimmed, but
+// bookmarks: their annotations say where a streamed list ends.
+func slimWatch(w watch.Interface) watch.Interface {
+	return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+		if m, ok := e.Object.(*metav1.PartialObjectMetadata); ok && e.Type != watch.Bookmark {
+			slim(m)
+		}
+		return e, true
+	})
+}
+
+// slim keeps of a namespace's metadata what the cache reads.
+func slim(m *metav1.PartialObjectMetadata) {
+	m.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Labels: m.Labels, ResourceVersion: m.ResourceVersion}
 }
 
 // OnChange registers f, told the name of a namespace whose labels changed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	fcache "k8s.io/client-go/tools/cache/testing"
 )
 
@@ -227,5 +229,38 @@ func BenchmarkLabels(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = c.Labels("team-a")
+	}
+}
+
+// What the reflector holds of a namespace before the cache takes it: its
+// name, labels and resource version, not its managedFields or annotations.
+// A bookmark is passed on whole.
+func TestWatchPassesOnSlimNamespaces(t *testing.T) {
+	heavy := func() *metav1.PartialObjectMetadata {
+		m := ns("team-a", map[string]string{"team": "a"})
+		m.ResourceVersion = "42"
+		m.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"a":"long document"}`}
+		m.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+		m.Finalizers = []string{"kubernetes"}
+		return m
+	}
+	src := watch.NewFake()
+	w := slimWatch(src)
+	defer w.Stop()
+	go func() {
+		src.Add(heavy())
+		bookmark := heavy()
+		bookmark.Annotations = map[string]string{metav1.InitialEventsAnnotationKey: "true"}
+		src.Action(watch.Bookmark, bookmark)
+	}()
+	e := <-w.ResultChan()
+	got := e.Object.(*metav1.PartialObjectMetadata)
+	want := metav1.ObjectMeta{Name: "team-a", ResourceVersion: "42", Labels: heavy().Labels}
+	if e.Type != watch.Added || !reflect.DeepEqual(got.ObjectMeta, want) || got.Kind != "Namespace" {
+		t.Fatalf("passed on %s %#v; want Added %#v", e.Type, got, want)
+	}
+	e = <-w.ResultChan()
+	if got := e.Object.(*metav1.PartialObjectMetadata); e.Type != watch.Bookmark || got.Annotations[metav1.InitialEventsAnnotationKey] != "true" {
+		t.Fatalf("the bookmark lost its annotation: %s %#v", e.Type, got)
 	}
 }
