@@ -186,7 +186,7 @@ func (c *Cache) set(name string, labels map[string]string) (changed bool) {
 	if s == nil {
 		shared := make(map[string]string, len(labels))
 		for k, v := range labels {
-			if !(nameLabel && k == corev1.LabelMetadataName) {
+			if !nameLabel || k != corev1.LabelMetadataName {
 				shared[k] = v
 			}
 		}
