@@ -1,5 +1,6 @@
 // Package nscache keeps what regcred reads of every namespace, its name and
-// labels, in a few dozen bytes a namespace.
+// labels, in under 0.2 KiB a namespace (10,000 take 1.6 MiB, make
+// bench-scale).
 //
 // An informer's cache would hold each namespace as an object (metadata, its
 // labels map, the key, the namespace index): about 700 bytes a namespace,
