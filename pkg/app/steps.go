@@ -9,6 +9,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -86,6 +87,15 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		Batch: indexBatch,
 		Log:   ctrllog.Log.WithName("index"),
 	}}
+	// Every admission reads an index shard: from the informer's objects,
+	// not a cache Get each time.
+	cmInformer, err := a.mgr.GetCache().GetInformer(context.Background(), &corev1.ConfigMap{})
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if err := u.store.Index.Follow(cmInformer); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
 	// Admissions read namespace labels on every replica: the cache runs on
 	// each, and readiness waits for it.
 	u.namespaces = namespaceLabels{cache: a.namespaces, api: a.mgr.GetAPIReader()}
@@ -127,7 +137,6 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		}
 		identity = host + "_" + string(randomSuffix())
 	}
-	var err error
 	a.leader, err = newLeaderGroup(restConfig, a.opts, identity)
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)

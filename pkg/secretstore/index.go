@@ -5,17 +5,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
@@ -33,20 +34,38 @@ const (
 	Shards = 16
 )
 
-// ShardNames lists the names of every shard.
-func ShardNames() []string {
-	out := make([]string, Shards)
+var shardNames = func() (out [Shards]string) {
 	for i := range out {
 		out[i] = fmt.Sprintf("%s%x", ShardPrefix, i)
 	}
 	return out
-}
+}()
+
+// ShardNames lists the names of every shard.
+func ShardNames() []string { return slices.Clone(shardNames[:]) }
 
 // ShardOf returns the shard that holds a namespace's entries.
-func ShardOf(namespace string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(namespace))
-	return fmt.Sprintf("%s%x", ShardPrefix, h.Sum32()%Shards)
+func ShardOf(namespace string) string { return shardNames[shardNumber(namespace)] }
+
+// shardNumber is the FNV-1a hash of namespace, modulo Shards.
+func shardNumber(namespace string) int {
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for i := 0; i < len(namespace); i++ {
+		h ^= uint32(namespace[i])
+		h *= prime32
+	}
+	return int(h % Shards)
+}
+
+// shardNumberOf returns the number of the shard named name.
+func shardNumberOf(name string) (int, bool) {
+	for i, n := range shardNames {
+		if n == name {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // key is an entry's key in its shard: "<namespace>.<registry>", and
@@ -151,6 +170,10 @@ type Index struct {
 	// over the cache (default a minute: far longer than a watch lags).
 	Overlay time.Duration
 
+	// follow, once set (Follow), holds the shards as the cache's
+	// informer delivers them.
+	follow *followed
+
 	mu    sync.Mutex
 	local map[string]localEntry
 	// pruned is when local was last rid of entries older than Overlay.
@@ -170,6 +193,87 @@ func NewIndex(c client.Reader, namespace string) *Index {
 	return &Index{Cache: c, Namespace: namespace, Overlay: time.Minute, local: map[string]localEntry{}, now: time.Now}
 }
 
+// Informer is what Follow needs of the cache's informer of ConfigMaps in
+// the index's namespace; controller-runtime's cache.Informer is one.
+type Informer interface {
+	AddEventHandler(toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error)
+}
+
+// followed holds each shard as the informer last delivered it (nil for
+// none): the cache's own object, shared and never modified.
+type followed struct {
+	namespace string
+	reg       toolscache.ResourceEventHandlerRegistration
+	synced    atomic.Bool
+	shards    [Shards]atomic.Pointer[corev1.ConfigMap]
+}
+
+// Follow makes the index read its shards from inf's events rather than
+// through Cache: every admission reads one, and a cache Get maps the
+// object's kind to its resource through the RESTMapper each time (about a
+// third of an admission's allocations). Until inf has delivered every
+// shard, reads still go through Cache. Call it before the index is used.
+func (x *Index) Follow(inf Informer) error {
+	f := &followed{namespace: x.Namespace}
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { f.set(obj, false) },
+		UpdateFunc: func(_, obj any) { f.set(obj, false) },
+		DeleteFunc: func(obj any) { f.set(obj, true) },
+	})
+	if err != nil {
+		return err
+	}
+	f.reg = reg
+	x.follow = f
+	return nil
+}
+
+func (f *followed) set(obj any, gone bool) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok || cm.Namespace != f.namespace {
+		return
+	}
+	i, ok := shardNumberOf(cm.Name)
+	if !ok {
+		return
+	}
+	if gone {
+		cm = nil
+	}
+	f.shards[i].Store(cm)
+}
+
+// ready reports whether the informer has delivered every shard.
+func (f *followed) ready() bool {
+	if f.synced.Load() {
+		return true
+	}
+	if f.reg.HasSynced() {
+		f.synced.Store(true)
+		return true
+	}
+	return false
+}
+
+// shard returns the entries of the shard numbered i, nil if it does not
+// exist.
+func (x *Index) shard(ctx context.Context, i int) (map[string]string, error) {
+	if f := x.follow; f != nil && f.ready() {
+		if cm := f.shards[i].Load(); cm != nil {
+			return cm.Data, nil
+		}
+		return nil, nil
+	}
+	var cm corev1.ConfigMap
+	if err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shardNames[i]}, &cm); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return cm.Data, nil
+}
+
 // Lookup returns the entry of a registry's pull secret (or its exact
 // variant) in a namespace.
 func (x *Index) Lookup(ctx context.Context, namespace, registry string, exact bool) (Entry, bool) {
@@ -177,11 +281,11 @@ func (x *Index) Lookup(ctx context.Context, namespace, registry string, exact bo
 	if l, ok := x.recent(k); ok {
 		return l.entry, !l.gone
 	}
-	var cm corev1.ConfigMap
-	if err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: ShardOf(namespace)}, &cm); err != nil {
+	data, err := x.shard(ctx, shardNumber(namespace))
+	if err != nil {
 		return Entry{}, false
 	}
-	v, ok := cm.Data[k]
+	v, ok := data[k]
 	if !ok {
 		return Entry{}, false
 	}
@@ -262,13 +366,16 @@ func (x *Index) All(ctx context.Context) ([]Entry, error) {
 // index read a shard at a time, as a sweep across every namespace reads
 // it.
 func (x *Index) InShard(ctx context.Context, shard string) ([]Entry, error) {
-	var cm corev1.ConfigMap
-	err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shard}, &cm)
-	if client.IgnoreNotFound(err) != nil {
+	i, ok := shardNumberOf(shard)
+	if !ok {
+		return nil, fmt.Errorf("no index shard %q", shard)
+	}
+	data, err := x.shard(ctx, i)
+	if err != nil {
 		return nil, err
 	}
-	found := make(map[string]Entry, len(cm.Data))
-	for k, v := range cm.Data {
+	found := make(map[string]Entry, len(data))
+	for k, v := range data {
 		if e, ok := parseEntry(k, v); ok {
 			found[k] = e
 		}
@@ -295,14 +402,13 @@ func (x *Index) InShard(ctx context.Context, shard string) ([]Entry, error) {
 
 // InNamespace returns the entries of one namespace: one shard read.
 func (x *Index) InNamespace(ctx context.Context, namespace string) ([]Entry, error) {
-	var cm corev1.ConfigMap
-	err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: ShardOf(namespace)}, &cm)
-	if client.IgnoreNotFound(err) != nil {
+	data, err := x.shard(ctx, shardNumber(namespace))
+	if err != nil {
 		return nil, err
 	}
 	found := map[string]Entry{}
 	prefix := namespace + "."
-	for k, v := range cm.Data {
+	for k, v := range data {
 		if strings.HasPrefix(k, prefix) {
 			if e, ok := parseEntry(k, v); ok {
 				found[k] = e

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllertest"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
 )
@@ -302,4 +304,67 @@ func TestOverlayKeepsTheLastMinuteOnly(t *testing.T) {
 	assert.Equal(t, "v1", l.entry.Version)
 	_, ok = x.recent(key("ns-0", "hub", false))
 	assert.False(t, ok, "the first write, 100 s old, is not")
+}
+
+// The shard a namespace's entries go to is FNV-1a's, as indexes already
+// written in clusters have it.
+func TestShardOfIsFNV1a(t *testing.T) {
+	for i := range 2000 {
+		ns := fmt.Sprintf("team-%d", i)
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(ns))
+		require.Equal(t, fmt.Sprintf("%s%x", ShardPrefix, h.Sum32()%Shards), ShardOf(ns), ns)
+	}
+}
+
+func shardOf(ns string, data map[string]string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: ShardOf(ns), Labels: map[string]string{LabelIndex: IndexValue}},
+		Data:       data,
+	}
+}
+
+// A followed index reads its shards as the informer delivers them, and
+// through the cache until the informer has delivered them all.
+func TestFollowedShards(t *testing.T) {
+	ctx := t.Context()
+	e := Entry{Namespace: "app", Registry: "hub", UID: "u1", Version: "v1"}
+	c := fake.NewClientBuilder().WithObjects(shardOf("app", map[string]string{key("app", "hub", false): e.value()})).Build()
+	x := NewIndex(c, "regcred")
+	inf := controllertest.NewFakeInformer()
+	require.NoError(t, x.Follow(inf))
+
+	got, ok := x.Lookup(ctx, "app", "hub", false)
+	require.True(t, ok, "before the informer synced, the cache answers")
+	assert.Equal(t, e, got)
+
+	inf.Synced()
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.False(t, ok, "once synced, only what the informer delivered counts")
+
+	v2 := e
+	v2.Version = "v2"
+	followedShard := shardOf("app", map[string]string{key("app", "hub", false): v2.value()})
+	inf.Add(followedShard)
+	other := shardOf("app", map[string]string{key("app", "hub", false): "elsewhere 0 0"})
+	other.Namespace = "tenant"
+	inf.Add(other)
+	notAShard := shardOf("app", map[string]string{key("app", "hub", false): "not a shard 0"})
+	notAShard.Name = "regcred-config"
+	inf.Add(notAShard)
+	got, ok = x.Lookup(ctx, "app", "hub", false)
+	require.True(t, ok)
+	assert.Equal(t, "v2", got.Version)
+	in, err := x.InNamespace(ctx, "app")
+	require.NoError(t, err)
+	assert.Equal(t, []Entry{v2}, in)
+	in, err = x.InShard(ctx, ShardOf("app"))
+	require.NoError(t, err)
+	assert.Equal(t, []Entry{v2}, in)
+
+	inf.Delete(followedShard)
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.False(t, ok, "a deleted shard holds nothing")
+	_, err = x.InShard(ctx, "regcred-config")
+	assert.Error(t, err, "not a shard's name")
 }
