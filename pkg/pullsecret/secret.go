@@ -2,7 +2,11 @@ package pullsecret
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +44,25 @@ type Want struct {
 	// Hosts are the image hosts Data serves, for a registry whose
 	// credential depends on the host (a glob ECR registry); nil otherwise.
 	Hosts []string
+
+	// version memoises Version: a Want is not modified once made, and one
+	// serves every admission until its credential changes.
+	version atomic.Pointer[string]
+}
+
+// Version identifies the content: a digest of what regcred writes, short
+// and one-way (the index of pull secrets and the Secret's annotation hold
+// it, never a credential).
+func (w *Want) Version() string {
+	if v := w.version.Load(); v != nil {
+		return *v
+	}
+	h := sha256.New()
+	_, _ = fmt.Fprintf(h, "regcred pull secret\x00%s\x00%s\x00%d\x00%s\x00", w.Name, w.Registry, w.ExpiresAt.Unix(), strings.Join(w.Hosts, ","))
+	_, _ = h.Write(w.Data)
+	v := hex.EncodeToString(h.Sum(nil)[:12])
+	w.version.Store(&v)
+	return v
 }
 
 // IsManaged reports whether regcred manages s.

@@ -2,8 +2,6 @@ package secretstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -85,7 +83,7 @@ type Entry struct {
 	Exact bool
 	// UID is the Secret's, as regcred created it; deletes are bound to it.
 	UID types.UID
-	// Version identifies the content written (see VersionOf).
+	// Version identifies the content written (pullsecret.Want.Version).
 	Version string
 	// ExpiresAt is when the content's token expires; zero if never.
 	ExpiresAt time.Time
@@ -139,7 +137,7 @@ func parseEntry(k, v string) (Entry, bool) {
 // as long (written by another replica, or just before): replacing it
 // would only churn.
 func (e Entry) Satisfies(w *pullsecret.Want) bool {
-	if e.Version == VersionOf(w) {
+	if e.Version == w.Version() {
 		return true
 	}
 	for _, h := range w.Hosts {
@@ -148,15 +146,6 @@ func (e Entry) Satisfies(w *pullsecret.Want) bool {
 		}
 	}
 	return !w.ExpiresAt.IsZero() && !e.ExpiresAt.IsZero() && !e.ExpiresAt.Before(w.ExpiresAt.Truncate(time.Second))
-}
-
-// VersionOf identifies a pull secret's content: a digest of what regcred
-// writes, short and one-way (the index never holds a credential).
-func VersionOf(w *pullsecret.Want) string {
-	h := sha256.New()
-	_, _ = fmt.Fprintf(h, "regcred pull secret\x00%s\x00%s\x00%d\x00%s\x00", w.Name, w.Registry, w.ExpiresAt.Unix(), strings.Join(w.Hosts, ","))
-	_, _ = h.Write(w.Data)
-	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // Index is the in-memory view of where pull secrets live: the shards as

@@ -108,7 +108,7 @@ func (s *Store) write(ctx context.Context, namespace string, w *pullsecret.Want,
 }
 
 // AnnotationVersion records, on each pull secret, the version of its
-// content (see VersionOf).
+// content (pullsecret.Want.Version).
 const AnnotationVersion = "regcred.io/version"
 
 func (s *Store) create(ctx context.Context, namespace string, w *pullsecret.Want) (types.UID, error) {
@@ -116,7 +116,7 @@ func (s *Store) create(ctx context.Context, namespace string, w *pullsecret.Want
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
 	}
-	secret.Annotations[AnnotationVersion] = VersionOf(w)
+	secret.Annotations[AnnotationVersion] = w.Version()
 	if err := s.API.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
 		return "", describe(err, "creating", namespace, w.Name)
 	}
@@ -134,7 +134,7 @@ func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want,
 		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelRegistry), "value": w.Registry},
 		{"op": "replace", "path": "/data", "value": map[string]string{corev1.DockerConfigJsonKey: base64.StdEncoding.EncodeToString(w.Data)}},
 	}
-	annotations := map[string]string{AnnotationVersion: VersionOf(w)}
+	annotations := map[string]string{AnnotationVersion: w.Version()}
 	if at := w.ExpiresAtString(); at != "" {
 		annotations[pullsecret.AnnotationExpiresAt] = at
 	}
@@ -166,7 +166,7 @@ func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want,
 // record writes the index entry of a pull secret just written; deferred
 // writes it with the next batch (Batch).
 func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID, deferred bool) error {
-	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: VersionOf(w), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
+	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: w.Version(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
 	s.Index.remember(e, false)
 	k := key(namespace, w.Registry, e.Exact)
 	if deferred && s.Batch > 0 {

@@ -92,7 +92,7 @@ func TestApply(t *testing.T) {
 	e, ok := s.Index.Lookup(ctx, "app", "hub", false)
 	require.True(t, ok)
 	assert.Equal(t, sec.UID, e.UID)
-	assert.Equal(t, VersionOf(want(`{"auths":{}}`)), e.Version)
+	assert.Equal(t, want(`{"auths":{}}`).Version(), e.Version)
 	shard := &corev1.ConfigMap{}
 	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: ShardOf("app")}, shard))
 	assert.Equal(t, IndexValue, shard.Labels[LabelIndex])
