@@ -315,42 +315,6 @@ func (x *Index) remember(e Entry, gone bool) {
 	x.local[key(e.Namespace, e.Registry, e.Exact)] = localEntry{entry: e, gone: gone, at: now}
 }
 
-// All returns every entry, sorted by namespace and registry.
-func (x *Index) All(ctx context.Context) ([]Entry, error) {
-	var list corev1.ConfigMapList
-	if err := x.Cache.List(ctx, &list, client.InNamespace(x.Namespace), client.MatchingLabels{LabelIndex: IndexValue}); err != nil {
-		return nil, err
-	}
-	seen := map[string]Entry{}
-	for _, cm := range list.Items {
-		for k, v := range cm.Data {
-			if e, ok := parseEntry(k, v); ok {
-				seen[k] = e
-			}
-		}
-	}
-	x.mu.Lock()
-	for k, l := range x.local {
-		switch {
-		case x.now().Sub(l.at) > x.Overlay:
-			delete(x.local, k)
-		case l.gone:
-			delete(seen, k)
-		default:
-			seen[k] = l.entry
-		}
-	}
-	x.mu.Unlock()
-	out := make([]Entry, 0, len(seen))
-	for _, e := range seen {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return key(out[i].Namespace, out[i].Registry, out[i].Exact) < key(out[j].Namespace, out[j].Registry, out[j].Exact)
-	})
-	return out, nil
-}
-
 // InShard returns the entries of one shard (ShardNames), sorted: the
 // index read a shard at a time, as a sweep across every namespace reads
 // it.

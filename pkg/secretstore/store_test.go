@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,6 +229,22 @@ func TestConcurrentAppliesOneSecret(t *testing.T) {
 	assert.Equal(t, 1, created, "one create; the others patch or find it done: %v", outs)
 }
 
+// allEntries reads the whole index a shard at a time, sorted by
+// namespace and registry.
+func allEntries(t *testing.T, x *Index) []Entry {
+	t.Helper()
+	var all []Entry
+	for _, shard := range ShardNames() {
+		entries, err := x.InShard(t.Context(), shard)
+		require.NoError(t, err)
+		all = append(all, entries...)
+	}
+	slices.SortFunc(all, func(a, b Entry) int {
+		return strings.Compare(key(a.Namespace, a.Registry, a.Exact), key(b.Namespace, b.Registry, b.Exact))
+	})
+	return all
+}
+
 func TestIndexEntries(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := t.Context()
@@ -236,8 +254,7 @@ func TestIndexEntries(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	all, err := s.Index.All(ctx)
-	require.NoError(t, err)
+	all := allEntries(t, s.Index)
 	var keys []string
 	for _, e := range all {
 		keys = append(keys, e.Namespace+"/"+e.Registry)
@@ -246,26 +263,25 @@ func TestIndexEntries(t *testing.T) {
 	in, err := s.Index.InNamespace(ctx, "b")
 	require.NoError(t, err)
 	assert.Len(t, in, 2)
-	var byShard []Entry
+	shards := map[string]bool{}
 	for _, shard := range ShardNames() {
 		entries, err := s.Index.InShard(ctx, shard)
 		require.NoError(t, err)
 		for _, e := range entries {
 			assert.Equal(t, shard, ShardOf(e.Namespace))
+			shards[shard] = true
 		}
-		byShard = append(byShard, entries...)
 	}
-	assert.ElementsMatch(t, all, byShard, "the shards hold every entry once")
+	// Every shard written is labelled as the index's.
+	var labelled corev1.ConfigMapList
+	require.NoError(t, s.Index.Cache.List(ctx, &labelled, client.InNamespace("regcred"), client.MatchingLabels{LabelIndex: IndexValue}))
+	assert.Len(t, labelled.Items, len(shards))
 
 	// A fresh replica's index, from the shards alone, agrees.
 	fresh := NewIndex(s.Index.Cache, "regcred")
-	all2, err := fresh.All(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, all, all2)
+	assert.Equal(t, all, allEntries(t, fresh))
 	require.NoError(t, s.Forget(ctx, Entry{Namespace: "a", Registry: "hub"}))
-	all3, err := fresh.All(ctx)
-	require.NoError(t, err)
-	assert.Len(t, all3, 5)
+	assert.Len(t, allEntries(t, fresh), 5)
 }
 
 func TestEntryValueRoundTrip(t *testing.T) {
