@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,8 +51,8 @@ type Cache struct {
 	namespaces map[string]entry
 	sets       map[string]*labelSet
 	handlers   []func(name string)
-	synced     atomic.Bool
-	syncedCh   chan struct{}
+	syncOnce   sync.Once
+	synced     chan struct{} // closed by the first list
 }
 
 // New returns a cache of the namespaces lw lists and watches (see
@@ -63,7 +62,7 @@ func New(lw toolscache.ListerWatcher) *Cache {
 		lw:         lw,
 		namespaces: map[string]entry{},
 		sets:       map[string]*labelSet{},
-		syncedCh:   make(chan struct{}),
+		synced:     make(chan struct{}),
 	}
 }
 
@@ -137,24 +136,14 @@ func (c *Cache) Start(ctx context.Context) error {
 // namespace labels.
 func (c *Cache) NeedLeaderElection() bool { return false }
 
-// HasSynced reports whether the first list is in.
-func (c *Cache) HasSynced() bool { return c.synced.Load() }
-
 // WaitForSync waits for the first list, or for ctx to end.
 func (c *Cache) WaitForSync(ctx context.Context) bool {
 	select {
-	case <-c.syncedCh:
+	case <-c.synced:
 		return true
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// Len returns how many namespaces the cache holds.
-func (c *Cache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.namespaces)
 }
 
 // Labels returns a namespace's labels, a map of the caller's own, and
@@ -319,9 +308,7 @@ func (s store) Replace(list []any, _ string) error {
 		}
 	}
 	s.c.mu.Unlock()
-	if s.c.synced.CompareAndSwap(false, true) {
-		close(s.c.syncedCh)
-	}
+	s.c.syncOnce.Do(func() { close(s.c.synced) })
 	s.c.notify(changed)
 	return nil
 }

@@ -97,8 +97,8 @@ func TestNamespacesWithTheSameLabelsShareThem(t *testing.T) {
 	if err := s.Replace(list, "1"); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.sets) != 3 || c.Len() != 1000 {
-		t.Fatalf("%d namespaces in %d label sets; want 1000 in 3", c.Len(), len(c.sets))
+	if len(c.sets) != 3 || c.count() != 1000 {
+		t.Fatalf("%d namespaces in %d label sets; want 1000 in 3", c.count(), len(c.sets))
 	}
 	// Relabelled into a new set, then every namespace of a set deleted:
 	// the sets follow, none leaks.
@@ -113,8 +113,8 @@ func TestNamespacesWithTheSameLabelsShareThem(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(c.sets) != 2 || c.Len() != 666 {
-		t.Fatalf("%d namespaces in %d label sets; want 666 in 2", c.Len(), len(c.sets))
+	if len(c.sets) != 2 || c.count() != 666 {
+		t.Fatalf("%d namespaces in %d label sets; want 666 in 2", c.count(), len(c.sets))
 	}
 }
 
@@ -185,7 +185,7 @@ func TestReflected(t *testing.T) {
 	c := New(src)
 	ch := &changes{}
 	c.OnChange(ch.add)
-	if c.HasSynced() {
+	if c.WaitForSync(canceled()) {
 		t.Fatal("synced before it started")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -194,7 +194,7 @@ func TestReflected(t *testing.T) {
 	go func() { defer close(done); _ = c.Start(ctx) }()
 	wait, stop := context.WithTimeout(ctx, 30*time.Second)
 	defer stop()
-	if !c.WaitForSync(wait) || !c.HasSynced() {
+	if !c.WaitForSync(wait) {
 		t.Fatal("not synced")
 	}
 	if got, _ := c.Labels("a"); got["team"] != "a" {
@@ -202,15 +202,28 @@ func TestReflected(t *testing.T) {
 	}
 	src.Add(ns("b", nil))
 	src.Modify(ns("a", map[string]string{"team": "b"}))
-	eventually(t, func() bool { l, _ := c.Labels("a"); return l["team"] == "b" && c.Len() == 2 })
+	eventually(t, func() bool { l, _ := c.Labels("a"); return l["team"] == "b" && c.count() == 2 })
 	eventually(t, func() bool { return slices.Equal(ch.take(), []string{"a"}) })
 	src.Delete(ns("b", nil))
-	eventually(t, func() bool { return c.Len() == 1 })
+	eventually(t, func() bool { return c.count() == 1 })
 	if got := ch.take(); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("told %v; want [b]", got)
 	}
 	cancel()
 	<-done
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// count returns how many namespaces the cache holds.
+func (c *Cache) count() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.namespaces)
 }
 
 func eventually(t *testing.T, f func() bool) {
