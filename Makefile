@@ -106,10 +106,10 @@ BENCH_TESTBED := export REGCRED_TESTBED_BIN=$${REGCRED_TESTBED_BIN:-$$(test/test
 BENCH_ARGS ?=
 
 .PHONY: bench-admission
-bench-admission: ## Measure regcred against a minimal net/http webhook, side by side: direct, then through the test bed's API server (BENCH_ARGS for more flags)
+bench-admission: ## Measure regcred against a minimal net/http webhook and controller-runtime's doing nothing, side by side: direct, then through the test bed's API server (BENCH_ARGS for more flags)
 	@$(BENCH_TESTBED); mkdir -p bin; \
-	echo "go build bin/regcred bin/floor"; $(GOBUILD) -o bin/regcred ./cmd/regcred; $(GOBUILD) -o bin/floor ./test/bench/floor; \
-	go run ./test/bench/admission --regcred bin/regcred --floor bin/floor $(BENCH_ARGS)
+	echo "go build bin/regcred bin/floor bin/crwebhook"; $(GOBUILD) -o bin/regcred ./cmd/regcred; $(GOBUILD) -o bin/floor ./test/bench/floor; $(GOBUILD) -o bin/crwebhook ./test/bench/crwebhook; \
+	go run ./test/bench/admission --regcred bin/regcred --floor bin/floor --controller-runtime bin/crwebhook $(BENCH_ARGS)
 
 .PHONY: bench-scale
 bench-scale: ## Measure regcred in a cluster of 10,000 namespaces: memory, start-up, first admission, fan-out times (BENCH_ARGS for more flags)

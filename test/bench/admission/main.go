@@ -1,9 +1,10 @@
-// Command admission is make bench-admission: regcred and a minimal
-// net/http webhook (test/bench/floor) side by side on the test bed's API
-// server, first with HTTPS keep-alive load straight to each, then with
-// Pod creations through the API server with each registered in turn, and
-// the ratios as a table. Rounds alternate which goes first; the table
-// gives medians.
+// Command admission is make bench-admission: regcred, a minimal net/http
+// webhook (test/bench/floor) and controller-runtime's admission webhook
+// with a handler that does nothing (test/bench/crwebhook) side by side on
+// the test bed's API server, first with HTTPS keep-alive load straight to
+// each, then with Pod creations through the API server with each
+// registered in turn, and the ratios as a table. Rounds alternate which
+// goes first; the table gives medians.
 package main
 
 import (
@@ -35,13 +36,13 @@ import (
 )
 
 type options struct {
-	regcred, floor string
-	rounds         int
-	duration       time.Duration
-	pods           int
-	clients        []int
-	env            []string
-	work           string
+	regcred, floor, crwebhook string
+	rounds                    int
+	duration                  time.Duration
+	pods                      int
+	clients                   []int
+	env                       []string
+	work                      string
 	// apiServer runs the rounds through the API server too.
 	apiServer bool
 }
@@ -52,6 +53,7 @@ func main() {
 	env := ""
 	flag.StringVar(&o.regcred, "regcred", "bin/regcred", "regcred's binary.")
 	flag.StringVar(&o.floor, "floor", "bin/floor", "The floor webhook's binary (test/bench/floor).")
+	flag.StringVar(&o.crwebhook, "controller-runtime", "bin/crwebhook", "controller-runtime's webhook's binary (test/bench/crwebhook).")
 	flag.IntVar(&o.rounds, "rounds", 3, "Rounds; each measures every webhook at every concurrency.")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "Length of each direct load run.")
 	flag.IntVar(&o.pods, "pods", 300, "Pods created through the API server per run.")
@@ -140,6 +142,20 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer floor.Stop()
+	var crPorts [2]int
+	for i := range crPorts {
+		if crPorts[i], err = testbed.FreePort(); err != nil {
+			return err
+		}
+	}
+	cr, err := harness.Start("crwebhook", o.crwebhook, []string{
+		"--kubeconfig=" + cl.CP.Kubeconfig, fmt.Sprintf("--port=%d", crPorts[0]), "--cert-dir=" + cl.CertDir,
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", crPorts[1]),
+	}, nil, filepath.Join(o.work, "crwebhook.log"))
+	if err != nil {
+		return err
+	}
+	defer cr.Stop()
 	probe, err := harness.Client(cl.CA.CertPEM, 1)
 	if err != nil {
 		return err
@@ -153,9 +169,15 @@ func run(ctx context.Context, o options) error {
 	if _, err := harness.WaitReady(ctx, probe, fmt.Sprintf("https://127.0.0.1:%d/healthz", floorPort), floor, time.Minute); err != nil {
 		return err
 	}
+	if _, err := harness.WaitReady(ctx, probe, fmt.Sprintf("http://127.0.0.1:%d/readyz", crPorts[1]), cr, time.Minute); err != nil {
+		return err
+	}
 	hooks := []webhook{
 		{name: "floor", url: floorURL, proc: floor, applied: func(p *corev1.Pod) bool {
 			return len(p.Spec.ImagePullSecrets) > 0 && p.Spec.ImagePullSecrets[0].Name == "floor"
+		}},
+		{name: "crwebhook", url: fmt.Sprintf("https://127.0.0.1:%d/mutate", crPorts[0]), proc: cr, applied: func(p *corev1.Pod) bool {
+			return len(p.Spec.ImagePullSecrets) > 0 && p.Spec.ImagePullSecrets[0].Name == "crwebhook"
 		}},
 		{name: "regcred", url: r.URL, proc: r.Process, applied: func(p *corev1.Pod) bool {
 			return p.Annotations["regcred.io/injected"] != ""
@@ -267,7 +289,7 @@ func directRounds(ctx context.Context, o options, cl *harness.Cluster, hooks []w
 	}
 	// Warm up: regcred makes the namespace's pull secret on the first
 	// review; then every review is steady state.
-	say("warming up both webhooks")
+	say("warming up the webhooks")
 	for _, h := range hooks {
 		c, err := harness.Client(cl.CA.CertPEM, 8)
 		if err != nil {
@@ -300,7 +322,7 @@ func directRounds(ctx context.Context, o options, cl *harness.Cluster, hooks []w
 				}
 				d := directResult{perSecond: res.PerSecond(), cpu: (after - before) / time.Duration(res.Requests)}
 				out[h.name][conc] = append(out[h.name][conc], d)
-				say("round %d, %d client(s), direct, %-7s %8.0f req/s, %.3f ms CPU/request", round+1, conc, h.name, d.perSecond, ms(d.cpu))
+				say("round %d, %d client(s), direct, %-9s %8.0f req/s, %.3f ms CPU/request", round+1, conc, h.name, d.perSecond, ms(d.cpu))
 			}
 		}
 	}
@@ -337,7 +359,7 @@ func apiServerRounds(ctx context.Context, o options, cl *harness.Cluster, hooks 
 					return nil, fmt.Errorf("%s: %d errors, first: %w", t.name, res.Errors, res.FirstError)
 				}
 				out[t.name][conc] = append(out[t.name][conc], res.PerSecond())
-				say("round %d, %d client(s), through the API server, webhook %-7s %6.1f Pods/s", round+1, conc, t.name, res.PerSecond())
+				say("round %d, %d client(s), through the API server, webhook %-9s %6.1f Pods/s", round+1, conc, t.name, res.PerSecond())
 			}
 		}
 	}
@@ -375,38 +397,43 @@ func register(ctx context.Context, cl *harness.Cluster, t webhook) error {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func report(o options, bodySize int, direct map[string]map[int][]directResult, through map[string]map[int][]float64, mem map[string]harness.Memory) {
-	fmt.Printf("\nregcred against a minimal net/http webhook (test/bench/floor), side by side on one machine:\n")
+	fmt.Printf("\nregcred against a minimal net/http webhook (floor: test/bench/floor) and controller-runtime's webhook\n")
+	fmt.Printf("with a handler that does nothing (c-r: test/bench/crwebhook), side by side on one machine:\n")
 	fmt.Printf("%d rounds, medians; direct: %s of HTTPS keep-alive load per run, a %d-byte AdmissionReview; through the API server: %d Pods per run\n",
 		o.rounds, o.duration, bodySize, o.pods)
 	fmt.Printf("machine: %s, %d cores, %s, load average %s\n\n", harness.CPUModel(), runtime.NumCPU(), runtime.Version(), harness.LoadAverage())
-	t := harness.Table{Header: []string{"", "clients", "floor", "regcred", "regcred/floor", "target", ""}}
-	for _, conc := range o.clients {
-		f, r := medianRate(direct["floor"][conc]), medianRate(direct["regcred"][conc])
-		t.Add("direct, requests/s", strconv.Itoa(conc), fmt.Sprintf("%.0f", f), fmt.Sprintf("%.0f", r), fmt.Sprintf("%.2f", r/f), "≥ 0.80", harness.Verdict(r/f >= 0.8))
+	t := harness.Table{Header: []string{"", "clients", "floor", "c-r", "regcred", "c-r/floor", "regcred/floor", "target", ""}}
+	row := func(what string, conc int, format string, f, c, r float64, target string, ok bool) {
+		t.Add(what, strconv.Itoa(conc), fmt.Sprintf(format, f), fmt.Sprintf(format, c), fmt.Sprintf(format, r),
+			fmt.Sprintf("%.2f", c/f), fmt.Sprintf("%.2f", r/f), target, harness.Verdict(ok))
 	}
 	for _, conc := range o.clients {
-		f, r := medianCPU(direct["floor"][conc]), medianCPU(direct["regcred"][conc])
-		t.Add("direct, server CPU ms/request", strconv.Itoa(conc), fmt.Sprintf("%.3f", f), fmt.Sprintf("%.3f", r), fmt.Sprintf("%.2f", r/f), "≤ 0.150 ms", harness.Verdict(r <= 0.15))
+		f, c, r := medianRate(direct["floor"][conc]), medianRate(direct["crwebhook"][conc]), medianRate(direct["regcred"][conc])
+		row("direct, requests/s", conc, "%.0f", f, c, r, "≥ 0.80", r/f >= 0.8)
+	}
+	for _, conc := range o.clients {
+		f, c, r := medianCPU(direct["floor"][conc]), medianCPU(direct["crwebhook"][conc]), medianCPU(direct["regcred"][conc])
+		row("direct, server CPU ms/request", conc, "%.3f", f, c, r, "≤ 0.150 ms", r <= 0.15)
 	}
 	for _, conc := range o.clients {
 		if !o.apiServer {
 			break
 		}
-		f, r := harness.Median(through["floor"][conc]), harness.Median(through["regcred"][conc])
-		t.Add("through the API server, Pods/s", strconv.Itoa(conc), fmt.Sprintf("%.1f", f), fmt.Sprintf("%.1f", r), fmt.Sprintf("%.2f", r/f), "≥ 0.95", harness.Verdict(r/f >= 0.95))
+		f, c, r := harness.Median(through["floor"][conc]), harness.Median(through["crwebhook"][conc]), harness.Median(through["regcred"][conc])
+		row("through the API server, Pods/s", conc, "%.1f", f, c, r, "≥ 0.95", r/f >= 0.95)
 	}
-	t.Add("peak RSS", "", harness.MiB(mem["floor"].Peak), harness.MiB(mem["regcred"].Peak), "", "≤ 40 MiB", harness.Verdict(mem["regcred"].Peak <= 40<<20))
-	t.Add("  of which the binary's pages", "", harness.MiB(mem["floor"].File), harness.MiB(mem["regcred"].File), "", "", "")
+	t.Add("peak RSS", "", harness.MiB(mem["floor"].Peak), harness.MiB(mem["crwebhook"].Peak), harness.MiB(mem["regcred"].Peak), "", "", "≤ 40 MiB", harness.Verdict(mem["regcred"].Peak <= 40<<20))
+	t.Add("  of which the binary's pages", "", harness.MiB(mem["floor"].File), harness.MiB(mem["crwebhook"].File), harness.MiB(mem["regcred"].File), "", "", "", "")
 	t.Print(os.Stdout)
 	fmt.Println()
 	if !o.apiServer {
 		return
 	}
-	n := harness.Table{Header: []string{"Pods/s through the API server, no webhook", "clients", "none", "floor/none", "regcred/none"}}
+	n := harness.Table{Header: []string{"Pods/s through the API server, no webhook", "clients", "none", "floor/none", "c-r/none", "regcred/none"}}
 	for _, conc := range o.clients {
 		none := harness.Median(through["none"][conc])
-		n.Add("", strconv.Itoa(conc), fmt.Sprintf("%.1f", none),
-			fmt.Sprintf("%.2f", harness.Median(through["floor"][conc])/none), fmt.Sprintf("%.2f", harness.Median(through["regcred"][conc])/none))
+		n.Add("", strconv.Itoa(conc), fmt.Sprintf("%.1f", none), fmt.Sprintf("%.2f", harness.Median(through["floor"][conc])/none),
+			fmt.Sprintf("%.2f", harness.Median(through["crwebhook"][conc])/none), fmt.Sprintf("%.2f", harness.Median(through["regcred"][conc])/none))
 	}
 	n.Print(os.Stdout)
 }
