@@ -13,7 +13,6 @@ import (
 	"crypto/tls"
 	"flag"
 	"log"
-	"net/http"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -62,7 +61,7 @@ func main() {
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		log.Fatal(err)
 	}
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil && err != http.ErrServerClosed {
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Fatal(err)
 	}
 }
