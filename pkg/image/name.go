@@ -263,7 +263,7 @@ func isDomainAndPort(s string) bool {
 }
 
 // isDomain: DNS-like labels of letters, digits and inner hyphens, and an
-// optional port (no IPv6 address: ParseNormalizedNamed reads those).
+// optional port (no IPv6 address: isDomainAndPort reads those).
 func isDomain(s string) bool {
 	host, port, hasPort := strings.Cut(s, ":")
 	if hasPort {
