@@ -131,7 +131,7 @@ func (k *Keyring) Lookup(image string) (creds []Credential, ok bool) {
 		t = keyURL{ok: true, path: "/" + path, labels: labels, port: port}
 	} else {
 		var err error
-		if domain, path, err = parseName(image); err != nil {
+		if domain, path, err = parseNormalized(image); err != nil {
 			return nil, false
 		}
 		t = parseURL(domain + "/" + path)

@@ -61,6 +61,11 @@ func checkName(t *testing.T, s string) {
 	if err == nil && (d != reference.Domain(named) || p != reference.Path(named)) {
 		t.Fatalf("%q: parseName reads %q %q, ParseNormalizedNamed %q %q", s, d, p, reference.Domain(named), reference.Path(named))
 	}
+	// The full path alone, which Keyring.Lookup takes for what the common
+	// path does not read, answers the same for every reference.
+	if fd, fp, ferr := parseNormalized(s); fd != d || fp != p || (ferr == nil) != (err == nil) || ferr != nil && ferr.Error() != err.Error() {
+		t.Fatalf("%q: parseNormalized says %q %q %v, parseName %q %q %v", s, fd, fp, ferr, d, p, err)
+	}
 }
 
 func FuzzParseName(f *testing.F) {
