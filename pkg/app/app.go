@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -20,7 +21,10 @@ type App struct {
 	opts Options
 	deps Deps
 
-	mgr        manager.Manager
+	mgr manager.Manager
+	// meta is the replica's metadata-only client (namespaces, the
+	// presence of admins' pull secrets).
+	meta       metadata.Interface
 	namespaces *nscache.Cache
 	metrics    *metrics.Metrics
 	loader     *configwatch.Loader

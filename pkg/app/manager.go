@@ -73,10 +73,9 @@ func (a *App) newManager(restConfig *rest.Config) error {
 	a.mgr = mgr
 	// Of namespaces, what the plan reads: their name and labels, in a cache
 	// of its own (package nscache) a tenth the size of an informer's.
-	meta, err := metadata.NewForConfig(restConfig)
-	if err != nil {
+	if a.meta, err = metadata.NewForConfig(restConfig); err != nil {
 		return err
 	}
-	a.namespaces = nscache.New(nscache.ListWatch(meta))
+	a.namespaces = nscache.New(nscache.ListWatch(a.meta))
 	return mgr.Add(a.namespaces)
 }

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -148,11 +147,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		return err
 	}
 	if a.opts.WarnMissingAdminSecrets {
-		metaClient, err := metadata.NewForConfig(restConfig)
-		if err != nil {
-			return err
-		}
-		u.presence = pullsecret.NewPresence(metaClient)
+		u.presence = pullsecret.NewPresence(a.meta)
 		if err := a.run(u.presence); err != nil {
 			return err
 		}
