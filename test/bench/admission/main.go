@@ -186,21 +186,20 @@ func run(ctx context.Context, o options) error {
 		}},
 	}
 
-	// Each webhook's memory once ready, before any load, and the size of
-	// its binary: how much of the peak each starts with, and how much of
-	// its binary the kernel has mapped in.
-	idle := map[string]memory{}
+	// Each webhook's RSS once ready, before any load, and the size of its
+	// binary: how much of the peak each starts with, and how much of its
+	// binary the kernel has mapped in.
+	atReady := map[string]memory{}
 	for _, h := range hooks {
-		m := memory{}
-		if m.Memory, err = h.proc.Memory(); err != nil {
+		m, err := h.proc.Memory()
+		if err != nil {
 			return err
 		}
 		fi, err := os.Stat(h.bin)
 		if err != nil {
 			return err
 		}
-		m.binary = fi.Size()
-		idle[h.name] = m
+		atReady[h.name] = memory{ready: m.RSS, binary: fi.Size()}
 	}
 
 	pod := benchPod()
@@ -222,8 +221,7 @@ func run(ctx context.Context, o options) error {
 	}
 	mem := map[string]memory{}
 	for _, h := range hooks {
-		m := idle[h.name]
-		m.ready = m.RSS
+		m := atReady[h.name]
 		if m.Memory, err = h.proc.Memory(); err != nil {
 			return err
 		}
