@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -381,6 +382,15 @@ func TestFollowedShards(t *testing.T) {
 	inf.Delete(followedShard)
 	_, ok = x.Lookup(ctx, "app", "hub", false)
 	assert.False(t, ok, "a deleted shard holds nothing")
+
+	// A delete the informer learns of only on relisting comes as a
+	// tombstone around the last state it saw.
+	inf.Add(followedShard)
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	require.True(t, ok)
+	x.follow.set(toolscache.DeletedFinalStateUnknown{Key: "regcred/" + followedShard.Name, Obj: followedShard}, true)
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.False(t, ok, "a shard deleted while the watch was down holds nothing")
 	_, err = x.InShard(ctx, "regcred-config")
 	assert.Error(t, err, "not a shard's name")
 }
