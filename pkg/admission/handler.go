@@ -70,8 +70,9 @@ type Handler struct {
 	Presence   Presence
 	Namespaces Namespaces
 	// Retry asks for a pull secret whose creation failed to be tried again
-	// in the background.
-	Retry func(namespace, secret string)
+	// in the background, serving the image hosts given (those of a
+	// registry whose credential depends on the host; nil for others).
+	Retry func(namespace, secret string, hosts []string)
 	// Exclusions are the namespaces regcred never serves (kube-system, its
 	// own, the admin's list).
 	Exclusions plan.Exclusions
@@ -302,7 +303,7 @@ func (h *Handler) prepare(ctx context.Context, rl *requestLog, namespace string,
 	// so the Pod pulls as soon as the background retry creates it.
 	log.Error(err, "Cannot make pull secret; injected its name and will retry")
 	if h.Retry != nil && !dryRun {
-		h.Retry(namespace, in.Secret)
+		h.Retry(namespace, in.Secret, need.Hosts)
 	}
 	return true, fmt.Sprintf("regcred: pull secret %q for registry %q is not ready yet (%s); retrying in the background", in.Secret, r.Name, reason(err))
 }

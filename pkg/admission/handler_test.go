@@ -7,15 +7,19 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
+	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/credentials/ecr"
 	"github.com/regcred/regcred/pkg/plan"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/registrytype"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
@@ -106,7 +110,9 @@ type fixture struct {
 	h       *Handler
 	ensurer *fakeStore
 	retries []string
-	metrics *countingRecorder
+	// retryHosts are the hosts each retry asked for.
+	retryHosts [][]string
+	metrics    *countingRecorder
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -116,7 +122,10 @@ func newFixture(t testing.TB) *fixture {
 		Registries: func() *registries.Set { return set },
 		Secrets:    f.ensurer,
 		Presence:   fakePresence{"app/harbor-pull": true},
-		Retry:      func(ns, reg string) { f.retries = append(f.retries, ns+"/"+reg) },
+		Retry: func(ns, reg string, hosts []string) {
+			f.retries = append(f.retries, ns+"/"+reg)
+			f.retryHosts = append(f.retryHosts, hosts)
+		},
 		Exclusions: plan.Exclusions{"kube-system": true, "regcred": true},
 		Metrics:    f.metrics,
 	}
@@ -245,7 +254,33 @@ func TestHandleFailsOpen(t *testing.T) {
 		`regcred: a Secret named "regcred-hub" exists in namespace "app" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "hub"'s credentials were not injected: rename or delete that Secret`,
 	}, a.warnings)
 	assert.Equal(t, []string{"app/regcred-quay"}, f.retries)
+	assert.Equal(t, [][]string{nil}, f.retryHosts, "quay's credential serves every host")
 	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
+}
+
+type downECR struct{}
+
+func (downECR) GetAuthorizationToken(context.Context, *awsecr.GetAuthorizationTokenInput, ...func(*awsecr.Options)) (*awsecr.GetAuthorizationTokenOutput, error) {
+	return nil, errors.New("throttled")
+}
+
+// A glob ECR registry's secret that cannot be made is retried for the
+// image hosts the Pod pulls from: its token depends on the host.
+func TestHandleRetriesAGlobECRSecretWithItsHosts(t *testing.T) {
+	minter := ecr.NewMinter(ecr.Options{Budget: time.Millisecond,
+		NewAPI: func(context.Context, ecr.Key, ecr.AccessKey) (ecr.TokenAPI, error) { return downECR{}, nil }})
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
+`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
+	require.NoError(t, err)
+	f := newFixture(t)
+	f.h.Registries = func() *registries.Set { return set }
+	a := admit(t, f.h, podReview("app", `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"}]}}`))
+	assert.True(t, a.allowed)
+	assert.Equal(t, []string{"app/regcred-ecr"}, f.retries)
+	assert.Equal(t, [][]string{{"123456789012.dkr.ecr.eu-west-1.amazonaws.com"}}, f.retryHosts)
 }
 
 func TestHandleIgnoresOtherRequests(t *testing.T) {

@@ -125,6 +125,10 @@ func (r *Registry) Want(ctx context.Context, need Need) (*pullsecret.Want, error
 // wantPerHost renders the pull secret of a registry with a credential per
 // host pattern: one entry per pattern the hosts need.
 func (r *Registry) wantPerHost(ctx context.Context, ph credentials.PerHost, need Need) (*pullsecret.Want, error) {
+	if len(need.Hosts) == 0 {
+		// A secret without hosts would hold no credential at all.
+		return nil, fmt.Errorf("registry %q: no image host to mint a token for", r.Name)
+	}
 	type part struct {
 		host string
 		p    credentials.Provider

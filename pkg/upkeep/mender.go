@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -29,6 +31,12 @@ type Mender struct {
 	metrics     Recorder
 	maxAttempts int
 	queue       workqueue.TypedRateLimitingInterface[mendKey]
+
+	// hosts holds, for a registry whose credential depends on the image
+	// host (a glob ECR registry), the hosts admissions asked for and the
+	// secret does not serve yet: the index knows only those written.
+	mu    sync.Mutex
+	hosts map[mendKey][]string
 }
 
 // MendOptions tune a Mender.
@@ -63,6 +71,7 @@ func NewMender(set func() *registries.Set, store Store, index Index, ns Namespac
 		exclusions:  ex,
 		metrics:     metrics,
 		maxAttempts: o.MaxAttempts,
+		hosts:       map[mendKey][]string{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[mendKey](o.BaseDelay, o.MaxDelay),
@@ -95,18 +104,43 @@ func (d restoreDelay) When(k mendKey) time.Duration {
 func (restoreDelay) Forget(mendKey)          {}
 func (restoreDelay) NumRequeues(mendKey) int { return 0 }
 
-// Retry queues a pull secret an admission could not write.
-func (m *Mender) Retry(namespace, secret string) { m.add(namespace, secret, false) }
+// Retry queues a pull secret an admission could not write, with the
+// image hosts it must serve (for a registry whose credential depends on
+// the host; nil for others).
+func (m *Mender) Retry(namespace, secret string, hosts []string) {
+	m.add(namespace, secret, false, hosts)
+}
 
 // Restore queues a pull secret someone else deleted or changed.
-func (m *Mender) Restore(namespace, secret string) { m.add(namespace, secret, true) }
+func (m *Mender) Restore(namespace, secret string) { m.add(namespace, secret, true, nil) }
 
-func (m *Mender) add(namespace, secret string, restore bool) {
+func (m *Mender) add(namespace, secret string, restore bool, hosts []string) {
 	registry, exact, ok := registries.ParseSecretName(secret)
 	if !ok {
 		return
 	}
-	m.queue.AddRateLimited(mendKey{namespace: namespace, registry: registry, exact: exact, restore: restore})
+	k := mendKey{namespace: namespace, registry: registry, exact: exact, restore: restore}
+	m.keepHosts(k, hosts)
+	m.queue.AddRateLimited(k)
+}
+
+// keepHosts adds hosts to those k must serve.
+func (m *Mender) keepHosts(k mendKey, hosts []string) {
+	if len(hosts) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hosts[k] = union(m.hosts[k], hosts)
+}
+
+// takeHosts returns the hosts k must serve, and forgets them.
+func (m *Mender) takeHosts(k mendKey) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	hosts := m.hosts[k]
+	delete(m.hosts, k)
+	return hosts
 }
 
 // NeedLeaderElection is false: every replica mends what it was told of.
@@ -124,7 +158,8 @@ func (m *Mender) Start(ctx context.Context) error {
 		if shutdown {
 			return nil
 		}
-		err := m.process(ctx, k)
+		hosts := m.takeHosts(k)
+		err := m.process(ctx, k, hosts)
 		switch {
 		case err == nil:
 			m.queue.Forget(k)
@@ -132,13 +167,16 @@ func (m *Mender) Start(ctx context.Context) error {
 			log.Error(err, "Giving up on pull secret; the next admission or resync will try again", "namespace", k.namespace, "registry", k.registry)
 			m.queue.Forget(k)
 		default:
+			m.keepHosts(k, hosts)
 			m.queue.AddRateLimited(k)
 		}
 		m.queue.Done(k)
 	}
 }
 
-func (m *Mender) process(ctx context.Context, k mendKey) error {
+// process writes k's pull secret, serving hosts besides those its index
+// entry records.
+func (m *Mender) process(ctx context.Context, k mendKey, hosts []string) error {
 	d, err := decide(ctx, m.registries(), m.namespaces, m.exclusions, k.namespace, k.registry)
 	switch {
 	case err != nil:
@@ -148,9 +186,8 @@ func (m *Mender) process(ctx context.Context, k mendKey) error {
 	case !d.wanted:
 		return nil // the upkeep deletes what is no longer wanted
 	}
-	var hosts []string
 	if e, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
-		hosts = e.Hosts
+		hosts = union(e.Hosts, hosts)
 	}
 	want, err := d.registry.Want(ctx, registries.Need{Exact: k.exact, Hosts: hosts})
 	if err != nil {
@@ -199,3 +236,10 @@ func isTerminating(err error) bool {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+// union returns the hosts of a and b, sorted, each once.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -2,9 +2,15 @@ package upkeep
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -12,8 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/credentials/ecr"
 	"github.com/regcred/regcred/pkg/plan"
+	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
+	"github.com/regcred/regcred/pkg/registrytype"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
 
@@ -49,7 +58,7 @@ func TestMenderRetriesUntilTheSecretIsMade(t *testing.T) {
 	s := newMemStore()
 	s.failures["a/q"], s.err = 3, errUnavailable
 	m := startMender(t, s, nsLabels{"a": {}}, fast)
-	m.Retry("a", "regcred-q")
+	m.Retry("a", "regcred-q", nil)
 	require.Eventually(t, func() bool { return s.count(s.writes, "a/q") == 4 }, 5*time.Second, time.Millisecond, "three failures, then a success")
 	_, ok := s.get("a/q")
 	assert.True(t, ok)
@@ -61,7 +70,7 @@ func TestMenderGivesUp(t *testing.T) {
 	s := newMemStore()
 	s.failures["b/q"], s.err = 100, errUnavailable
 	m := startMender(t, s, nsLabels{"b": {}}, MendOptions{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})
-	m.Retry("b", "regcred-q")
+	m.Retry("b", "regcred-q", nil)
 	require.Eventually(t, func() bool { return s.count(s.writes, "b/q") == 3 }, 5*time.Second, time.Millisecond, "three tries in all")
 	time.Sleep(30 * time.Millisecond)
 	assert.Equal(t, 3, s.count(s.writes, "b/q"), "then it gives up; the next admission tries again")
@@ -70,12 +79,12 @@ func TestMenderGivesUp(t *testing.T) {
 func TestMenderDecidesAgainWithThePlan(t *testing.T) {
 	s := newMemStore()
 	m := startMender(t, s, nsLabels{"a": {"team": "a"}, "b": {"team": "b"}}, fast)
-	m.Retry("a", "regcred-scoped")           // served: written
-	m.Retry("b", "regcred-scoped")           // no longer served there: nothing
-	m.Retry("kube-system", "regcred-q")      // excluded, whatever asked: nothing
-	m.Retry("gone", "regcred-q")             // the namespace is gone: nothing
-	m.Retry("a", "regcred-mine")             // the admin's own secret: regcred writes none
-	m.Retry("a", "regcred-removed-registry") // not in the config: nothing
+	m.Retry("a", "regcred-scoped", nil)           // served: written
+	m.Retry("b", "regcred-scoped", nil)           // no longer served there: nothing
+	m.Retry("kube-system", "regcred-q", nil)      // excluded, whatever asked: nothing
+	m.Retry("gone", "regcred-q", nil)             // the namespace is gone: nothing
+	m.Retry("a", "regcred-mine", nil)             // the admin's own secret: regcred writes none
+	m.Retry("a", "regcred-removed-registry", nil) // not in the config: nothing
 	require.Eventually(t, func() bool { _, ok := s.get("a/scoped"); return ok }, time.Second, time.Millisecond)
 	time.Sleep(30 * time.Millisecond)
 	for _, k := range []string{"b/scoped", "kube-system/q", "gone/q", "a/mine", "a/removed-registry"} {
@@ -112,7 +121,7 @@ func TestMenderCoalescesConcurrentRequests(t *testing.T) {
 		MendOptions{BaseDelay: 20 * time.Millisecond, MaxDelay: 20 * time.Millisecond})
 	var wg sync.WaitGroup
 	for range 50 {
-		wg.Go(func() { m.Retry("e", "regcred-q") })
+		wg.Go(func() { m.Retry("e", "regcred-q", nil) })
 	}
 	wg.Wait()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -122,4 +131,58 @@ func TestMenderCoalescesConcurrentRequests(t *testing.T) {
 	require.Eventually(t, func() bool { return s.count(s.writes, "e/q") >= 1 }, time.Second, time.Millisecond)
 	time.Sleep(50 * time.Millisecond)
 	assert.Equal(t, 1, s.count(s.writes, "e/q"), "fifty admissions asking for one secret make one write")
+}
+
+// ecrAPI mints a token of its region, or fails while down.
+type ecrAPI struct {
+	region string
+	down   *atomic.Bool
+}
+
+func (a ecrAPI) GetAuthorizationToken(context.Context, *awsecr.GetAuthorizationTokenInput, ...func(*awsecr.Options)) (*awsecr.GetAuthorizationTokenOutput, error) {
+	if a.down.Load() {
+		return nil, errors.New("throttled")
+	}
+	tok := base64.StdEncoding.EncodeToString([]byte("AWS:token-" + a.region))
+	exp := time.Now().Add(12 * time.Hour)
+	return &awsecr.GetAuthorizationTokenOutput{AuthorizationData: []ecrtypes.AuthorizationData{{AuthorizationToken: &tok, ExpiresAt: &exp}}}, nil
+}
+
+// A glob ECR registry's secret that an admission could not make is made
+// by the retry for the hosts the admission needed: the index knows none
+// of them yet. They are kept over the retry's own failures.
+func TestMenderRetriesAGlobECRSecretForItsHosts(t *testing.T) {
+	down := &atomic.Bool{}
+	down.Store(true)
+	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
+			return ecrAPI{region: k.Region, down: down}, nil
+		}})
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
+`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
+	require.NoError(t, err)
+	s := newMemStore()
+	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(), fast)
+	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+	m.Retry("a", "regcred-ecr", []string{host})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(20 * time.Millisecond) // a few tries fail
+	_, ok := s.get("a/ecr")
+	require.False(t, ok)
+	down.Store(false)
+
+	require.Eventually(t, func() bool { _, ok := s.get("a/ecr"); return ok }, 5*time.Second, time.Millisecond)
+	data, _ := s.get("a/ecr")
+	keys, err := pullsecret.Keys([]byte(data))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"*.dkr.ecr.eu-west-1.amazonaws.com"}, keys, "the admission's host is served")
+	e, ok := s.Lookup(t.Context(), "a", "ecr", false)
+	require.True(t, ok)
+	assert.Equal(t, []string{host}, e.Hosts, "and recorded, for the refreshes to come")
 }
