@@ -1,7 +1,6 @@
 package pullsecret
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -44,10 +43,15 @@ type Want struct {
 	// Hosts are the image hosts Data serves, for a registry whose
 	// credential depends on the host (a glob ECR registry); nil otherwise.
 	Hosts []string
+	// Source is what Data's auths keys are written from, short of the
+	// hosts: the registry's address (host or host glob, and path prefix).
+	// Two Wants of one Source differ only in their tokens and hosts.
+	Source string
 
-	// version memoises Version: a Want is not modified once made, and one
-	// serves every admission until its credential changes.
-	version atomic.Pointer[string]
+	// version and shape memoise Version and Shape: a Want is not modified
+	// once made, and one serves every admission until its credential
+	// changes.
+	version, shape atomic.Pointer[string]
 }
 
 // Version identifies the content: a digest of what regcred writes, short
@@ -65,27 +69,24 @@ func (w *Want) Version() string {
 	return v
 }
 
+// Shape identifies the content short of its tokens and hosts: the name,
+// the registry and the Source. Of two contents of one shape, the one
+// whose token lives longer serves as well as the other; of two shapes,
+// only the Want's own serves (the registry's address changed).
+func (w *Want) Shape() string {
+	if v := w.shape.Load(); v != nil {
+		return *v
+	}
+	h := sha256.New()
+	_, _ = fmt.Fprintf(h, "regcred pull secret shape\x00%s\x00%s\x00%s", w.Name, w.Registry, w.Source)
+	v := hex.EncodeToString(h.Sum(nil)[:4])
+	w.shape.Store(&v)
+	return v
+}
+
 // IsManaged reports whether regcred manages s.
 func IsManaged(s *corev1.Secret) bool {
 	return s.Labels[LabelManagedBy] == ManagedBy && s.Labels[LabelRegistry] != ""
-}
-
-// Matches reports whether s already has the content w asks for. For a
-// token that expires, a Secret holding a token that lives at least as long
-// (minted by another replica, or just before) is as good: replacing it would
-// only churn.
-func (w *Want) Matches(s *corev1.Secret) bool {
-	if !IsManaged(s) || s.Labels[LabelRegistry] != w.Registry || s.Type != corev1.SecretTypeDockerConfigJson {
-		return false
-	}
-	if w.ExpiresAt.IsZero() {
-		return bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) && s.Annotations[AnnotationExpiresAt] == ""
-	}
-	if bytes.Equal(s.Data[corev1.DockerConfigJsonKey], w.Data) {
-		return s.Annotations[AnnotationExpiresAt] == w.ExpiresAtString()
-	}
-	held, err := time.Parse(time.RFC3339, s.Annotations[AnnotationExpiresAt])
-	return err == nil && !held.Before(w.ExpiresAt.Truncate(time.Second))
 }
 
 // ExpiresAt returns the expiry recorded on a managed Secret, zero if none.

@@ -36,3 +36,26 @@ func TestVersionIsComputedOnce(t *testing.T) {
 		t.Fatal("Version changed")
 	}
 }
+
+// A shape is the same for every token of one address, and another for
+// another address.
+func TestShape(t *testing.T) {
+	w := func(data string, exp int64, source string, hosts ...string) *Want {
+		return &Want{Name: "regcred-ecr", Registry: "ecr", Data: []byte(data), ExpiresAt: time.Unix(exp, 0), Hosts: hosts, Source: source}
+	}
+	a := w(`{"auths":{"1.dkr.ecr.eu-west-1.amazonaws.com":{"auth":"QVdTOjE="}}}`, 1_800_000_000, "111111111111.dkr.ecr.eu-west-1.amazonaws.com")
+	b := w(`{"auths":{"1.dkr.ecr.eu-west-1.amazonaws.com":{"auth":"QVdTOjI="}}}`, 1_800_000_100, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", "h")
+	c := w(`{"auths":{"1.dkr.ecr.eu-west-1.amazonaws.com":{"auth":"QVdTOjE="}}}`, 1_800_000_000, "222222222222.dkr.ecr.eu-west-1.amazonaws.com/team-b")
+	if a.Shape() != b.Shape() {
+		t.Error("another token or host changed the shape")
+	}
+	if a.Shape() == c.Shape() || a.Version() == b.Version() {
+		t.Error("another address kept the shape, or another token the version")
+	}
+	if got := a.Shape(); got != "b6f65fa9" {
+		t.Errorf("Shape = %s; the index holds it, it must not change", got)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = a.Shape() }); allocs != 0 {
+		t.Errorf("Shape allocates %v times once computed", allocs)
+	}
+}

@@ -144,7 +144,7 @@ func (r *Registry) wantPerHost(ctx context.Context, ph credentials.PerHost, need
 		}
 	}
 	patterns := slices.Sorted(maps.Keys(byPattern))
-	w := &pullsecret.Want{Name: r.SecretName, Registry: r.Name}
+	w := &pullsecret.Want{Name: r.SecretName, Registry: r.Name, Source: r.Location.String()}
 	if need.Exact {
 		w.Name = r.ExactSecretName()
 	}
@@ -218,7 +218,7 @@ func (r *Registry) renderBoth(cred credentials.Credential) ([2]*pullsecret.Want,
 		if err != nil {
 			return out, fmt.Errorf("registry %q: rendering pull secret: %w", r.Name, err)
 		}
-		out[i] = &pullsecret.Want{Name: name, Registry: r.Name, Data: data, ExpiresAt: cred.ExpiresAt}
+		out[i] = &pullsecret.Want{Name: name, Registry: r.Name, Data: data, ExpiresAt: cred.ExpiresAt, Source: r.Location.String()}
 	}
 	return out, nil
 }

@@ -90,6 +90,9 @@ type Entry struct {
 	// Hosts are the image hosts the content serves, for a registry whose
 	// credential depends on the host (a glob ECR registry).
 	Hosts []string
+	// Shape is the content's shape (pullsecret.Want.Shape); empty in
+	// entries recorded before shapes were.
+	Shape string
 }
 
 func (e Entry) value() string {
@@ -101,7 +104,11 @@ func (e Entry) value() string {
 	if uid == "" {
 		uid = "-"
 	}
-	v := fmt.Sprintf("%s %s %d", uid, e.Version, exp)
+	version := e.Version
+	if e.Shape != "" {
+		version += "." + e.Shape
+	}
+	v := fmt.Sprintf("%s %s %d", uid, version, exp)
 	if len(e.Hosts) > 0 {
 		v += " " + strings.Join(e.Hosts, ",")
 	}
@@ -122,7 +129,8 @@ func parseEntry(k, v string) (Entry, bool) {
 	if len(f) == 4 {
 		hosts = strings.Split(f[3], ",")
 	}
-	e := Entry{Namespace: ns, Registry: reg, Exact: exact, Version: f[1], Hosts: hosts}
+	version, shape, _ := strings.Cut(f[1], ".")
+	e := Entry{Namespace: ns, Registry: reg, Exact: exact, Version: version, Shape: shape, Hosts: hosts}
 	if f[0] != "-" {
 		e.UID = types.UID(f[0])
 	}
@@ -133,12 +141,16 @@ func parseEntry(k, v string) (Entry, bool) {
 }
 
 // Satisfies reports whether the content the entry records is as good as
-// w: the same content, or, for tokens that expire, one that lives at least
-// as long (written by another replica, or just before): replacing it
-// would only churn.
+// w: the same content, or, for tokens that expire, one of the same shape
+// (written from the same address) that serves w's hosts and lives at
+// least as long (written by another replica, or just before): replacing
+// it would only churn.
 func (e Entry) Satisfies(w *pullsecret.Want) bool {
 	if e.Version == w.Version() {
 		return true
+	}
+	if e.Shape != w.Shape() {
+		return false // written from another address, or of unknown shape
 	}
 	for _, h := range w.Hosts {
 		if !slices.Contains(e.Hosts, h) {

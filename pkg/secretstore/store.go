@@ -166,7 +166,7 @@ func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want,
 // record writes the index entry of a pull secret just written; deferred
 // writes it with the next batch (Batch).
 func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID, deferred bool) error {
-	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: w.Version(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
+	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: w.Version(), Shape: w.Shape(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
 	s.Index.remember(e, false)
 	k := key(namespace, w.Registry, e.Exact)
 	if deferred && s.Batch > 0 {

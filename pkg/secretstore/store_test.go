@@ -288,6 +288,7 @@ func TestIndexEntries(t *testing.T) {
 func TestEntryValueRoundTrip(t *testing.T) {
 	for _, e := range []Entry{
 		{Namespace: "app", Registry: "ecr", UID: "1234-abcd", Version: "0123456789ab", ExpiresAt: time.Unix(1_800_000_000, 0)},
+		{Namespace: "app", Registry: "ecr", UID: "1234-abcd", Version: "0123456789ab", Shape: "89abcdef", ExpiresAt: time.Unix(1_800_000_000, 0), Hosts: []string{"a", "b"}},
 		{Namespace: "app", Registry: "hub", Version: "0123456789ab"},
 		{Namespace: "app", Registry: "hub", Exact: true, UID: "5678", Version: "0123456789ab"},
 	} {
@@ -295,7 +296,10 @@ func TestEntryValueRoundTrip(t *testing.T) {
 		require.True(t, ok)
 		assert.Equal(t, e, got)
 	}
-	_, ok := parseEntry("nodot", "x y 0")
+	legacy, ok := parseEntry("app.hub", "- 0123456789ab 0")
+	require.True(t, ok)
+	assert.Equal(t, Entry{Namespace: "app", Registry: "hub", Version: "0123456789ab"}, legacy, "an entry recorded before shapes were")
+	_, ok = parseEntry("nodot", "x y 0")
 	assert.False(t, ok)
 	_, ok = parseEntry("a.b", "too few")
 	assert.False(t, ok)
@@ -393,4 +397,33 @@ func TestFollowedShards(t *testing.T) {
 	assert.False(t, ok, "a shard deleted while the watch was down holds nothing")
 	_, err = x.InShard(ctx, "regcred-config")
 	assert.Error(t, err, "not a shard's name")
+}
+
+// An entry satisfies a Want of the same content, or of the same shape
+// whose hosts it serves with a token that lives as long; never one
+// written from another address, whatever its token's life.
+func TestEntrySatisfies(t *testing.T) {
+	const addr = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+	exp := time.Unix(1_800_000_000, 0)
+	want := func(token, source string, exp time.Time, hosts ...string) *pullsecret.Want {
+		return &pullsecret.Want{Name: "regcred-ecr", Registry: "ecr", Data: []byte(`{"auths":{"x":{"auth":"` + token + `"}}}`), ExpiresAt: exp, Source: source, Hosts: hosts}
+	}
+	written := want("t1", addr, exp, "a")
+	e := Entry{Namespace: "app", Registry: "ecr", Version: written.Version(), Shape: written.Shape(), ExpiresAt: exp, Hosts: []string{"a"}}
+	for _, tc := range []struct {
+		name string
+		w    *pullsecret.Want
+		e    Entry
+		ok   bool
+	}{
+		{"the same content", written, e, true},
+		{"another token that lives no longer", want("t2", addr, exp, "a"), e, true},
+		{"another token that lives longer", want("t2", addr, exp.Add(time.Hour), "a"), e, false},
+		{"a host it does not serve", want("t2", addr, exp, "a", "b"), e, false},
+		{"another address, a token as long-lived", want("t2", "222222222222.dkr.ecr.eu-west-1.amazonaws.com/team-b", exp, "a"), e, false},
+		{"an entry of unknown shape, other content", want("t2", addr, exp, "a"), Entry{Version: e.Version, ExpiresAt: exp, Hosts: []string{"a"}}, false},
+		{"an entry of unknown shape, the same content", written, Entry{Version: e.Version, ExpiresAt: exp, Hosts: []string{"a"}}, true},
+	} {
+		assert.Equal(t, tc.ok, tc.e.Satisfies(tc.w), tc.name)
+	}
 }

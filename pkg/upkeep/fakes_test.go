@@ -46,7 +46,7 @@ func memKey(ns, registry string, exact bool) string {
 
 func (m *memStore) put(ns string, w *pullsecret.Want) {
 	k := memKey(ns, w.Registry, w.Exact())
-	m.entries[k] = secretstore.Entry{Namespace: ns, Registry: w.Registry, Exact: w.Exact(), UID: types.UID("uid-" + k), Version: w.Version(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
+	m.entries[k] = secretstore.Entry{Namespace: ns, Registry: w.Registry, Exact: w.Exact(), UID: types.UID("uid-" + k), Version: w.Version(), Shape: w.Shape(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
 	m.data[k] = string(w.Data)
 }
 
