@@ -191,6 +191,25 @@ func TestTemplateNodeTrustNamespaces(t *testing.T) {
 	r.get(t, "ValidatingAdmissionPolicy", "regcred-node-agent", &vap)
 	assert.Contains(t, vap.Spec.MatchConditions[0].Expression, "system:serviceaccount:regcred-node:regcred-node-agent")
 
+	// The agent's namespace is regcred's own as much as the release's:
+	// no webhook call, no pull secret, no write there.
+	var d appsv1.Deployment
+	r.get(t, "Deployment", "regcred", &d)
+	serve := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
+	assert.True(t, serve.Exclusions()["regcred-node"], "regcred skips it")
+	var hooks admissionregistrationv1.MutatingWebhookConfiguration
+	r.get(t, "MutatingWebhookConfiguration", "regcred", &hooks)
+	for _, h := range hooks.Webhooks {
+		assert.Contains(t, h.NamespaceSelector.MatchExpressions[0].Values, "regcred-node", "webhook %s is not called there", h.Name)
+	}
+	var told admissionregistrationv1.ValidatingWebhookConfiguration
+	r.get(t, "ValidatingWebhookConfiguration", "regcred-pull-secrets", &told)
+	for _, h := range told.Webhooks {
+		assert.Contains(t, h.NamespaceSelector.MatchExpressions[0].Values, "regcred-node", "webhook %s is not called there", h.Name)
+	}
+	r.get(t, "ValidatingAdmissionPolicy", "regcred-pull-secrets", &vap)
+	assert.Contains(t, vap.Spec.Validations[0].Expression, `"regcred-node"`, "its admission policy forbids writes there")
+
 	shared := mustRender(t, values{"createNamespace": true, "nodeTrust": values{"enabled": true}})
 	shared.get(t, "Namespace", "regcred", &ns)
 	assert.Equal(t, "privileged", ns.Labels["pod-security.kubernetes.io/enforce"])

@@ -171,6 +171,21 @@ kubeconfig: nothing (regcred runs in the cluster)
 {{- end }}
 
 {{/*
+The namespaces regcred never serves nor writes to besides kube-system and
+the release namespace, as a JSON list: webhook.excludeNamespaces, and the
+node agent's own namespace (nodeTrust.namespace), which is regcred's as
+much as the release namespace is.
+*/}}
+{{- define "regcred.excludedNamespaces" -}}
+{{- $ns := .Values.webhook.excludeNamespaces }}
+{{- $agent := include "regcred.nodeAgentNamespace" . }}
+{{- if and .Values.nodeTrust.enabled (ne $agent .Release.Namespace) (not (has $agent $ns)) }}
+{{- $ns = append $ns $agent }}
+{{- end }}
+{{- $ns | toJson }}
+{{- end }}
+
+{{/*
 Labels that select the node agent's Pods: a name of their own, so that
 nothing that selects regcred's Pods (the webhook Service, the
 PodDisruptionBudget, the spread constraints) selects them.
