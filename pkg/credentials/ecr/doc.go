@@ -6,5 +6,10 @@
 // number of registries and namespaces, and keeps it across config reloads.
 // A token is refreshed when half of its life is left, with jitter, based on
 // the expiresAt ECR returns; failures back off exponentially with jitter.
-// An admission never waits for ECR while a valid token is cached.
+// An admission never waits for ECR while a valid token is cached. A token
+// that has expired by the time it arrives is a failure, like an error.
+//
+// A glob registry has a token source per region that images name; as any
+// Pod creator writes image references, a glob keeps at most MaxGlobRegions
+// and drops the regions no image needs any more.
 package ecr

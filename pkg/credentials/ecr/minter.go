@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -103,73 +104,34 @@ func (m *Minter) Provider(spec credentials.Spec) (credentials.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.source(h, auth, key), nil
-}
-
-// GlobSource is the provider of a glob ECR registry: a token per region.
-type GlobSource struct {
-	minter *Minter
-	glob   string
-	auth   config.ECRAuth
-	key    AccessKey
-
-	mu      sync.Mutex
-	sources map[string]*TokenSource // by pattern
-}
-
-var _ credentials.PerHost = (*GlobSource)(nil)
-
-// Credential fails: a glob registry's credential depends on the image.
-func (g *GlobSource) Credential(context.Context) (credentials.Credential, error) {
-	return credentials.Credential{}, errors.New("a glob ECR registry has a token per region: ask for an image host's")
-}
-
-// ForHost returns the key pattern of an image host (the glob with its
-// region) and the token source of that region.
-func (g *GlobSource) ForHost(host string) (string, credentials.Provider, error) {
-	pattern, h, err := Pattern(g.glob, host)
-	if err != nil {
-		return "", nil, err
-	}
-	src := g.minter.source(h, g.auth, g.key)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.sources == nil {
-		g.sources = map[string]*TokenSource{}
-	}
-	g.sources[pattern] = src
-	return pattern, src, nil
-}
-
-// Sources returns the token sources of the regions used so far.
-func (g *GlobSource) Sources() []credentials.Expiring {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make([]credentials.Expiring, 0, len(g.sources))
-	for _, s := range g.sources {
-		out = append(out, s)
-	}
-	return out
+	return m.source(h, auth, key, true), nil
 }
 
 // AccessKey is an AWS access key; empty for iam-role. It is secret: never
 // log or print it.
 type AccessKey struct{ ID, Secret string }
 
-// source returns the token source of a credential in a host's region.
-func (m *Minter) source(h Host, auth config.ECRAuth, key AccessKey) *TokenSource {
+// source returns the token source of a credential in a host's region,
+// and notes that an image needs it now. An exact registry's source is
+// pinned: the config holds it. The others, a glob's, are dropped once
+// unused; they are dropped here, where sources are made, so that the
+// sources kept are bounded by the globs' own bounds.
+func (m *Minter) source(h Host, auth config.ECRAuth, key AccessKey, pin bool) *TokenSource {
 	k := Key{Auth: auth, Region: h.Region, FIPS: h.FIPS, DualStack: h.DualStack}
 	if auth == config.ECRAccessKey {
 		sum := sha256.Sum256([]byte(key.Secret))
 		k.Credential = key.ID + "/" + hex.EncodeToString(sum[:8])
 	}
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	src, ok := m.sources[k]
 	if !ok {
+		maps.DeleteFunc(m.sources, func(_ Key, s *TokenSource) bool { return !s.isPinned() && s.idle(now) })
 		src = &TokenSource{key: k, minter: m, accessKey: key}
 		m.sources[k] = src
 	}
+	src.use(now, pin)
 	return src
 }
 
@@ -190,6 +152,38 @@ type TokenSource struct {
 	lastErr     error
 	// inflight is closed when the mint under way ends.
 	inflight chan struct{}
+	// pinned is set for an exact registry's source; lastUsed is when an
+	// image last needed a glob's.
+	pinned   bool
+	lastUsed time.Time
+}
+
+// use notes that an image needs the source at now.
+func (s *TokenSource) use(now time.Time, pin bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pinned = s.pinned || pin
+	if now.After(s.lastUsed) {
+		s.lastUsed = now
+	}
+}
+
+// isPinned reports whether the source is an exact registry's.
+func (s *TokenSource) isPinned() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pinned
+}
+
+// idle reports whether no image has needed the source for unusedFor, or
+// for neverMintedFor if it never got a token.
+func (s *TokenSource) idle(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token == nil {
+		return now.Sub(s.lastUsed) > neverMintedFor
+	}
+	return now.Sub(s.lastUsed) > unusedFor
 }
 
 // ID identifies the source (no secret in it).
@@ -197,6 +191,12 @@ func (s *TokenSource) ID() string {
 	id := fmt.Sprintf("%s/%s", s.key.Auth, s.key.Region)
 	if s.key.Credential != "" {
 		id += "/" + strings.SplitN(s.key.Credential, "/", 2)[0]
+	}
+	if s.key.FIPS {
+		id += "/fips"
+	}
+	if s.key.DualStack {
+		id += "/dualstack"
 	}
 	return id
 }
@@ -215,7 +215,9 @@ func (s *TokenSource) Credential(ctx context.Context) (credentials.Credential, e
 	if tok, ok := s.valid(); ok {
 		return tok, nil
 	}
-	return credentials.Credential{}, errors.New("ECR returned an expired token")
+	// The token was valid when minted, and has expired since: the mint or
+	// this admission was slow, or the token short-lived.
+	return credentials.Credential{}, errors.New("the ECR token just minted has expired already")
 }
 
 // valid returns the cached token if it does not expire within a minute.
@@ -231,7 +233,7 @@ func (s *TokenSource) valid() (credentials.Credential, bool) {
 // safety is how long before expiry a token stops being handed out: a
 // minute, or a tenth of its life for short-lived (test) tokens.
 func safety(life time.Duration) time.Duration {
-	return min(time.Minute, life/10)
+	return max(0, min(time.Minute, life/10))
 }
 
 // RefreshAt returns when the token should be refreshed: half of its life
@@ -301,22 +303,46 @@ func (s *TokenSource) mint(ctx context.Context, background bool) error {
 	s.inflight = nil
 	defer close(ch)
 	now = s.minter.now()
+	life := tok.ExpiresAt.Sub(now)
+	if err == nil && life <= 0 {
+		// This host's clock is ahead of AWS's, or the call was slower than
+		// the token's life: a failure, so that retries back off.
+		err = fmt.Errorf("ecr:GetAuthorizationToken in %s returned a token that expired at %s, %s before this host's time: check the clock",
+			s.key.Region, tok.ExpiresAt.UTC().Format(time.RFC3339), -life)
+	}
 	if err != nil {
 		s.failures++
 		s.lastErr = err
-		bound := s.minter.opts.BackoffBase << min(s.failures-1, 20)
-		bound = min(bound, s.minter.opts.BackoffMax)
+		bound := backoff(s.minter.opts.BackoffBase, s.minter.opts.BackoffMax, s.failures)
 		// Full jitter: replicas and registries that failed together spread out.
-		s.nextAttempt = now.Add(time.Duration(rand.Int64N(int64(bound)) + 1)) //nolint:gosec // jitter needs no cryptographic randomness
+		s.nextAttempt = now.Add(1 + jitter(bound-1))
 		return err
 	}
 	s.failures, s.lastErr, s.nextAttempt = 0, nil, time.Time{}
 	s.token, s.issued = &tok, now
-	life := tok.ExpiresAt.Sub(now)
-	// Refresh at half-life, up to a tenth of the life earlier, never later.
-	jitter := time.Duration(rand.Int64N(int64(life/10) + 1)) //nolint:gosec // jitter needs no cryptographic randomness
-	s.refreshAt = now.Add(life/2 - jitter)
+	// Refresh at half-life, up to a tenth of the life earlier, never later;
+	// and never sooner than the backoff base, so that a token that expires
+	// very soon (a skewed clock) costs a call a second, not a busy loop.
+	s.refreshAt = now.Add(max(life/2-jitter(life/10), s.minter.opts.BackoffBase))
 	return nil
+}
+
+// backoff is the bound of the wait after failures: base doubled per
+// failure after the first, up to limit.
+func backoff(base, limit time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// jitter returns a random duration from 0 to d, 0 if d is not positive.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1)) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
 func (s *TokenSource) call(ctx context.Context) (credentials.Credential, error) {

@@ -126,6 +126,21 @@ func TestOneSourcePerCredentialAndRegion(t *testing.T) {
 	assert.NotSame(t, p1, p5, "another identity")
 	assert.Equal(t, "access-key/eu-west-1/AKIA1", p1.(*TokenSource).ID())
 	assert.NotContains(t, p4.(*TokenSource).ID(), "rotated")
+
+	// The refresher refreshes one source per ID: a FIPS or dual-stack
+	// endpoint's token is another source, with another ID.
+	ids := map[string]bool{}
+	for _, host := range []string{
+		"111111111111.dkr.ecr.us-east-1.amazonaws.com",
+		"111111111111.dkr.ecr-fips.us-east-1.amazonaws.com",
+		"111111111111.dkr-ecr.us-east-1.on.aws",
+		"111111111111.dkr-ecr-fips.us-east-1.on.aws",
+	} {
+		p, err := m.Provider(spec(t, host, config.ECRIAMRole, AccessKey{}))
+		require.NoError(t, err)
+		ids[p.(*TokenSource).ID()] = true
+	}
+	assert.Len(t, ids, 4)
 }
 
 func TestFailuresBackOff(t *testing.T) {
@@ -238,34 +253,6 @@ func TestParseGlob(t *testing.T) {
 	}
 }
 
-func TestGlobSourceMintsPerRegion(t *testing.T) {
-	m, api, _ := setup(t)
-	p, err := m.Provider(spec(t, "*.dkr.ecr.*.amazonaws.com", config.ECRIAMRole, AccessKey{}))
-	require.NoError(t, err)
-	g, ok := p.(credentials.PerHost)
-	require.True(t, ok)
-	_, err = p.Credential(t.Context())
-	assert.Error(t, err, "a glob registry's credential depends on the image host")
-	patA, srcA, err := g.ForHost("111111111111.dkr.ecr.eu-west-1.amazonaws.com")
-	require.NoError(t, err)
-	patB, srcB, err := g.ForHost("222222222222.dkr.ecr.eu-west-1.amazonaws.com")
-	require.NoError(t, err)
-	patC, srcC, err := g.ForHost("111111111111.dkr.ecr.us-east-1.amazonaws.com")
-	require.NoError(t, err)
-	assert.Equal(t, patA, patB, "one pattern per region")
-	assert.Same(t, srcA, srcB, "one token source per region, whatever the account")
-	assert.NotEqual(t, patA, patC)
-	assert.NotSame(t, srcA, srcC)
-	assert.Len(t, g.Sources(), 2)
-	for _, src := range []credentials.Provider{srcA, srcB, srcC} {
-		_, err := src.Credential(t.Context())
-		require.NoError(t, err)
-	}
-	assert.EqualValues(t, 2, api.calls.Load(), "one call per region")
-	_, _, err = g.ForHost("quay.io")
-	assert.Error(t, err)
-}
-
 // The SDK resolves the ECR API endpoint of every partition's region the
 // host parser accepts: the region in the registry host picks the
 // partition.
@@ -286,4 +273,91 @@ func TestEndpointPerPartition(t *testing.T) {
 		require.NoError(t, err, host)
 		assert.Equal(t, want, ep.URI.Host, host)
 	}
+}
+
+// A token that has expired by the time ECR's answer arrives (a clock
+// ahead of AWS's, a slow call) is a failed mint: an error and a backoff,
+// never a panic, and never a refresh loop.
+func TestExpiredTokenIsAFailedMint(t *testing.T) {
+	for _, life := range []time.Duration{-12 * time.Hour, -time.Second, -time.Nanosecond, 0} {
+		t.Run(life.String(), func(t *testing.T) {
+			m, api, c := setup(t)
+			api.life = life
+			p, err := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+			require.NoError(t, err)
+			src := p.(*TokenSource)
+			_, err = p.Credential(t.Context())
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "expired")
+			assert.NotContains(t, err.Error(), "token-1")
+			assert.True(t, src.Expiry().IsZero(), "an expired token is not kept")
+			assert.True(t, src.RefreshAt().After(c.now()), "the next try waits for the backoff")
+			assert.LessOrEqual(t, src.RefreshAt().Sub(c.now()), time.Second)
+
+			changed, err := src.Refresh(t.Context())
+			require.NoError(t, err, "not due during the backoff")
+			assert.False(t, changed)
+			c.add(time.Second)
+			changed, err = src.Refresh(t.Context())
+			require.Error(t, err)
+			assert.False(t, changed)
+			assert.EqualValues(t, 2, api.calls.Load())
+		})
+	}
+}
+
+// A refresh that gets an expired token keeps the valid one it has.
+func TestExpiredRefreshKeepsTheCurrentToken(t *testing.T) {
+	m, api, c := setup(t)
+	p, err := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	require.NoError(t, err)
+	src := p.(*TokenSource)
+	_, err = p.Credential(t.Context())
+	require.NoError(t, err)
+	exp := src.Expiry()
+	c.add(6 * time.Hour)
+	api.life = -time.Minute
+	changed, err := src.Refresh(t.Context())
+	require.Error(t, err)
+	assert.False(t, changed)
+	assert.Equal(t, exp, src.Expiry())
+	tok, err := p.Credential(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "token-1", tok.Password)
+	assert.True(t, src.RefreshAt().After(c.now()))
+}
+
+// A token that expires very soon is used, but its refresh waits at least
+// the backoff base: a skewed clock costs a call a second at most, not a
+// busy loop.
+func TestShortLivedTokenRefreshIsSpaced(t *testing.T) {
+	for _, life := range []time.Duration{time.Nanosecond, 10 * time.Nanosecond, 11 * time.Nanosecond, time.Millisecond, 500 * time.Millisecond} {
+		t.Run(life.String(), func(t *testing.T) {
+			m, api, c := setup(t)
+			api.life = life
+			p, err := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+			require.NoError(t, err)
+			src := p.(*TokenSource)
+			_, err = p.Credential(t.Context())
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, src.RefreshAt().Sub(c.now()), time.Second)
+		})
+	}
+}
+
+// The token can expire between its mint and its use (a slow admission):
+// the admission gets an error, not an expired token.
+func TestTokenExpiredBeforeUse(t *testing.T) {
+	m, api, c := setup(t)
+	api.life = 1500 * time.Millisecond
+	// Each look at the clock takes a second: ECR's answer is 1.5s long,
+	// still valid when stored, expired when handed out.
+	m.now = func() time.Time { c.add(time.Second); return c.now() }
+	p, err := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	require.NoError(t, err)
+	_, err = p.Credential(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "expired")
+	assert.NotContains(t, err.Error(), "token-1")
+	assert.EqualValues(t, 1, api.calls.Load())
 }
