@@ -423,7 +423,7 @@ func TestTemplateRecovery(t *testing.T) {
 	assert.Equal(t, []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
-		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}, cr.Rules, "no get, delete, update or patch of Pods")
 	var b rbacv1.ClusterRoleBinding
 	on.get(t, "ClusterRoleBinding", "regcred-recovery", &b)

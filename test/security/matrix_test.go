@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -161,5 +162,24 @@ func TestImpersonationMatrix(t *testing.T) {
 		forbidden(t, sa.Get(ctx, client.ObjectKeyFromObject(other), other.DeepCopy()), false)
 		forbidden(t, sa.Patch(ctx, other.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`))), false)
 		forbidden(t, sa.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "regcred-more"}}), false)
+	})
+
+	t.Run("namespaces, its Lease, Events: no more than it uses", func(t *testing.T) {
+		// A label would bring a registry's credentials into a namespace,
+		// or take its opt-out away: regcred reads labels, never writes them.
+		var ns corev1.Namespace
+		require.NoError(t, sa.Get(ctx, client.ObjectKey{Name: app}, &ns), "it reads namespaces' labels")
+		ns.Labels["team"] = "a"
+		forbidden(t, sa.Update(ctx, ns.DeepCopy()), false)
+		forbidden(t, sa.Patch(ctx, ns.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"regcred.io/inject":"true"}}}`))), false)
+		// Leader election gets and updates its Lease, never patches it.
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "regcred"}}
+		forbidden(t, sa.Patch(ctx, lease, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"holderIdentity":"someone"}}`))), false)
+		// Its Events are events.k8s.io's; the core group's are refused.
+		forbidden(t, sa.Create(ctx, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Namespace: regcredNS, GenerateName: "e-"},
+			InvolvedObject: corev1.ObjectReference{Kind: "ConfigMap", Namespace: regcredNS, Name: "regcred"},
+			Reason:         "ConfigRejected", Message: "m", Type: corev1.EventTypeWarning,
+		}), false)
 	})
 }
