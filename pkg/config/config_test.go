@@ -43,8 +43,8 @@ func TestParseErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.config))
 			require.Error(t, err)
+			requireNoCredential(t, err.Error(), "hunter2")
 			assert.Contains(t, err.Error(), tc.want)
-			assert.NotContains(t, err.Error(), "hunter2")
 		})
 	}
 }
@@ -77,8 +77,8 @@ func TestParseListsEveryUnknownFieldWithItsPath(t *testing.T) {
 		"hub pasword: unknown field",
 		"hub usernme: unknown field",
 		"quay clusters.name: unknown field",
-		"quay password.vaule: unknown field",
-	}, got)
+		"quay password: unknown field, not shown as it may be a credential: write {value: ...} or {secretKeyRef: {name, key}}",
+	}, got, "a key in a value source may be a credential: it is not named")
 }
 
 func TestDuplicateNamesAreLabelledByPosition(t *testing.T) {
@@ -151,8 +151,8 @@ func TestResolve(t *testing.T) {
 
 	_, ps = resolve(0, secrets)
 	require.Len(t, ps, 1)
+	requireNoCredential(t, ps.Error(), "AKIAEXAMPLE")
 	assert.EqualError(t, ps[0], `registry "ecr-prod": ecr.secretAccessKey: secretKeyRef ecr-prod/secret-access-key: key not found in secret`)
-	assert.NotContains(t, ps.Error(), "AKIAEXAMPLE")
 
 	_, ps = resolve(3, secrets)
 	assert.EqualError(t, ps, `registry "acr": password: secretKeyRef acr/password: secret not found`)

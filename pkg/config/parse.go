@@ -16,14 +16,18 @@ import (
 // Parse decodes a config from YAML or JSON. It reports every unknown field
 // at once, each with its path, and a value of the wrong type; it does not
 // validate (see Validate); it applies the defaults (see Default). Problems
-// never quote a value: a value may be a credential.
+// never quote a value, nor text that may be one: a value may be a
+// credential. A YAML error gives its line and the parser's reason only
+// when that reason is fixed text (see describeYAMLError); an unknown
+// field inside a value source is reported without its name (see
+// hiddenKeys).
 //
 // A config with unknown fields is still returned, so that its other
 // problems can be listed too; one with a value of the wrong type is not.
 func Parse(data []byte) (*Config, error) {
 	raw, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return nil, Problems{{Message: "not valid YAML: " + strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")}}
+		return nil, Problems{{Message: "not valid YAML: " + describeYAMLError(data, err)}}
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
@@ -36,7 +40,7 @@ func Parse(data []byte) (*Config, error) {
 	delete(others, "registries")
 	if rest, err := json.Marshal(others); err == nil {
 		for _, f := range unknownFields(rest, reflect.TypeFor[Config](), "") {
-			ps = append(ps, Problem{Field: f, Message: "unknown field"})
+			ps = append(ps, Problem{Field: f.path, Message: f.message()})
 		}
 	}
 	decodeField(top, "apiVersion", &cfg.APIVersion, &ps)
@@ -59,7 +63,7 @@ func Parse(data []byte) (*Config, error) {
 			continue
 		}
 		for _, f := range unknownFields(item, reflect.TypeFor[Registry](), "") {
-			rep.Fail(f, "unknown field")
+			rep.Fail(f.path, f.message())
 		}
 		var reg Registry
 		if err := json.Unmarshal(item, &reg); err != nil {
@@ -112,14 +116,48 @@ func jsonTypeName(kind reflect.Kind) string {
 	}
 }
 
-// unknownFields returns the paths of the fields of raw (JSON) that t does
-// not have, sorted, walking into objects and lists. Fields are matched by
-// their JSON names, case-sensitively, as the API server does.
-func unknownFields(raw json.RawMessage, t reflect.Type, path string) []string {
+// hiddenKeys are the types whose unknown keys are never named, with what
+// to write instead. A value source is where a credential goes, and YAML
+// turns one into a key when `value:` is forgotten (`password: {s3cret}`)
+// or an unquoted value holds a comma (`{value: abc,def}`).
+var hiddenKeys = map[reflect.Type]string{
+	reflect.TypeFor[ValueSource](): "write {value: ...} or {secretKeyRef: {name, key}}",
+}
+
+// unknownField is a field of the config its types do not have.
+type unknownField struct {
+	// path is the field's path or, for a hidden key, the path of the
+	// object that holds it.
+	path string
+	// hidden is set for a key that is not named: a key of a type in
+	// hiddenKeys, or a key without a value, which is what YAML makes of
+	// the text after a comma in an unquoted value in braces
+	// (`password: abc,def` in a {...} registry).
+	hidden bool
+	// hint, for a hidden key, says what to write instead.
+	hint string
+}
+
+func (f unknownField) message() string {
+	switch {
+	case !f.hidden:
+		return "unknown field"
+	case f.hint != "":
+		return "unknown field, not shown as it may be a credential: " + f.hint
+	}
+	return "unknown field without a value, not shown as it may be a credential cut at a comma: quote a value that holds one"
+}
+
+// unknownFields returns the fields of raw (JSON) that t does not have,
+// sorted by path, walking into objects and lists. Fields are matched by
+// their JSON names, case-sensitively, as the API server does. Hidden keys
+// (see unknownField) are not named: those of one object are one field,
+// at the object's path.
+func unknownFields(raw json.RawMessage, t reflect.Type, path string) []unknownField {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	var out []string
+	var out []unknownField
 	switch t.Kind() {
 	case reflect.Struct:
 		var obj map[string]json.RawMessage
@@ -127,15 +165,22 @@ func unknownFields(raw json.RawMessage, t reflect.Type, path string) []string {
 			return nil // not an object: the decoder reports the type
 		}
 		fields := jsonFields(t)
+		hint, hideAll := hiddenKeys[t]
+		var hidden []unknownField
 		for name, v := range obj {
-			p := joinPath(path, name)
 			ft, ok := fields[name]
-			if !ok {
-				out = append(out, p)
-				continue
+			switch {
+			case ok:
+				out = append(out, unknownFields(v, ft, joinPath(path, name))...)
+			case hideAll:
+				hidden = []unknownField{{path: path, hidden: true, hint: hint}}
+			case bytes.Equal(bytes.TrimSpace(v), []byte("null")):
+				hidden = []unknownField{{path: path, hidden: true}}
+			default:
+				out = append(out, unknownField{path: joinPath(path, name)})
 			}
-			out = append(out, unknownFields(v, ft, p)...)
 		}
+		out = append(out, hidden...)
 	case reflect.Slice:
 		var items []json.RawMessage
 		if json.Unmarshal(raw, &items) != nil {
@@ -153,7 +198,7 @@ func unknownFields(raw json.RawMessage, t reflect.Type, path string) []string {
 			out = append(out, unknownFields(v, t.Elem(), joinPath(path, k))...)
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
 	return out
 }
 

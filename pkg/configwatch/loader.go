@@ -169,13 +169,13 @@ func (l *Loader) Reload(ctx context.Context) error {
 		}()
 		l.Metrics.ConfigReload(false)
 		// Messages name registries and fields, never credentials.
-		if l.HasConfig() {
-			log.Error(err, "Config rejected; the last good config keeps serving", "version", version)
-		} else {
-			log.Error(err, "Config rejected; no registry is served until a valid config is stored", "version", version)
+		serving := "the last good config keeps serving"
+		if !l.HasConfig() {
+			serving = "no registry is served until a valid config is stored"
 		}
+		log.Error(err, "Config rejected; "+serving, "version", version)
 		if obj != nil && l.Events != nil {
-			l.Events.Eventf(obj, nil, corev1.EventTypeWarning, "ConfigRejected", "Load", "Config rejected, the last good config keeps serving: %s", truncate(err.Error(), 900))
+			l.Events.Eventf(obj, nil, corev1.EventTypeWarning, "ConfigRejected", "Load", "Config rejected, %s: %s", serving, truncate(err.Error(), 900))
 		}
 		return nil
 	}

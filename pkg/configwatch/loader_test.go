@@ -2,6 +2,7 @@ package configwatch
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -161,4 +162,65 @@ func TestLastGoodConfigSurvivesARestart(t *testing.T) {
 	require.NoError(t, fresh.Reload(t.Context()))
 	assert.False(t, fresh.HasConfig())
 	assert.False(t, fresh.Status().FromLastGood)
+}
+
+// Before any config has loaded, a rejected one leaves nothing serving,
+// and the Event says so, as the log does.
+func TestRejectedFirstConfigSaysNothingServes(t *testing.T) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "cfg"}, Data: map[string]string{"config.yaml": goodConfig + "- {name: broken, type: nexus}\n"}}
+	l, _, r, e := newLoader(cm)
+	require.NoError(t, l.Reload(t.Context()))
+	assert.False(t, l.HasConfig())
+	assert.Equal(t, &reloads{rejected: 1}, r)
+	require.Len(t, *e, 1)
+	assert.Contains(t, (*e)[0], "Warning ConfigRejected: Config rejected, no registry is served until a valid config is stored: ")
+	assert.NotContains(t, (*e)[0], "keeps serving")
+}
+
+// Problems that could quote a credential (a blank token, an unquoted
+// password read as a YAML alias, a key where value: was forgotten, a URL
+// with userinfo, a caCert that is a key) are rejections like any other:
+// the last good config keeps serving, and neither the status nor the
+// Event quotes the credential.
+func TestCredentialProblemsKeepTheLastGoodConfig(t *testing.T) {
+	creds := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "quay-creds"},
+		Data:       map[string][]byte{"token": []byte("t0ken")},
+	}
+	cfgSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "cfg"}, Data: map[string][]byte{"config.yaml": []byte(goodConfig)}}
+	l, c, _, e := newLoader(creds, cfgSecret)
+	l.Source.StoredIn = config.InSecret
+	require.NoError(t, l.Reload(t.Context()))
+	require.NoError(t, l.Status().LastError)
+	good := l.Current()
+
+	const header = "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n"
+	for _, tc := range []struct {
+		name, config, token, want, secret string
+	}{
+		{"blank token", goodConfig, "\n", `registry "quay": password: secretKeyRef quay-creds/token: holds only whitespace`, ""},
+		{"password read as an alias", header + "- {name: quay, type: quay, url: quay.io, username: {value: me}, password: {value: *Xk9pQ2vL}}\n", "t0ken", "not valid YAML: line 4: ", "Xk9pQ2vL"},
+		{"value: forgotten", header + "- {name: quay, type: quay, url: quay.io, username: {value: me}, password: {S3cretPassw0rd}}\n", "t0ken", `registry "quay": password: unknown field`, "S3cretPassw0rd"},
+		{"userinfo in a glob URL", header + "- {name: quay, type: other, url: 'https://robot:S3cretT0ken@*.example.com', username: {value: me}, password: {value: p}}\n", "t0ken", `registry "quay": url: must not contain credentials`, "S3cretT0ken"},
+		{"caCert that is not a certificate", header + "- {name: quay, type: other, url: quay.example.com, connection: secure-with-ca, caCert: {value: S3cretNotPEM}, username: {value: me}, password: {value: p}}\n", "t0ken", `registry "quay": caCert: holds no PEM certificate`, "S3cretNotPEM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			creds.Data["token"] = []byte(tc.token)
+			require.NoError(t, c.Update(t.Context(), creds))
+			cfgSecret.Data["config.yaml"] = []byte(tc.config)
+			require.NoError(t, c.Update(t.Context(), cfgSecret))
+			*e = nil
+			require.NoError(t, l.Reload(t.Context()))
+			assert.Same(t, good, l.Current(), "the last good config keeps serving")
+			require.Error(t, l.Status().LastError)
+			require.Len(t, *e, 1)
+			for _, text := range []string{l.Status().LastError.Error(), (*e)[0]} {
+				if tc.secret != "" && strings.Contains(strings.ToLower(text), strings.ToLower(tc.secret)) {
+					t.Fatalf("a rejection quotes credential text (%d characters, not shown)", len(tc.secret))
+				}
+			}
+			assert.Contains(t, l.Status().LastError.Error(), tc.want)
+			assert.Contains(t, (*e)[0], "Warning ConfigRejected: Config rejected, the last good config keeps serving: "+tc.want)
+		})
+	}
 }

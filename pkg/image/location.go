@@ -57,10 +57,19 @@ func (l Location) Serves(ref Ref) bool { return l.ServesHost(ref.Host) && l.Serv
 // "*.example.com". The scheme is optional and ignored (connection security
 // is configured separately); the host is folded to lower case. A path that
 // starts with /v1/ or /v2/ loses it, as the kubelet reads credential keys.
+// A URL with credentials (user:password@, token@) is refused before any
+// other check, and no error quotes them.
 func ParseLocation(raw string) (Location, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
 		return Location{}, errors.New("must not be empty")
+	}
+	// Userinfo is refused before any other check, as every later message
+	// may quote the host, the path or the scheme, and a user, password or
+	// token before an @ may hold any of their separators (:, /, %). A
+	// registry URL has no other use for @: its path is a repository name.
+	if strings.Contains(s, "@") {
+		return Location{}, errors.New(`must not contain credentials (an "@"): credentials go in their own fields`)
 	}
 	if !strings.Contains(s, "://") {
 		s = "https://" + s
@@ -83,8 +92,6 @@ func ParseLocation(raw string) (Location, error) {
 		return Location{}, fmt.Errorf("not a registry address: %w", errors.Unwrap(err))
 	}
 	switch {
-	case u.User != nil:
-		return Location{}, errors.New("must not contain credentials")
 	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(pathPart, "?#"):
 		return Location{}, errors.New("must not have a query or fragment")
 	case u.Host == "":

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -56,6 +57,37 @@ func TestParseLocation(t *testing.T) {
 			}
 			assert.NoError(t, err)
 			assert.Equal(t, tc.want, loc.String())
+		})
+	}
+}
+
+// A URL with userinfo is refused before anything else reads it, glob or
+// not, and the error never quotes the user, the password or the token,
+// in any letter case (hosts are folded to lower case).
+func TestParseLocationNeverQuotesUserinfo(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw string
+		secrets   []string
+	}{
+		{"user and password, glob host", "https://robot:S3cretT0ken@*.example.com", []string{"robot", "S3cretT0ken"}},
+		{"token only, glob host", "https://TOKEN@*.example.com", []string{"TOKEN"}},
+		{"glob port", "https://robot:S3cretT0ken@*.example.com:*", []string{"S3cretT0ken"}},
+		{"glob host, bad label", "robot:S3cretT0ken@*.ex_ample.com", []string{"S3cretT0ken"}},
+		{"no scheme", "robot:S3cretT0ken@harbor.example.com", []string{"S3cretT0ken"}},
+		{"password with a slash", "https://robot:S3cret/T0ken@harbor.example.com", []string{"S3cret", "T0ken"}},
+		{"password with a bad escape", "https://robot:S3cret%zzT0ken@harbor.example.com", []string{"S3cret", "%zz", "T0ken"}},
+		{"userinfo before the scheme", "robot:S3cretT0ken@https://harbor.example.com", []string{"S3cretT0ken"}},
+		{"password with a colon, IPv6", "https://robot:S3cret:T0ken@[::1]:5000", []string{"S3cret", "T0ken"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseLocation(tc.raw)
+			require.Error(t, err)
+			msg := strings.ToLower(err.Error())
+			for _, s := range tc.secrets {
+				// Fail without printing the message: it would print the secret.
+				require.False(t, strings.Contains(msg, strings.ToLower(s)), "the error quotes userinfo (%d characters, not shown)", len(s))
+			}
+			assert.Contains(t, msg, "must not contain credentials")
 		})
 	}
 }
