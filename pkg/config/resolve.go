@@ -29,14 +29,19 @@ type Resolved struct {
 	// Unresolved lists the fields whose secretKeyRefs were not read (no
 	// reader was given: an offline check).
 	Unresolved []string
+	// Failed lists the fields whose secretKeyRefs were read without a
+	// usable value; each is reported.
+	Failed []string
 }
 
 // Complete reports whether every set field was resolved.
 func (r Resolved) Complete() bool { return len(r.Unresolved) == 0 }
 
 // Resolve reads every value a registry's sources give. With a nil reader,
-// secretKeyRefs are left unread and listed in Unresolved. Problems name the
-// field and the Secret, never a value.
+// secretKeyRefs are left unread and listed in Unresolved. A Secret key
+// that is missing, empty or only whitespace is a problem, and its field
+// is listed in Failed. Problems name the field and the Secret, never a
+// value.
 func Resolve(ctx context.Context, r *Registry, secrets SecretReader, rep *Reporter) Resolved {
 	out := Resolved{Values: Values{}}
 	for _, f := range r.Sources() {
@@ -50,14 +55,20 @@ func Resolve(ctx context.Context, r *Registry, secrets SecretReader, rep *Report
 			out.Unresolved = append(out.Unresolved, f.Path)
 		default:
 			b, err := secrets.ReadSecretKey(ctx, s.SecretKeyRef.Name, s.SecretKeyRef.Key)
+			problem := ""
 			switch {
 			case err != nil:
-				rep.Failf(f.Path, "secretKeyRef %s/%s: %v", s.SecretKeyRef.Name, s.SecretKeyRef.Key, err)
+				problem = err.Error()
 			case len(b) == 0:
-				rep.Failf(f.Path, "secretKeyRef %s/%s: is empty", s.SecretKeyRef.Name, s.SecretKeyRef.Key)
+				problem = "is empty"
+			case blank(string(b)):
+				problem = "holds only whitespace"
 			default:
 				out.Values[f.Path] = string(b)
+				continue
 			}
+			rep.Failf(f.Path, "secretKeyRef %s/%s: %s", s.SecretKeyRef.Name, s.SecretKeyRef.Key, problem)
+			out.Failed = append(out.Failed, f.Path)
 		}
 	}
 	return out

@@ -125,7 +125,9 @@ func validateSources(r *Registry, rep *Reporter, in StoredIn) {
 }
 
 // checkSource checks a value source; secret says whether the value is a
-// credential, which a ConfigMap must not hold inline.
+// credential, which a ConfigMap must not hold inline. A value is used
+// trimmed (a pasted token keeps its trailing newline), so one that is
+// only whitespace is refused as an empty one is.
 func (r *Reporter) checkSource(field string, s *ValueSource, secret bool, in StoredIn) {
 	switch {
 	case s.Value != nil && s.SecretKeyRef != nil:
@@ -136,6 +138,8 @@ func (r *Reporter) checkSource(field string, s *ValueSource, secret bool, in Sto
 		r.Fail(field, "a credential must not be written inline in a ConfigMap: use secretKeyRef (or keep the config in a Secret)")
 	case s.Value != nil && *s.Value == "":
 		r.Fail(field+".value", "must not be empty")
+	case s.Value != nil && blank(*s.Value):
+		r.Fail(field+".value", "must not be only whitespace")
 	case s.SecretKeyRef != nil:
 		if msgs := validation.IsDNS1123Subdomain(s.SecretKeyRef.Name); len(msgs) > 0 {
 			r.Fail(field+".secretKeyRef.name", "must be a Secret name: "+strings.Join(msgs, "; "))
@@ -193,3 +197,8 @@ func quoteAll(s []string) []string {
 	}
 	return out
 }
+
+// blank reports whether a value is empty once trimmed, as it is used: a
+// credential (registrytype, the ECR minter, NormalizeServiceAccountKey)
+// and a CA bundle alike.
+func blank(v string) bool { return strings.TrimSpace(v) == "" }

@@ -3,6 +3,7 @@ package registries
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,10 +130,18 @@ func compile(ctx context.Context, c *config.Registry, t *registrytype.Type, loc 
 	resolved := config.Resolve(ctx, c, opts.Secrets, rep)
 	r.Unresolved = resolved.Unresolved
 	if ca, ok := resolved.Values["caCert"]; ok {
+		if err := checkCACert([]byte(ca)); err != nil {
+			rep.Fail("caCert", err.Error())
+		}
 		r.CACert = []byte(ca)
 	}
 	hasCreds := c.Username != nil || c.Password != nil || c.ECR != nil
 	if r.Mode == config.ImagePullSecret && !hasCreds || !resolved.Complete() {
+		return r
+	}
+	// A provider built without a credential that failed to resolve would
+	// only report that credential again, in other words.
+	if slices.ContainsFunc(resolved.Failed, func(f string) bool { return f != "caCert" }) {
 		return r
 	}
 	spec := credentials.Spec{Registry: c.Name, Location: loc, Values: resolved.Values}

@@ -97,3 +97,45 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 	}, got, err.Error())
 	assert.Len(t, strings.Split(err.Error(), "\n"), len(ps))
 }
+
+// Every credential is used trimmed, so one that is only whitespace (a
+// token Secret holding just a newline) is refused at load, naming the
+// registry and the field, for every type and credential field, instead
+// of rendering a pull secret with an empty password.
+func TestLoadRefusesBlankCredentials(t *testing.T) {
+	const gcpKey = `{"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com", "private_key": "KEY"}`
+	for _, tc := range []struct {
+		name, registry, want string
+		refs                 secrets
+	}{
+		{"docker token", "- {name: hub, type: docker, url: docker.io, username: {value: me}, password: {secretKeyRef: {name: hub, key: token}}}",
+			`registry "hub": password: secretKeyRef hub/token: holds only whitespace`, secrets{"hub/token": "\n"}},
+		{"other password", "- {name: o, type: other, url: x.io, username: {value: me}, password: {secretKeyRef: {name: o, key: password}}}",
+			`registry "o": password: secretKeyRef o/password: holds only whitespace`, secrets{"o/password": "  "}},
+		{"username", "- {name: q, type: quay, url: quay.io, username: {secretKeyRef: {name: q, key: user}}, password: {secretKeyRef: {name: q, key: token}}}",
+			`registry "q": username: secretKeyRef q/user: holds only whitespace`, secrets{"q/user": "\r\n", "q/token": "t0ken"}},
+		{"azure password", "- {name: z, type: azure, url: myregistry.azurecr.io, username: {value: app-id}, password: {secretKeyRef: {name: z, key: password}}}",
+			`registry "z": password: secretKeyRef z/password: holds only whitespace`, secrets{"z/password": "\t\n"}},
+		{"ghcr token", "- {name: g, type: ghcr, url: ghcr.io, username: {value: octocat}, password: {secretKeyRef: {name: g, key: token}}}",
+			`registry "g": password: secretKeyRef g/token: holds only whitespace`, secrets{"g/token": " \n"}},
+		{"gcr service-account key", "- {name: gcr, type: gcr, url: gcr.io, password: {secretKeyRef: {name: gcp, key: key.json}}}",
+			`registry "gcr": password: secretKeyRef gcp/key.json: holds only whitespace`, secrets{"gcp/key.json": "\n\n"}},
+		{"artifact registry key, user from a Secret", "- {name: ar, type: artifact-registry, url: europe-west1-docker.pkg.dev, username: {secretKeyRef: {name: gcp, key: user}}, password: {secretKeyRef: {name: gcp, key: key.json}}}",
+			`registry "ar": username: secretKeyRef gcp/user: holds only whitespace`, secrets{"gcp/user": " ", "gcp/key.json": gcpKey}},
+		{"ecr access key id", "- {name: e, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: access-key, accessKeyID: {secretKeyRef: {name: aws, key: id}}, secretAccessKey: {secretKeyRef: {name: aws, key: secret}}}}",
+			`registry "e": ecr.accessKeyID: secretKeyRef aws/id: holds only whitespace`, secrets{"aws/id": "\n", "aws/secret": "s3cr3t"}},
+		{"ecr secret access key", "- {name: e, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: access-key, accessKeyID: {secretKeyRef: {name: aws, key: id}}, secretAccessKey: {secretKeyRef: {name: aws, key: secret}}}}",
+			`registry "e": ecr.secretAccessKey: secretKeyRef aws/secret: holds only whitespace`, secrets{"aws/id": "AKIAEXAMPLE", "aws/secret": "  "}},
+		{"inline password", "- {name: o, type: other, url: x.io, username: {value: me}, password: {value: \"\\n\"}}",
+			`registry "o": password.value: must not be only whitespace`, nil},
+		{"inline ecr key", "- {name: e, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: access-key, accessKeyID: {value: AKIAEXAMPLE}, secretAccessKey: {value: ' '}}}",
+			`registry "e": ecr.secretAccessKey.value: must not be only whitespace`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(t.Context(), []byte(cfg(tc.registry)), Options{StoredIn: config.InSecret, Secrets: tc.refs})
+			require.Error(t, err)
+			requireNoContent(t, err.Error(), "t0ken", "s3cr3t", "AKIAEXAMPLE", "KEY\"")
+			assert.Equal(t, tc.want, err.Error(), "one problem, of the blank field, and none of the provider built without it")
+		})
+	}
+}
