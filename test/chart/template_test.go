@@ -425,6 +425,11 @@ func TestTemplateRecovery(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}, cr.Rules, "no get, delete, update or patch of Pods")
+	var vap admissionregistrationv1.ValidatingAdmissionPolicy
+	on.get(t, "ValidatingAdmissionPolicy", "regcred-recovery", &vap)
+	assert.Equal(t, `!(request.namespace in ["kube-system","regcred"])`, vap.Spec.Validations[0].Expression, "no eviction where regcred never serves")
+	assert.NotNil(t, on.find("ValidatingAdmissionPolicyBinding", "regcred-recovery"))
+	assert.Nil(t, off.find("ValidatingAdmissionPolicy", "regcred-recovery"), "recovery off: no policy either")
 	var b rbacv1.ClusterRoleBinding
 	on.get(t, "ClusterRoleBinding", "regcred-recovery", &b)
 	assert.Equal(t, "regcred-recovery", b.RoleRef.Name)

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -144,6 +147,31 @@ func TestImpersonationMatrixRecovery(t *testing.T) {
 	})
 	t.Run("recovery on: allowed", func(t *testing.T) { tryAll(t, true) })
 
+	// RBAC cannot narrow evictions by namespace; the chart's admission
+	// policy keeps them out of the namespaces regcred never serves.
+	for _, ns := range []string{"kube-system", regcredNS, excludedNS} {
+		t.Run("recovery on: no eviction in "+ns, func(t *testing.T) {
+			evict := func() error {
+				p := pod(env.image)
+				p.Namespace = ns
+				if err := env.admin.Create(ctx, p); err != nil {
+					return fmt.Errorf("creating the Pod to evict: %w", err)
+				}
+				t.Cleanup(func() { _ = env.admin.Delete(context.Background(), p) })
+				return recovery.APIEvictor{Client: sa}.Evict(ctx, ns, p.Name, p.UID)
+			}
+			// The policy reaches the API server through an informer; it
+			// refuses, as the chart's other policies do, as Invalid.
+			refused := func(err error) bool {
+				return err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'regcred-recovery'")
+			}
+			require.Eventually(t, func() bool { return refused(evict()) }, eventually, tick)
+			err := evict()
+			assert.True(t, refused(err), "refused: %v", err)
+			assert.True(t, apierrors.IsInvalid(err) || apierrors.IsForbidden(err), "refused: %v", err)
+		})
+	}
+
 	t.Run("an eviction cannot get around a PodDisruptionBudget", func(t *testing.T) {
 		p := pod(env.image)
 		p.Namespace, p.Labels = app, map[string]string{"guarded": "yes"}
@@ -193,14 +221,16 @@ func podEvent(ns string) *eventsv1.Event {
 }
 
 // recoveryRBAC renders the chart with the values it was installed with and
-// recovery on, and returns what that adds to the RBAC: the recovery
-// ClusterRole and its binding.
+// recovery on, and returns what that adds: the recovery ClusterRole and
+// its binding, and the admission policy that confines evictions, with its
+// binding.
 func recoveryRBAC(t *testing.T) []client.Object {
 	t.Helper()
 	helm, err := testbed.Bin("helm")
 	require.NoError(t, err)
 	cmd := exec.CommandContext(t.Context(), helm, "template", "regcred", chartDir(), "--namespace", regcredNS, "--kube-version", "1.30.0",
-		"--values", filepath.Join(env.dir, "values.yaml"), "--set", "recovery.enabled=true", "--show-only", "templates/rbac.yaml")
+		"--values", filepath.Join(env.dir, "values.yaml"), "--set", "recovery.enabled=true",
+		"--show-only", "templates/rbac.yaml", "--show-only", "templates/admissionpolicy.yaml")
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+env.dir, "HELM_CONFIG_HOME="+env.dir, "HELM_DATA_HOME="+env.dir)
 	out, err := cmd.Output()
 	require.NoError(t, err)
@@ -223,13 +253,17 @@ func recoveryRBAC(t *testing.T) []client.Object {
 			obj = &rbacv1.ClusterRole{}
 		case "ClusterRoleBinding":
 			obj = &rbacv1.ClusterRoleBinding{}
+		case "ValidatingAdmissionPolicy":
+			obj = &admissionregistrationv1.ValidatingAdmissionPolicy{}
+		case "ValidatingAdmissionPolicyBinding":
+			obj = &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
 		default:
 			continue
 		}
 		require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(raw, obj, true))
 		objs = append(objs, obj)
 	}
-	require.Len(t, objs, 2, "the recovery ClusterRole and its binding")
+	require.Len(t, objs, 4, "the recovery ClusterRole, the eviction policy, and their bindings")
 	return objs
 }
 
