@@ -210,6 +210,11 @@ func TestTemplateNodeTrustNamespaces(t *testing.T) {
 	r.get(t, "ValidatingAdmissionPolicy", "regcred-pull-secrets", &vap)
 	assert.Contains(t, vap.Spec.Validations[0].Expression, `"regcred-node"`, "its admission policy forbids writes there")
 
+	// The node's network is the privileged level's only: a restricted
+	// namespace would refuse regcred's own Pods.
+	mustRender(t, values{"createNamespace": true, "hostNetwork": true}).get(t, "Namespace", "regcred", &ns)
+	assert.Equal(t, "privileged", ns.Labels["pod-security.kubernetes.io/enforce"], "hostNetwork")
+
 	shared := mustRender(t, values{"createNamespace": true, "nodeTrust": values{"enabled": true}})
 	shared.get(t, "Namespace", "regcred", &ns)
 	assert.Equal(t, "privileged", ns.Labels["pod-security.kubernetes.io/enforce"])
