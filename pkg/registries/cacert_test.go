@@ -2,8 +2,8 @@ package registries
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,9 +101,10 @@ func TestLoadChecksTheCACert(t *testing.T) {
 }
 
 // quoted writes s as a YAML (JSON) string.
+// quoted writes s as a YAML double-quoted string, every byte that is not
+// printable ASCII escaped: YAML refuses control characters even in quotes,
+// and DER holds any byte.
 func quoted(t *testing.T, s string) string {
 	t.Helper()
-	b, err := json.Marshal(s)
-	require.NoError(t, err)
-	return string(b)
+	return strconv.QuoteToASCII(s)
 }
