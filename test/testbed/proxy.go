@@ -107,16 +107,18 @@ func (p *Proxy) Ready() int {
 	return n
 }
 
-func (p *Proxy) pick() (string, bool) {
+// pick returns the ready backends, the next in turn first.
+func (p *Proxy) pick() []string {
 	n := uint64(len(p.backends))
 	start := p.next.Add(1)
+	var addrs []string
 	for k := range n {
 		i := (start + k) % n
 		if p.ready[i].Load() {
-			return p.backends[i].Addr, true
+			addrs = append(addrs, p.backends[i].Addr)
 		}
 	}
-	return "", false
+	return addrs
 }
 
 func (p *Proxy) accept() {
@@ -125,18 +127,27 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		addr, ok := p.pick()
-		if p.down.Load() || !ok {
+		addrs := p.pick()
+		if p.down.Load() || len(addrs) == 0 {
 			_ = in.Close()
 			continue
 		}
-		p.wg.Go(func() { p.forward(in, addr) })
+		p.wg.Go(func() { p.forward(in, addrs) })
 	}
 }
 
-func (p *Proxy) forward(in net.Conn, addr string) {
-	out, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
+// forward joins in to the first of addrs that answers: a backend that has
+// just stopped is still ready until its next probe, and a connection sent
+// there would fail, where a Service's endpoints would have dropped it.
+func (p *Proxy) forward(in net.Conn, addrs []string) {
+	var out net.Conn
+	for _, addr := range addrs {
+		var err error
+		if out, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
+			break
+		}
+	}
+	if out == nil {
 		_ = in.Close()
 		return
 	}
