@@ -1,28 +1,20 @@
 package security
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -301,38 +293,7 @@ func watched(w watch.Interface, name string, want []string) error {
 // the admin-secrets ClusterRole and its binding.
 func adminSecretsRBAC(t *testing.T) []client.Object {
 	t.Helper()
-	helm, err := testbed.Bin("helm")
-	require.NoError(t, err)
-	cmd := exec.CommandContext(t.Context(), helm, "template", "regcred", chartDir(), "--namespace", regcredNS, "--kube-version", "1.30.0",
-		"--values", filepath.Join(env.dir, "values.yaml"), "--set", "warnMissingAdminSecrets=true", "--show-only", "templates/rbac.yaml")
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+env.dir, "HELM_CONFIG_HOME="+env.dir, "HELM_DATA_HOME="+env.dir)
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
-	var objs []client.Object
-	for {
-		var raw map[string]any
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		meta, _ := raw["metadata"].(map[string]any)
-		if meta == nil || meta["name"] != "regcred-admin-secrets" {
-			continue
-		}
-		var obj client.Object
-		switch raw["kind"] {
-		case "ClusterRole":
-			obj = &rbacv1.ClusterRole{}
-		case "ClusterRoleBinding":
-			obj = &rbacv1.ClusterRoleBinding{}
-		default:
-			continue
-		}
-		require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(raw, obj, true))
-		objs = append(objs, obj)
-	}
-	require.Len(t, objs, 2, "the admin-secrets ClusterRole and its binding")
+	objs := renderOptIn(t, "warnMissingAdminSecrets=true", named("regcred-admin-secrets"), "rbac.yaml")
+	require.Equal(t, map[string]int{"ClusterRole": 1, "ClusterRoleBinding": 1}, kindsOf(objs), "the admin-secrets ClusterRole and its binding")
 	return objs
 }

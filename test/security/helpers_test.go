@@ -1,12 +1,17 @@
 package security
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -122,4 +129,49 @@ func scrape(t testing.TB) string {
 		b.Write(body)
 	}
 	return b.String()
+}
+
+// renderOptIn renders the chart's templates with the values it was
+// installed with and set (an opt-in turned on), and returns the objects
+// keep selects: what the opt-in adds, to create and remove as the admin.
+func renderOptIn(t *testing.T, set string, keep func(*unstructured.Unstructured) bool, templates ...string) []client.Object {
+	t.Helper()
+	helm, err := testbed.Bin("helm")
+	require.NoError(t, err)
+	args := []string{"template", "regcred", chartDir(), "--namespace", regcredNS, "--kube-version", "1.30.0",
+		"--values", filepath.Join(env.dir, "values.yaml"), "--set", set}
+	for _, tpl := range templates {
+		args = append(args, "--show-only", "templates/"+tpl)
+	}
+	cmd := exec.CommandContext(t.Context(), helm, args...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+env.dir, "HELM_CONFIG_HOME="+env.dir, "HELM_DATA_HOME="+env.dir)
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	var objs []client.Object
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		require.NoError(t, err)
+		if len(u.Object) > 0 && keep(u) {
+			objs = append(objs, u)
+		}
+	}
+}
+
+// named keeps the objects of one name.
+func named(name string) func(*unstructured.Unstructured) bool {
+	return func(u *unstructured.Unstructured) bool { return u.GetName() == name }
+}
+
+// kindsOf counts objects by kind.
+func kindsOf(objs []client.Object) map[string]int {
+	n := map[string]int{}
+	for _, o := range objs {
+		n[o.GetObjectKind().GroupVersionKind().Kind]++
+	}
+	return n
 }

@@ -1,13 +1,7 @@
 package security
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,13 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/regcred/regcred/pkg/nodeagent"
-	"github.com/regcred/regcred/test/testbed"
 )
 
 const (
@@ -181,7 +173,7 @@ func TestImpersonationMatrixNodeAgent(t *testing.T) {
 
 	objs := nodeAgentObjects(t)
 	for _, o := range objs {
-		require.NoError(t, env.admin.Create(ctx, o), "%s %s", o.GetKind(), o.GetName())
+		require.NoError(t, env.admin.Create(ctx, o), "%s %s", o.GetObjectKind().GroupVersionKind().Kind, o.GetName())
 	}
 	t.Cleanup(func() {
 		for _, o := range objs {
@@ -258,34 +250,12 @@ func agentClientset(t *testing.T, node string) *kubernetes.Clientset {
 
 // nodeAgentObjects renders the chart with the values it was installed
 // with and nodeTrust on, and returns what that adds for the agent's
-// permissions: its ServiceAccount, RBAC and admission policy.
-func nodeAgentObjects(t *testing.T) []*unstructured.Unstructured {
+// permissions: its ServiceAccount, RBAC and admission policy. No kubelet
+// runs Pods here: the DaemonSet is left out.
+func nodeAgentObjects(t *testing.T) []client.Object {
 	t.Helper()
-	helm, err := testbed.Bin("helm")
-	require.NoError(t, err)
-	cmd := exec.CommandContext(t.Context(), helm, "template", "regcred", chartDir(), "--namespace", regcredNS, "--kube-version", "1.30.0",
-		"--values", filepath.Join(env.dir, "values.yaml"), "--set", "nodeTrust.enabled=true",
-		"--show-only", "templates/nodetrust-rbac.yaml", "--show-only", "templates/nodetrust-policy.yaml", "--show-only", "templates/nodetrust-daemonset.yaml")
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+env.dir, "HELM_CONFIG_HOME="+env.dir, "HELM_DATA_HOME="+env.dir)
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
-	var objs []*unstructured.Unstructured
-	kinds := map[string]int{}
-	for {
-		var u unstructured.Unstructured
-		err := dec.Decode(&u.Object)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		// No kubelet runs Pods here: the DaemonSet is left out.
-		if len(u.Object) == 0 || u.GetKind() == "DaemonSet" {
-			continue
-		}
-		kinds[u.GetKind()]++
-		objs = append(objs, &u)
-	}
-	assert.Equal(t, map[string]int{"ServiceAccount": 1, "Role": 1, "RoleBinding": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1}, kinds)
+	objs := renderOptIn(t, "nodeTrust.enabled=true", func(u *unstructured.Unstructured) bool { return u.GetKind() != "DaemonSet" },
+		"nodetrust-rbac.yaml", "nodetrust-policy.yaml", "nodetrust-daemonset.yaml")
+	assert.Equal(t, map[string]int{"ServiceAccount": 1, "Role": 1, "RoleBinding": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1}, kindsOf(objs))
 	return objs
 }

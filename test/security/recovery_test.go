@@ -1,30 +1,20 @@
 package security
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -226,44 +216,9 @@ func podEvent(ns string) *eventsv1.Event {
 // binding.
 func recoveryRBAC(t *testing.T) []client.Object {
 	t.Helper()
-	helm, err := testbed.Bin("helm")
-	require.NoError(t, err)
-	cmd := exec.CommandContext(t.Context(), helm, "template", "regcred", chartDir(), "--namespace", regcredNS, "--kube-version", "1.30.0",
-		"--values", filepath.Join(env.dir, "values.yaml"), "--set", "recovery.enabled=true",
-		"--show-only", "templates/rbac.yaml", "--show-only", "templates/admissionpolicy.yaml")
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+env.dir, "HELM_CONFIG_HOME="+env.dir, "HELM_DATA_HOME="+env.dir)
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
-	var objs []client.Object
-	for {
-		var raw map[string]any
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		meta, _ := raw["metadata"].(map[string]any)
-		if meta == nil || meta["name"] != "regcred-recovery" {
-			continue
-		}
-		var obj client.Object
-		switch raw["kind"] {
-		case "ClusterRole":
-			obj = &rbacv1.ClusterRole{}
-		case "ClusterRoleBinding":
-			obj = &rbacv1.ClusterRoleBinding{}
-		case "ValidatingAdmissionPolicy":
-			obj = &admissionregistrationv1.ValidatingAdmissionPolicy{}
-		case "ValidatingAdmissionPolicyBinding":
-			obj = &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
-		default:
-			continue
-		}
-		require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(raw, obj, true))
-		objs = append(objs, obj)
-	}
-	require.Len(t, objs, 4, "the recovery ClusterRole, the eviction policy, and their bindings")
+	objs := renderOptIn(t, "recovery.enabled=true", named("regcred-recovery"), "rbac.yaml", "admissionpolicy.yaml")
+	require.Equal(t, map[string]int{"ClusterRole": 1, "ClusterRoleBinding": 1, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1}, kindsOf(objs),
+		"the recovery ClusterRole, the eviction policy, and their bindings")
 	return objs
 }
 
