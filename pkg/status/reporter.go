@@ -47,7 +47,8 @@ type Reporter struct {
 	mu        sync.Mutex
 	results   map[string]check.Result
 	lastCheck time.Time
-	written   string
+	// written is the report this term last wrote, not to write it again.
+	written string
 }
 
 // NeedLeaderElection is true: one replica checks and writes.
@@ -78,6 +79,9 @@ func NewReporter(r *Reporter) *Reporter {
 func (r *Reporter) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("status")
 	ctx = logr.NewContext(ctx, log)
+	// A new term writes at once: another leader, or someone, may have
+	// changed the ConfigMap since this replica last wrote it.
+	r.written = ""
 	checkNow := true
 	for {
 		if checkNow && r.CheckInterval > 0 {
