@@ -192,11 +192,17 @@ func certificatesOnly(data []byte) ([][]byte, error) {
 	rest := bytes.TrimSpace(data)
 	for len(rest) > 0 {
 		block, next := pem.Decode(rest)
-		if block == nil || !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+		// pem.Decode skips what it cannot decode, a broken block
+		// included: what it read must be the one block, from the start.
+		read := rest[:len(rest)-len(next)]
+		if block == nil || !bytes.HasPrefix(rest, []byte("-----BEGIN ")) || bytes.Count(read, []byte("-----BEGIN ")) != 1 {
 			return nil, errors.New("holds something that is not a PEM block")
 		}
 		if block.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("holds a %s block: only certificates are published", block.Type)
+		}
+		if len(block.Headers) > 0 {
+			return nil, errors.New("holds a certificate block with headers, which TLS clients do not read")
 		}
 		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
 			return nil, fmt.Errorf("holds a certificate that does not parse: %w", err)

@@ -64,6 +64,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{name: "a CA and skipped verification", data: doc(map[string]any{"host": "reg:5000", "ca": ca, "skipVerify": true}), invalid: []string{"reg:5000"}, err: "ca and skipVerify together"},
 		{name: "a private key as CA", data: doc(map[string]any{"host": "reg:5000", "ca": "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}), invalid: []string{"reg:5000"}, err: "holds a EC PRIVATE KEY block"},
 		{name: "text in the CA", data: doc(map[string]any{"host": "reg:5000", "ca": "hello\n" + ca}), invalid: []string{"reg:5000"}, err: "ca: holds something that is not a PEM block"},
+		{name: "text in the CA after a broken block", data: doc(map[string]any{"host": "reg:5000", "ca": "-----BEGIN CERTIFICATE-----\nhello\n" + ca}), invalid: []string{"reg:5000"}, err: "ca: holds something that is not a PEM block"},
+		{name: "a certificate block with headers", data: doc(map[string]any{"host": "reg:5000", "ca": strings.Replace(ca, "-----BEGIN CERTIFICATE-----\n", "-----BEGIN CERTIFICATE-----\nNote: hello\n\n", 1)}), invalid: []string{"reg:5000"}, err: "ca: holds a certificate block with headers"},
 		{
 			name:    "a host listed twice: neither entry",
 			data:    doc(map[string]any{"host": "reg:5000", "plainHTTP": true}, map[string]any{"host": "reg:5000", "ca": ca}, map[string]any{"host": "ok:5000", "plainHTTP": true}),
