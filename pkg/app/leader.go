@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -62,7 +64,9 @@ func (g *leaderGroup) Elected() <-chan struct{} { return g.elected }
 // itself.
 func (g *leaderGroup) NeedLeaderElection() bool { return false }
 
-// Start campaigns, leads and campaigns again until ctx ends.
+// Start campaigns, leads and campaigns again until ctx ends. A term's
+// workers have all stopped before the lease is given up, and before
+// Start returns: the next leader never works beside them.
 func (g *leaderGroup) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("leader")
 	if g.lock == nil {
@@ -70,15 +74,27 @@ func (g *leaderGroup) Start(ctx context.Context) error {
 		return nil
 	}
 	for ctx.Err() == nil {
+		// client-go starts the term's workers in a goroutine of its own,
+		// and would give the lease up (ReleaseOnCancel) as soon as the
+		// term ends, with them still running: regcred gives it up itself,
+		// once they have stopped.
+		var started atomic.Bool
+		led := make(chan struct{})
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            g.lock,
-			LeaseDuration:   g.leaseDuration,
-			RenewDeadline:   g.renewDeadline,
-			RetryPeriod:     g.retryPeriod,
-			ReleaseOnCancel: true,
-			Name:            g.lock.Describe(),
+			Lock:          g.lock,
+			LeaseDuration: g.leaseDuration,
+			RenewDeadline: g.renewDeadline,
+			RetryPeriod:   g.retryPeriod,
+			Name:          g.lock.Describe(),
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
+					defer close(led)
+					started.Store(true)
+					// Run cancels the term before it returns: a term that
+					// ended before this goroutine began has nothing to run.
+					if ctx.Err() != nil {
+						return
+					}
 					log.Info("Leading: keeping pull secrets up to date")
 					g.lead(ctx)
 				},
@@ -91,12 +107,36 @@ func (g *leaderGroup) Start(ctx context.Context) error {
 			return err
 		}
 		le.Run(ctx)
+		if started.Load() {
+			<-led
+		}
+		if started.Load() || le.IsLeader() {
+			g.release(log)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(g.retryPeriod):
 		}
 	}
 	return nil
+}
+
+// release gives the lease up, if this replica still holds it, as
+// client-go does: the next replica then leads after one second, not after
+// the lease's duration.
+func (g *leaderGroup) release(log logr.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.renewDeadline)
+	defer cancel()
+	rec, _, err := g.lock.Get(ctx)
+	if err != nil || rec.HolderIdentity != g.lock.Identity() {
+		return // gone, or someone else's by now
+	}
+	now := metav1.NewTime(time.Now())
+	if err := g.lock.Update(ctx, resourcelock.LeaderElectionRecord{
+		LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now,
+	}); err != nil {
+		log.Error(err, "Cannot give the lease up; the next leader waits for it to expire")
+	}
 }
 
 // lead runs every worker until ctx ends (the term with it).
