@@ -63,10 +63,13 @@ type fakeStore struct {
 
 func (f *fakeStore) Hosts(context.Context, string, string, bool) []string { return nil }
 
-func (f *fakeStore) Apply(_ context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
+func (f *fakeStore) Apply(ctx context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("%s/%s dryRun=%t", ns, w.Name, dryRun))
+	if err := ctx.Err(); err != nil {
+		return "", err // as an API call would fail
+	}
 	if err := f.fail[w.Registry]; err != nil {
 		return "", err
 	}

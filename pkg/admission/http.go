@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
@@ -56,8 +57,18 @@ func serveReview(w http.ResponseWriter, r *http.Request, what reads, log logr.Lo
 		return
 	}
 	apiVersion, uid = rv.apiVersion, rv.request.uid
-	writeReview(w, apiVersion, uid, answer(r.Context(), rv.request))
+	// The webhook server cancels every request's context as soon as it
+	// begins to shut down, though it waits for them: a review under way
+	// then still makes its pull secret, within the longest time the API
+	// server waits for a webhook.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), maxReviewTime)
+	defer cancel()
+	writeReview(w, apiVersion, uid, answer(ctx, rv.request))
 }
+
+// maxReviewTime bounds a review's work: the longest timeoutSeconds a
+// webhook configuration may set.
+const maxReviewTime = 30 * time.Second
 
 // requestLog is the logger of one review, with its namespace, object and
 // request ID: made on first use, as most reviews log nothing.

@@ -71,7 +71,14 @@ type answer struct {
 // post sends body to h as the API server does, and reads the answer.
 func post(t testing.TB, h http.Handler, contentType string, body []byte) answer {
 	t.Helper()
-	req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/mutate-v1-pod", bytes.NewReader(body))
+	return postWithin(t, context.Background(), h, contentType, body)
+}
+
+// postWithin is post with the request's context (the webhook server's,
+// which it cancels when it begins to shut down).
+func postWithin(t testing.TB, ctx context.Context, h http.Handler, contentType string, body []byte) answer {
+	t.Helper()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/mutate-v1-pod", bytes.NewReader(body))
 	req.Header.Set("Content-Type", contentType)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -281,4 +288,20 @@ func FuzzServeHTTP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The webhook server cancels the requests' context when it begins to shut
+// down, and waits for them: a review under way still makes its pull
+// secret, rather than admitting the Pod with the name of a secret that
+// may never be made.
+func TestReviewOutlivesTheServersShutdown(t *testing.T) {
+	f := newFixture(t)
+	shuttingDown, cancel := context.WithCancel(context.Background())
+	cancel()
+	a := postWithin(t, shuttingDown, f.h, "application/json", podReview("app", `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`).json())
+	assert.True(t, a.allowed)
+	assert.Contains(t, a.patch, `"regcred-quay"`)
+	assert.Empty(t, a.warnings, "the secret was made: nothing to retry")
+	assert.Empty(t, f.retries)
+	assert.Equal(t, []string{"app/regcred-quay dryRun=false"}, f.ensurer.calls)
 }
