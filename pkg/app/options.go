@@ -263,8 +263,8 @@ func (o *Options) validateTLS() []error {
 			errs = append(errs, fmt.Errorf("--tls-hosts %q: neither a DNS name nor an IP", h))
 		}
 	}
-	if o.TLSCertValidity < 30*time.Second || o.TLSCAValidity < o.TLSCertValidity {
-		errs = append(errs, fmt.Errorf("--tls-cert-validity %s, --tls-ca-validity %s: the certificate's must be at least 30s, the CA's at least the certificate's", o.TLSCertValidity, o.TLSCAValidity))
+	if o.TLSCertValidity < 30*time.Second || o.TLSCAValidity < o.TLSCertValidity || o.TLSCAValidity > 100*365*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--tls-cert-validity %s, --tls-ca-validity %s: the certificate's must be at least 30s, the CA's at least the certificate's and at most 100 years (876000h)", o.TLSCertValidity, o.TLSCAValidity))
 	}
 	if o.TLSCAPropagation < 0 || o.TLSCAPropagation > o.TLSCertValidity/10 {
 		errs = append(errs, fmt.Errorf("--tls-ca-propagation %s: must be from 0 to a tenth of --tls-cert-validity", o.TLSCAPropagation))

@@ -17,9 +17,15 @@ type Policy struct {
 	// new serving certificate (never past its CA's). Each is renewed once
 	// two thirds of its lifetime have passed.
 	CAValidity, CertValidity time.Duration
-	// Propagation is how long a new CA stays in the bundle before the
-	// serving certificate moves to it: the time for the webhook
-	// configurations' caBundle to reach every API server.
+	// Propagation is how long the keeper must have seen a new CA in the
+	// caBundle of every webhook configuration before the serving
+	// certificate moves to it: the time for the caBundle to reach every API
+	// server. 0 moves it at the first look after the keeper saw the caBundle
+	// hold the new CA: an API server that has not yet loaded that caBundle
+	// fails its calls to the webhook meanwhile (and, failing open, admits
+	// Pods without their pull secret). It is also how long a replica keeps
+	// serving the certificate it has, when still trusted, rather than one
+	// of a CA that has just joined the caBundle (the material made anew).
 	Propagation time.Duration
 }
 
@@ -32,6 +38,9 @@ type Decision struct {
 	Issue bool
 	// Prune drops the CAs of the bundle that have expired.
 	Prune bool
+	// Stamp records now as when the current CA joined the bundle: the
+	// Secret does not say it readably.
+	Stamp bool
 	// Reason says why, for the log; empty when nothing changes.
 	Reason string
 	// Next is when to decide again if nothing else happens first.
@@ -39,18 +48,26 @@ type Decision struct {
 }
 
 // Changes reports whether the decision changes the material.
-func (d Decision) Changes() bool { return d.NewCA || d.Issue || d.Prune }
+func (d Decision) Changes() bool { return d.NewCA || d.Issue || d.Prune || d.Stamp }
 
-// renewAt is when two thirds of a certificate's lifetime have passed.
+// twoThirds of d, without overflow for any d.
+func twoThirds(d time.Duration) time.Duration { return d - d/3 }
+
+// renewAt is when two thirds of a certificate's lifetime have passed. A
+// lifetime past 292 years counts as 292 (time.Time.Sub saturates): such a
+// certificate is renewed after 195.
 func renewAt(c *x509.Certificate) time.Time {
-	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) * 2 / 3)
+	return c.NotBefore.Add(twoThirds(c.NotAfter.Sub(c.NotBefore)))
 }
 
 // Decide says what to do with the material m (nil when there is none or
-// it could not be read: why is in missing) at time now.
-func Decide(now time.Time, m *Material, missing string, p Policy) Decision {
+// it could not be read: why is in missing) at time now. inBundle is since
+// when the keeper has seen the caBundle of every webhook configuration
+// hold m's current CA, with no failure to set it since; zero when it has
+// not: the serving certificate moves to that CA only Propagation after.
+func Decide(now time.Time, m *Material, missing string, inBundle time.Time, p Policy) Decision {
 	if m == nil {
-		return Decision{NewCA: true, Issue: true, Reason: missing, Next: now.Add(p.CertValidity * 2 / 3)}
+		return Decision{NewCA: true, Issue: true, Reason: missing, Next: now.Add(twoThirds(p.CertValidity))}
 	}
 	var d Decision
 	var why []string
@@ -61,6 +78,12 @@ func Decide(now time.Time, m *Material, missing string, p Policy) Decision {
 	}
 	ca := m.CAs[0]
 	caSince := m.CASince
+	if caSince.IsZero() {
+		// Taken as now, which only delays the next move to a new CA; a good
+		// CA is not thrown away for it.
+		d.Stamp, caSince = true, now
+		why = append(why, "the Secret does not say readably when its CA joined the bundle (annotation "+CASinceAnnotation+"): taken as now")
+	}
 	olderTrusted := false // an older CA still in the bundle and valid
 	for _, c := range m.CAs[1:] {
 		if now.Before(c.NotAfter) {
@@ -78,11 +101,19 @@ func Decide(now time.Time, m *Material, missing string, p Policy) Decision {
 		d.NewCA = true
 		why = append(why, fmt.Sprintf("the CA expires at %s", ca.NotAfter.UTC().Format(time.RFC3339)))
 		caSince = now
+		inBundle = time.Time{} // in no caBundle yet
 		olderTrusted = now.Before(ca.NotAfter)
 	} else {
 		next(renewAt(ca))
 	}
-	propagated := !olderTrusted || !now.Before(caSince.Add(p.Propagation))
+	// The API servers trust the current CA Propagation after the keeper
+	// has seen it in every caBundle; not seen yet, that is Propagation from
+	// now at the earliest.
+	trustedFrom := later(caSince, now).Add(p.Propagation)
+	if !inBundle.IsZero() {
+		trustedFrom = later(caSince, inBundle).Add(p.Propagation)
+	}
+	propagated := !olderTrusted || (!inBundle.IsZero() && !now.Before(trustedFrom))
 
 	switch {
 	case m.Cert == nil:
@@ -108,14 +139,15 @@ func Decide(now time.Time, m *Material, missing string, p Policy) Decision {
 			d.Issue = true
 			why = append(why, "the serving certificate moves to the new CA")
 		} else {
-			next(caSince.Add(p.Propagation))
+			next(trustedFrom)
 		}
 	default:
 		next(renewAt(m.Cert))
 	}
 	if d.Issue {
-		// The new certificate's renewal is at most CertValidity*2/3 away.
-		next(now.Add(p.CertValidity * 2 / 3))
+		// The new certificate's renewal is at most two thirds of
+		// CertValidity away.
+		next(now.Add(twoThirds(p.CertValidity)))
 	}
 	if d.Prune {
 		why = append(why, "an expired CA leaves the bundle")
@@ -127,6 +159,13 @@ func Decide(now time.Time, m *Material, missing string, p Policy) Decision {
 	return d
 }
 
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func signedByAny(c *x509.Certificate, cas []*x509.Certificate, now time.Time) bool {
 	for _, ca := range cas {
 		if now.Before(ca.NotAfter) && c.CheckSignatureFrom(ca) == nil {
@@ -136,16 +175,20 @@ func signedByAny(c *x509.Certificate, cas []*x509.Certificate, now time.Time) bo
 	return false
 }
 
-// Apply carries the decision out on m (nil: none yet) and returns the new
-// material; m is not changed.
+// Apply carries the decision out on m and returns the new material; m is
+// not changed. m is nil when there is none yet, or, for material made
+// anew, holds only the older CAs to keep in the bundle after the new one.
 func Apply(now time.Time, m *Material, d Decision, p Policy) (*Material, error) {
 	out := &Material{}
 	if m != nil {
 		*out = *m
 		out.CAs = append([]*x509.Certificate(nil), m.CAs...)
 	}
+	if d.Stamp {
+		out.CASince = now
+	}
 	if d.NewCA || m == nil {
-		ca, key, err := certgen.SelfSignedCA("regcred-webhook-ca-"+now.UTC().Format("20060102T150405Z"),
+		ca, key, err := certgen.SelfSignedCA(caNamePrefix+now.UTC().Format("20060102T150405Z"),
 			now.Add(-backdate(p.CAValidity)), now.Add(p.CAValidity))
 		if err != nil {
 			return nil, err
@@ -171,14 +214,15 @@ func Apply(now time.Time, m *Material, d Decision, p Policy) (*Material, error) 
 	return out, nil
 }
 
-// issue signs a serving certificate for p.Hosts with the current CA.
+// issue signs a serving certificate for p.Hosts, each once, with the
+// current CA.
 func (m *Material) issue(now time.Time, p Policy) error {
 	ca := m.CAs[0]
 	notAfter := now.Add(p.CertValidity)
 	if notAfter.After(ca.NotAfter) {
 		notAfter = ca.NotAfter
 	}
-	cert, pair, err := certgen.SignServing(p.Hosts, now.Add(-backdate(p.CertValidity)), notAfter, ca, m.CAKey)
+	cert, pair, err := certgen.SignServing(uniqueHosts(p.Hosts), now.Add(-backdate(p.CertValidity)), notAfter, ca, m.CAKey)
 	if err != nil {
 		return err
 	}

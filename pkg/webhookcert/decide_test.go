@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/regcred/regcred/pkg/certgen"
 )
 
 var (
@@ -19,7 +21,7 @@ var (
 
 func fresh(t *testing.T, now time.Time, p Policy) *Material {
 	t.Helper()
-	d := Decide(now, nil, "none yet", p)
+	d := Decide(now, nil, "none yet", time.Time{}, p)
 	require.True(t, d.NewCA)
 	require.True(t, d.Issue)
 	m, err := Apply(now, nil, d, p)
@@ -65,7 +67,7 @@ func TestDecide(t *testing.T) {
 			if c.policy != nil {
 				p = c.policy(p)
 			}
-			d := Decide(t0.Add(c.at), m, "", p)
+			d := Decide(t0.Add(c.at), m, "", m.CASince, p)
 			assert.Equal(t, c.newCA, d.NewCA, d.Reason)
 			assert.Equal(t, c.issue, d.Issue, d.Reason)
 			assert.Contains(t, d.Reason, c.reasonContains)
@@ -79,7 +81,7 @@ func TestNewCAWaitsForTheBundle(t *testing.T) {
 	// Just before the CA's renewal, the cert is renewed: it has most of its
 	// life left when the CA is renewed.
 	now := t0.Add(19 * time.Hour)
-	d := Decide(now, m, "", policy)
+	d := Decide(now, m, "", m.CASince, policy)
 	require.True(t, d.Issue, d.Reason)
 	require.False(t, d.NewCA)
 	m, err := Apply(now, m, d, policy)
@@ -87,7 +89,7 @@ func TestNewCAWaitsForTheBundle(t *testing.T) {
 	oldCA := m.CAs[0]
 
 	now = t0.Add(20*time.Hour + time.Minute)
-	d = Decide(now, m, "", policy)
+	d = Decide(now, m, "", m.CASince, policy)
 	require.True(t, d.NewCA, d.Reason)
 	assert.False(t, d.Issue, "the cert stays under the old CA until the bundle has spread")
 	assert.Equal(t, now.Add(policy.Propagation), d.Next)
@@ -98,9 +100,9 @@ func TestNewCAWaitsForTheBundle(t *testing.T) {
 	assert.False(t, m.SignedByCurrent())
 	m = roundTrip(t, m)
 
-	d = Decide(now.Add(policy.Propagation-time.Second), m, "", policy)
+	d = Decide(now.Add(policy.Propagation-time.Second), m, "", m.CASince, policy)
 	assert.False(t, d.Changes(), d.Reason)
-	d = Decide(now.Add(policy.Propagation), m, "", policy)
+	d = Decide(now.Add(policy.Propagation), m, "", m.CASince, policy)
 	assert.True(t, d.Issue)
 	assert.False(t, d.NewCA)
 	assert.Contains(t, d.Reason, "moves to the new CA")
@@ -109,11 +111,49 @@ func TestNewCAWaitsForTheBundle(t *testing.T) {
 	assert.True(t, m.SignedByCurrent())
 	assert.Len(t, m.CAs, 2, "the old CA stays until it expires")
 
-	d = Decide(oldCA.NotAfter, m, "", policy)
+	d = Decide(oldCA.NotAfter, m, "", m.CASince, policy)
 	assert.True(t, d.Prune, d.Reason)
 	m, err = Apply(oldCA.NotAfter, m, d, policy)
 	require.NoError(t, err)
 	assert.Len(t, m.CAs, 1)
+}
+
+// The serving certificate moves to a new CA Propagation after the keeper
+// saw every caBundle hold it: not while it has not, whatever the time
+// since the CA was made, unless the certificate is about to expire.
+func TestMoveWaitsForTheKeeperToSeeTheBundle(t *testing.T) {
+	m := fresh(t, t0, policy)
+	for _, at := range []time.Duration{19 * time.Hour, 20*time.Hour + time.Minute} {
+		d := Decide(t0.Add(at), m, "", m.CASince, policy)
+		require.True(t, d.Changes(), d.Reason)
+		var err error
+		m, err = Apply(t0.Add(at), m, d, policy)
+		require.NoError(t, err)
+	}
+	m = roundTrip(t, m)
+	require.Len(t, m.CAs, 2)
+	require.False(t, m.SignedByCurrent())
+	made := m.CASince
+
+	now := made.Add(time.Hour)
+	d := Decide(now, m, "", time.Time{}, policy)
+	assert.False(t, d.Issue, "not seen in the caBundle: no move, an hour after the CA was made")
+	assert.Equal(t, now.Add(policy.Propagation), d.Next, "at the earliest Propagation from now")
+	seen := now
+	d = Decide(seen.Add(policy.Propagation-time.Second), m, "", seen, policy)
+	assert.False(t, d.Issue, d.Reason)
+	assert.Equal(t, seen.Add(policy.Propagation), d.Next)
+	d = Decide(seen.Add(policy.Propagation), m, "", seen, policy)
+	assert.True(t, d.Issue, d.Reason)
+
+	soon := m.Cert.NotAfter.Add(-2 * policy.Propagation)
+	d = Decide(soon, m, "", time.Time{}, policy)
+	assert.True(t, d.Issue, "about to expire: moves, the caBundle seen or not")
+
+	p := policy
+	p.Propagation = 0
+	assert.False(t, Decide(made, m, "", time.Time{}, p).Issue, "Propagation 0 still waits for the caBundle")
+	assert.True(t, Decide(made, m, "", made, p).Issue, "and moves as soon as the keeper saw it")
 }
 
 // TestManyRotations lets time run minute by minute through many
@@ -143,7 +183,7 @@ func TestManyRotations(t *testing.T) {
 	caRotations, issues := 0, 0
 	for i := 0; i < 5*24*60; i++ {
 		now = now.Add(time.Minute)
-		d := Decide(now, m, "", p)
+		d := Decide(now, m, "", m.CASince, p)
 		if now.Before(next) {
 			require.False(t, d.Changes(), "%s: changed (%s) before %s", now, d.Reason, next)
 		}
@@ -161,7 +201,7 @@ func TestManyRotations(t *testing.T) {
 			if d.Issue {
 				issues++
 			}
-			again := Decide(now, m, "", p)
+			again := Decide(now, m, "", m.CASince, p)
 			require.False(t, again.Changes(), "deciding again at once changes nothing: %s", again.Reason)
 		}
 		require.True(t, now.Before(m.Cert.NotAfter) && !now.Before(m.Cert.NotBefore), "%s: the served certificate is valid", now)
@@ -221,7 +261,7 @@ func TestParseTellsWhatIsWrong(t *testing.T) {
 		require.NoError(t, err, name)
 		assert.Nil(t, got.Cert, name)
 		assert.Equal(t, m.CAs[0].Raw, got.CAs[0].Raw, name)
-		d := Decide(t0.Add(time.Minute), got, "", policy)
+		d := Decide(t0.Add(time.Minute), got, "", got.CASince, policy)
 		assert.True(t, d.Issue, name)
 		assert.False(t, d.NewCA, name)
 	}
@@ -232,8 +272,39 @@ func TestParseTellsWhatIsWrong(t *testing.T) {
 func TestShortLifetimes(t *testing.T) {
 	p := Policy{Hosts: []string{"127.0.0.1"}, CAValidity: 45 * time.Second, CertValidity: 30 * time.Second, Propagation: 3 * time.Second}
 	m := fresh(t, t0, p)
-	d := Decide(t0.Add(time.Second), m, "", p)
+	d := Decide(t0.Add(time.Second), m, "", m.CASince, p)
 	assert.False(t, d.Changes(), d.Reason)
 	assert.Equal(t, t0.Add(19*time.Second), d.Next, "renewed after two thirds of its 30s")
-	assert.True(t, Decide(t0.Add(19*time.Second), m, "", p).Issue)
+	assert.True(t, Decide(t0.Add(19*time.Second), m, "", m.CASince, p).Issue)
+}
+
+// Lifetimes of centuries, or a CA valid until 9999, are renewed when two
+// thirds have passed, not at once: the arithmetic does not overflow.
+func TestLongLifetimes(t *testing.T) {
+	year := 365 * 24 * time.Hour
+	for name, p := range map[string]Policy{
+		"100 years":   {Hosts: hosts, CAValidity: 100 * year, CertValidity: 50 * year, Propagation: time.Minute},
+		"200 years":   {Hosts: hosts, CAValidity: 200 * year, CertValidity: 150 * year, Propagation: time.Minute},
+		"longest one": {Hosts: hosts, CAValidity: time.Duration(1<<63 - 1), CertValidity: time.Duration(1<<63 - 1), Propagation: time.Minute},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := roundTrip(t, fresh(t, t0, p))
+			now := t0.Add(time.Hour)
+			d := Decide(now, m, "", m.CASince, p)
+			assert.False(t, d.Changes(), d.Reason)
+			assert.True(t, d.Next.After(now.Add(10*year)), "next look %s", d.Next)
+			assert.True(t, Decide(now, nil, "none", time.Time{}, p).Next.After(now.Add(10*year)))
+		})
+	}
+
+	t.Run("a CA valid until 9999", func(t *testing.T) {
+		ca, key, err := certgen.SelfSignedCA("regcred-webhook-ca-forever", t0.Add(-time.Minute), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC))
+		require.NoError(t, err)
+		m := &Material{CAs: []*x509.Certificate{ca}, CAKey: key, CASince: t0}
+		require.NoError(t, m.issue(t0, policy))
+		m = roundTrip(t, m)
+		d := Decide(t0.Add(time.Hour), m, "", m.CASince, policy)
+		assert.False(t, d.Changes(), d.Reason)
+		assert.Equal(t, renewAt(m.Cert), d.Next, "only the certificate's renewal is ahead")
+	})
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,11 +12,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -50,10 +48,16 @@ type Keeper struct {
 
 	served atomic.Pointer[tls.Certificate]
 	// servedPEM is the certificate served, to load a new one only when it
-	// changes.
-	servedPEM []byte
-	pokeOnce  sync.Once
-	poke      chan struct{}
+	// changes, and servedCert that certificate.
+	servedPEM  []byte
+	servedCert *x509.Certificate
+	// bundledCA is the CA (DER) the keeper last saw in the caBundle of
+	// every webhook configuration, since bundledSince; nil after it failed
+	// to set them.
+	bundledCA    []byte
+	bundledSince time.Time
+	pokeOnce     sync.Once
+	poke         chan struct{}
 }
 
 func (k *Keeper) now() time.Time {
@@ -121,16 +125,18 @@ func (k *Keeper) Start(ctx context.Context) error {
 	}
 }
 
-// Reconcile brings the Secret, the served certificate and the caBundles
-// in line with the policy once, and returns when to look again.
+// Reconcile brings the Secret, the caBundles and the served certificate
+// in line with the policy once, in that order, and returns when to look
+// again.
 func (k *Keeper) Reconcile(ctx context.Context) (time.Time, error) {
 	now := k.now()
 	var secret corev1.Secret
 	var m *Material
 	var missing string
+	found := true
 	switch err := k.Reader.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, &secret); {
 	case apierrors.IsNotFound(err):
-		missing = "no TLS Secret yet"
+		found, missing = false, "no TLS Secret yet"
 	case err != nil:
 		return now, fmt.Errorf("reading Secret %s/%s: %w", k.Namespace, k.Name, err)
 	default:
@@ -139,13 +145,26 @@ func (k *Keeper) Reconcile(ctx context.Context) (time.Time, error) {
 			m, missing = nil, "the TLS Secret is unreadable ("+perr.Error()+")"
 		}
 	}
-	d := Decide(now, m, missing, k.Policy)
+	d := Decide(now, m, missing, k.inBundleSince(m), k.Policy)
 	if d.Changes() {
-		next, err := Apply(now, m, d, k.Policy)
+		base, kept := m, 0
+		if m == nil {
+			// Made anew: regcred's earlier CAs that the caBundle still holds
+			// stay in the bundle, so that the certificates the replicas
+			// serve stay trusted until they move to the new one.
+			cas, err := k.previousCAs(ctx, now)
+			if err != nil {
+				return now, err
+			}
+			if len(cas) > 0 {
+				base, kept = &Material{CAs: cas}, len(cas)
+			}
+		}
+		next, err := Apply(now, base, d, k.Policy)
 		if err != nil {
 			return now, err
 		}
-		if err := k.write(ctx, &secret, m == nil && missing == "no TLS Secret yet", next); err != nil {
+		if err := k.write(ctx, &secret, !found, next); err != nil {
 			if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 				// Another replica wrote first: its write comes back through
 				// the cache (a poke) and is decided on again.
@@ -155,20 +174,35 @@ func (k *Keeper) Reconcile(ctx context.Context) (time.Time, error) {
 			return now, fmt.Errorf("writing Secret %s/%s: %w", k.Namespace, k.Name, err)
 		}
 		k.Log.Info("Renewed the webhook's TLS material", "secret", k.Namespace+"/"+k.Name,
-			"why", d.Reason, "newCA", d.NewCA, "newCertificate", d.Issue,
+			"why", d.Reason, "newCA", d.NewCA, "newCertificate", d.Issue, "keptCAs", kept,
 			"certificateExpires", next.Cert.NotAfter.UTC(), "caExpires", next.CAs[0].NotAfter.UTC())
 		m = next
 	}
-	if err := k.serve(m); err != nil {
-		return now, err
+	// The caBundle first: a certificate is served once it holds its CA.
+	injectErr := k.inject(ctx, m)
+	hold, err := k.serve(ctx, now, m, injectErr == nil)
+	if err != nil {
+		return now, errors.Join(injectErr, err)
 	}
-	if k.Metrics != nil {
-		k.Metrics.WebhookCertificate(m.Cert.NotAfter, m.CAs[0].NotAfter)
+	if k.Metrics != nil && k.servedCert != nil {
+		k.Metrics.WebhookCertificate(k.servedCert.NotAfter, m.CAs[0].NotAfter)
 	}
-	if err := k.inject(ctx, m.Bundle()); err != nil {
-		return now, err
+	if injectErr != nil {
+		return now, injectErr
+	}
+	if !hold.IsZero() && hold.Before(d.Next) {
+		return hold, nil
 	}
 	return d.Next, nil
+}
+
+// inBundleSince is since when the keeper has seen m's current CA in every
+// caBundle (zero: it has not, or has failed to set them since).
+func (k *Keeper) inBundleSince(m *Material) time.Time {
+	if m == nil || k.bundledCA == nil || !bytes.Equal(k.bundledCA, m.CAs[0].Raw) {
+		return time.Time{}
+	}
+	return k.bundledSince
 }
 
 // write creates or updates the Secret with the material; an update is
@@ -205,83 +239,54 @@ func (k *Keeper) write(ctx context.Context, read *corev1.Secret, create bool, m 
 	return k.Writer.Update(ctx, s)
 }
 
-// serve makes the material's certificate the one served.
-func (k *Keeper) serve(m *Material) error {
-	if bytes.Equal(k.servedPEM, m.CertPEM) && k.served.Load() != nil {
-		return nil
+// serve makes m's certificate the one served, unless the API servers may
+// not trust it yet, and returns until when it keeps the one it serves
+// instead (zero: it does not). bundled tells whether the keeper has just
+// set every caBundle to m's bundle.
+func (k *Keeper) serve(ctx context.Context, now time.Time, m *Material, bundled bool) (time.Time, error) {
+	if k.servedCert != nil && bytes.Equal(k.servedPEM, m.CertPEM) {
+		return time.Time{}, nil
 	}
 	c, err := tls.X509KeyPair(m.CertPEM, m.KeyPEM)
 	if err != nil {
-		return fmt.Errorf("serving certificate: %w", err)
+		return time.Time{}, fmt.Errorf("serving certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("serving certificate: %w", err)
+	}
+	if k.servedCert == nil {
+		// Nothing served yet. A certificate the caBundle does not trust
+		// fails the API server's calls as surely as none, and does worse:
+		// the replica turns ready and is sent calls another replica could
+		// answer. So, the caBundle not set, only a certificate it already
+		// trusts is served; otherwise the replica stays unready and tries
+		// again.
+		if !bundled && !k.caBundlesTrust(ctx, now, leaf) {
+			return time.Time{}, nil
+		}
+	} else if until := k.keepServing(now, m); now.Before(until) {
+		return until, nil
 	}
 	k.served.Store(&c)
-	k.servedPEM = m.CertPEM
-	return nil
+	k.servedPEM, k.servedCert = m.CertPEM, leaf
+	return time.Time{}, nil
 }
 
-// inject sets the caBundle of every webhook of the configurations to
-// bundle, where it differs, with a JSON patch that changes only those
-// fields (and fails if the webhooks moved meanwhile).
-func (k *Keeper) inject(ctx context.Context, bundle []byte) error {
-	var errs []error
-	if k.Webhooks.Mutating != "" {
-		var c admissionregistrationv1.MutatingWebhookConfiguration
-		errs = append(errs, k.injectInto(ctx, &c, k.Webhooks.Mutating, bundle, func() []admissionregistrationv1.WebhookClientConfig {
-			var cc []admissionregistrationv1.WebhookClientConfig
-			for _, w := range c.Webhooks {
-				cc = append(cc, w.ClientConfig)
-			}
-			return cc
-		}, func(i int) string { return c.Webhooks[i].Name }))
+// keepServing is until when the certificate served stays rather than m's:
+// while m's is signed by a CA the keeper has not yet seen in every
+// caBundle for Propagation, and the one served is signed by an older CA
+// of the bundle and not about to expire.
+func (k *Keeper) keepServing(now time.Time, m *Material) time.Time {
+	served, p := k.servedCert, k.Policy.Propagation
+	if !m.SignedByCurrent() || served.CheckSignatureFrom(m.CAs[0]) == nil || !signedByAny(served, m.CAs[1:], now) {
+		return time.Time{}
 	}
-	if k.Webhooks.Validating != "" {
-		var c admissionregistrationv1.ValidatingWebhookConfiguration
-		errs = append(errs, k.injectInto(ctx, &c, k.Webhooks.Validating, bundle, func() []admissionregistrationv1.WebhookClientConfig {
-			var cc []admissionregistrationv1.WebhookClientConfig
-			for _, w := range c.Webhooks {
-				cc = append(cc, w.ClientConfig)
-			}
-			return cc
-		}, func(i int) string { return c.Webhooks[i].Name }))
-	}
-	return errors.Join(errs...)
-}
-
-type patchOp struct {
-	Op    string `json:"op"`
-	Path  string `json:"path"`
-	Value any    `json:"value"`
-}
-
-func (k *Keeper) injectInto(ctx context.Context, obj client.Object, name string, bundle []byte,
-	clientConfigs func() []admissionregistrationv1.WebhookClientConfig, webhookName func(int) string,
-) error {
-	if err := k.Reader.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			// Not installed yet (or being uninstalled): its creation pokes.
-			return nil
+	until := served.NotAfter.Add(-p)
+	if since := k.inBundleSince(m); !since.IsZero() {
+		if t := later(m.CASince, since).Add(p); t.Before(until) {
+			until = t
 		}
-		return fmt.Errorf("reading %T %s: %w", obj, name, err)
 	}
-	var ops []patchOp
-	for i, cc := range clientConfigs() {
-		if bytes.Equal(cc.CABundle, bundle) {
-			continue
-		}
-		ops = append(ops,
-			patchOp{Op: "test", Path: fmt.Sprintf("/webhooks/%d/name", i), Value: webhookName(i)},
-			patchOp{Op: "add", Path: fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), Value: bundle})
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	body, err := json.Marshal(ops)
-	if err != nil {
-		return err
-	}
-	if err := k.Writer.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, body)); err != nil {
-		return fmt.Errorf("setting the caBundle of %s: %w", name, err)
-	}
-	k.Log.Info("Set the webhook configuration's caBundle", "configuration", name, "webhooks", len(ops)/2)
-	return nil
+	return until
 }

@@ -7,9 +7,13 @@
 //
 // A renewed serving certificate is signed by the same CA: the caBundle
 // does not change. A renewed CA first joins the bundle next to the old one;
-// the serving certificate moves to it only once the bundle has had time to
-// reach the API servers, so no admission ever meets a certificate its
-// caBundle does not trust.
+// the serving certificate moves to it only once the keeper has seen the
+// caBundle hold it for the time the bundle takes to reach the API servers,
+// so no admission ever meets a certificate its caBundle does not trust.
+// The same holds when the material is made anew (the Secret deleted or
+// unreadable): regcred's CAs the caBundle holds stay in the new bundle,
+// every replica sets the caBundle before it serves a certificate, and it
+// keeps serving the certificate it had until the new CA has had that time.
 package webhookcert
 
 import (
@@ -38,20 +42,26 @@ const (
 	CASinceAnnotation = "regcred.io/ca-since"
 )
 
+// caNamePrefix begins the common name of every CA regcred makes.
+const caNamePrefix = "regcred-webhook-ca-"
+
 // Material is the content of the Secret, parsed.
 type Material struct {
 	// CAs is the bundle, the current CA first.
 	CAs   []*x509.Certificate
 	CAKey crypto.Signer
-	// CASince is when CAs[0] joined the bundle.
+	// CASince is when CAs[0] joined the bundle; zero when the Secret does
+	// not say it readably.
 	CASince time.Time
 	// Cert is the serving certificate; CertPEM and KeyPEM its encoding.
 	Cert            *x509.Certificate
 	CertPEM, KeyPEM []byte
 }
 
-// Parse reads the Secret's data. A missing or unreadable part is an
-// error that says which: the material is then made anew.
+// Parse reads the Secret's data. A missing or unreadable CA or CA key is
+// an error that says which: the material is then made anew. A broken
+// serving certificate leaves Cert nil, an unreadable ca-since annotation
+// CASince zero: the CA is kept, and Decide mends the rest.
 func Parse(s *corev1.Secret) (*Material, error) {
 	if s == nil {
 		return nil, errors.New("no Secret")
@@ -67,10 +77,8 @@ func Parse(s *corev1.Secret) (*Material, error) {
 	if !samePublicKey(m.CAs[0].PublicKey, m.CAKey.Public()) {
 		return nil, fmt.Errorf("%s does not belong to the first CA of %s", CAKeyKey, CABundleKey)
 	}
-	if since, ok := s.Annotations[CASinceAnnotation]; ok {
-		if m.CASince, err = time.Parse(time.RFC3339, since); err != nil {
-			return nil, fmt.Errorf("annotation %s: %w", CASinceAnnotation, err)
-		}
+	if since, err := time.Parse(time.RFC3339, s.Annotations[CASinceAnnotation]); err == nil {
+		m.CASince = since
 	}
 	certs, err := parseCerts(m.CertPEM)
 	if err != nil {
@@ -113,26 +121,46 @@ func (m *Material) Bundle() []byte {
 	return b.Bytes()
 }
 
-// Covers reports whether the serving certificate is for exactly hosts.
+// Covers reports whether the serving certificate is for exactly hosts,
+// as sets: a name given twice, or an IP in another spelling, is one name.
 func (m *Material) Covers(hosts []string) bool {
 	if m.Cert == nil {
 		return false
 	}
-	var have []string
-	have = append(have, m.Cert.DNSNames...)
+	have := make([]string, 0, len(m.Cert.DNSNames)+len(m.Cert.IPAddresses))
+	for _, n := range m.Cert.DNSNames {
+		have = append(have, "dns:"+n)
+	}
 	for _, ip := range m.Cert.IPAddresses {
-		have = append(have, ip.String())
+		have = append(have, "ip:"+ip.String())
 	}
 	want := make([]string, 0, len(hosts))
+	for _, h := range uniqueHosts(hosts) {
+		if net.ParseIP(h) != nil {
+			want = append(want, "ip:"+h)
+		} else {
+			want = append(want, "dns:"+h)
+		}
+	}
+	slices.Sort(have)
+	slices.Sort(want)
+	return slices.Equal(slices.Compact(have), want)
+}
+
+// uniqueHosts are hosts as a certificate holds them, each once, in their
+// first order: an IP in its canonical form (an IPv4-mapped IPv6 address as
+// IPv4, as x509 encodes it), a DNS name as written.
+func uniqueHosts(hosts []string) []string {
+	out := make([]string, 0, len(hosts))
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			h = ip.String()
 		}
-		want = append(want, h)
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
 	}
-	slices.Sort(have)
-	slices.Sort(want)
-	return slices.Equal(have, slices.Compact(want))
+	return out
 }
 
 // SignedByCurrent reports whether the serving certificate is signed by
@@ -162,6 +190,22 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("no certificate")
 	}
 	return certs, nil
+}
+
+// certsIn are the certificates of a PEM bundle that parse, as an API
+// server reads a caBundle: the rest is skipped.
+func certsIn(data []byte) []*x509.Certificate {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return certs
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil && block.Type == "CERTIFICATE" {
+			certs = append(certs, c)
+		}
+	}
 }
 
 func parseKey(data []byte) (crypto.Signer, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,24 @@ func secretCert(s *corev1.Secret) *x509.Certificate {
 		return nil
 	}
 	return c
+}
+
+// trusts reports whether the caBundle bundle trusts the certificate c at
+// now, as the API server checks it.
+func trusts(bundle []byte, c *x509.Certificate, now time.Time) bool {
+	if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
+		return false
+	}
+	for {
+		var block *pem.Block
+		if block, bundle = pem.Decode(bundle); block == nil {
+			return false
+		}
+		ca, err := x509.ParseCertificate(block.Bytes)
+		if err == nil && ca.IsCA && !now.Before(ca.NotBefore) && now.Before(ca.NotAfter) && c.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
 }
 
 // failOpen is the API server's count of calls to regcred's Pod webhook
@@ -195,36 +214,132 @@ func TestSelfManagedTLS(t *testing.T) {
 		assert.GreaterOrEqual(t, len(cas), 2, "the CA was renewed")
 	})
 
-	t.Run("a deleted Secret is made again and the caBundle follows", func(t *testing.T) {
-		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &secret))
-		old := secret.Data[webhookcert.CABundleKey]
-		require.NoError(t, c.Delete(ctx, &secret))
-		require.Eventually(t, func() bool {
-			var s corev1.Secret
-			if c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &s) != nil || bytes.Equal(s.Data[webhookcert.CABundleKey], old) {
-				return false
+	// admitThrough creates Pods without pause, and looks at what both
+	// replicas serve, from lag before act until done says so (within
+	// eventually) and one second more. It checks that every Pod got its
+	// pull secret, that the API server never failed open, and that a
+	// replica only ever served a certificate that both the caBundle then
+	// and the caBundle of lag before trust: an API server that loads a
+	// caBundle up to lag late (less than --tls-ca-propagation) trusts it.
+	admitThrough := func(t *testing.T, name string, act func(), done func() bool) {
+		t.Helper()
+		const lag = 2 * time.Second
+		type snapshot struct {
+			at      time.Time
+			bundles [2][]byte
+		}
+		var history []snapshot
+		// then is the caBundles of about lag ago, if looked at then.
+		then := func(now time.Time) ([2][]byte, bool) {
+			for i := len(history) - 1; i >= 0; i-- {
+				if h := history[i]; !h.at.After(now.Add(-lag)) {
+					return h.bundles, h.at.After(now.Add(-lag - 300*time.Millisecond))
+				}
 			}
+			return [2][]byte{}, false
+		}
+		before := failOpen(t, cs)
+		var created, withSecret int
+		var untrusted []string
+		start, acted, doneAt := time.Now(), false, time.Time{}
+		for {
+			now := time.Now()
+			if !acted && now.Sub(start) > lag+500*time.Millisecond {
+				act()
+				acted = true
+			}
+			if (!doneAt.IsZero() && now.Sub(doneAt) > time.Second) || now.Sub(start) > lag+eventually {
+				break
+			}
+			certs := []*x509.Certificate{served(t, a.port), served(t, b.port)}
 			m, v := bundle()
-			return bytes.Equal(m, s.Data[webhookcert.CABundleKey]) && bytes.Equal(v, s.Data[webhookcert.CABundleKey])
-		}, eventually, tick)
-		require.Eventually(t, func() bool {
+			history = append(history, snapshot{now, [2][]byte{m, v}})
+			bundles := [][]byte{m, v}
+			if old, known := then(now); known {
+				bundles = append(bundles, old[:]...)
+			}
+			for i, cert := range certs {
+				if cert == nil {
+					continue
+				}
+				for _, bb := range bundles {
+					if !trusts(bb, cert, now) {
+						what := fmt.Sprintf("replica %d serves certificate %s", i, cert.SerialNumber)
+						if !slices.ContainsFunc(untrusted, func(u string) bool { return strings.HasSuffix(u, what) }) {
+							untrusted = append(untrusted, now.Format(time.StampMilli)+": "+what)
+						}
+						break
+					}
+				}
+			}
 			p, err := cs.CoreV1().Pods("apps").Create(ctx, &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{GenerateName: "after-"},
+				ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-"},
 				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "reg.example.com/team/app:v1"}}},
 			}, metav1.CreateOptions{})
-			return err == nil && len(p.Spec.ImagePullSecrets) == 1
-		}, eventually, 200*time.Millisecond, "admissions work again under the new CA")
+			require.NoError(t, err)
+			created++
+			if len(p.Spec.ImagePullSecrets) == 1 && p.Spec.ImagePullSecrets[0].Name == "regcred-reg" {
+				withSecret++
+			}
+			if acted && doneAt.IsZero() && done() {
+				doneAt = time.Now()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		require.False(t, doneAt.IsZero(), "not done within %s", eventually)
+		t.Logf("%d Pods created, %d with their pull secret", created, withSecret)
+		assert.Equal(t, created, withSecret, "every Pod got its pull secret")
+		assert.Equal(t, before, failOpen(t, cs), "the API server never failed open")
+		assert.Empty(t, untrusted, "a certificate served that the caBundle, now or %s before, does not trust", lag)
+	}
+	// remade reports whether both replicas serve a certificate of a CA the
+	// Secret has, first, in place of the bundle old, and both caBundles are
+	// the Secret's.
+	remade := func(old []byte) bool {
+		var s corev1.Secret
+		if c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &s) != nil || bytes.Equal(s.Data[webhookcert.CABundleKey], old) {
+			return false
+		}
+		if m, v := bundle(); !bytes.Equal(m, s.Data[webhookcert.CABundleKey]) || !bytes.Equal(v, s.Data[webhookcert.CABundleKey]) {
+			return false
+		}
+		block, _ := pem.Decode(s.Data[webhookcert.CABundleKey])
+		if block == nil {
+			return false
+		}
+		ca, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return false
+		}
+		for _, port := range []int{a.port, b.port} {
+			if cert := served(t, port); cert == nil || cert.CheckSignatureFrom(ca) != nil {
+				return false
+			}
+		}
+		return true
+	}
+
+	t.Run("a deleted Secret is made again, and no admission fails", func(t *testing.T) {
+		var old []byte
+		admitThrough(t, "after-delete", func() {
+			require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &secret))
+			old = secret.Data[webhookcert.CABundleKey]
+			require.NoError(t, c.Delete(ctx, &secret))
+		}, func() bool { return remade(old) })
 	})
 
-	t.Run("an unreadable Secret is replaced, and says why", func(t *testing.T) {
-		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &secret))
-		broken := secret.DeepCopy()
-		broken.Data[webhookcert.CAKeyKey] = []byte("not a key")
-		require.NoError(t, c.Update(ctx, broken))
-		require.Eventually(t, func() bool {
-			var s corev1.Secret
-			return c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &s) == nil && !bytes.Equal(s.Data[webhookcert.CAKeyKey], []byte("not a key"))
-		}, eventually, tick)
+	t.Run("an unreadable Secret is replaced, says why, and no admission fails", func(t *testing.T) {
+		var old []byte
+		admitThrough(t, "after-break", func() {
+			require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &secret))
+			old = secret.Data[webhookcert.CABundleKey]
+			broken := secret.DeepCopy()
+			broken.Data[webhookcert.CAKeyKey] = []byte("not a key")
+			require.NoError(t, c.Patch(ctx, broken, client.MergeFrom(&secret)))
+		}, func() bool { return remade(old) })
+		var s corev1.Secret
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: tlsSecret}, &s))
+		assert.NotEqual(t, []byte("not a key"), s.Data[webhookcert.CAKeyKey])
 		// Logged just after the write that the test saw.
 		assert.Eventually(t, func() bool {
 			return strings.Contains(logs.String(), "the TLS Secret is unreadable (ca.key: no PEM key)")
