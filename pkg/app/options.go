@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -222,6 +223,20 @@ func (o *Options) Validate() error {
 	}
 	if o.CheckInterval < 0 {
 		errs = append(errs, fmt.Errorf("--check-interval %s: must not be negative", o.CheckInterval))
+	}
+	// A comparison with NaN is false, so the range checks below let it
+	// through, and a rate limiter of NaN or +Inf never waits.
+	for _, f := range []struct {
+		flag  string
+		value float64
+	}{
+		{"--kube-api-qps", o.KubeAPIQPS},
+		{"--upkeep-write-qps", o.WriteQPS},
+		{"--recovery-evictions-per-second", o.RecoveryEvictionsPerSecond},
+	} {
+		if math.IsNaN(f.value) || math.IsInf(f.value, 0) {
+			errs = append(errs, fmt.Errorf("%s %g: must be a finite number", f.flag, f.value))
+		}
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 || o.WriteQPS <= 0 || o.WriteQPS > o.KubeAPIQPS {
 		errs = append(errs, fmt.Errorf("--kube-api-qps %g, --kube-api-burst %d, --upkeep-write-qps %g: must be positive, and the upkeep's at most the client's", o.KubeAPIQPS, o.KubeAPIBurst, o.WriteQPS))

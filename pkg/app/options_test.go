@@ -2,6 +2,7 @@ package app
 
 import (
 	"flag"
+	"math"
 	"testing"
 	"time"
 
@@ -61,4 +62,38 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "x": must not be the config's or the status's ConfigMap`)
 	o.NodeTrustConfigMap = "Bad Name"
 	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "Bad Name"`)
+}
+
+// A rate that is not a finite number passes every comparison with NaN,
+// and a limiter of NaN or +Inf never waits: refused, naming the flag.
+func TestValidateRefusesRatesThatAreNotFinite(t *testing.T) {
+	for _, flagName := range []string{"kube-api-qps", "upkeep-write-qps", "recovery-evictions-per-second"} {
+		for _, v := range []string{"NaN", "+Inf", "-Inf"} {
+			t.Run(flagName+"="+v, func(t *testing.T) {
+				o := DefaultOptions()
+				fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+				o.BindFlags(fs)
+				require.NoError(t, fs.Parse([]string{"--config-configmap=registries", "--recovery", "--" + flagName + "=" + v}))
+				assert.ErrorContains(t, o.Validate(), "--"+flagName+" "+v+": must be a finite number")
+			})
+		}
+	}
+	// Both at +Inf pass every comparison between them.
+	o := DefaultOptions()
+	o.ConfigMap = "registries"
+	o.KubeAPIQPS, o.RecoveryEvictionsPerSecond = math.Inf(1), math.Inf(1)
+	err := o.Validate()
+	assert.ErrorContains(t, err, "--kube-api-qps +Inf: must be a finite number")
+	assert.ErrorContains(t, err, "--recovery-evictions-per-second +Inf: must be a finite number")
+}
+
+// A CA's lifetime is at most 100 years: longer ones would overflow the
+// renewal arithmetic of time.Duration.
+func TestValidateCapsTheCAValidity(t *testing.T) {
+	o := DefaultOptions()
+	o.ConfigMap, o.TLSSecret, o.TLSHosts = "registries", "regcred-tls", []string{"regcred.regcred.svc"}
+	o.TLSCAValidity = 100 * 365 * 24 * time.Hour
+	assert.NoError(t, o.Validate())
+	o.TLSCAValidity += time.Hour
+	assert.ErrorContains(t, o.Validate(), "at most 100 years")
 }
