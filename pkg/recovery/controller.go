@@ -3,16 +3,13 @@ package recovery
 import (
 	"context"
 	"errors"
-	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -25,11 +22,6 @@ import (
 // Namespaces tells what the plan needs of a namespace: its labels.
 type Namespaces interface {
 	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
-}
-
-// EventRecorder records an Event (events.k8s.io).
-type EventRecorder interface {
-	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
 }
 
 // Recorder counts what recovery does.
@@ -49,17 +41,11 @@ const (
 	Blocked EvictionResult = "blocked"
 	// Failed: any other error; tried again later.
 	Failed EvictionResult = "failed"
-)
-
-// The Event reasons, on the Pod.
-const (
-	// EventEvicted: the Pod was evicted so that its controller makes it
-	// again with the pull secret.
-	EventEvicted = "EvictedForPullSecret"
-	// EventMissing: a Pod nothing recreates lacks a pull secret.
-	EventMissing = "PullSecretMissing"
-	// EventBlocked: a PodDisruptionBudget forbids the eviction for now.
-	EventBlocked = "EvictionBlocked"
+	// GaveUp: not evicted, nor will it be by this leader: its
+	// controller made it after regcred evicted one of its Pods for
+	// lacking the same pull secret, and the webhook did not give it
+	// either (see EventGaveUp).
+	GaveUp EvictionResult = "gave-up"
 )
 
 // Controller finds Pods whose image pull failed for lack of a pull secret
@@ -69,7 +55,11 @@ const (
 // new Pod is admitted with the secret. imagePullSecrets cannot be changed
 // on an existing Pod: a bare Pod only gets an Event. It runs on the leader,
 // and acts on a Pod at most once (per leadership term for the Event of a
-// bare Pod); it never acts on a Pod that carries the secret.
+// bare Pod); it never acts on a Pod that carries the secret. It does not
+// evict a Pod that its controller made within ReplacementWindow of
+// evicting another of its Pods for lacking the same pull secret: the
+// webhook did not give it the secret, and would not give it to the next
+// one either (per leadership term).
 type Controller struct {
 	Registries func() *registries.Set
 	// HasConfig reports whether a good config was ever loaded.
@@ -95,6 +85,16 @@ type Controller struct {
 	Settle time.Duration
 	// Workers decide and evict in parallel (default 2).
 	Workers int
+	// ReplacementWindow is how long, after it evicted a controller's Pod
+	// for lacking a pull secret or after that Pod went, regcred takes the
+	// Pods the controller makes for replacements of it: one that lacks
+	// the same secret is not evicted (default 10m). It must cover the time
+	// a controller takes to make the replacement: a ReplicaSet makes it at
+	// once, a StatefulSet or DaemonSet once the evicted Pod is gone (the
+	// window starts again then), a Job after its backoff for failed Pods,
+	// at most 6 minutes. It is also how long regcred remembers a
+	// controller after its last eviction.
+	ReplacementWindow time.Duration
 
 	// limiter paces evictions; nil means one from EvictionsPerSecond.
 	limiter waiter
@@ -115,17 +115,29 @@ type term struct {
 	store cache.Store
 	queue workqueue.TypedRateLimitingInterface[string]
 
+	// clock times what is remembered of owners; window is
+	// ReplacementWindow.
+	clock  clock.PassiveClock
+	window time.Duration
+
 	mu sync.Mutex
 	// acted says what was done to each Pod, by UID; an entry goes when
 	// its Pod does.
 	acted map[types.UID]*acted
+	// owners are the controllers whose Pods were evicted, by UID, and
+	// made marks the Pods they made since without such a secret
+	// (owners.go); an owner goes after its window, a mark with its Pod.
+	owners    map[types.UID]*owner
+	made      map[types.UID]made
+	nextSweep time.Time
 }
 
 type acted struct {
 	// evicted: the eviction succeeded. told: the Event of a Pod nothing
 	// recreates was recorded. blockedTold: the Event of a refused
-	// eviction was.
-	evicted, told, blockedTold bool
+	// eviction was. gaveUp: the Pod is a replacement that lacks the
+	// secret again, not to be evicted.
+	evicted, told, blockedTold, gaveUp bool
 }
 
 // NeedLeaderElection is true: only the leader evicts.
@@ -185,15 +197,24 @@ func (c *Controller) Start(ctx context.Context) error {
 	if limiter == nil {
 		limiter = rate.NewLimiter(rate.Limit(c.EvictionsPerSecond), c.EvictionBurst)
 	}
+	var clk clock.PassiveClock = clock.RealClock{}
+	if c.clock != nil {
+		clk = c.clock
+	}
 	inf := c.Informer()
 	t := &term{
 		store: inf.GetStore(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](c.RetryBase, c.RetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "recovery", Clock: c.clock}),
-		acted: map[types.UID]*acted{},
+		clock:  clk,
+		window: c.ReplacementWindow,
+		acted:  map[types.UID]*acted{},
+		owners: map[types.UID]*owner{},
+		made:   map[types.UID]made{},
 	}
-	if _, err := inf.AddEventHandler(t.handler()); err != nil {
+	reg, err := inf.AddEventHandler(t.handler())
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -204,7 +225,10 @@ func (c *Controller) Start(ctx context.Context) error {
 	defer t.queue.ShutDown()
 	defer cancel()
 	wg.Go(func() { inf.RunWithContext(ctx) })
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	// Until the handler has seen every Pod the cache starts with: one it
+	// saw only after evicting another of its controller's Pods would be
+	// taken for a replacement.
+	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 		return nil // ctx ended
 	}
 	c.mu.Lock()
@@ -224,7 +248,8 @@ func (c *Controller) Start(ctx context.Context) error {
 }
 
 func (c *Controller) defaults() {
-	if c.EvictionsPerSecond <= 0 {
+	// Not more than 0 includes NaN, which a comparison never catches.
+	if !(c.EvictionsPerSecond > 0) || math.IsInf(c.EvictionsPerSecond, 0) {
 		c.EvictionsPerSecond = 1
 	}
 	if c.EvictionBurst <= 0 {
@@ -242,14 +267,23 @@ func (c *Controller) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 2
 	}
+	if c.ReplacementWindow <= 0 {
+		c.ReplacementWindow = 10 * time.Minute
+	}
 }
 
-// handler queues the Pods whose pull failed, and forgets what was done to
-// a Pod that is gone.
+// handler queues the Pods whose pull failed, marks the Pods made by a
+// controller whose Pods were evicted, and forgets what was done to a Pod
+// that is gone.
 func (t *term) handler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if p, ok := obj.(*Pod); ok && candidate(p) {
+			p, ok := obj.(*Pod)
+			if !ok {
+				return
+			}
+			t.added(p)
+			if candidate(p) {
 				t.queue.Add(key(p))
 			}
 		},
@@ -258,7 +292,17 @@ func (t *term) handler() cache.ResourceEventHandler {
 		// try, which must not cut short the backoff of a refused eviction.
 		UpdateFunc: func(oldObj, obj any) {
 			old, _ := oldObj.(*Pod)
-			if p, ok := obj.(*Pod); ok && candidate(p) && (old == nil || !candidate(old) || !sameInputs(old, p)) {
+			p, ok := obj.(*Pod)
+			if !ok {
+				return
+			}
+			// A StatefulSet's Pod made again under the same name, when
+			// the cache missed the deletion in between.
+			if old != nil && old.UID != p.UID {
+				t.removed(old)
+				t.added(p)
+			}
+			if candidate(p) && (old == nil || !candidate(old) || !sameInputs(old, p)) {
 				t.queue.Add(key(p))
 			}
 		},
@@ -267,9 +311,7 @@ func (t *term) handler() cache.ResourceEventHandler {
 				obj = d.Obj
 			}
 			if p, ok := obj.(*Pod); ok {
-				t.mu.Lock()
-				delete(t.acted, p.UID)
-				t.mu.Unlock()
+				t.removed(p)
 			}
 		},
 	}
@@ -328,13 +370,24 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 		}
 		return nil
 	}
-	if t.mark(func() bool { return a.evicted }) {
+	if t.mark(func() bool { return a.evicted || a.gaveUp }) {
+		return nil
+	}
+	if again := t.madeSince(p, lacks); len(again) > 0 {
+		t.mark(func() bool { a.gaveUp = true; return true })
+		c.Metrics.RecoveryEviction(GaveUp)
+		log.Info("Pod made after its controller's Pods were evicted for a pull secret lacks it too: not evicted",
+			"owner", ownerString(owner), "secrets", again, "why", why)
+		c.event(p, owner, "Warning", EventGaveUp, "Recover", "%s; %s", gaveUpNote(p, owner, again), why)
 		return nil
 	}
 	if err := limiter.Wait(ctx); err != nil {
 		return err
 	}
+	secrets := secretsOf(lacks)
+	t.evicting(owner, p.UID, secrets)
 	err = c.Evictor.Evict(ctx, p.Namespace, p.Name, p.UID)
+	t.evicted(owner, p.UID, secrets, err == nil)
 	if err == nil {
 		t.mark(func() bool { a.evicted = true; return true })
 		c.Metrics.RecoveryEviction(Evicted)
@@ -390,39 +443,6 @@ func (c *Controller) namespace(ctx context.Context, name string) plan.Namespace 
 	}
 	ns.Labels = labels
 	return ns
-}
-
-// why says, for a person, which images failed and which pull secret of
-// which registry the Pod lacks for them. It names no credential.
-func (c *Controller) why(p *Pod, lacks []plan.Lack) string {
-	s := ""
-	for i, l := range lacks {
-		if i > 0 {
-			s += "; "
-		}
-		f := p.failureOf(l.Image)
-		s += fmt.Sprintf("image %q of container %q failed to pull (%s) and registry %q serves it, but the Pod lacks its pull secret %q",
-			l.Image, f.Container, f.Reason, l.Registry.Name, l.Secret)
-	}
-	return s
-}
-
-// maxNote bounds an Event's note: the API server refuses more than 1 kB.
-const maxNote = 1000
-
-// event records an Event on the Pod, related to its owner if any.
-func (c *Controller) event(p *Pod, owner *metav1.OwnerReference, eventtype, reason, action, note string, args ...any) {
-	var related runtime.Object
-	if owner != nil {
-		related = &corev1.ObjectReference{APIVersion: owner.APIVersion, Kind: owner.Kind, Namespace: p.Namespace, Name: owner.Name, UID: owner.UID}
-	}
-	regarding := &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: p.UID}
-	msg := fmt.Sprintf(note, args...)
-	if len(msg) > maxNote {
-		msg = msg[:maxNote-3] + "..."
-	}
-	c.Events.Eventf(regarding, related, eventtype, reason, action, "%s", msg)
-	c.Metrics.RecoveryEvent(reason)
 }
 
 // gone tells whether the Pod evicted is no longer there: deleted, or made

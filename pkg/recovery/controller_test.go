@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"errors"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,7 +223,11 @@ func TestEvictionsArePaced(t *testing.T) {
 	for range 3 {
 		pods = append(pods, b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull))
 	}
-	require.Eventually(t, func() bool { return g.waiting.Load() == 2 }, eventually, tick, "both workers wait for a token")
+	// Both workers wait for a token, and the third Pod is queued: the
+	// controller saw each Pod before evicting any (one of the controller's
+	// Pods it saw only after evicting another would be taken for a
+	// replacement).
+	require.Eventually(t, func() bool { return g.waiting.Load() == 2 && b.c.current().queue.Len() == 1 }, eventually, tick)
 	assert.Zero(t, b.evictor.total(), "nothing evicted without a token")
 	for n := 1; n <= 3; n++ {
 		g.tokens <- struct{}{}
@@ -259,9 +264,17 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 2, c.EvictionBurst)
 	assert.Equal(t, 5*time.Second, c.RetryBase)
 	assert.Equal(t, 5*time.Minute, c.RetryMax)
+	assert.Equal(t, 10*time.Minute, c.ReplacementWindow)
 	c = &Controller{EvictionsPerSecond: 0.2}
 	c.defaults()
 	assert.Equal(t, 1, c.EvictionBurst)
+	// A pace that is not a number is none: the default.
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		c = &Controller{EvictionsPerSecond: v}
+		c.defaults()
+		assert.InDelta(t, 1, c.EvictionsPerSecond, 0, "%g", v)
+		assert.Equal(t, 2, c.EvictionBurst, "%g", v)
+	}
 
 	// Not leading: nothing to do, nothing to panic about.
 	c.ConfigChanged()

@@ -7,5 +7,9 @@
 // which pull secrets a failing Pod lacks (plan.Lacking), and evicts the Pods
 // a controller recreates through the Eviction API (PodDisruptionBudgets
 // hold), paced and at most once per Pod, with an Event saying why; a Pod
-// nothing recreates only gets the Event. Opt-in (--recovery).
+// nothing recreates only gets the Event. A Pod that its controller made
+// after such an eviction and that lacks the same secret is not evicted:
+// the webhook did not give it the secret, and would not give it to the
+// next one either, so regcred gives up on it with an Event (owners.go).
+// Opt-in (--recovery).
 package recovery

@@ -253,6 +253,21 @@ func start(t *testing.T, yaml string, limiter waiter) *bed {
 // reason of its container, "" for none.
 func (b *bed) pod(ns, kind, image, failing string, pullSecrets ...string) *corev1.Pod {
 	b.t.Helper()
+	return b.owned(ns, kind, "owner", image, failing, pullSecrets...)
+}
+
+// owned creates a Pod as pod does, of the controller named owner (its UID
+// is owner-uid).
+func (b *bed) owned(ns, kind, owner, image, failing string, pullSecrets ...string) *corev1.Pod {
+	b.t.Helper()
+	p, err := b.cs.CoreV1().Pods(ns).Create(b.t.Context(), b.podObject(ns, kind, owner, image, failing, pullSecrets...), metav1.CreateOptions{})
+	require.NoError(b.t, err)
+	return p
+}
+
+// podObject returns the Pod that owned creates, with the next name and
+// UID.
+func (b *bed) podObject(ns, kind, owner, image, failing string, pullSecrets ...string) *corev1.Pod {
 	n := b.uids.Add(1)
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d", n), Namespace: ns, UID: types.UID(fmt.Sprintf("uid-%d", n))},
@@ -263,7 +278,7 @@ func (b *bed) pod(ns, kind, image, failing string, pullSecrets ...string) *corev
 		if kind == "Job" {
 			group = "batch/v1"
 		}
-		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: group, Kind: kind, Name: "owner", UID: "owner-uid", Controller: ptr.To(true)}}
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: group, Kind: kind, Name: owner, UID: types.UID(owner + "-uid"), Controller: ptr.To(true)}}
 	}
 	for _, s := range pullSecrets {
 		p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
@@ -271,9 +286,42 @@ func (b *bed) pod(ns, kind, image, failing string, pullSecrets ...string) *corev
 	if failing != "" {
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: failing}}}}
 	}
-	p, err := b.cs.CoreV1().Pods(ns).Create(b.t.Context(), p, metav1.CreateOptions{})
-	require.NoError(b.t, err)
 	return p
+}
+
+// remove deletes the Pod, as the eviction does, and waits until the
+// controller's cache no longer holds it.
+func (b *bed) remove(p *corev1.Pod) {
+	b.t.Helper()
+	require.NoError(b.t, b.cs.CoreV1().Pods(p.Namespace).Delete(b.t.Context(), p.Name, metav1.DeleteOptions{}))
+	require.Eventually(b.t, func() bool {
+		_, exists, _ := b.c.current().store.GetByKey(p.Namespace + "/" + p.Name)
+		return !exists
+	}, 10*time.Second, time.Millisecond)
+}
+
+// replace deletes old and creates r, as a controller does when its Pod is
+// evicted, and waits until the controller's cache holds r. It is called
+// from a worker, where the test's require must not be.
+func (b *bed) replace(old, r *corev1.Pod) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.cs.CoreV1().Pods(old.Namespace).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	if _, err := b.cs.CoreV1().Pods(r.Namespace).Create(ctx, r, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	for {
+		if _, exists, _ := b.c.current().store.GetByKey(key(View(r))); exists {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the cache did not get Pod %s: %w", r.Name, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // setReason sets the waiting reason of the Pod's container, as the
