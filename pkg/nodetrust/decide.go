@@ -3,8 +3,6 @@ package nodetrust
 import (
 	"bytes"
 	"cmp"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,10 +52,7 @@ func Decide(regs []*registries.Registry) Trust {
 		w.modes[r.Connection] = append(w.modes[r.Connection], r.Name)
 		switch r.Connection {
 		case config.SecureWithCA:
-			ders, dropped := certificatesIn(r.CACert)
-			if dropped != "" {
-				notes = append(notes, fmt.Sprintf("registry %q: caCert %s, left out of what nodes trust", r.Name, dropped))
-			}
+			ders := r.CACerts
 			if len(ders) == 0 {
 				notes = append(notes, fmt.Sprintf("registry %q: caCert holds no certificate: nodes are not told to trust %s", r.Name, r.Location.Host))
 				continue
@@ -122,31 +117,4 @@ func conflict(host string, modes map[config.ConnectionMode][]string, plainHTTP, 
 		return fmt.Sprintf("host %s: registries %s are insecure and %s verify TLS: nodes skip verification for the host, which lets every one pull; make them agree", host, names(skip), names(verified))
 	}
 	return ""
-}
-
-// certificatesIn returns the certificates a PEM bundle holds, as an admin
-// may paste it (text around the blocks), and says what else it held.
-func certificatesIn(data []byte) (ders [][]byte, dropped string) {
-	var other []string
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			other = append(other, "a "+block.Type+" block")
-			continue
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			other = append(other, "a certificate that does not parse")
-			continue
-		}
-		ders = append(ders, block.Bytes)
-	}
-	if len(other) > 0 {
-		dropped = "holds " + strings.Join(other, ", ")
-	}
-	return ders, dropped
 }

@@ -1,7 +1,6 @@
 package nodetrust
 
 import (
-	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +21,18 @@ func newCA(t *testing.T, name string) []byte {
 	return ca.CertPEM
 }
 
-// reg is a compiled registry as Decide reads it.
+// reg is a compiled registry as Decide reads it; its caCert's
+// certificates as the load reads them (none where it refuses them).
 func reg(t *testing.T, name, url string, conn config.ConnectionMode, ca []byte) *registries.Registry {
 	t.Helper()
 	loc, err := image.ParseLocation(url)
 	require.NoError(t, err)
-	return &registries.Registry{Name: name, Location: loc, URL: url, PlainHTTP: strings.HasPrefix(url, "http://"), Connection: conn, CACert: ca}
+	certs, _ := registries.ParseCACert(ca)
+	return &registries.Registry{Name: name, Location: loc, URL: url, PlainHTTP: strings.HasPrefix(url, "http://"), Connection: conn, CACert: ca, CACerts: certs}
 }
 
 func TestDecide(t *testing.T) {
 	caA, caB := newCA(t, "a"), newCA(t, "b")
-	key := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte("not a key")})
 	for _, tc := range []struct {
 		name  string
 		regs  func() []*registries.Registry
@@ -140,14 +140,6 @@ func TestDecide(t *testing.T) {
 			},
 			hosts: []Host{{Host: "harbor:8443", PlainHTTP: true, Registries: []string{"b"}}},
 			notes: []string{`host harbor:8443: registries "b" use plain HTTP (http:// URL) and "a" TLS: nodes use plain HTTP only (nothing configures TLS for the host); make them agree`},
-		},
-		{
-			name: "a private key pasted with the CA is never published",
-			regs: func() []*registries.Registry {
-				return []*registries.Registry{reg(t, "h", "harbor:8443", config.SecureWithCA, append(append([]byte("subject=CN = a\n"), caA...), key...))}
-			},
-			hosts: []Host{{Host: "harbor:8443", CA: string(caA), Registries: []string{"h"}}},
-			notes: []string{`registry "h": caCert holds a EC PRIVATE KEY block, left out of what nodes trust`},
 		},
 		{
 			name: "a caCert without a certificate: nothing for its host",

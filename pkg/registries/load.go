@@ -130,10 +130,11 @@ func compile(ctx context.Context, c *config.Registry, t *registrytype.Type, loc 
 	resolved := config.Resolve(ctx, c, opts.Secrets, rep)
 	r.Unresolved = resolved.Unresolved
 	if ca, ok := resolved.Values["caCert"]; ok {
-		if err := checkCACert([]byte(ca)); err != nil {
+		certs, err := ParseCACert([]byte(ca))
+		if err != nil {
 			rep.Fail("caCert", err.Error())
 		}
-		r.CACert = []byte(ca)
+		r.CACert, r.CACerts = []byte(ca), certs
 	}
 	hasCreds := c.Username != nil || c.Password != nil || c.ECR != nil
 	if r.Mode == config.ImagePullSecret && !hasCreds || !resolved.Complete() {

@@ -30,6 +30,8 @@ type Registry struct {
 	// Connection and CACert govern regcred's own connections to the registry.
 	Connection config.ConnectionMode
 	CACert     []byte
+	// CACerts are CACert's certificates (DER), as ParseCACert read them.
+	CACerts [][]byte
 	// Injects says whether this cluster's policy injects the registry's
 	// credentials at all.
 	Injects bool
@@ -92,6 +94,14 @@ type Need struct {
 	// whose credential depends on the host (a glob ECR registry: a token
 	// per region); others serve every host they match.
 	Hosts []string
+}
+
+// UnionHosts returns the hosts of a and b, sorted, each once: those a
+// pull secret must serve when more are asked of it than it serves.
+func UnionHosts(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Want returns the pull secret the registry needs now.
