@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -283,7 +282,7 @@ func (h *Handler) prepare(ctx context.Context, rl *requestLog, namespace string,
 	}
 	need := registries.Need{Exact: in.Exact}
 	if r.PerHost() {
-		need.Hosts = union(h.Secrets.Hosts(ctx, namespace, r.Name, in.Exact), in.Hosts)
+		need.Hosts = registries.UnionHosts(h.Secrets.Hosts(ctx, namespace, r.Name, in.Exact), in.Hosts)
 	}
 	want, err := r.Want(ctx, need)
 	if err == nil {
@@ -315,11 +314,4 @@ func reason(err error) string {
 		return "API: " + string(r)
 	}
 	return "see regcred's log"
-}
-
-// union returns the hosts of a and b, sorted, each once.
-func union(a, b []string) []string {
-	out := append(slices.Clone(a), b...)
-	slices.Sort(out)
-	return slices.Compact(out)
 }

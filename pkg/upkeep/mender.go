@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -131,7 +130,7 @@ func (m *Mender) keepHosts(k mendKey, hosts []string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.hosts[k] = union(m.hosts[k], hosts)
+	m.hosts[k] = registries.UnionHosts(m.hosts[k], hosts)
 }
 
 // takeHosts returns the hosts k must serve, and forgets them.
@@ -187,7 +186,7 @@ func (m *Mender) process(ctx context.Context, k mendKey, hosts []string) error {
 		return nil // the upkeep deletes what is no longer wanted
 	}
 	if e, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
-		hosts = union(e.Hosts, hosts)
+		hosts = registries.UnionHosts(e.Hosts, hosts)
 	}
 	want, err := d.registry.Want(ctx, registries.Need{Exact: k.exact, Hosts: hosts})
 	if err != nil {
@@ -236,10 +235,3 @@ func isTerminating(err error) bool {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
-
-// union returns the hosts of a and b, sorted, each once.
-func union(a, b []string) []string {
-	out := append(slices.Clone(a), b...)
-	slices.Sort(out)
-	return slices.Compact(out)
-}
