@@ -312,7 +312,7 @@ func (x *Index) recent(k string) (localEntry, bool) {
 // Writes older than Overlay are dropped as it goes, a quarter of Overlay
 // apart: after a fan-out across every namespace, the overlay holds the
 // last minute's writes, not one entry per pull secret for good.
-func (x *Index) remember(e Entry, gone bool) {
+func (x *Index) remember(e Entry, gone bool) localEntry {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	now := x.now()
@@ -324,7 +324,19 @@ func (x *Index) remember(e Entry, gone bool) {
 		}
 		x.pruned = now
 	}
-	x.local[key(e.Namespace, e.Registry, e.Exact)] = localEntry{entry: e, gone: gone, at: now}
+	l := localEntry{entry: e, gone: gone, at: now}
+	x.local[key(e.Namespace, e.Registry, e.Exact)] = l
+	return l
+}
+
+// unremember drops the overlay's entry k if it is still l (what remember
+// returned): a write that did not happen after all.
+func (x *Index) unremember(k string, l localEntry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if cur, ok := x.local[k]; ok && cur.at.Equal(l.at) && cur.gone == l.gone && cur.entry.value() == l.entry.value() {
+		delete(x.local, k)
+	}
 }
 
 // InShard returns the entries of one shard (ShardNames), sorted: the

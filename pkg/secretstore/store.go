@@ -26,6 +26,12 @@ import (
 // and is not regcred's: regcred never takes one over.
 var ErrNotManaged = errors.New("exists and is not managed by regcred")
 
+// ErrLeftInPlace is returned by Delete when the API server's policy
+// refused the delete (the chart's ValidatingAdmissionPolicy: the Secret is
+// not regcred's any more, or its namespace is excluded from regcred): the
+// Secret stays, and the index forgets it.
+var ErrLeftInPlace = errors.New("left in place: the API server's policy refuses regcred's delete")
+
 // Store writes pull secrets and keeps the index of where they live. It
 // makes no read of any Secret.
 type Store struct {
@@ -74,10 +80,12 @@ func (s *Store) Hosts(ctx context.Context, namespace, registry string, exact boo
 }
 
 // Restore writes the pull secret again whatever the index says: it was
-// deleted or edited by someone else.
+// deleted or edited by someone else. One the index knows is patched first
+// (a create follows if it is gone): rewriting a Secret that is there is
+// one API call.
 func (s *Store) Restore(ctx context.Context, namespace string, w *pullsecret.Want) (Outcome, error) {
-	prev, _ := s.Index.Lookup(ctx, namespace, w.Registry, w.Exact())
-	return s.write(ctx, namespace, w, false, prev)
+	prev, known := s.Index.Lookup(ctx, namespace, w.Registry, w.Exact())
+	return s.write(ctx, namespace, w, known, prev)
 }
 
 // write creates the Secret, or patches the one regcred made; exists says
@@ -167,13 +175,17 @@ func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want,
 // writes it with the next batch (Batch).
 func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID, deferred bool) error {
 	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: w.Version(), Shape: w.Shape(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
-	s.Index.remember(e, false)
+	l := s.Index.remember(e, false)
 	k := key(namespace, w.Registry, e.Exact)
 	if deferred && s.Batch > 0 {
 		s.deferEntry(ShardOf(namespace), k, e.value())
 		return nil
 	}
 	if err := s.patchShard(ctx, namespace, map[string]any{k: e.value()}); err != nil {
+		// Not recorded: the overlay must not say it is, or the retry the
+		// caller makes would find it done, and no sweep would ever see
+		// the secret to keep it fresh.
+		s.Index.unremember(k, l)
 		return fmt.Errorf("recording pull secret %s/%s in the index: %w", namespace, w.Name, err)
 	}
 	return nil
@@ -191,12 +203,24 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 	err := s.API.Delete(ctx, secret, opts...)
 	switch {
 	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err):
-	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy"):
-		// Not regcred's any more (its labels were removed): leave it.
+	case refusedByPolicy(err):
+		// Not regcred's any more (its labels were removed), or in a
+		// namespace excluded since: leave it, and forget it.
+		if err := s.Forget(ctx, e); err != nil {
+			return err
+		}
+		return fmt.Errorf("secret %s/%s: %w", e.Namespace, secretName, ErrLeftInPlace)
 	default:
 		return describe(err, "deleting", e.Namespace, secretName)
 	}
 	return s.Forget(ctx, e)
+}
+
+// refusedByPolicy reports whether the API server refused a request by a
+// ValidatingAdmissionPolicy: 422 Invalid when the validation sets no
+// reason (the chart's), 403 Forbidden when it says so.
+func refusedByPolicy(err error) bool {
+	return (apierrors.IsInvalid(err) || apierrors.IsForbidden(err)) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy")
 }
 
 // Forget removes an index entry (its namespace is gone, or its Secret is

@@ -427,3 +427,120 @@ func TestEntrySatisfies(t *testing.T) {
 		assert.Equal(t, tc.ok, tc.e.Satisfies(tc.w), tc.name)
 	}
 }
+
+// failingShards makes the store's writes of the index fail while *fail is
+// set; it counts the API calls made on Secrets.
+func failingShards(t *testing.T, fail *bool, secretCalls *int) (*Store, client.Client) {
+	t.Helper()
+	s, inner := newStore(t)
+	c := interceptor.NewClient(inner.(client.WithWatch), interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*corev1.ConfigMap); ok && *fail {
+				return apierrors.NewTooManyRequests("throttled", 1)
+			}
+			if _, ok := obj.(*corev1.Secret); ok {
+				*secretCalls++
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if _, ok := obj.(*corev1.ConfigMap); ok && *fail {
+				return apierrors.NewTooManyRequests("throttled", 1)
+			}
+			if _, ok := obj.(*corev1.Secret); ok {
+				*secretCalls++
+			}
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	})
+	s.API = c
+	return s, c
+}
+
+// A pull secret written whose index entry could not be: the overlay does
+// not claim the entry, so the retry writes the entry and the syncer,
+// which walks the index, keeps the secret fresh.
+func TestAFailedIndexWriteIsRetried(t *testing.T) {
+	fail, calls := true, 0
+	s, c := failingShards(t, &fail, &calls)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.Error(t, err, "the index entry could not be written")
+	getSecret(t, c, "app", "regcred-hub") // the Secret was
+	_, known := s.Index.Lookup(ctx, "app", "hub", false)
+	assert.False(t, known, "the index does not know of it")
+
+	fail = false
+	out, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out, "written again, and recorded this time")
+	fresh := NewIndex(c, "regcred")
+	e, known := fresh.Lookup(ctx, "app", "hub", false)
+	require.True(t, known, "the shard holds the entry")
+	assert.Equal(t, getSecret(t, c, "app", "regcred-hub").UID, e.UID)
+}
+
+// A Secret the index knows is rewritten with one API call (a patch), not
+// a create that fails first: the hourly resync rewrites every pull secret
+// within the syncer's write budget of one call per token.
+func TestRestoreOfAKnownSecretIsOnePatch(t *testing.T) {
+	fail, calls := false, 0
+	s, c := failingShards(t, &fail, &calls)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	calls = 0
+	out, err := s.Restore(ctx, "app", want(`{"auths":{}}`))
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	assert.Equal(t, 1, calls, "one patch")
+
+	// Deleted by someone else: the patch finds nothing, a create follows.
+	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
+	calls = 0
+	out, err = s.Restore(ctx, "app", want(`{"auths":{}}`))
+	require.NoError(t, err)
+	assert.Equal(t, Created, out)
+	assert.Equal(t, 2, calls)
+	e, _ := s.Index.Lookup(ctx, "app", "hub", false)
+	assert.Equal(t, getSecret(t, c, "app", "regcred-hub").UID, e.UID)
+}
+
+// The chart's ValidatingAdmissionPolicy refuses the delete of a Secret
+// that is not regcred's any more, or in a namespace excluded since: the
+// API server answers 422 Invalid (its validations set no reason). The
+// entry is forgotten, the Secret left, and the caller told it stays.
+func TestDeleteRefusedByThePolicyForgetsTheEntry(t *testing.T) {
+	s, inner := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	e, _ := s.Index.Lookup(ctx, "app", "hub", false)
+	s.API = interceptor.NewClient(inner.(client.WithWatch), interceptor.Funcs{
+		Delete: func(context.Context, client.WithWatch, client.Object, ...client.DeleteOption) error {
+			// As kube-apiserver v1.37.2 answers.
+			return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 422, Reason: metav1.StatusReasonInvalid,
+				Message: `secrets "regcred-hub" is forbidden: ValidatingAdmissionPolicy 'regcred-pull-secrets' with binding 'regcred-pull-secrets' denied request: regcred updates and deletes only Secrets that were already its own`}}
+		},
+	})
+	err = s.Delete(ctx, e, "regcred-hub")
+	require.ErrorIs(t, err, ErrLeftInPlace)
+	_, known := s.Index.Lookup(ctx, "app", "hub", false)
+	assert.False(t, known, "forgotten: no sweep tries again")
+	getSecret(t, inner, "app", "regcred-hub")
+
+	// Any other refusal is an error, and the entry stays to be retried.
+	_, err = s.Apply(ctx, "other", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	e, _ = s.Index.Lookup(ctx, "other", "hub", false)
+	s.API = interceptor.NewClient(inner.(client.WithWatch), interceptor.Funcs{
+		Delete: func(context.Context, client.WithWatch, client.Object, ...client.DeleteOption) error {
+			return apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "regcred-hub", nil)
+		},
+	})
+	err = s.Delete(ctx, e, "regcred-hub")
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrLeftInPlace)
+	_, known = s.Index.Lookup(ctx, "other", "hub", false)
+	assert.True(t, known)
+}

@@ -28,6 +28,9 @@ type memStore struct {
 	writes   map[string]int
 	restores map[string]int
 	deletes  map[string]int
+	// leftInPlace are the Secrets the API server's policy protects: their
+	// delete is refused, and their entry forgotten.
+	leftInPlace map[string]bool
 }
 
 func newMemStore() *memStore {
@@ -94,6 +97,9 @@ func (m *memStore) Delete(_ context.Context, e secretstore.Entry, _ string) erro
 	k := memKey(e.Namespace, e.Registry, e.Exact)
 	m.deletes[k]++
 	delete(m.entries, k)
+	if m.leftInPlace[k] {
+		return secretstore.ErrLeftInPlace
+	}
 	delete(m.data, k)
 	return nil
 }

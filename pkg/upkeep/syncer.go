@@ -283,7 +283,12 @@ func (s *Syncer) sync(ctx context.Context, k syncKey, limiter waiter) error {
 		if err := limiter.Wait(ctx); err != nil {
 			return err
 		}
-		if err := s.Store.Delete(ctx, e, secretName(k)); err != nil {
+		err := s.Store.Delete(ctx, e, secretName(k))
+		if errors.Is(err, secretstore.ErrLeftInPlace) {
+			log.Info("Pull secret left in place and forgotten: the API server's policy refuses its delete (its labels were removed, or its namespace is excluded from regcred)")
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		log.Info("Deleted pull secret: its registry no longer serves this namespace")

@@ -3,11 +3,14 @@ package upkeep
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -94,6 +97,41 @@ func TestSyncerBringsEverySecretInLine(t *testing.T) {
 	nss.set(nsLabels{"a": {"team": "b"}, "b": {"team": "b"}})
 	sy.NamespaceChanged("a")
 	require.Eventually(t, func() bool { return s.count(s.deletes, "a/scoped") == 1 }, 2*time.Second, time.Millisecond)
+}
+
+// A pull secret the API server's policy protects (its labels were
+// removed, its namespace excluded since) is left in place and forgotten:
+// not counted as deleted, nor tried again at every sweep.
+func TestSyncerLeavesWhatThePolicyProtects(t *testing.T) {
+	s := newMemStore()
+	seed(s, "a", "gone")
+	s.leftInPlace = map[string]bool{"a/gone": true}
+	m := newCounts()
+	sy := &Syncer{Registries: func() *registries.Set { return syncSet(t, "p") }, HasConfig: func() bool { return true }, Index: s, Store: s,
+		Metrics: m, Namespaces: nsLabels{"a": {}}, Exclusions: testExclusions, WriteQPS: 1000, WriteBurst: 1000}
+	var mu sync.Mutex
+	var errs []string
+	log := funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.Contains(args, `"error"`) {
+			errs = append(errs, args)
+		}
+	}, funcr.Options{})
+	ctx, cancel := context.WithCancel(logr.NewContext(t.Context(), log))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sy.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return s.count(s.deletes, "a/gone") == 1 }, 2*time.Second, time.Millisecond)
+	sy.ConfigChanged()
+	time.Sleep(50 * time.Millisecond)
+	assert.Equal(t, 1, s.count(s.deletes, "a/gone"), "forgotten: not tried again")
+	mu.Lock()
+	assert.Empty(t, errs, "not an error: nothing to retry")
+	mu.Unlock()
+	assert.Empty(t, m.deletedCounts(), "not deleted")
+	_, kept := s.get("a/gone")
+	assert.True(t, kept)
 }
 
 func TestSyncerDeletesNothingWithoutAConfig(t *testing.T) {

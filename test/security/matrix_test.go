@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/regcred/regcred/pkg/secretstore"
 	"github.com/regcred/regcred/test/testbed"
 )
 
@@ -182,4 +183,32 @@ func TestImpersonationMatrix(t *testing.T) {
 			Reason:         "ConfigRejected", Message: "m", Type: corev1.EventTypeWarning,
 		}), false)
 	})
+}
+
+// The policy's refusal is what regcred's store expects: a pull secret
+// whose labels an admin removed, or in a namespace excluded since, is
+// left in place and its index entry forgotten, rather than a delete
+// retried at every sweep.
+func TestStoreLeavesWhatThePolicyProtects(t *testing.T) {
+	ctx := t.Context()
+	sa, err := asRegcred()
+	require.NoError(t, err)
+	store := &secretstore.Store{API: sa, Index: secretstore.NewIndex(sa, regcredNS)}
+	app := testbed.NewNamespace(t, env.admin, "app-")
+	for name, s := range map[string]*corev1.Secret{
+		"its labels removed":    ours(app, "unlabelled"),
+		"an excluded namespace": ours(excludedNS, "excluded"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, env.admin.Create(ctx, s))
+			t.Cleanup(func() { _ = env.admin.Delete(context.Background(), s) })
+			if s.Namespace == app {
+				require.NoError(t, env.admin.Patch(ctx, s, client.RawPatch(types.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/labels"}]`))))
+			}
+			e := secretstore.Entry{Namespace: s.Namespace, Registry: s.Labels["regcred.io/registry"], UID: s.UID}
+			err := store.Delete(ctx, e, s.Name)
+			require.ErrorIs(t, err, secretstore.ErrLeftInPlace, "refused by the policy: %v", err)
+			assert.NoError(t, env.admin.Get(ctx, client.ObjectKeyFromObject(s), &corev1.Secret{}), "left in place")
+		})
+	}
 }
