@@ -18,7 +18,8 @@ var secretsResource = schema.GroupVersionResource{Version: "v1", Resource: "secr
 // Presence knows which namespaces hold the admin's own pull secrets (those
 // named in image-pull-secret mode) without caching any other Secret, nor
 // any Secret's data: one metadata-only informer per name, selected by
-// metadata.name. Admissions read it; they never call the API.
+// metadata.name, and of each only its key. Admissions read it; they never
+// call the API.
 type Presence struct {
 	client metadata.Interface
 
@@ -67,6 +68,10 @@ func (p *Presence) start(name string) *nameInformer {
 		cache.Indexers{}, func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		}).Informer()
+	// Only the key stays in memory: annotations such as kubectl's
+	// last-applied-configuration hold the Secret's data, credentials
+	// included. SetTransform fails only once the informer runs.
+	_ = inf.SetTransform(keyOnly)
 	go inf.RunWithContext(ctx)
 	return &nameInformer{informer: inf, stop: stop}
 }
@@ -96,4 +101,15 @@ func (p *Presence) Start(ctx context.Context) error {
 	p.Track(names)
 	<-ctx.Done()
 	return nil
+}
+
+// keyOnly keeps of a Secret's metadata what the informer needs: its
+// namespace, name, UID and resourceVersion.
+func keyOnly(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil // a tombstone, or what the informer passes as is
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion}}, nil
 }
