@@ -95,6 +95,12 @@ type Entry struct {
 	Shape string
 }
 
+// pendingVersion is the version of a pending entry (Store.Pending).
+const pendingVersion = "pending"
+
+// Pending reports whether the entry is of a pull secret not written yet.
+func (e Entry) Pending() bool { return e.Version == pendingVersion }
+
 func (e Entry) value() string {
 	exp := int64(0)
 	if !e.ExpiresAt.IsZero() {

@@ -62,6 +62,9 @@ func (s *Store) Apply(ctx context.Context, namespace string, w *pullsecret.Want,
 	if known && e.Satisfies(w) {
 		return Unchanged, nil
 	}
+	if e.Pending() {
+		known = false // not written yet
+	}
 	if dryRun {
 		if known {
 			return WouldUpdate, nil
@@ -85,7 +88,25 @@ func (s *Store) Hosts(ctx context.Context, namespace, registry string, exact boo
 // one API call.
 func (s *Store) Restore(ctx context.Context, namespace string, w *pullsecret.Want) (Outcome, error) {
 	prev, known := s.Index.Lookup(ctx, namespace, w.Registry, w.Exact())
-	return s.write(ctx, namespace, w, known, prev)
+	return s.write(ctx, namespace, w, known && !prev.Pending(), prev)
+}
+
+// Pending records that namespace should hold the pull secret of e's
+// registry (its Namespace, Registry, Exact and Hosts), which could not be
+// written yet: the leader's sweeps, which walk the index, write it then,
+// whichever replica was asked for it and whether or not it still runs. An
+// entry the index has already is left as it is.
+func (s *Store) Pending(ctx context.Context, e Entry) error {
+	if _, known := s.Index.Lookup(ctx, e.Namespace, e.Registry, e.Exact); known {
+		return nil
+	}
+	e = Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, Version: pendingVersion, Hosts: e.Hosts}
+	k := key(e.Namespace, e.Registry, e.Exact)
+	if err := s.patchShard(ctx, e.Namespace, map[string]any{k: e.value()}); err != nil {
+		return fmt.Errorf("recording pull secret of registry %s in namespace %s in the index: %w", e.Registry, e.Namespace, err)
+	}
+	s.Index.remember(e, false)
+	return nil
 }
 
 // write creates the Secret, or patches the one regcred made; exists says

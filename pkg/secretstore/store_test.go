@@ -544,3 +544,53 @@ func TestDeleteRefusedByThePolicyForgetsTheEntry(t *testing.T) {
 	_, known = s.Index.Lookup(ctx, "other", "hub", false)
 	assert.True(t, known)
 }
+
+// A pull secret an admission named and nothing could write yet is
+// recorded as pending: the index, which the leader's sweeps walk, knows
+// it should exist. Writing it then creates it at once, and an entry the
+// index has already is never replaced by a pending one.
+func TestPendingEntries(t *testing.T) {
+	fail, calls := false, 0
+	s, c := failingShards(t, &fail, &calls)
+	ctx := t.Context()
+	glob := Entry{Namespace: "app", Registry: "ecr", Hosts: []string{"1.dkr.ecr.eu-west-1.amazonaws.com"}}
+	require.NoError(t, s.Pending(ctx, glob))
+	e, known := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	require.True(t, known, "in the shard")
+	assert.True(t, e.Pending())
+	assert.Equal(t, glob.Hosts, e.Hosts, "with the hosts it must serve")
+	assert.Empty(t, e.UID)
+
+	w := &pullsecret.Want{Name: "regcred-ecr", Registry: "ecr", Data: []byte(`{"auths":{}}`), Hosts: glob.Hosts}
+	assert.False(t, e.Satisfies(w))
+	out, err := s.Apply(ctx, "app", w, true)
+	require.NoError(t, err)
+	assert.Equal(t, WouldCreate, out)
+	calls = 0
+	out, err = s.Apply(ctx, "app", w, false)
+	require.NoError(t, err)
+	assert.Equal(t, Created, out)
+	assert.Equal(t, 1, calls, "a create, no patch of a Secret that is not there first")
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.False(t, e.Pending())
+	assert.Equal(t, getSecret(t, c, "app", "regcred-ecr").UID, e.UID)
+
+	// Known already: left as it is.
+	require.NoError(t, s.Pending(ctx, Entry{Namespace: "app", Registry: "ecr"}))
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.False(t, e.Pending())
+
+	// A restore of a pending entry creates too.
+	require.NoError(t, s.Pending(ctx, Entry{Namespace: "app", Registry: "hub"}))
+	calls = 0
+	out, err = s.Restore(ctx, "app", want(`{"auths":{}}`))
+	require.NoError(t, err)
+	assert.Equal(t, Created, out)
+	assert.Equal(t, 1, calls)
+
+	// An entry that cannot be recorded is an error.
+	fail = true
+	assert.Error(t, s.Pending(ctx, Entry{Namespace: "other", Registry: "hub"}))
+	_, known = s.Index.Lookup(ctx, "other", "hub", false)
+	assert.False(t, known)
+}

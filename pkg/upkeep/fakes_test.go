@@ -104,6 +104,16 @@ func (m *memStore) Delete(_ context.Context, e secretstore.Entry, _ string) erro
 	return nil
 }
 
+func (m *memStore) Pending(_ context.Context, e secretstore.Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey(e.Namespace, e.Registry, e.Exact)
+	if _, ok := m.entries[k]; !ok {
+		m.entries[k] = secretstore.Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, Version: "pending", Hosts: e.Hosts}
+	}
+	return nil
+}
+
 func (m *memStore) Forget(_ context.Context, e secretstore.Entry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -159,17 +159,37 @@ func (m *Mender) Start(ctx context.Context) error {
 		}
 		hosts := m.takeHosts(k)
 		err := m.process(ctx, k, hosts)
+		if err != nil {
+			m.handOver(ctx, k, hosts)
+		}
 		switch {
 		case err == nil:
 			m.queue.Forget(k)
 		case m.queue.NumRequeues(k) >= m.maxAttempts:
-			log.Error(err, "Giving up on pull secret; the next admission or resync will try again", "namespace", k.namespace, "registry", k.registry)
+			log.Error(err, "Giving up on pull secret; the leader's next sweep or the next admission will try again", "namespace", k.namespace, "registry", k.registry)
 			m.queue.Forget(k)
 		default:
 			m.keepHosts(k, hosts)
 			m.queue.AddRateLimited(k)
 		}
 		m.queue.Done(k)
+	}
+}
+
+// handOver records in the index, when a pull secret cannot be written,
+// that it should exist (unless the index knows it already): the queue is this
+// replica's memory only, and the leader's sweeps walk the index, so the
+// secret is written in the end whether this mender gives up or its
+// replica stops.
+func (m *Mender) handOver(ctx context.Context, k mendKey, hosts []string) {
+	e := k.entry()
+	if prev, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
+		e.Hosts = registries.UnionHosts(prev.Hosts, hosts)
+	} else {
+		e.Hosts = hosts
+	}
+	if err := m.store.Pending(ctx, e); err != nil && ctx.Err() == nil {
+		logr.FromContextOrDiscard(ctx).WithName("mender").Error(err, "Cannot hand pull secret over to the leader's sweeps; retrying it here", "namespace", k.namespace, "registry", k.registry)
 	}
 }
 

@@ -76,6 +76,41 @@ func TestMenderGivesUp(t *testing.T) {
 	assert.Equal(t, 3, s.count(s.writes, "b/q"), "then it gives up; the next admission tries again")
 }
 
+// A pull secret the mender could not write is handed to the leader's
+// sweeps through the index, at its first failure: whether the mender
+// gives up or its replica stops, a later sweep writes it.
+func TestMenderHandsWhatItCannotWriteToTheSweeps(t *testing.T) {
+	s := newMemStore()
+	s.failures["b/q"], s.err = 100, errUnavailable
+	m := startMender(t, s, nsLabels{"b": {}}, MendOptions{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})
+	m.Retry("b", "regcred-q", nil)
+	require.Eventually(t, func() bool { return s.count(s.writes, "b/q") == 3 }, 5*time.Second, time.Millisecond)
+	e, ok := s.Lookup(t.Context(), "b", "q", false)
+	require.True(t, ok, "the index knows it should exist")
+	assert.True(t, e.Pending())
+
+	// The API answers again: the leader's next sweep writes it.
+	s.mu.Lock()
+	s.failures["b/q"] = 0
+	s.mu.Unlock()
+	set := mendSet(t)
+	sy := &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,
+		Metrics: newCounts(), Namespaces: nsLabels{"b": {}}, Exclusions: testExclusions, WriteQPS: 1000, WriteBurst: 1000}
+	startSyncer(t, sy)
+	require.Eventually(t, func() bool { _, ok := s.get("b/q"); return ok }, 5*time.Second, time.Millisecond)
+	e, _ = s.Lookup(t.Context(), "b", "q", false)
+	assert.False(t, e.Pending())
+
+	// A secret the index knows already is not marked pending.
+	s.mu.Lock()
+	s.failures["b/q"] = 100
+	s.mu.Unlock()
+	m.Restore("b", "regcred-q")
+	require.Eventually(t, func() bool { return s.count(s.restores, "b/q") >= 1 }, 5*time.Second, time.Millisecond)
+	e, _ = s.Lookup(t.Context(), "b", "q", false)
+	assert.False(t, e.Pending())
+}
+
 func TestMenderDecidesAgainWithThePlan(t *testing.T) {
 	s := newMemStore()
 	m := startMender(t, s, nsLabels{"a": {"team": "a"}, "b": {"team": "b"}}, fast)

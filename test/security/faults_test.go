@@ -9,12 +9,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/regcred/regcred/pkg/secretstore"
 	"github.com/regcred/regcred/pkg/status"
 	"github.com/regcred/regcred/test/testbed"
 )
@@ -172,4 +174,56 @@ func addField(config, field string) string {
 		}
 	}
 	return config
+}
+
+// A pull secret an admission named and no replica could create (here an
+// admission policy refuses every Secret in the namespace) is recorded in
+// the index as pending, on the API server: the leader's sweeps write it
+// even if the replica that admitted the Pod gives up or stops. Once the
+// policy goes, the secret is made.
+func TestPullSecretNobodyCouldCreateIsHandedOver(t *testing.T) {
+	ctx := t.Context()
+	ns := testbed.NewNamespace(t, env.admin, "refused-")
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}},
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+				}}},
+			},
+			Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "no Secrets in this namespace"}},
+		}}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: ns,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}}}
+	require.NoError(t, env.admin.Create(ctx, policy))
+	require.NoError(t, env.admin.Create(ctx, binding))
+	lift := func() {
+		_ = env.admin.Delete(context.Background(), binding)
+		_ = env.admin.Delete(context.Background(), policy)
+	}
+	t.Cleanup(lift)
+	require.Eventually(t, func() bool {
+		err := env.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "probe-"}})
+		return err != nil && strings.Contains(err.Error(), "no Secrets in this namespace")
+	}, 30*time.Second, 100*time.Millisecond, "the policy refuses Secrets")
+
+	p, err := clientset(t, nil).CoreV1().Pods(ns).Create(ctx, pod(env.image), metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"regcred-reg"}, testbed.PodSecretNames(p), "injected: the kubelet pulls once it exists")
+	index := secretstore.NewIndex(env.admin, regcredNS)
+	require.Eventually(t, func() bool {
+		e, known := index.Lookup(ctx, ns, "reg", false)
+		return known && e.Pending()
+	}, 30*time.Second, 100*time.Millisecond, "recorded as pending in the index")
+	assert.Nil(t, secretOf(t, ns, "regcred-reg"))
+
+	lift()
+	require.Eventually(t, func() bool { return secretOf(t, ns, "regcred-reg") != nil }, 5*time.Minute, 200*time.Millisecond, "made once the policy is gone")
+	require.Eventually(t, func() bool {
+		e, known := secretstore.NewIndex(env.admin, regcredNS).Lookup(ctx, ns, "reg", false)
+		return known && !e.Pending() && e.UID == secretOf(t, ns, "regcred-reg").UID
+	}, 30*time.Second, 100*time.Millisecond, "and recorded")
 }
