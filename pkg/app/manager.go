@@ -32,6 +32,7 @@ func (a *App) newManager(restConfig *rest.Config) error {
 		&corev1.Secret{}: {
 			Namespaces:            map[string]cache.Config{opts.Namespace: {}},
 			UnsafeDisableDeepCopy: ptr.To(true),
+			Transform:             transformSecret,
 		},
 		&corev1.ConfigMap{}: {
 			Namespaces:            map[string]cache.Config{opts.Namespace: {}},
@@ -78,4 +79,21 @@ func (a *App) newManager(restConfig *rest.Config) error {
 	}
 	a.namespaces = nscache.New(nscache.ListWatch(a.meta))
 	return mgr.Add(a.namespaces)
+}
+
+// helmRelease is the type of the Secrets Helm records each revision of a
+// release in: the whole rendered chart, gzipped (tens of KiB each, ten
+// revisions by default), in regcred's namespace when it is installed with
+// Helm.
+const helmRelease corev1.SecretType = "helm.sh/release.v1"
+
+// transformSecret is what the cache keeps of a Secret in regcred's
+// namespace: no managedFields, and no data of a Helm release record,
+// which nothing regcred reads can be.
+func transformSecret(obj any) (any, error) {
+	obj, err := cache.TransformStripManagedFields()(obj)
+	if s, ok := obj.(*corev1.Secret); ok && s.Type == helmRelease {
+		s.Data = nil
+	}
+	return obj, err
 }
