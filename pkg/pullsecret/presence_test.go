@@ -22,8 +22,8 @@ func TestPresenceKeepsNamesOnly(t *testing.T) {
 	secret := &metav1.PartialObjectMetadata{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "admin-creds", UID: "u1", ResourceVersion: "7",
-			Labels: map[string]string{"team": "a"},
-			Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{".dockerconfigjson":"Y2FuYXJ5"}}`},
+			Labels:        map[string]string{"team": "a"},
+			Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{".dockerconfigjson":"Y2FuYXJ5"}}`},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
 	}
 	p := NewPresence(metadatafake.NewSimpleMetadataClient(scheme, secret))
