@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -29,8 +30,11 @@ func newCheck() *cobra.Command {
 		Short: "Log in to registries now, as docker login does",
 		Long: `Log in to registries now, as docker login does (/v2/, then the basic or
 bearer-token challenge), honouring each registry's connection mode: what
-regcred's periodic login check does. Registries are checked in parallel,
-each within --timeout. Exit code 1 when a login fails.
+regcred's periodic login check does: the default registry, the one
+--registry names, or with --all every one. Registries are checked in
+parallel, each within --timeout. Exit code 1 when a login fails; a registry
+with nothing to log in with is skipped, and --all on a config with no
+registries checks nothing: neither fails.
 
 Credentials come from the file, and from the Secrets that secretKeyRefs name
 in the cluster with --kubeconfig (in --namespace, regcred's).`,
@@ -44,6 +48,8 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
   regcred check -f config.yaml --registry harbor -o json`,
 		Args: noArgs,
 	}
+	// A login does not depend on the registries' cluster policies: no
+	// --cluster.
 	c.bind(cmd.Flags(), "secret")
 	c.bindSecrets(cmd.Flags())
 	cmd.Flags().StringVar(&name, "registry", "", "The registry to check (default: the config's default registry).")
@@ -55,6 +61,9 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
 		}
 		if timeout <= 0 {
 			return usageError{fmt.Errorf("--timeout %s: must be positive", timeout)}
+		}
+		if name != "" && all {
+			return usageError{errors.New("--registry and --all: check one registry or all of them, not both")}
 		}
 		ctx := cmd.Context()
 		set, err := c.registries(ctx, cmd.InOrStdin(), cmd.ErrOrStderr())
@@ -90,6 +99,11 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
 				return err
 			}
 		} else {
+			if len(results) == 0 {
+				// Nothing checked, nothing failed: exit 0, as for
+				// registries whose check is skipped.
+				fmt.Fprintf(stdout, "%s: no registries to check: the config has none\n", c.file)
+			}
 			for _, r := range results {
 				word := "ok"
 				switch {

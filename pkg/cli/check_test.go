@@ -88,3 +88,16 @@ func TestCheckDurations(t *testing.T) {
 	assert.Contains(t, raw[0], "durationNanoseconds")
 	assert.Contains(t, raw[0], "duration")
 }
+
+// check --all on a config with no registry checks nothing and says so:
+// exit 0, as for a registry whose check is skipped.
+func TestCheckNoRegistries(t *testing.T) {
+	file := writeFile(t, "config.yaml", "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries: []\n")
+	out, errOut, code := runCLI(t, "check", "-f", file, "--all")
+	assert.Equal(t, 0, code, errOut)
+	assert.Equal(t, file+": no registries to check: the config has none\n", out)
+
+	out, errOut, code = runCLI(t, "check", "-f", file, "--all", "-o", "json")
+	assert.Equal(t, 0, code, errOut)
+	assert.JSONEq(t, "[]", out)
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -20,6 +22,8 @@ import (
 type common struct {
 	file   string
 	output string
+	// formats are the output formats the command prints (-o).
+	formats []string
 	// storedIn is the --stored-in flag; empty: inferred from the file
 	// (a ConfigMap or a Secret manifest), else fallback.
 	storedIn, fallback string
@@ -33,14 +37,36 @@ type common struct {
 	in *input
 }
 
-// bind binds the flags every config command takes; fallback is where a
-// bare config is taken to be stored.
+// bind binds the flags every config command takes, -o text or json
+// included; fallback is where a bare config is taken to be stored.
 func (c *common) bind(fs *pflag.FlagSet, fallback string) {
+	c.bindFile(fs, fallback)
+	c.bindOutput(fs, "text", "json")
+}
+
+// bindFile binds the flags that find the config in the file.
+func (c *common) bindFile(fs *pflag.FlagSet, fallback string) {
 	c.fallback = fallback
 	fs.StringVarP(&c.file, "filename", "f", "", "The registry config (YAML): a RegistryConfig, a ConfigMap or Secret manifest holding one, or the Helm chart's values file; - reads standard input.")
-	fs.StringVarP(&c.output, "output", "o", "text", "Output format: text or json.")
-	fs.StringVar(&c.storedIn, "stored-in", "", "Where the config is stored: configmap (credentials must be secretKeyRefs) or secret (inline credentials allowed). Default: the manifest's kind; for a values file configmap; for a bare config "+fallback+".")
+	bindStoredIn(fs, &c.storedIn, "for a bare config "+fallback)
 	fs.StringVar(&c.key, "config-key", "config.yaml", "The key of the ConfigMap or Secret manifest that holds the config.")
+}
+
+// bindStoredIn binds --stored-in; bare says what a bare config defaults to.
+func bindStoredIn(fs *pflag.FlagSet, storedIn *string, bare string) {
+	fs.StringVar(storedIn, "stored-in", "", "Where the config is stored: configmap (credentials must be secretKeyRefs) or secret (inline credentials allowed). Default: the manifest's kind; for a values file configmap; "+bare+".")
+}
+
+// bindOutput binds -o, with the formats the command prints; the first is
+// the default.
+func (c *common) bindOutput(fs *pflag.FlagSet, formats ...string) {
+	c.formats = formats
+	fs.StringVarP(&c.output, "output", "o", formats[0], "Output format: "+strings.Join(formats, " or ")+".")
+}
+
+// bindCluster binds --cluster, for the commands whose answer depends on
+// the registries' cluster policies.
+func (c *common) bindCluster(fs *pflag.FlagSet) {
 	fs.StringVar(&c.cluster, "cluster", "", "This cluster's name, for the registries' cluster policies (the server's --cluster-name).")
 }
 
@@ -54,18 +80,27 @@ func (c *common) check() error {
 	if c.file == "" {
 		return usageError{errors.New("-f FILE is required")}
 	}
-	if err := checkOutput(c.output); err != nil {
+	if err := checkOutput(c.output, c.formats...); err != nil {
 		return err
 	}
-	if c.storedIn != "" && c.storedIn != "configmap" && c.storedIn != "secret" {
-		return usageError{fmt.Errorf("--stored-in %q: must be configmap or secret", c.storedIn)}
+	return checkStoredIn(c.storedIn)
+}
+
+// checkOutput checks -o against the formats the command prints (default:
+// text and json).
+func checkOutput(output string, formats ...string) error {
+	if len(formats) == 0 {
+		formats = []string{"text", "json"}
+	}
+	if !slices.Contains(formats, output) {
+		return usageError{fmt.Errorf("-o %q: must be %s", output, strings.Join(formats, " or "))}
 	}
 	return nil
 }
 
-func checkOutput(output string) error {
-	if output != "text" && output != "json" {
-		return usageError{fmt.Errorf("-o %q: must be text or json", output)}
+func checkStoredIn(storedIn string) error {
+	if storedIn != "" && storedIn != "configmap" && storedIn != "secret" {
+		return usageError{fmt.Errorf("--stored-in %q: must be configmap or secret", storedIn)}
 	}
 	return nil
 }
@@ -177,9 +212,12 @@ func pick(set *registries.Set, name string, all bool) ([]*registries.Registry, e
 	return nil, usageError{errors.New("the config marks no registry default: name one with --registry, or use --all")}
 }
 
+// printJSON prints v as indented JSON, for a terminal rather than a web
+// page: <, > and & as they are (<redacted>, not \u003credacted\u003e).
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

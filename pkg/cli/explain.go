@@ -26,7 +26,9 @@ type explainCmd struct {
 	output string
 	// configFile is a config file to explain with instead of the live one.
 	configFile string
-	nsLabels   string
+	// storedIn is where the config file's config is stored (--stored-in).
+	storedIn string
+	nsLabels string
 	// kind and name are the object named on the command line.
 	kind, name string
 	// reader, when set (by tests), is the cluster.
@@ -97,11 +99,18 @@ It takes kubectl's flags to reach the cluster (--kubeconfig, --context,
 	fs.StringVarP(&e.file, "filename", "f", "", "A manifest of Pods or workloads (YAML or JSON, one or more documents); - reads standard input.")
 	fs.StringVarP(&e.output, "output", "o", "text", "Output format: text or json.")
 	fs.StringVar(&e.configFile, "config-file", "", "Explain with this config file (a RegistryConfig, a ConfigMap or Secret manifest, or the chart's values) instead of the live one.")
+	bindStoredIn(fs, &e.storedIn, "for a bare config configmap. Only with --config-file")
 	fs.StringVar(&e.nsLabels, "namespace-labels", "", "The namespace's labels (k=v,k2=v2) instead of reading them from the cluster.")
 	e.changed = fs.Changed
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if err := checkOutput(e.output); err != nil {
 			return err
+		}
+		if err := checkStoredIn(e.storedIn); err != nil {
+			return err
+		}
+		if e.storedIn != "" && e.configFile == "" {
+			return usageError{errors.New("--stored-in: only with --config-file (the live config is stored where regcred reads it)")}
 		}
 		return e.run(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 	})
@@ -153,17 +162,17 @@ func (e *explainCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	}
 
 	// With what config.
-	set, source, problems, err := e.config(ctx, c, stdin)
+	cfg, err := e.config(ctx, c, stdin)
 	if err != nil {
 		return err
 	}
-	if len(problems) > 0 {
+	if len(cfg.problems) > 0 {
 		if e.configFile != "" {
-			fmt.Fprintf(stderr, "The config in %s has problems:\n", source)
+			fmt.Fprintf(stderr, "The config in %s has problems:\n", cfg.source)
 		} else {
-			fmt.Fprintf(stderr, "The config in %s is rejected; regcred keeps serving its last good config, which explain cannot read (see regcred's status ConfigMap):\n", source)
+			fmt.Fprintf(stderr, "The config in %s is rejected; regcred keeps serving its last good config, which explain cannot read (see regcred's status ConfigMap):\n", cfg.source)
 		}
-		for _, p := range problems {
+		for _, p := range cfg.problems {
 			fmt.Fprintf(stderr, "  %s\n", p.Error())
 		}
 		return errProblems
@@ -175,9 +184,9 @@ func (e *explainCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	for _, t := range targets {
 		ns, note := e.namespaceOf(ctx, c, t.Namespace, nsLabels)
 		saNote := serviceAccountSecrets(ctx, c, t)
-		res := explain(set, t, ns, ex, e.server.clusterName)
-		res.Config = source
-		for _, n := range []string{saNote, note} {
+		res := explain(cfg.set, t, ns, ex, e.server.clusterName)
+		res.Config = cfg.source
+		for _, n := range []string{saNote, note, cfg.note} {
 			if n != "" {
 				res.Notes = append([]string{n}, res.Notes...)
 			}

@@ -158,3 +158,90 @@ func TestExplainOfflineInputs(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, `registry "q": usernme: unknown field`)
 }
+
+// Kinds the scheme does not know (a CRD's objects) are skipped like other
+// objects that are no Pod nor workload: as YAML documents, and in a List,
+// YAML or JSON.
+func TestExplainOfflineSkipsUnknownKinds(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+	const pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: quay.io/a}]}\n"
+	const certificate = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: web}\nspec: {secretName: web-tls, dnsNames: [web.example.com]}\n"
+	for name, doc := range map[string]string{
+		"YAML documents": certificate + "---\n" + pod + "---\napiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: web}\nspec: {endpoints: [{port: http}]}\n",
+		"a YAML List": `apiVersion: v1
+kind: List
+items:
+- apiVersion: monitoring.coreos.com/v1
+  kind: ServiceMonitor
+  metadata: {name: web}
+  spec: {endpoints: [{port: http}]}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a}
+  spec: {containers: [{name: a, image: quay.io/a}]}
+`,
+		"a JSON List": `{"apiVersion": "v1", "kind": "List", "items": [
+		  {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "web"}},
+		  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": [{"name": "a", "image": "quay.io/a"}]}}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, errOut, code := explainOffline(t, doc)
+			require.Equal(t, 0, code, errOut)
+			require.Len(t, res, 1)
+			assert.Equal(t, "Pod", res[0].Kind)
+			assert.Equal(t, []img{{"quay", true, plan.Injected}}, images(res[0]))
+		})
+	}
+
+	_, errOut, code := explainOffline(t, certificate)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "holds no Pod nor workload (pod, deployment, statefulset, daemonset, replicaset, job or cronjob); it holds Certificate")
+
+	_, errOut, code = explainOffline(t, "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: cert-manager.io/v1, kind: Certificate, metadata: {name: web}}\n")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "it holds Certificate")
+
+	for _, bad := range []string{`{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": "x"}`, "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: x\n"} {
+		_, errOut, code = explainOffline(t, bad)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "not a Kubernetes object: json: cannot unmarshal string", "a malformed Pod is not skipped: %s", bad)
+	}
+
+	_, errOut, code = explainOffline(t, "metadata: {name: web}\nspec: {}\n")
+	assert.Equal(t, 1, code, "no kind at all is not a Kubernetes object")
+	assert.Contains(t, errOut, "not a Kubernetes object")
+}
+
+// explain --config-file takes --stored-in as validate does: a bare config
+// meant for a Secret may hold inline credentials.
+func TestExplainConfigFileStoredIn(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+	cfg := writeFile(t, "config.yaml", quayInline)
+	app := writeFile(t, "app.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: quay.io/org/a}]}\n")
+
+	out, errOut, code := runCLI(t, "explain", "-f", app, "--config-file", cfg)
+	assert.Equal(t, 1, code, "a bare config is a ConfigMap's by default")
+	assert.Contains(t, errOut, "a credential must not be written inline in a ConfigMap")
+	assert.NotContains(t, out+errOut, "s3cret")
+
+	out, errOut, code = runCLI(t, "explain", "-f", app, "--config-file", cfg, "--stored-in", "secret", "-o", "json")
+	require.Equal(t, 0, code, errOut)
+	assert.NotContains(t, out+errOut, "s3cret")
+	var res explainResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	assert.Equal(t, []img{{"quay", true, plan.Injected}}, images(res))
+
+	cm := writeFile(t, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  config.yaml: |\n"+indentLines(quayInline, "    "))
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--config-file", cfg, "--stored-in", "etcd"}, `--stored-in "etcd": must be configmap or secret`},
+		{[]string{"--config-file", cm, "--stored-in", "secret"}, "--stored-in secret: " + cm + " is a ConfigMap"},
+		{[]string{"--config-configmap", "c", "--stored-in", "secret"}, "--stored-in: only with --config-file"},
+	} {
+		_, errOut, code = runCLI(t, append([]string{"explain", "-f", app}, tc.args...)...)
+		assert.Equal(t, 2, code, "%s: %s", tc.args, errOut)
+		assert.Contains(t, errOut, tc.msg)
+	}
+}

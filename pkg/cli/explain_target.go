@@ -13,10 +13,12 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 )
 
 // target is what explain explains: a Pod, or the Pod template of a
@@ -139,7 +141,6 @@ func toTarget(obj runtime.Object) *target {
 // readTargets reads every Pod and workload of a manifest file (YAML or
 // JSON, one or more documents, or a List); other objects are skipped.
 func readTargets(r io.Reader) ([]*target, error) {
-	decode := scheme.Codecs.UniversalDeserializer().Decode
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
 	var out []*target
 	var skipped []string
@@ -154,21 +155,25 @@ func readTargets(r io.Reader) ([]*target, error) {
 		if len(bytes.TrimSpace(doc)) == 0 || isComment(doc) {
 			continue
 		}
-		obj, gvk, err := decode(doc, nil, nil)
-		if err != nil {
-			if gvk != nil && gvk.Kind != "" {
-				skipped = append(skipped, gvk.Kind)
-				continue
-			}
+		obj, unknown, err := decodeObject(doc)
+		switch {
+		case err != nil:
 			return nil, fmt.Errorf("not a Kubernetes object: %w", err)
+		case unknown != "":
+			skipped = append(skipped, unknown)
+			continue
 		}
 		objs := []runtime.Object{obj}
 		if list, ok := obj.(*corev1.List); ok {
 			objs = objs[:0]
 			for _, item := range list.Items {
-				o, _, err := decode(item.Raw, nil, nil)
-				if err != nil {
+				o, unknown, err := decodeObject(item.Raw)
+				switch {
+				case err != nil:
 					return nil, fmt.Errorf("an item of the List: %w", err)
+				case unknown != "":
+					skipped = append(skipped, unknown)
+					continue
 				}
 				objs = append(objs, o)
 			}
@@ -189,6 +194,27 @@ func readTargets(r io.Reader) ([]*target, error) {
 		return nil, errors.New(msg)
 	}
 	return out, nil
+}
+
+// decodeObject decodes one object of a manifest (YAML or JSON). An object
+// of a kind the scheme does not know (a custom resource) is no Pod nor
+// workload: decodeObject returns its kind as unknown, to skip it.
+func decodeObject(doc []byte) (obj runtime.Object, unknown string, err error) {
+	obj, gvk, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+	switch {
+	case err == nil:
+		return obj, "", nil
+	case !runtime.IsNotRegisteredError(err):
+		return nil, "", err // a known kind, malformed, is no object to skip
+	case gvk != nil && gvk.Kind != "":
+		return nil, gvk.Kind, nil
+	}
+	// From YAML the decoder returns no kind with the error: read it.
+	var tm metav1.TypeMeta
+	if yaml.Unmarshal(doc, &tm) != nil || tm.Kind == "" {
+		return nil, "", err
+	}
+	return nil, tm.Kind, nil
 }
 
 // isComment reports whether a YAML document holds only comments.

@@ -341,7 +341,8 @@ func TestExplainNamespaceNotes(t *testing.T) {
 		}
 		return c.Get(ctx, key, obj, opts...)
 	}}
-	c := fake.NewClientBuilder().WithObjects(namespace("shop"), configMap("regcred-config", explainConfig)).WithInterceptorFuncs(forbidden).Build()
+	c := fake.NewClientBuilder().WithObjects(namespace("shop"), configMap("regcred-config", explainConfig), regcredDeployment("regcred", "--config-configmap=regcred-config")).
+		WithInterceptorFuncs(forbidden).Build()
 	res = explainJSON(t, c, "-f", manifest, "-n", "shop", "--config-configmap", "regcred-config")
 	assert.Equal(t, []img{{"team-a", false, plan.NamespaceUnknown}, {"quay", true, plan.Injected}}, images(res))
 	require.Len(t, res.Notes, 1)
@@ -381,5 +382,78 @@ func TestExplainAddsTheServiceAccountsSecrets(t *testing.T) {
 	res = explainJSON(t, cluster(sa, p), "pod", "p", "-n", "shop")
 	for _, n := range res.Notes {
 		assert.NotContains(t, n, "ServiceAccount")
+	}
+}
+
+// With the config named (--config-configmap, --config-secret or
+// --config-file), --cluster-name and --exclude-namespaces not given are
+// still regcred's Deployment's, as their help says; when the Deployment
+// cannot be read, a note says they are unknown.
+func TestExplainConfigFlagsKeepTheDeploymentsOthers(t *testing.T) {
+	objs := []client.Object{
+		testPod("shop", "prod", []string{"prod.example.com/app"}, nil, nil),
+		testPod("monitoring", "excluded", []string{"docker.io/myorg/web:1"}, nil, nil),
+		configMap("mine", explainConfig),
+	}
+	cfgFile := writeFile(t, "config.yaml", explainConfig)
+	for _, how := range [][]string{
+		{"--config-configmap", "mine"},
+		{"--config-configmap", "regcred-config"},
+		{"--config-file", cfgFile},
+	} {
+		t.Run(strings.Join(how, " "), func(t *testing.T) {
+			c := cluster(objs...)
+			res := explainJSON(t, c, append([]string{"pod", "prod", "-n", "shop"}, how...)...)
+			assert.Equal(t, "prod", res.Cluster, "the Deployment's --cluster-name")
+			assert.Equal(t, []img{{"prod-only", false, plan.Injected}}, images(res))
+			for _, n := range res.Notes {
+				assert.NotContains(t, n, "unknown")
+			}
+
+			res = explainJSON(t, c, append([]string{"pod", "excluded", "-n", "monitoring"}, how...)...)
+			assert.Equal(t, plan.NamespaceExcluded, res.Skipped, "the Deployment's --exclude-namespaces")
+
+			res = explainJSON(t, c, append([]string{"pod", "prod", "-n", "shop", "--cluster-name", "dev"}, how...)...)
+			assert.Equal(t, "dev", res.Cluster, "the flag given wins")
+			assert.Equal(t, []img{{"prod-only", false, plan.ClusterPolicy}}, images(res))
+			res = explainJSON(t, c, append([]string{"pod", "excluded", "-n", "monitoring", "--exclude-namespaces", "other"}, how...)...)
+			assert.Empty(t, res.Skipped, "the flag given wins")
+		})
+	}
+
+	// No Deployment to read, or not allowed to list them: a note, not a
+	// silent empty cluster name.
+	forbidden := interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+		if _, ok := list.(*appsv1.DeploymentList); ok {
+			return apierrors.NewForbidden(appsv1.Resource("deployments"), "", errors.New("no"))
+		}
+		return c.List(ctx, list, opts...)
+	}}
+	for name, c := range map[string]client.Reader{
+		"no Deployment": fake.NewClientBuilder().WithObjects(namespace("shop"), configMap("mine", explainConfig), testPod("shop", "p", []string{"quay.io/a"}, nil, nil)).Build(),
+		"forbidden": fake.NewClientBuilder().WithObjects(namespace("shop"), configMap("mine", explainConfig), testPod("shop", "p", []string{"quay.io/a"}, nil, nil)).
+			WithInterceptorFuncs(forbidden).Build(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			res := explainJSON(t, c, "pod", "p", "-n", "shop", "--config-configmap", "mine")
+			assert.Empty(t, res.Cluster)
+			require.NotEmpty(t, res.Notes)
+			assert.Contains(t, res.Notes[0], "this cluster's name (--cluster-name) and the namespaces regcred excludes (--exclude-namespaces) are unknown")
+
+			res = explainJSON(t, c, "pod", "p", "-n", "shop", "--config-configmap", "mine", "--cluster-name", "prod")
+			require.NotEmpty(t, res.Notes)
+			assert.Contains(t, res.Notes[0], "the namespaces regcred excludes (--exclude-namespaces) are unknown")
+			assert.NotContains(t, res.Notes[0], "--cluster-name")
+
+			out, errOut, code := runExplain(t, c, "pod", "p", "-n", "shop", "--config-configmap", "mine")
+			assert.Equal(t, 0, code, errOut)
+			assert.Contains(t, out, "Notes:\n  - ")
+			assert.Contains(t, out, "(--cluster-name) and the namespaces regcred excludes (--exclude-namespaces) are unknown")
+
+			res = explainJSON(t, c, "pod", "p", "-n", "shop", "--config-configmap", "mine", "--cluster-name", "prod", "--exclude-namespaces", "monitoring")
+			for _, n := range res.Notes {
+				assert.NotContains(t, n, "unknown", "nothing to look up")
+			}
+		})
 	}
 }

@@ -55,6 +55,7 @@ the cluster.`,
 		},
 	}
 	c.bind(cmd.Flags(), "configmap")
+	c.bindCluster(cmd.Flags())
 	cmd.Flags().StringVar(&nsLabels, "namespace-labels", "", "Labels of the Pod's namespace (k=v,k2=v2), for registries with a namespaceSelector.")
 	cmd.RunE = runE(func(cmd *cobra.Command, images []string) error {
 		if err := c.check(); err != nil {
@@ -85,7 +86,7 @@ the cluster.`,
 			if d.Registry != nil {
 				res.Registry = d.Registry.Name
 			}
-			if d.Reason == plan.ClusterPolicy {
+			if d.Reason == plan.ClusterPolicy && c.cluster != "" {
 				res.Reason = fmt.Sprintf("registry %q does not inject in cluster %q (its cluster policy)", res.Registry, c.cluster)
 			}
 			if !d.Served {

@@ -33,3 +33,15 @@ func TestMatch(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "name at least one IMAGE")
 }
+
+// Without --cluster, a registry left out by its cluster policy is not said
+// to leave out a cluster named "".
+func TestMatchNoClusterName(t *testing.T) {
+	out, _, code := runCLI(t, "match", "-f", "testdata/good.yaml", "-o", "json", "harbor.internal:8443/team-a/app")
+	assert.Equal(t, 1, code)
+	var res []matchResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Len(t, res, 1)
+	assert.Equal(t, `registry "harbor"'s cluster policy does not inject in this cluster`, res[0].Reason)
+	assert.NotContains(t, out, `cluster \"\"`)
+}

@@ -23,8 +23,9 @@ func newRender() *cobra.Command {
 		Use:   "render -f FILE [--registry NAME] [--show-secrets]",
 		Short: "Print the .dockerconfigjson regcred would write (secrets redacted)",
 		Long: `Print the .dockerconfigjson of the pull secret regcred would write for a
-registry, with the keys the kubelet and go-containerregistry resolve. The
-password and auth fields are redacted unless --show-secrets.
+registry, with the keys the kubelet and go-containerregistry resolve, as
+JSON (-o json, the only format). The password and auth fields are redacted
+unless --show-secrets.
 
 Credentials come from the file, and from the Secrets that secretKeyRefs name
 in the cluster with --kubeconfig (in --namespace, regcred's).`,
@@ -35,7 +36,11 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
   regcred render -f config.yaml --registry hub --kubeconfig ~/.kube/config`,
 		Args: noArgs,
 	}
-	c.bind(cmd.Flags(), "secret")
+	// A .dockerconfigjson is JSON: render prints no text. Cluster
+	// policies decide where a secret is injected, not what it holds: no
+	// --cluster.
+	c.bindFile(cmd.Flags(), "secret")
+	c.bindOutput(cmd.Flags(), "json")
 	c.bindSecrets(cmd.Flags())
 	cmd.Flags().StringVar(&name, "registry", "", "The registry (default: the config's default registry).")
 	cmd.Flags().BoolVar(&show, "show-secrets", false, "Print the password and auth fields instead of redacting them.")

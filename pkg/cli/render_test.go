@@ -19,6 +19,11 @@ registries:
 	require.NoError(t, Run(t.Context(), []string{"render", "-f", "-"}, strings.NewReader(cfg), &out, &errOut))
 	assert.JSONEq(t, `{"auths":{"quay.io":{"username":"org+robot","password":"<redacted>","auth":"<redacted>"}}}`, out.String())
 	assert.NotContains(t, out.String(), "s3cret")
+	assert.Contains(t, out.String(), `"password": "<redacted>"`, "printed as is, not as \\u003credacted\\u003e")
+
+	out.Reset()
+	require.NoError(t, Run(t.Context(), []string{"render", "-f", "-", "-o", "json"}, strings.NewReader(cfg), &out, &errOut))
+	assert.Contains(t, out.String(), `"auth": "<redacted>"`, "-o json: the one output")
 
 	out.Reset()
 	require.NoError(t, Run(t.Context(), []string{"render", "-f", "-", "--registry", "quay", "--show-secrets"}, strings.NewReader(cfg), &out, &errOut))

@@ -61,6 +61,7 @@ otherwise they are left unread and listed.`,
 		Args: noArgs,
 	}
 	c.bind(cmd.Flags(), "configmap")
+	c.bindCluster(cmd.Flags())
 	c.bindSecrets(cmd.Flags())
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if err := c.check(); err != nil {
