@@ -86,7 +86,7 @@ func (g *LastGood) save(ctx context.Context, snap snapshot) error {
 		err = g.Writer.Create(ctx, s)
 	}
 	if err != nil {
-		return fmt.Errorf("keeping the last good config in Secret %s/%s: %s", g.Namespace, g.Name, apierrors.ReasonForError(err))
+		return fmt.Errorf("keeping the last good config in Secret %s/%s: %s", g.Namespace, g.Name, cause(err))
 	}
 	return nil
 }
@@ -104,21 +104,32 @@ func equalValues(a, b map[string][]byte) bool {
 }
 
 // recordingReader reads Secrets through a SecretReader and remembers what
-// it read, for the snapshot.
+// it read, for the snapshot, and whether a read failed (see readError).
 type recordingReader struct {
-	inner config.SecretReader
-	mu    sync.Mutex
-	seen  map[string][]byte
+	inner      config.SecretReader
+	mu         sync.Mutex
+	seen       map[string][]byte
+	readFailed bool
 }
 
 func (r *recordingReader) ReadSecretKey(ctx context.Context, name, key string) ([]byte, error) {
 	v, err := r.inner.ReadSecretKey(ctx, name, key)
-	if err == nil {
-		r.mu.Lock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil:
 		r.seen[name+"/"+key] = v
-		r.mu.Unlock()
+	case isReadError(err):
+		r.readFailed = true
 	}
 	return v, err
+}
+
+// failed reports whether a read failed for want of the API server.
+func (r *recordingReader) failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.readFailed
 }
 
 // snapshotReader serves the values a snapshot was loaded with.

@@ -2,6 +2,7 @@ package configwatch
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,12 @@ type Loader struct {
 	// watched holds the names of the Secrets the config refers to.
 	watched atomic.Pointer[map[string]bool]
 
+	// reloading serialises loads (the start's and the controller's):
+	// each reads the newest cached state, so the last to run serves the
+	// newest config, watches its Secrets, keeps it and tells the
+	// listeners last.
+	reloading sync.Mutex
+
 	mu        sync.Mutex
 	status    Status
 	listeners []func(*registries.Set)
@@ -128,6 +135,8 @@ func (l *Loader) OnReject(f func()) {
 
 // Reload reads, validates and compiles the config, and swaps it in if good.
 func (l *Loader) Reload(ctx context.Context) error {
+	l.reloading.Lock()
+	defer l.reloading.Unlock()
 	log := logr.FromContextOrDiscard(ctx).WithValues("config", l.Source.String())
 	data, obj, err := l.Source.Read(ctx, l.Reader)
 	var version string
@@ -150,9 +159,17 @@ func (l *Loader) Reload(ctx context.Context) error {
 			log.Error(serr, "Cannot keep the last good config; a restart with a broken config would serve none")
 		}
 	}
+	// A read that failed for want of the API server is tried again (the
+	// controller's backoff): no change of the config would come to load
+	// it. A config that is wrong waits for its next change.
+	var retry error
+	if err != nil && (isReadError(err) || recorder.failed()) {
+		retry = errors.New("the config or a Secret it refers to could not be read; loading it again later")
+	}
 	if err != nil && !l.HasConfig() {
 		if last, ok := l.fromLastGood(ctx); ok {
-			return l.serveLastGood(ctx, last, err, version, obj)
+			l.serveLastGood(ctx, last, err, version, obj)
+			return retry
 		}
 	}
 
@@ -177,7 +194,7 @@ func (l *Loader) Reload(ctx context.Context) error {
 		if obj != nil && l.Events != nil {
 			l.Events.Eventf(obj, nil, corev1.EventTypeWarning, "ConfigRejected", "Load", "Config rejected, %s: %s", serving, truncate(err.Error(), 900))
 		}
-		return nil
+		return retry
 	}
 	l.current.Store(set)
 	l.status.Version, l.status.LastError = version, nil
@@ -239,7 +256,7 @@ func (l *Loader) fromLastGood(ctx context.Context) (lastGood, bool) {
 
 // serveLastGood serves the kept config while the stored one is rejected,
 // and reports both.
-func (l *Loader) serveLastGood(ctx context.Context, last lastGood, rejected error, version string, obj client.Object) error {
+func (l *Loader) serveLastGood(ctx context.Context, last lastGood, rejected error, version string, obj client.Object) {
 	log := logr.FromContextOrDiscard(ctx).WithValues("config", l.Source.String())
 	l.mu.Lock()
 	l.current.Store(last.set)
@@ -260,7 +277,6 @@ func (l *Loader) serveLastGood(ctx context.Context, last lastGood, rejected erro
 	for _, f := range rejectedFns {
 		f()
 	}
-	return nil
 }
 
 func (l *Loader) watch(names []string) {
@@ -298,7 +314,7 @@ func (l *Loader) SetupWithManager(mgr manager.Manager) error {
 		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: l.Source.Namespace, Name: l.Source.Name}}}
 	})
 	relevant := predicate.NewPredicateFuncs(l.relevant)
-	if err := mgr.Add(initialLoad{l: l, synced: mgr.GetCache().WaitForCacheSync}); err != nil {
+	if err := mgr.Add(initialLoad{l: l, synced: mgr.GetCache().WaitForCacheSync, retry: time.Second}); err != nil {
 		return err
 	}
 	return builder.ControllerManagedBy(mgr).
@@ -314,16 +330,33 @@ func (l *Loader) SetupWithManager(mgr manager.Manager) error {
 type initialLoad struct {
 	l      *Loader
 	synced func(context.Context) bool
+	// retry is the first wait before a load whose read failed is tried
+	// again; it doubles up to maxRetry.
+	retry time.Duration
 }
 
 func (i initialLoad) NeedLeaderElection() bool { return false }
 
 func (i initialLoad) Start(ctx context.Context) error {
-	if i.synced(ctx) {
-		_ = i.l.Reload(ctx)
+	if !i.synced(ctx) {
+		return nil
+	}
+	// A load whose read failed is tried again, as the controller does
+	// its own: when the config object does not exist, no event would.
+	for wait := i.retry; i.l.Reload(ctx) != nil; wait = min(2*wait, maxRetry) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
 	}
 	return nil
 }
+
+// maxRetry bounds the wait between two tries of the start's load.
+const maxRetry = 5 * time.Minute
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/regcred/regcred/pkg/config"
@@ -41,7 +44,7 @@ func (s Source) Read(ctx context.Context, c client.Reader) ([]byte, client.Objec
 		if apierrors.IsNotFound(err) {
 			return nil, nil, fmt.Errorf("%s: not found", s)
 		}
-		return nil, nil, fmt.Errorf("%s: %w", s, err)
+		return nil, nil, fmt.Errorf("%s: %w", s, readError{cause(err)})
 	}
 	var data []byte
 	var ok bool
@@ -78,11 +81,47 @@ func (r SecretReader) ReadSecretKey(ctx context.Context, name, key string) ([]by
 		if apierrors.IsNotFound(err) {
 			return nil, config.ErrSecretNotFound
 		}
-		return nil, errors.New(string(apierrors.ReasonForError(err)))
+		return nil, readError{cause(err)}
 	}
 	v, ok := s.Data[key]
 	if !ok {
 		return nil, config.ErrKeyNotFound
 	}
 	return v, nil
+}
+
+// readError is a read that failed for want of the API server (or of
+// regcred's access to it), not for what was read: the load is tried
+// again. Its text is a fixed cause, never the failure's own text, which
+// may quote what was being read.
+type readError struct{ cause string }
+
+func (e readError) Error() string { return e.cause }
+
+// isReadError reports whether err is, or wraps, a readError.
+func isReadError(err error) bool {
+	var re readError
+	return errors.As(err, &re)
+}
+
+// cause names why a call to the API server failed, in fixed words: the
+// API's reason (NotFound, Forbidden, Timeout, ...), or for an error that
+// never reached it, its class. The error's own text may quote the request
+// or what came back, and is never used.
+func cause(err error) string {
+	if r := apierrors.ReasonForError(err); r != metav1.StatusReasonUnknown {
+		return string(r)
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	}
+	return "cannot reach the API server"
 }
