@@ -73,7 +73,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		tokenExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "regcred_token_expiry_timestamp_seconds",
-			Help: "When the current token of an expiring-credential registry (ECR) expires, per registry (Unix time).",
+			Help: "When the first of the current tokens of an expiring-credential registry (ECR; a glob registry has one per region) expires, per registry (Unix time); on the leader only.",
 		}, []string{"registry"}),
 		tokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regcred_token_refreshes_total",
@@ -85,7 +85,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"registry"}),
 		checkOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "regcred_registry_login_ok",
-			Help: "1 when the registry's credentials logged in at the last check, 0 when they did not, per registry.",
+			Help: "1 when the registry's credentials logged in at the last check, 0 when they did not, per registry; on the leader only.",
 		}, []string{"registry"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regcred_registry_login_checks_total",
@@ -174,6 +174,10 @@ func (m *Metrics) TokenRefreshed(registry string, expiresAt time.Time) {
 // TokenRefreshFailed records a failed refresh.
 func (m *Metrics) TokenRefreshFailed(registry string) { m.tokenErrors.WithLabelValues(registry).Inc() }
 
+// TokenExpiryForgotten removes the registry's token expiry: it left the
+// config, or this replica's term as the leader ended. Its counters stay.
+func (m *Metrics) TokenExpiryForgotten(registry string) { m.tokenExpiry.DeleteLabelValues(registry) }
+
 // LoginChecked records a login check.
 func (m *Metrics) LoginChecked(registry string, ok bool) {
 	if ok {
@@ -184,6 +188,11 @@ func (m *Metrics) LoginChecked(registry string, ok bool) {
 		m.checks.WithLabelValues(registry, "failed").Inc()
 	}
 }
+
+// LoginCheckForgotten removes the registry's last login result: it left
+// the config, its check is skipped, or this replica's term as the leader
+// ended. Its counters stay.
+func (m *Metrics) LoginCheckForgotten(registry string) { m.checkOK.DeleteLabelValues(registry) }
 
 // WebhookCertificate records when the webhook's serving certificate and
 // its CA expire.

@@ -51,10 +51,10 @@ regcred_admissions_total{outcome="patched"} 2
 # TYPE regcred_pull_secrets_written_total counter
 regcred_pull_secrets_written_total{operation="created",registry="hub"} 1
 regcred_pull_secrets_written_total{operation="updated",registry="hub"} 1
-# HELP regcred_token_expiry_timestamp_seconds When the current token of an expiring-credential registry (ECR) expires, per registry (Unix time).
+# HELP regcred_token_expiry_timestamp_seconds When the first of the current tokens of an expiring-credential registry (ECR; a glob registry has one per region) expires, per registry (Unix time); on the leader only.
 # TYPE regcred_token_expiry_timestamp_seconds gauge
 regcred_token_expiry_timestamp_seconds{registry="ecr"} 1.8e+09
-# HELP regcred_registry_login_ok 1 when the registry's credentials logged in at the last check, 0 when they did not, per registry.
+# HELP regcred_registry_login_ok 1 when the registry's credentials logged in at the last check, 0 when they did not, per registry; on the leader only.
 # TYPE regcred_registry_login_ok gauge
 regcred_registry_login_ok{registry="hub"} 1
 regcred_registry_login_ok{registry="quay"} 0
@@ -92,4 +92,32 @@ func TestMetricsPerRegistry(t *testing.T) {
 	n, err = testutil.GatherAndCount(b, "regcred_secrets_injected_total")
 	require.NoError(t, err)
 	assert.Equal(t, 0, n)
+}
+
+// A registry's expiry and login result go once forgotten (it left the
+// config, or the term ended): a frozen sample would keep an alert firing,
+// or hide the leader's. Its counters stay.
+func TestForgottenRegistriesHaveNoGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, "v")
+	m.TokenRefreshed("ecr", time.Unix(1_800_000_000, 0))
+	m.TokenRefreshed("ecr-2", time.Unix(1_800_000_000, 0))
+	m.LoginChecked("hub", false)
+	m.LoginChecked("quay", true)
+
+	m.TokenExpiryForgotten("ecr")
+	m.TokenExpiryForgotten("never-reported")
+	m.LoginCheckForgotten("hub")
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP regcred_token_expiry_timestamp_seconds When the first of the current tokens of an expiring-credential registry (ECR; a glob registry has one per region) expires, per registry (Unix time); on the leader only.
+# TYPE regcred_token_expiry_timestamp_seconds gauge
+regcred_token_expiry_timestamp_seconds{registry="ecr-2"} 1.8e+09
+# HELP regcred_registry_login_ok 1 when the registry's credentials logged in at the last check, 0 when they did not, per registry; on the leader only.
+# TYPE regcred_registry_login_ok gauge
+regcred_registry_login_ok{registry="quay"} 1
+# HELP regcred_token_refreshes_total Token refreshes of expiring-credential registries (ECR), per registry.
+# TYPE regcred_token_refreshes_total counter
+regcred_token_refreshes_total{registry="ecr"} 1
+regcred_token_refreshes_total{registry="ecr-2"} 1
+`), "regcred_token_expiry_timestamp_seconds", "regcred_registry_login_ok", "regcred_token_refreshes_total"))
 }

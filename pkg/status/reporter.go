@@ -23,6 +23,10 @@ const Key = "status.yaml"
 // CheckRecorder counts login checks.
 type CheckRecorder interface {
 	LoginChecked(registry string, ok bool)
+	// LoginCheckForgotten says the registry's last login result is no
+	// longer this replica's to report: it left the config, its check is
+	// skipped, or the leadership term ended.
+	LoginCheckForgotten(registry string)
 }
 
 // Reporter runs the login checks every CheckInterval and keeps the status
@@ -49,6 +53,9 @@ type Reporter struct {
 	lastCheck time.Time
 	// written is the report this term last wrote, not to write it again.
 	written string
+	// reported are the registries whose login result this term reported;
+	// only Start's goroutine uses it.
+	reported map[string]bool
 }
 
 // NeedLeaderElection is true: one replica checks and writes.
@@ -82,6 +89,9 @@ func (r *Reporter) Start(ctx context.Context) error {
 	// A new term writes at once: another leader, or someone, may have
 	// changed the ConfigMap since this replica last wrote it.
 	r.written = ""
+	// Once the term ends, the next leader checks: this replica's results
+	// would stay as they are, frozen.
+	defer r.forget(map[string]bool{})
 	checkNow := true
 	for {
 		if checkNow && r.CheckInterval > 0 {
@@ -129,16 +139,37 @@ func (r *Reporter) checkAll(ctx context.Context) {
 	defer r.mu.Unlock()
 	r.lastCheck = time.Now()
 	r.results = map[string]check.Result{}
+	checked := map[string]bool{}
 	for _, res := range results {
 		r.results[res.Registry] = res
 		if res.Skipped {
 			continue
 		}
+		checked[res.Registry] = true
 		r.Metrics.LoginChecked(res.Registry, res.OK)
 		if !res.OK {
 			// The message names the registry and the failure, never a credential.
 			log.Info("Registry login check failed", "registry", res.Registry, "reason", res.Message)
 		}
+	}
+	// A registry that left the config, or whose check is skipped, has no
+	// result.
+	r.forget(checked)
+}
+
+// forget drops the login results reported of the registries not in keep.
+func (r *Reporter) forget(keep map[string]bool) {
+	if r.reported == nil {
+		r.reported = map[string]bool{}
+	}
+	for name := range r.reported {
+		if !keep[name] {
+			r.Metrics.LoginCheckForgotten(name)
+			delete(r.reported, name)
+		}
+	}
+	for name := range keep {
+		r.reported[name] = true
 	}
 }
 

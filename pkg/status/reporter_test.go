@@ -2,9 +2,13 @@ package status
 
 import (
 	"context"
+	"maps"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/regcred/regcred/pkg/check"
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/configwatch"
 	"github.com/regcred/regcred/pkg/registries"
@@ -45,4 +50,63 @@ registries:
 	require.NoError(t, c.Delete(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: "regcred-status"}}))
 	require.True(t, apierrors.IsNotFound(c.Get(t.Context(), key, &corev1.ConfigMap{})))
 	term()
+}
+
+// loginGauges is the login gauge per registry, as the metrics keep it.
+type loginGauges struct {
+	mu sync.Mutex
+	ok map[string]bool
+}
+
+func (g *loginGauges) LoginChecked(r string, ok bool) { g.mu.Lock(); g.ok[r] = ok; g.mu.Unlock() }
+func (g *loginGauges) LoginCheckForgotten(r string)   { g.mu.Lock(); delete(g.ok, r); g.mu.Unlock() }
+func (g *loginGauges) get() map[string]bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.ok)
+}
+
+// A registry that leaves the config, or whose check is skipped, no longer
+// has a login result; nor has any once the term ends (another replica
+// leads and checks): a frozen 0 would keep an alert firing, a frozen 1
+// would hide the new leader's 0.
+func TestReporterForgetsLoginResultsItNoLongerKeeps(t *testing.T) {
+	load := func(body string) *registries.Set {
+		set, err := registries.Load(t.Context(), []byte("apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n"+body), registries.Options{StoredIn: config.InSecret})
+		require.NoError(t, err)
+		return set
+	}
+	var current atomic.Pointer[registries.Set]
+	current.Store(load(`- {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
+- {name: quay, type: quay, url: quay.io, username: {value: u}, password: {value: p}}
+- {name: skipped, type: other, url: reg.example.com, username: {value: u}, password: {value: p}}
+`))
+	var skip atomic.Bool
+	g := &loginGauges{ok: map[string]bool{}}
+	r := NewReporter(&Reporter{Client: fake.NewClientBuilder().Build(), Namespace: "regcred", Name: "regcred-status",
+		Registries: current.Load, Config: func() configwatch.Status { return configwatch.Status{} },
+		CheckInterval: time.Hour, RefreshInterval: time.Hour, Metrics: g,
+		Check: func(_ context.Context, reg *registries.Registry) check.Result {
+			return check.Result{Registry: reg.Name, OK: reg.Name != "quay", Skipped: reg.Name == "skipped" && skip.Load(), Time: time.Now()}
+		}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return len(g.get()) == 3 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, map[string]bool{"hub": true, "quay": false, "skipped": true}, g.get())
+
+	// quay leaves the config, and skipped's check is skipped.
+	skip.Store(true)
+	current.Store(load(`- {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
+- {name: skipped, type: other, url: reg.example.com, username: {value: u}, password: {value: p}}
+`))
+	r.Wake()
+	require.Eventually(t, func() bool { return len(g.get()) == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, map[string]bool{"hub": true}, g.get())
+
+	// The term ends.
+	cancel()
+	<-done
+	assert.Empty(t, g.get(), "a replica that no longer leads reports no login result")
 }

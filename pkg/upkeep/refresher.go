@@ -15,8 +15,14 @@ import (
 
 // TokenRecorder counts token refreshes.
 type TokenRecorder interface {
+	// TokenRefreshed records a refresh of one of the registry's tokens,
+	// and when its earliest token expires.
 	TokenRefreshed(registry string, expiresAt time.Time)
 	TokenRefreshFailed(registry string)
+	// TokenExpiryForgotten says the registry's token expiry is no longer
+	// this replica's to report: it left the config, mints no token any
+	// more, or the leadership term ended.
+	TokenExpiryForgotten(registry string)
 }
 
 // TokenRefresher refreshes expiring registry tokens (ECR) ahead of their expiry
@@ -34,11 +40,14 @@ type TokenRefresher struct {
 	Clock clock.WithTicker
 
 	wake chan struct{}
+	// reported are the registries whose expiry this term reported; only
+	// Start's goroutine uses it.
+	reported map[string]bool
 }
 
 // NewTokenRefresher returns a TokenRefresher.
 func NewTokenRefresher(set func() *registries.Set, sync func(), m TokenRecorder) *TokenRefresher {
-	return &TokenRefresher{Registries: set, Sync: sync, Metrics: m, MaxWait: time.Minute, Clock: clock.RealClock{}, wake: make(chan struct{}, 1)}
+	return &TokenRefresher{Registries: set, Sync: sync, Metrics: m, MaxWait: time.Minute, Clock: clock.RealClock{}, wake: make(chan struct{}, 1), reported: map[string]bool{}}
 }
 
 // Wake makes the refresher look again now (the config changed).
@@ -56,6 +65,9 @@ func (r *TokenRefresher) NeedLeaderElection() bool { return true }
 func (r *TokenRefresher) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("refresher")
 	ctx = logr.NewContext(ctx, log)
+	// Once the term ends, the next leader reports the expiries: this
+	// replica's would stay as they are, frozen.
+	defer r.forget(func(string) bool { return true })
 	for {
 		next := r.refreshDue(ctx)
 		wait := min(max(next.Sub(r.Clock.Now()), 10*time.Millisecond), r.MaxWait)
@@ -80,12 +92,19 @@ type tokenGroup struct {
 // one will be.
 func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 	log := logr.FromContextOrDiscard(ctx)
+	if r.reported == nil {
+		r.reported = map[string]bool{}
+	}
 	groups := map[string]*tokenGroup{}
+	// sources are each registry's token sources: its expiry is their
+	// earliest (a glob registry has one per region).
+	sources := map[string][]credentials.Expiring{}
 	for _, reg := range r.Registries().Registries {
 		if !reg.Manages() {
 			continue
 		}
 		for _, src := range reg.TokenSources() {
+			sources[reg.Name] = append(sources[reg.Name], src)
 			g := groups[src.ID()]
 			if g == nil {
 				g = &tokenGroup{src: src}
@@ -120,15 +139,45 @@ func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 			exp := g.src.Expiry()
 			log.Info("Token refreshed", "registries", g.registries, "expiresAt", exp.Format(time.RFC3339), "nextRefresh", g.src.RefreshAt().Format(time.RFC3339))
 			for _, name := range g.registries {
-				r.Metrics.TokenRefreshed(name, exp)
+				r.Metrics.TokenRefreshed(name, earliestExpiry(sources[name], exp))
+				r.reported[name] = true
 			}
 		}
 		if at := g.src.RefreshAt(); at.Before(next) {
 			next = at
 		}
 	}
+	// A registry that left the config, or mints no token any more, has
+	// no expiry.
+	r.forget(func(name string) bool { return len(sources[name]) == 0 })
 	if changed {
 		r.Sync()
 	}
 	return next
+}
+
+// forget drops the expiries reported of the registries gone says are.
+func (r *TokenRefresher) forget(gone func(string) bool) {
+	for name := range r.reported {
+		if gone(name) {
+			r.Metrics.TokenExpiryForgotten(name)
+			delete(r.reported, name)
+		}
+	}
+}
+
+// earliestExpiry is when the first of srcs' tokens expires, as the status
+// ConfigMap reports it; sources without a token are left out, and
+// fallback stands when none has one.
+func earliestExpiry(srcs []credentials.Expiring, fallback time.Time) time.Time {
+	var earliest time.Time
+	for _, src := range srcs {
+		if exp := src.Expiry(); !exp.IsZero() && (earliest.IsZero() || exp.Before(earliest)) {
+			earliest = exp
+		}
+	}
+	if earliest.IsZero() {
+		return fallback
+	}
+	return earliest
 }

@@ -3,6 +3,7 @@ package upkeep
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,14 +60,36 @@ func (f *fakeToken) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.ref
 type tokenMetrics struct {
 	mu       sync.Mutex
 	ok, fail map[string]int
+	// expiry is the expiry last reported per registry; a forgotten
+	// registry has none.
+	expiry map[string]time.Time
 }
 
-func (m *tokenMetrics) TokenRefreshed(r string, _ time.Time) { m.mu.Lock(); m.ok[r]++; m.mu.Unlock() }
-func (m *tokenMetrics) TokenRefreshFailed(r string)          { m.mu.Lock(); m.fail[r]++; m.mu.Unlock() }
+func newTokenMetrics() *tokenMetrics {
+	return &tokenMetrics{ok: map[string]int{}, fail: map[string]int{}, expiry: map[string]time.Time{}}
+}
+
+func (m *tokenMetrics) TokenRefreshed(r string, exp time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ok[r]++
+	m.expiry[r] = exp
+}
+func (m *tokenMetrics) TokenRefreshFailed(r string) { m.mu.Lock(); m.fail[r]++; m.mu.Unlock() }
+func (m *tokenMetrics) TokenExpiryForgotten(r string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.expiry, r)
+}
 func (m *tokenMetrics) get(r string) (int, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.ok[r], m.fail[r]
+}
+func (m *tokenMetrics) expiries() map[string]time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.expiry)
 }
 
 // tokenSet builds a set of three ECR registries, two sharing a source.
@@ -99,7 +122,7 @@ func TestTokenRefresherRefreshesEachSourceOnceWhenDue(t *testing.T) {
 	other := &fakeToken{id: "us", clock: clk, life: 12 * time.Hour, refreshAt: start.Add(3 * time.Hour)}
 	set := tokenSet(t, shared, other)
 	var syncs atomic.Int32
-	m := &tokenMetrics{ok: map[string]int{}, fail: map[string]int{}}
+	m := newTokenMetrics()
 	r := NewTokenRefresher(func() *registries.Set { return set }, func() { syncs.Add(1) }, m)
 	r.Clock, r.MaxWait = clk, time.Hour
 
@@ -154,8 +177,91 @@ registries:
 - {name: q, type: quay, url: quay.io, username: {value: u}, password: {value: p}}
 `), registries.Options{StoredIn: config.InSecret})
 	require.NoError(t, err)
-	r := NewTokenRefresher(func() *registries.Set { return set }, func() { t.Fatal("nothing to sync") }, &tokenMetrics{})
+	r := NewTokenRefresher(func() *registries.Set { return set }, func() { t.Fatal("nothing to sync") }, newTokenMetrics())
 	clk := clocktesting.NewFakeClock(time.Now())
 	r.Clock, r.MaxWait = clk, time.Minute
 	assert.Equal(t, clk.Now().Add(time.Minute), r.refreshDue(t.Context()), "with no token, it looks again after MaxWait")
+}
+
+// fakeGlob is a glob ECR registry's provider: a token source per region.
+type fakeGlob struct{ sources []credentials.Expiring }
+
+func (g *fakeGlob) Credential(context.Context) (credentials.Credential, error) {
+	return credentials.Credential{}, errors.New("per host")
+}
+func (g *fakeGlob) ForHost(string) (string, credentials.Provider, error) {
+	return "", nil, errors.New("not used")
+}
+func (g *fakeGlob) Sources() []credentials.Expiring { return g.sources }
+
+// ecrSet loads the ECR registries of body; providers gives each
+// registry's provider by name.
+func ecrSet(t *testing.T, body string, providers map[string]credentials.Provider) *registries.Set {
+	t.Helper()
+	ecrType := registrytype.ECR(nil)
+	ecrType.NewProvider = func(s credentials.Spec) (credentials.Provider, error) { return providers[s.Registry], nil }
+	types, err := registrytype.NewTypes(ecrType)
+	require.NoError(t, err)
+	set, err := registries.Load(t.Context(), []byte("apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries:\n"+body),
+		registries.Options{Types: types, StoredIn: config.InSecret})
+	require.NoError(t, err)
+	return set
+}
+
+// A glob registry's expiry is its earliest region's: a region whose
+// refreshes fail shows, however often the others refresh.
+func TestTokenRefresherReportsARegistrysEarliestExpiry(t *testing.T) {
+	start := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	eu := &fakeToken{id: "eu", clock: clk, life: 12 * time.Hour, refreshAt: start}
+	// us refreshed an hour ago and fails since.
+	us := &fakeToken{id: "us", clock: clk, life: 12 * time.Hour, refreshAt: start, expiry: start.Add(11 * time.Hour)}
+	us.fail.Store(true)
+	set := ecrSet(t, "- {name: g, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}\n",
+		map[string]credentials.Provider{"g": &fakeGlob{sources: []credentials.Expiring{eu, us}}})
+	m := newTokenMetrics()
+	r := NewTokenRefresher(func() *registries.Set { return set }, func() {}, m)
+	r.Clock = clk
+	r.refreshDue(t.Context())
+	require.Equal(t, 1, eu.count())
+	assert.Equal(t, map[string]time.Time{"g": start.Add(11 * time.Hour)}, m.expiries(), "us's expiry, not eu's new one")
+	_, failed := m.get("g")
+	assert.Equal(t, 1, failed)
+}
+
+// A registry that leaves the config, or stops minting tokens, no longer
+// has an expiry; nor has any once the term ends (another replica
+// leads, and reports its own).
+func TestTokenRefresherForgetsExpiriesItNoLongerKeeps(t *testing.T) {
+	start := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	a := &fakeToken{id: "a", clock: clk, life: 12 * time.Hour, refreshAt: start}
+	b := &fakeToken{id: "b", clock: clk, life: 12 * time.Hour, refreshAt: start}
+	both := ecrSet(t, `- {name: a, type: ecr, url: 111111111111.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+- {name: b, type: ecr, url: 222222222222.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+`, map[string]credentials.Provider{"a": a, "b": b})
+	onlyA := ecrSet(t, "- {name: a, type: ecr, url: 111111111111.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}\n",
+		map[string]credentials.Provider{"a": a})
+	var current atomic.Pointer[registries.Set]
+	current.Store(both)
+	m := newTokenMetrics()
+	r := NewTokenRefresher(current.Load, func() {}, m)
+	r.Clock, r.MaxWait = clk, time.Hour
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return len(m.expiries()) == 2 }, time.Second, time.Millisecond)
+
+	// b leaves the config.
+	current.Store(onlyA)
+	r.Wake()
+	require.Eventually(t, func() bool { _, ok := m.expiries()["b"]; return !ok }, time.Second, time.Millisecond)
+	assert.Contains(t, m.expiries(), "a")
+
+	// The term ends.
+	cancel()
+	<-done
+	assert.Empty(t, m.expiries(), "a replica that no longer leads reports no expiry")
 }
