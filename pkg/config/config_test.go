@@ -39,6 +39,12 @@ func TestParseErrors(t *testing.T) {
 		{"unnamed registry", registry("- {type: [x]}"), "registries[0]: type: must be a string"},
 		{"not yaml", "registries: [", "not valid YAML"},
 		{"null registry", registry("- null"), "registries[0]: must be an object"},
+		{"duplicate key in a value source", registry("- {name: hub, type: docker, url: docker.io, password: {value: hunter2, value: X}}"), `registry "hub": password.value: set more than once (line 4): YAML would keep only the last; set it once`},
+		{"duplicate field of a registry", registry("- name: hub\n  type: docker\n  username: {value: u}\n  url: docker.io\n  username: {value: hunter2}\n"), `registry "hub": username: set more than once (line 8)`},
+		{"duplicate field of a reference", registry("- {name: hub, password: {secretKeyRef: {name: a, key: k, name: hunter2}}}"), `registry "hub": password.secretKeyRef.name: set more than once`},
+		{"duplicate field of an unnamed registry", registry("- {type: docker, type: other}"), `registries[0]: type: set more than once`},
+		{"duplicate field of the config", registry("- {name: hub}\nregistries: []\n"), `registries: set more than once (line 5)`},
+		{"duplicate label", registry("- {name: hub, namespaceSelector: {matchLabels: {team: a, team: b}}}"), `registry "hub": namespaceSelector.matchLabels.team: set more than once`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.config))

@@ -14,7 +14,8 @@ import (
 )
 
 // Parse decodes a config from YAML or JSON. It reports every unknown field
-// at once, each with its path, and a value of the wrong type; it does not
+// at once, each with its path, a key set twice in one mapping (see
+// duplicateKeys), and a value of the wrong type; it does not
 // validate (see Validate); it applies the defaults (see Default). Problems
 // never quote a value, nor text that may be one: a value may be a
 // credential. A YAML error gives its line and the parser's reason only
@@ -22,8 +23,9 @@ import (
 // field inside a value source is reported without its name (see
 // hiddenKeys).
 //
-// A config with unknown fields is still returned, so that its other
-// problems can be listed too; one with a value of the wrong type is not.
+// A config with unknown fields or keys set twice is still returned, so
+// that its other problems can be listed too; one with a value of the
+// wrong type is not.
 func Parse(data []byte) (*Config, error) {
 	raw, err := yaml.YAMLToJSON(data)
 	if err != nil {
@@ -34,6 +36,14 @@ func Parse(data []byte) (*Config, error) {
 		return nil, Problems{{Message: "must be a RegistryConfig object (apiVersion, kind, registries)"}}
 	}
 	var ps Problems
+	dups := map[int][]duplicateKey{}
+	for _, d := range duplicateKeys(data) {
+		if d.registry < 0 {
+			ps = append(ps, Problem{Field: d.field, Message: d.message()})
+		} else {
+			dups[d.registry] = append(dups[d.registry], d)
+		}
+	}
 	cfg := &Config{}
 	// The registries' own fields are checked one registry at a time below.
 	others := maps.Clone(top)
@@ -57,6 +67,9 @@ func Parse(data []byte) (*Config, error) {
 		name := peekName(item)
 		rep := NewReporter(&ps, i, name)
 		rep.ambiguous = name != "" && names[name] > 1
+		for _, d := range dups[i] {
+			rep.Fail(d.field, d.message())
+		}
 		if bytes.Equal(bytes.TrimSpace(item), []byte("null")) || !bytes.HasPrefix(bytes.TrimSpace(item), []byte("{")) {
 			rep.Fail("", "must be an object")
 			decoded = false

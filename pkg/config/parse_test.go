@@ -96,6 +96,24 @@ func TestParseNeverQuotesCredentials(t *testing.T) {
 			want:    []string{`registry "e": ecr: unknown field without a value`},
 		},
 		{
+			name:    "a password written twice",
+			config:  registry("- {name: hub, type: docker, url: docker.io, password: {value: S3cretOne, value: S3cretTwo}}"),
+			secrets: []string{"S3cretOne", "S3cretTwo"},
+			want:    []string{`registry "hub": password.value: set more than once (line 4)`},
+		},
+		{
+			name:    "a key written twice where value: was forgotten",
+			config:  registry("- name: hub\n  password: {S3cretKey, S3cretKey}\n"),
+			secrets: []string{"S3cretKey"},
+			want:    []string{`registry "hub": password: a key is set more than once (line 5), not shown as it may be a credential`},
+		},
+		{
+			name:    "a key written twice in a registry, where a value was cut at a comma",
+			config:  registry("- {name: hub, password: abc,S3cretTail, username: {value: u}, S3cretTail}"),
+			secrets: []string{"S3cretTail"},
+			want:    []string{`registry "hub": a key is set more than once (line 4), not shown as it may be a credential`},
+		},
+		{
 			name:    "an ECR key without value:",
 			config:  registry("- {name: e, type: ecr, ecr: {auth: access-key, accessKeyID: {AKIAS3CRETKEYID}}}"),
 			secrets: []string{"AKIAS3CRETKEYID"},
@@ -151,4 +169,19 @@ func TestParseKeepsUsefulYAMLErrors(t *testing.T) {
 			assert.EqualError(t, err, tc.want)
 		})
 	}
+}
+
+// A key an anchor's mapping is merged with (<<) may be set again: that
+// is how YAML overrides it, not a duplicate.
+func TestParseAllowsOverridingMergedKeys(t *testing.T) {
+	cfg, err := Parse([]byte(registry(`
+- &base {name: a, type: other, url: x.io, username: {value: u}, password: {value: p}}
+- <<: *base
+  name: b
+  url: y.io
+`)))
+	require.NoError(t, err)
+	require.Len(t, cfg.Registries, 2)
+	assert.Equal(t, "b", cfg.Registries[1].Name)
+	assert.Equal(t, "y.io", cfg.Registries[1].URL)
 }
