@@ -93,13 +93,19 @@ func (r *Reporter) Start(ctx context.Context) error {
 	// would stay as they are, frozen.
 	defer r.forget(map[string]bool{})
 	checkNow := true
-	for {
-		if checkNow && r.CheckInterval > 0 {
-			r.checkAll(ctx)
-		}
-		if err := r.write(ctx); err != nil {
+	write := func() {
+		if err := r.write(ctx); err != nil && ctx.Err() == nil {
 			log.Error(err, "Cannot write the status ConfigMap", "configMap", r.Namespace+"/"+r.Name)
 		}
+	}
+	for {
+		if checkNow && r.CheckInterval > 0 {
+			// What changed (a config loaded or rejected) shows at once,
+			// not after every registry's login check.
+			write()
+			r.checkAll(ctx)
+		}
+		write()
 		wait := r.RefreshInterval
 		if r.CheckInterval > 0 {
 			wait = min(wait, time.Until(r.lastCheck.Add(r.CheckInterval)))

@@ -110,3 +110,40 @@ func TestReporterForgetsLoginResultsItNoLongerKeeps(t *testing.T) {
 	<-done
 	assert.Empty(t, g.get(), "a replica that no longer leads reports no login result")
 }
+
+// The status is written before the login checks run, and again after: a
+// rejected config shows at once, not after every registry's check (up to
+// 45 s each, four at a time).
+func TestReporterWritesBeforeTheChecks(t *testing.T) {
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
+`), registries.Options{StoredIn: config.InSecret})
+	require.NoError(t, err)
+	c := fake.NewClientBuilder().Build()
+	release := make(chan struct{})
+	r := NewReporter(&Reporter{Client: c, Namespace: "regcred", Name: "regcred-status",
+		Registries: func() *registries.Set { return set }, Config: func() configwatch.Status { return configwatch.Status{} },
+		CheckInterval: time.Hour, RefreshInterval: time.Hour, Metrics: &loginGauges{ok: map[string]bool{}},
+		Check: func(ctx context.Context, reg *registries.Registry) check.Result {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return check.Result{Registry: reg.Name, OK: true, Time: time.Now()}
+		}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	key := client.ObjectKey{Namespace: "regcred", Name: "regcred-status"}
+	var cm corev1.ConfigMap
+	require.Eventually(t, func() bool { return c.Get(t.Context(), key, &cm) == nil }, 5*time.Second, time.Millisecond,
+		"written while the checks still run")
+	first := cm.Data[Key]
+	close(release)
+	require.Eventually(t, func() bool {
+		return c.Get(t.Context(), key, &cm) == nil && cm.Data[Key] != first
+	}, 5*time.Second, time.Millisecond, "and again with their results")
+}
