@@ -19,6 +19,7 @@ import (
 	admissionhandler "github.com/regcred/regcred/pkg/admission"
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/configwatch"
+	"github.com/regcred/regcred/pkg/credentials"
 	"github.com/regcred/regcred/pkg/credentials/ecr"
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
@@ -49,11 +50,12 @@ const indexBatch = time.Second
 func (a *App) newConfig(*rest.Config) error {
 	ecrOpts := a.deps.ECR
 	ecrOpts.Endpoint, ecrOpts.Budget = a.opts.ECREndpoint, a.opts.ECRTokenBudget
+	minter := ecr.NewMinter(ecrOpts)
 	a.loader = &configwatch.Loader{
 		Source: a.opts.Source(),
 		Reader: a.mgr.GetCache(),
 		Build: registries.Options{
-			Types:       registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecrOpts)}),
+			Types:       registrytype.Builtin(registrytype.Deps{ECR: minter}),
 			ClusterName: a.opts.ClusterName,
 		},
 		Metrics: a.metrics,
@@ -63,6 +65,14 @@ func (a *App) newConfig(*rest.Config) error {
 			Namespace: a.opts.Namespace, Name: a.opts.LastGoodSecret,
 		},
 	}
+	// The minter keeps the tokens of the config served, and no other.
+	a.loader.OnChange(func(set *registries.Set) {
+		var keep []credentials.Expiring
+		for _, r := range set.Registries {
+			keep = append(keep, r.TokenSources()...)
+		}
+		minter.Retain(keep)
+	})
 	return a.loader.SetupWithManager(a.mgr)
 }
 

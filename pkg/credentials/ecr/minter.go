@@ -107,6 +107,22 @@ func (m *Minter) Provider(spec credentials.Spec) (credentials.Provider, error) {
 	return m.source(h, auth, key, true), nil
 }
 
+// Retain drops the sources of exact registries that keep does not hold:
+// called with the token sources of the config just loaded, it leaves no
+// source of a removed registry or a rotated access key (nor that key) for
+// the life of the process. A glob's sources are dropped once unused.
+func (m *Minter) Retain(keep []credentials.Expiring) {
+	held := make(map[*TokenSource]bool, len(keep))
+	for _, e := range keep {
+		if s, ok := e.(*TokenSource); ok {
+			held[s] = true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	maps.DeleteFunc(m.sources, func(_ Key, s *TokenSource) bool { return s.isPinned() && !held[s] })
+}
+
 // AccessKey is an AWS access key; empty for iam-role. It is secret: never
 // log or print it.
 type AccessKey struct{ ID, Secret string }

@@ -361,3 +361,36 @@ func TestTokenExpiredBeforeUse(t *testing.T) {
 	assert.NotContains(t, err.Error(), "token-1")
 	assert.EqualValues(t, 1, api.calls.Load())
 }
+
+// Once a config is loaded, the minter keeps only the sources it uses: a
+// rotated access key, or a registry removed, leaves no source (and no
+// secret key) behind for the life of the process.
+func TestRetainDropsSourcesNoConfigUses(t *testing.T) {
+	m, _, _ := setup(t)
+	old, _ := m.Provider(spec(t, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey, AccessKey{"AKIA1", "s1"}))
+	kept, _ := m.Provider(spec(t, "111111111111.dkr.ecr.us-east-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	glob, _ := m.Provider(spec(t, "*.dkr.ecr.*.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	_, rp, err := glob.(*GlobSource).ForHost("222222222222.dkr.ecr.ap-south-1.amazonaws.com")
+	require.NoError(t, err)
+	regional := rp.(*TokenSource)
+	rotated, _ := m.Provider(spec(t, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey, AccessKey{"AKIA1", "s2"}))
+
+	// The new config: the rotated key, the iam-role registry, the glob.
+	m.Retain([]credentials.Expiring{rotated.(*TokenSource), kept.(*TokenSource), regional})
+	m.mu.Lock()
+	var left []*TokenSource
+	for _, s := range m.sources {
+		left = append(left, s)
+	}
+	m.mu.Unlock()
+	assert.ElementsMatch(t, []*TokenSource{rotated.(*TokenSource), kept.(*TokenSource), regional}, left)
+	assert.NotContains(t, left, old.(*TokenSource), "the old key is gone")
+
+	// A glob's source the config does not list yet (no image needed it
+	// before the load) stays: idleness prunes those.
+	m.Retain([]credentials.Expiring{rotated.(*TokenSource), kept.(*TokenSource)})
+	m.mu.Lock()
+	_, still := m.sources[regional.key]
+	m.mu.Unlock()
+	assert.True(t, still)
+}
