@@ -107,3 +107,25 @@ func TestMonitoring(t *testing.T) {
 	assert.Nil(t, off.find("PrometheusRule", "regcred"), "opt-in")
 	assert.Nil(t, off.find("ConfigMap", "regcred-dashboard"), "opt-in")
 }
+
+// With metrics off there is nothing to scrape, alert on or chart: a
+// ServiceMonitor, PrometheusRule or dashboard asked for all the same is
+// refused, instead of silently left out.
+func TestMonitoringNeedsMetrics(t *testing.T) {
+	for _, what := range []string{"serviceMonitor", "prometheusRule", "grafanaDashboard"} {
+		_, err := render(t, values{"metrics": values{"enabled": false, what: values{"enabled": true}}})
+		require.Error(t, err, what)
+		assert.Contains(t, err.Error(), "metrics."+what+".enabled")
+		assert.Contains(t, err.Error(), "metrics.enabled")
+	}
+	off := mustRender(t, values{"metrics": values{"enabled": false}})
+	assert.Nil(t, off.find("Service", "regcred-metrics"))
+
+	// No labels of the sidecar's (null): the dashboard's ConfigMap has the
+	// chart's own.
+	r := mustRender(t, values{"metrics": values{"grafanaDashboard": values{"enabled": true, "labels": nil}}})
+	cm := r.find("ConfigMap", "regcred-dashboard")
+	require.NotNil(t, cm)
+	assert.Equal(t, "regcred", cm.GetLabels()["app.kubernetes.io/name"])
+	assert.NotContains(t, cm.GetLabels(), "grafana_dashboard")
+}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
 
 	"github.com/regcred/regcred/pkg/nodeagent"
 )
@@ -240,6 +241,8 @@ func TestSchemaRejectsBadNodeTrust(t *testing.T) {
 		{"a key typo", values{"nodeTrust": values{"enable": true}}, []string{"nodeTrust", "enable"}},
 		{"not a namespace", values{"nodeTrust": values{"namespace": "Node Agents"}}, []string{"namespace"}},
 		{"not a duration", values{"nodeTrust": values{"resync": "often"}}, []string{"resync"}},
+		{"a pull secret that is no name", values{"nodeTrust": values{"imagePullSecrets": []any{values{"name": "Ghcr_Node"}}}}, []string{"imagePullSecrets"}},
+		{"a pull secret as a string", values{"nodeTrust": values{"imagePullSecrets": []any{"ghcr-node"}}}, []string{"imagePullSecrets"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values)
@@ -249,4 +252,49 @@ func TestSchemaRejectsBadNodeTrust(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The agent runs regcred's image: in the release namespace it pulls it
+// with the release's pull secrets; in a namespace of its own (where
+// regcred never injects) with nodeTrust.imagePullSecrets, Secrets of that
+// namespace.
+func TestTemplateNodeTrustImagePullSecrets(t *testing.T) {
+	secrets := func(r *rendered, kind, name string) []corev1.LocalObjectReference {
+		t.Helper()
+		var pod struct {
+			Spec struct {
+				Template corev1.PodTemplateSpec `json:"template"`
+			} `json:"spec"`
+		}
+		o := r.find(kind, name)
+		require.NotNil(t, o, "%s %s", kind, name)
+		data, err := yaml.Marshal(o.Object)
+		require.NoError(t, err)
+		require.NoError(t, yaml.Unmarshal(data, &pod))
+		return pod.Spec.Template.Spec.ImagePullSecrets
+	}
+	release := []any{values{"name": "ghcr-regcred"}}
+	own := []any{values{"name": "ghcr-node"}}
+	want := func(name string) []corev1.LocalObjectReference { return []corev1.LocalObjectReference{{Name: name}} }
+
+	shared := mustRender(t, values{"imagePullSecrets": release, "nodeTrust": values{"enabled": true}})
+	assert.Equal(t, want("ghcr-regcred"), secrets(shared, "Deployment", "regcred"))
+	assert.Equal(t, want("ghcr-regcred"), secrets(shared, "DaemonSet", "regcred-node-agent"), "the same namespace: the same Secrets")
+
+	sharedOwn := mustRender(t, values{"imagePullSecrets": release, "nodeTrust": values{"enabled": true, "imagePullSecrets": own}})
+	assert.Equal(t, want("ghcr-node"), secrets(sharedOwn, "DaemonSet", "regcred-node-agent"), "the agent's own, when set")
+
+	apart := mustRender(t, values{"imagePullSecrets": release, "nodeTrust": values{"enabled": true, "namespace": "regcred-node", "imagePullSecrets": own}})
+	assert.Equal(t, want("ghcr-regcred"), secrets(apart, "Deployment", "regcred"))
+	assert.Equal(t, want("ghcr-node"), secrets(apart, "DaemonSet", "regcred-node-agent"), "Secrets of the agent's namespace")
+
+	public := mustRender(t, values{"nodeTrust": values{"enabled": true, "namespace": "regcred-node"}})
+	assert.Empty(t, secrets(public, "DaemonSet", "regcred-node-agent"), "a public image: none")
+
+	// The release's Secrets are not in the agent's namespace: the agent
+	// could not pull regcred's image.
+	_, err := render(t, values{"imagePullSecrets": release, "nodeTrust": values{"enabled": true, "namespace": "regcred-node"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nodeTrust.imagePullSecrets")
+	assert.Contains(t, err.Error(), "regcred-node")
 }

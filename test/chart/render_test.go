@@ -31,7 +31,15 @@ func valuesFile(t *testing.T, v values) string {
 // render runs helm template for release regcred in namespace regcred with v.
 func render(t *testing.T, v values) (*rendered, error) {
 	t.Helper()
-	out, err := helm(t, "template", "regcred", chartDir, "--kube-version", "1.30.0", "--namespace", "regcred", "--values", valuesFile(t, v))
+	return renderRelease(t, "regcred", v)
+}
+
+// renderRelease runs helm template for release in namespace regcred with
+// v, and more of helm's flags.
+func renderRelease(t *testing.T, release string, v values, flags ...string) (*rendered, error) {
+	t.Helper()
+	args := append([]string{"template", release, chartDir, "--kube-version", "1.30.0", "--namespace", "regcred", "--values", valuesFile(t, v)}, flags...)
+	out, err := helm(t, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,10 @@ package chart
 import (
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
@@ -476,4 +481,145 @@ func TestTemplateExtraVolumes(t *testing.T) {
 	assert.Equal(t, "ecr-ca", d.Spec.Template.Spec.Volumes[1].Name)
 	assert.Contains(t, c.Env, corev1.EnvVar{Name: "AWS_CA_BUNDLE", Value: "/etc/regcred/ecr/ca.crt"})
 	assert.Equal(t, "--ecr-endpoint-url=https://ecr.internal", c.Args[len(c.Args)-1])
+}
+
+// With hostNetwork every container port (webhook, metrics, health) is a
+// port of the node: a surge replica would need a third node with them
+// free, and the rollout would wait for it. So by default a replica then
+// stops before its replacement starts; a strategy the admin sets is kept.
+func TestTemplateHostNetworkStrategy(t *testing.T) {
+	strategy := func(v values) appsv1.DeploymentStrategy {
+		t.Helper()
+		var d appsv1.Deployment
+		mustRender(t, v).get(t, "Deployment", "regcred", &d)
+		return d.Spec.Strategy
+	}
+	rolling := func(surge, unavailable intstr.IntOrString) appsv1.DeploymentStrategy {
+		return appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge: &surge, MaxUnavailable: &unavailable,
+		}}
+	}
+	zero, one := intstr.FromInt32(0), intstr.FromInt32(1)
+	assert.Equal(t, rolling(one, zero), strategy(values{}), "a new replica is ready before an old one stops")
+	assert.Equal(t, rolling(zero, one), strategy(values{"hostNetwork": true}), "hostNetwork: an old replica stops first, freeing its node's ports")
+	assert.Equal(t, rolling(one, zero), strategy(values{"hostNetwork": true, "strategy": values{"rollingUpdate": values{"maxSurge": 1, "maxUnavailable": 0}}}),
+		"the admin's own strategy is kept (a spare node with the ports free)")
+	assert.Equal(t, rolling(zero, intstr.FromString("50%")), strategy(values{"hostNetwork": true, "strategy": values{"rollingUpdate": values{"maxUnavailable": "50%"}}}),
+		"what the admin leaves out is the default's")
+	assert.Equal(t, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}, strategy(values{"hostNetwork": true, "strategy": values{"type": "Recreate"}}))
+}
+
+// Free text in an argument is quoted: YAML would read `prod #2` as
+// `prod` and a comment.
+func TestTemplateArgsQuoted(t *testing.T) {
+	for _, name := range []string{"prod #2", "eu: west", `"quoted"`, "- dash", "{braces}", "true", "*star"} {
+		var d appsv1.Deployment
+		mustRender(t, values{"clusterName": name}).get(t, "Deployment", "regcred", &d)
+		assert.Equal(t, name, parseArgs(t, d.Spec.Template.Spec.Containers[0].Args).ClusterName)
+	}
+}
+
+// Every object's name and label is one the API server accepts, however
+// long nameOverride is; a release name that cannot name a Service is
+// refused, with the way out.
+func TestTemplateNames(t *testing.T) {
+	all := values{
+		"nodeTrust":               values{"enabled": true},
+		"recovery":                values{"enabled": true},
+		"warnMissingAdminSecrets": true,
+		"networkPolicy":           values{"enabled": true},
+		"metrics":                 values{"serviceMonitor": values{"enabled": true}, "prometheusRule": values{"enabled": true}, "grafanaDashboard": values{"enabled": true}},
+	}
+	with := func(extra values) values {
+		v := values{}
+		for k, x := range all {
+			v[k] = x
+		}
+		for k, x := range extra {
+			v[k] = x
+		}
+		return v
+	}
+	check := func(t *testing.T, r *rendered) {
+		t.Helper()
+		require.NotEmpty(t, r.objects)
+		for _, o := range r.objects {
+			what := o.GetKind() + " " + o.GetName()
+			switch o.GetKind() {
+			case "Service":
+				assert.Empty(t, validation.IsDNS1035Label(o.GetName()), what)
+			case "Namespace", "ServiceAccount":
+				assert.Empty(t, validation.IsDNS1123Label(o.GetName()), what)
+			default:
+				assert.Empty(t, validation.IsDNS1123Subdomain(o.GetName()), what)
+			}
+			for k, v := range o.GetLabels() {
+				assert.Empty(t, validation.IsValidLabelValue(v), "%s: label %s", what, k)
+			}
+			tmpl, _, _ := unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "labels")
+			for k, v := range tmpl {
+				assert.Empty(t, validation.IsValidLabelValue(v), "%s: Pod label %s", what, k)
+			}
+		}
+	}
+
+	check(t, mustRender(t, with(values{"nameOverride": strings.Repeat("n", 52)})))
+	check(t, mustRender(t, with(values{"fullnameOverride": "r" + strings.Repeat("-f", 23) + "f"})))
+	// Past the schema (helm --skip-schema-validation), the names still fit.
+	r, err := renderRelease(t, "regcred", with(values{"nameOverride": strings.Repeat("n", 63)}), "--skip-schema-validation")
+	require.NoError(t, err)
+	check(t, r)
+	var ds appsv1.DaemonSet
+	r.get(t, "DaemonSet", "regcred-"+strings.Repeat("n", 40)+"-node-agent", &ds)
+	assert.Equal(t, strings.Repeat("n", 52)+"-node-agent", ds.Spec.Template.Labels["app.kubernetes.io/name"], "the name, shortened to leave room for -node-agent")
+
+	for _, release := range []string{"my.regcred", "1st"} {
+		_, err := renderRelease(t, release, values{})
+		require.Error(t, err, release)
+		assert.Contains(t, err.Error(), "fullnameOverride", "the way out")
+		assert.Contains(t, err.Error(), release)
+		r, err := renderRelease(t, release, with(values{"fullnameOverride": "regcred"}))
+		require.NoError(t, err, "with fullnameOverride, %s installs", release)
+		check(t, r)
+	}
+}
+
+// rbac.create=false leaves out every RBAC object the chart would make:
+// the comment that says what to grant instead names every template they
+// come from.
+func TestValuesDocumentRBAC(t *testing.T) {
+	out, err := helm(t, "template", "regcred", chartDir, "--kube-version", "1.30.0", "--namespace", "regcred", "--values", valuesFile(t, values{
+		"nodeTrust": values{"enabled": true}, "recovery": values{"enabled": true}, "warnMissingAdminSecrets": true,
+	}))
+	require.NoError(t, err)
+	sources := map[string]bool{}
+	for _, doc := range strings.Split(out, "\n---\n") {
+		var source string
+		for _, line := range strings.Split(doc, "\n") {
+			if s, ok := strings.CutPrefix(line, "# Source: regcred/"); ok {
+				source = s
+			}
+		}
+		objs, err := parseObjects([]byte(doc))
+		require.NoError(t, err)
+		for _, o := range objs {
+			switch o.GetKind() {
+			case "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+				require.NotEmpty(t, source, "%s %s", o.GetKind(), o.GetName())
+				sources[source] = true
+			}
+		}
+	}
+	require.NotEmpty(t, sources)
+
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(data), "\nrbac:\n")
+	require.True(t, ok)
+	comment, _, ok := strings.Cut(rest, "create:")
+	require.True(t, ok)
+	comment = strings.Join(strings.Fields(strings.ReplaceAll(comment, "#", "")), " ")
+	for s := range sources {
+		assert.Contains(t, comment, s, "rbac.create's comment names what to grant")
+	}
 }

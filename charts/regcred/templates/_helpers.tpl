@@ -6,19 +6,29 @@
 {{/*
 The prefix of every resource name: the release name, plus the chart name
 unless the release name contains it. At most 48 characters, so that the
-longest suffix ("-serving-cert") still fits in a 63-character name.
+longest suffix ("-serving-cert") still fits in a 63-character name. It
+names Services ("-webhook", "-metrics"), whose names are DNS-1035 labels:
+a release name with a dot or a leading digit fails, rather than renaming
+objects behind the admin's back; fullnameOverride is the way out.
 */}}
 {{- define "regcred.fullname" -}}
+{{- $full := "" }}
+{{- $from := printf "the release name %q" .Release.Name }}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- $full = .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- $from = "fullnameOverride" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- $full = .Release.Name | trunc 48 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
+{{- $full = printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $full) }}
+{{- fail (printf "the name %q (from %s) names regcred's Services (%s-webhook), and a Service's name is a DNS-1035 label: lowercase letters, digits and '-', starting with a letter, no dot. Set fullnameOverride to such a name (e.g. regcred), or install under a release name that is one" $full $from $full) }}
+{{- end }}
+{{- $full }}
 {{- end }}
 
 {{/* Labels of every object. */}}
@@ -171,6 +181,26 @@ kubeconfig: nothing (regcred runs in the cluster)
 {{- end }}
 
 {{/*
+The node agent's pull secrets (it runs regcred's image), as a YAML list:
+nodeTrust.imagePullSecrets, Secrets of its namespace; by default, in the
+release namespace, imagePullSecrets. In a namespace of its own (where
+regcred never injects) the release's Secrets are not there: fails rather
+than render a DaemonSet that cannot pull its image.
+*/}}
+{{- define "regcred.nodeAgentImagePullSecrets" -}}
+{{- $ns := include "regcred.nodeAgentNamespace" . }}
+{{- if .Values.nodeTrust.imagePullSecrets }}
+{{- toYaml .Values.nodeTrust.imagePullSecrets }}
+{{- else if eq $ns .Release.Namespace }}
+{{- toYaml (.Values.imagePullSecrets | default list) }}
+{{- else if .Values.imagePullSecrets }}
+{{- fail (printf "nodeTrust.imagePullSecrets: the node agent runs regcred's image in namespace %s (nodeTrust.namespace), where the Secrets of imagePullSecrets (namespace %s) are not and regcred never injects: create pull secrets in %s and name them in nodeTrust.imagePullSecrets" $ns .Release.Namespace $ns) }}
+{{- else }}
+{{- toYaml list }}
+{{- end }}
+{{- end }}
+
+{{/*
 The namespaces regcred never serves nor writes to besides kube-system and
 the release namespace, as a JSON list: webhook.excludeNamespaces, and the
 node agent's own namespace (nodeTrust.namespace), which is regcred's as
@@ -188,10 +218,94 @@ much as the release namespace is.
 {{/*
 Labels that select the node agent's Pods: a name of their own, so that
 nothing that selects regcred's Pods (the webhook Service, the
-PodDisruptionBudget, the spread constraints) selects them.
+PodDisruptionBudget, the spread constraints) selects them. The name is
+shortened to 52 characters so that "-node-agent" fits in a label's 63.
 */}}
 {{- define "regcred.nodeAgentSelectorLabels" -}}
-app.kubernetes.io/name: {{ include "regcred.name" . }}-node-agent
+app.kubernetes.io/name: {{ include "regcred.name" . | trunc 52 | trimSuffix "-" }}-node-agent
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: node-agent
+{{- end }}
+
+{{/*
+--zap-log-level's value: logLevel, a number written as an integer (Helm
+holds the numbers of a values file as float64, which would print 1e+06).
+*/}}
+{{- define "regcred.logLevel" -}}
+{{- if kindIs "string" .Values.logLevel }}
+{{- .Values.logLevel }}
+{{- else }}
+{{- int64 .Values.logLevel }}
+{{- end }}
+{{- end }}
+
+{{/*
+The seconds a Go duration lasts (time.ParseDuration's syntax), as a
+float; "invalid" when it is none.
+*/}}
+{{- define "regcred.durationSeconds" -}}
+{{- $d := toString . }}
+{{- if not (regexMatch "^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$" $d) }}
+{{- print "invalid" }}
+{{- else }}
+{{- $units := dict "ns" 0.000000001 "us" 0.000001 "µs" 0.000001 "μs" 0.000001 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" $d -1 }}
+{{- $unit := regexFind "[a-zµμ]+$" . }}
+{{- $total = addf $total (mulf (float64 (trimSuffix $unit .)) (get $units $unit)) }}
+{{- end }}
+{{- if hasPrefix "-" $d }}
+{{- $total = mulf $total -1 }}
+{{- end }}
+{{- $total }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fails on the lifetimes regcred serve would refuse (app.Options'
+validation), which the schema's patterns cannot all tell: the serving
+certificate's at least 30s and ten times --tls-ca-propagation (2m unless
+extraArgs sets it), the CA's at least the certificate's and at most 100
+years.
+*/}}
+{{- define "regcred.checkSelfManagedTLS" -}}
+{{- $sm := .Values.tls.selfManaged }}
+{{- $cert := include "regcred.durationSeconds" $sm.certValidity }}
+{{- $ca := include "regcred.durationSeconds" $sm.caValidity }}
+{{- $propagation := "2m" }}
+{{- range .Values.extraArgs }}
+{{- if hasPrefix "--tls-ca-propagation=" . }}
+{{- $propagation = trimPrefix "--tls-ca-propagation=" . }}
+{{- end }}
+{{- end }}
+{{- $prop := include "regcred.durationSeconds" $propagation }}
+{{- if eq $cert "invalid" }}
+{{- fail (printf "tls.selfManaged.certValidity %q: not a Go duration (e.g. 2160h)" (toString $sm.certValidity)) }}
+{{- end }}
+{{- if eq $ca "invalid" }}
+{{- fail (printf "tls.selfManaged.caValidity %q: not a Go duration (e.g. 43800h)" (toString $sm.caValidity)) }}
+{{- end }}
+{{- if eq $prop "invalid" }}
+{{- fail (printf "extraArgs: --tls-ca-propagation %q: not a Go duration" $propagation) }}
+{{- end }}
+{{- if or (lt (float64 $cert) 30.0) (lt (float64 $ca) (float64 $cert)) (gt (float64 $ca) 3153600000.0) }}
+{{- fail (printf "tls.selfManaged.certValidity %s, tls.selfManaged.caValidity %s: regcred refuses them (--tls-cert-validity, --tls-ca-validity): the certificate's must be at least 30s, the CA's at least the certificate's and at most 100 years (876000h)" $sm.certValidity $sm.caValidity) }}
+{{- end }}
+{{- if or (lt (float64 $prop) 0.0) (gt (float64 $prop) (divf (float64 $cert) 10)) }}
+{{- fail (printf "tls.selfManaged.certValidity %s: regcred refuses it with --tls-ca-propagation %s (its default, unless extraArgs sets it): the certificate's lifetime must be at least ten times the time a renewed CA spends in the caBundle before the certificate moves to it, and that time at least 0" $sm.certValidity $propagation) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fails when metrics.<what>.enabled asks for a ServiceMonitor, a
+PrometheusRule or a dashboard while metrics.enabled=false: with nothing
+served it would scrape, alert on and chart nothing, and leaving it out
+silently would hide that. Called with (list $ what).
+*/}}
+{{- define "regcred.needsMetrics" -}}
+{{- $ := index . 0 }}
+{{- $what := index . 1 }}
+{{- if not $.Values.metrics.enabled }}
+{{- fail (printf "metrics.%s.enabled: needs metrics.enabled, which is false (regcred then serves no metrics); enable metrics, or set metrics.%s.enabled=false" $what $what) }}
+{{- end }}
 {{- end }}
