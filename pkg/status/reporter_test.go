@@ -22,16 +22,23 @@ import (
 	"github.com/regcred/regcred/pkg/registries"
 )
 
-// Each term of leadership writes the status at once, though this replica
-// wrote the same report before: meanwhile another leader, or someone, may
-// have changed or deleted the ConfigMap.
-func TestReporterWritesAtEachTerm(t *testing.T) {
+// hubSet is a config of one registry.
+func hubSet(t *testing.T) *registries.Set {
+	t.Helper()
 	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
 kind: RegistryConfig
 registries:
 - {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
 `), registries.Options{StoredIn: config.InSecret})
 	require.NoError(t, err)
+	return set
+}
+
+// Each term of leadership writes the status at once, though this replica
+// wrote the same report before: meanwhile another leader, or someone, may
+// have changed or deleted the ConfigMap.
+func TestReporterWritesAtEachTerm(t *testing.T) {
+	set := hubSet(t)
 	c := fake.NewClientBuilder().Build()
 	r := NewReporter(&Reporter{Client: c, Namespace: "regcred", Name: "regcred-status", Cluster: "dev",
 		Registries: func() *registries.Set { return set }, Config: func() configwatch.Status { return configwatch.Status{} },
@@ -115,12 +122,7 @@ func TestReporterForgetsLoginResultsItNoLongerKeeps(t *testing.T) {
 // rejected config shows at once, not after every registry's check (up to
 // 45 s each, four at a time).
 func TestReporterWritesBeforeTheChecks(t *testing.T) {
-	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
-kind: RegistryConfig
-registries:
-- {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
-`), registries.Options{StoredIn: config.InSecret})
-	require.NoError(t, err)
+	set := hubSet(t)
 	c := fake.NewClientBuilder().Build()
 	release := make(chan struct{})
 	r := NewReporter(&Reporter{Client: c, Namespace: "regcred", Name: "regcred-status",
