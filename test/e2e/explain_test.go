@@ -68,7 +68,7 @@ func runExplain(t *testing.T, program string, args ...string) (string, string, i
 // as a Deployment).
 func explainJSON(t *testing.T, args ...string) explained {
 	t.Helper()
-	args = append(args, "--kubeconfig", env.cp.Kubeconfig, "--config-configmap", configName, "--cluster-name", clusterName, "-o", "json")
+	args = append(args, "--kubeconfig", env.cp.Kubeconfig, "--config-configmap", configName, "--cluster-name", clusterName, "--exclude-namespaces=", "-o", "json")
 	out, errOut, code := runExplain(t, "regcred", args...)
 	require.Equal(t, 0, code, errOut)
 	var res explained
@@ -143,7 +143,7 @@ func TestExplainPod(t *testing.T) {
 	require.NoError(t, clientcmd.WriteToFile(*kubeconfig, path))
 	t.Setenv("KUBECONFIG", path)
 	out, errOut, code := runExplain(t, "/usr/local/bin/kubectl-regcred", "pod", got.Name, "--context", kubeconfig.CurrentContext,
-		"--config-configmap", configName, "--cluster-name", clusterName)
+		"--config-configmap", configName, "--cluster-name", clusterName, "--exclude-namespaces=")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "Pod "+ns+"/"+got.Name+" (in the cluster)\n")
 	assert.Contains(t, out, "  regcred-reg-a  injected by regcred, for registry \"reg-a\"\n")
