@@ -264,6 +264,13 @@ func (h *Handler) apply(ctx context.Context, log *requestLog, namespace string, 
 			h.Metrics.Injected(r.Name)
 		}
 	}
+	// The secrets the Pod names already: made if missing, not appended.
+	for _, in := range p.Ensure {
+		if ok, warning := h.prepare(ctx, log, namespace, in, dryRun); warning != "" {
+			warnings = append(warnings, warning)
+			failed = failed || !ok || in.Registry.Mode == config.RegistryCredentials
+		}
+	}
 	return add, warnings, failed
 }
 

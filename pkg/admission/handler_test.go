@@ -157,7 +157,8 @@ func TestHandle(t *testing.T) {
 		ns:      "app",
 		pod:     `{"metadata":{"name":"p","annotations":{"a":"b"}},"spec":{"imagePullSecrets":[{"name":"own"},{"name":"regcred-quay"}],"containers":[{"image":"quay.io/org/app"},{"image":"myorg/api"},{"image":"docker.io/myorg/worker"}]}}`,
 		patch:   `[{"op":"add","path":"/spec/imagePullSecrets/-","value":{"name":"regcred-hub"}},{"op":"add","path":"/metadata/annotations/regcred.io~1injected","value":"regcred-hub=hub"}]`,
-		ensured: []string{"app/regcred-hub dryRun=false"},
+		// regcred-quay, which the Pod names already, is made too.
+		ensured: []string{"app/regcred-hub dryRun=false", "app/regcred-quay dryRun=false"},
 		outcome: Patched,
 	}, {
 		name:    "init and ephemeral containers count",
@@ -166,6 +167,15 @@ func TestHandle(t *testing.T) {
 		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-hub"},{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-hub=hub,regcred-quay=quay"}}]`,
 		ensured: []string{"app/regcred-hub dryRun=false", "app/regcred-quay dryRun=false"},
 		outcome: Patched,
+	}, {
+		// A Pod that names regcred's secret already (copied from another
+		// Pod, or its ServiceAccount's) in a namespace that has none yet:
+		// the secret is made, and nothing appended.
+		name:    "a secret the Pod names already is made",
+		ns:      "fresh",
+		pod:     `{"metadata":{"name":"p"},"spec":{"imagePullSecrets":[{"name":"regcred-quay"}],"containers":[{"image":"quay.io/org/app"}]}}`,
+		ensured: []string{"fresh/regcred-quay dryRun=false"},
+		outcome: Unchanged,
 	}, {
 		name:    "public images only",
 		ns:      "app",

@@ -108,6 +108,10 @@ type Plan struct {
 	Images     []Image
 	// Add are the secrets to append to the Pod, in order.
 	Add []Injection
+	// Ensure are regcred's secrets the Pod names already (its spec, or
+	// its ServiceAccount's, copied): they are not appended, but must
+	// exist, and serve the Pod's hosts, as those Add names.
+	Ensure []Injection
 }
 
 // ForPod decides which pull secrets a Pod gets.
@@ -160,6 +164,10 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 			}
 			if listed[d.Secret] {
 				d.Served, d.Reason, d.Detail = true, AlreadyListed, "the Pod already names "+strconv.Quote(d.Secret)
+				if ok, _, _ := serves(r, ns); ok && r.Manages() && !added[d.Secret] {
+					added[d.Secret] = true
+					p.Ensure = append(p.Ensure, Injection{Secret: d.Secret, Registry: r, Exact: exact[r]})
+				}
 				break
 			}
 			if ok, reason, detail := serves(r, ns); !ok {
@@ -180,27 +188,37 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 	}
 	// Each injection serves the hosts of its registry's images, in order,
 	// each once.
-	adds := make(map[*registries.Registry][]int, len(p.Add))
-	for i, in := range p.Add {
-		adds[in.Registry] = append(adds[in.Registry], i)
+	addHosts(p.Add, p.Images)
+	addHosts(p.Ensure, p.Images)
+	return p
+}
+
+// addHosts gives each injection the hosts of its registry's images that
+// are served, in order, each once.
+func addHosts(ins []Injection, images []Image) {
+	if len(ins) == 0 {
+		return
+	}
+	byRegistry := make(map[*registries.Registry][]int, len(ins))
+	for i, in := range ins {
+		byRegistry[in.Registry] = append(byRegistry[in.Registry], i)
 	}
 	type addHost struct {
 		add  int
 		host string
 	}
 	hosts := map[addHost]bool{}
-	for _, d := range p.Images {
+	for _, d := range images {
 		if !d.Served {
 			continue
 		}
-		for _, i := range adds[d.Registry] {
+		for _, i := range byRegistry[d.Registry] {
 			if k := (addHost{i, d.Ref.Host}); !hosts[k] {
 				hosts[k] = true
-				p.Add[i].Hosts = append(p.Add[i].Hosts, d.Ref.Host)
+				ins[i].Hosts = append(ins[i].Hosts, d.Ref.Host)
 			}
 		}
 	}
-	return p
 }
 
 // ForNamespace decides whether registry r's pull secret belongs in a

@@ -69,6 +69,9 @@ func TestForPod(t *testing.T) {
 		skipped Reason
 		images  []want
 		add     []string
+		// ensure are the secrets the Pod names already that regcred must
+		// make sure exist.
+		ensure []string
 	}{
 		// Matching.
 		{name: "docker hub org", pod: Pod{Images: []string{"myorg/app:1"}}, ns: app,
@@ -106,7 +109,11 @@ func TestForPod(t *testing.T) {
 		{name: "same image twice", pod: Pod{Images: []string{"quay.io/a/b", "quay.io/a/b"}}, ns: app,
 			images: []want{{"quay", Injected, true}, {"quay", SharedSecret, true}}, add: []string{"regcred-quay"}},
 		{name: "secret already listed", pod: Pod{Images: []string{"quay.io/a/b"}, PullSecrets: []string{"regcred-quay"}}, ns: app,
-			images: []want{{"quay", AlreadyListed, true}}},
+			images: []want{{"quay", AlreadyListed, true}}, ensure: []string{"regcred-quay"}},
+		{name: "listed by a Pod in a namespace its registry does not serve", pod: Pod{Images: []string{"team-a.example.com/x"}, PullSecrets: []string{"regcred-team-a"}}, ns: app,
+			images: []want{{"team-a", AlreadyListed, true}}},
+		{name: "listed beside another registry's", pod: Pod{Images: []string{"quay.io/a/b", "myorg/x"}, PullSecrets: []string{"regcred-quay"}}, ns: app,
+			images: []want{{"quay", AlreadyListed, true}, {"hub", Injected, true}}, add: []string{"regcred-hub"}, ensure: []string{"regcred-quay"}},
 		{name: "other secrets kept, one added", pod: Pod{Images: []string{"quay.io/a/b"}, PullSecrets: []string{"mine"}}, ns: app,
 			images: []want{{"quay", Injected, true}}, add: []string{"regcred-quay"}},
 		{name: "two registries in image order", pod: Pod{Images: []string{"quay.io/a/b", "myorg/x"}}, ns: app,
@@ -207,6 +214,12 @@ func TestForPod(t *testing.T) {
 				assert.NotNil(t, a.Registry)
 			}
 			assert.Equal(t, tc.add, add)
+			var ensure []string
+			for _, a := range p.Ensure {
+				ensure = append(ensure, a.Secret)
+				assert.NotNil(t, a.Registry)
+			}
+			assert.Equal(t, tc.ensure, ensure)
 		})
 	}
 }
