@@ -153,10 +153,10 @@ func TestHandle(t *testing.T) {
 		ensured: []string{"app/regcred-quay dryRun=false"},
 		outcome: Patched,
 	}, {
-		name:    "existing secrets are kept in order and never duplicated",
-		ns:      "app",
-		pod:     `{"metadata":{"name":"p","annotations":{"a":"b"}},"spec":{"imagePullSecrets":[{"name":"own"},{"name":"regcred-quay"}],"containers":[{"image":"quay.io/org/app"},{"image":"myorg/api"},{"image":"docker.io/myorg/worker"}]}}`,
-		patch:   `[{"op":"add","path":"/spec/imagePullSecrets/-","value":{"name":"regcred-hub"}},{"op":"add","path":"/metadata/annotations/regcred.io~1injected","value":"regcred-hub=hub"}]`,
+		name:  "existing secrets are kept in order and never duplicated",
+		ns:    "app",
+		pod:   `{"metadata":{"name":"p","annotations":{"a":"b"}},"spec":{"imagePullSecrets":[{"name":"own"},{"name":"regcred-quay"}],"containers":[{"image":"quay.io/org/app"},{"image":"myorg/api"},{"image":"docker.io/myorg/worker"}]}}`,
+		patch: `[{"op":"add","path":"/spec/imagePullSecrets/-","value":{"name":"regcred-hub"}},{"op":"add","path":"/metadata/annotations/regcred.io~1injected","value":"regcred-hub=hub"}]`,
 		// regcred-quay, which the Pod names already, is made too.
 		ensured: []string{"app/regcred-hub dryRun=false", "app/regcred-quay dryRun=false"},
 		outcome: Patched,
