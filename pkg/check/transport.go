@@ -19,7 +19,13 @@ func Transport(r *registries.Registry) (*http.Transport, error) {
 	t.ResponseHeaderTimeout = 15 * time.Second
 	switch r.Connection {
 	case config.SecureWithCA:
-		pool := x509.NewCertPool()
+		// The CA is trusted on top of the system roots, as containerd
+		// trusts it: the registry's token service, or a host it
+		// redirects to, may have a publicly trusted certificate.
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
 		if !pool.AppendCertsFromPEM(r.CACert) {
 			return nil, errors.New("caCert holds no PEM certificate")
 		}

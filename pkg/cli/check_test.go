@@ -14,13 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// registryServer is a registry that asks for basic auth and answers after
-// delay.
-func registryServer(t *testing.T, delay time.Duration) string {
-	t.Helper()
-	return countingRegistryServer(t, delay, &inflight{})
-}
-
 // inflight counts the requests under way across servers, and the most at
 // once.
 type inflight struct {
@@ -41,7 +34,8 @@ func (f *inflight) most() int {
 	return f.peak
 }
 
-// countingRegistryServer is registryServer, counting its requests in f.
+// countingRegistryServer is a registry that asks for basic auth and
+// answers after delay, counting its requests in f.
 func countingRegistryServer(t *testing.T, delay time.Duration, f *inflight) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -457,3 +457,29 @@ func TestExplainConfigFlagsKeepTheDeploymentsOthers(t *testing.T) {
 		})
 	}
 }
+
+// explain loads the live config without an ECR token minter (it reads no
+// credential and calls no AWS API): its ECR registries, exact or glob,
+// have no provider, and are explained as the webhook decides for them.
+func TestExplainECRWithoutMinter(t *testing.T) {
+	cfg := `apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: ecr, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+- {name: ecr-any, type: ecr, url: "*.dkr.ecr.*.amazonaws.com", ecr: {auth: iam-role}}
+`
+	exact, glob := "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1", "210987654321.dkr.ecr.us-east-1.amazonaws.com/tool:2"
+	c := fake.NewClientBuilder().WithObjects(namespace("shop"), configMap("c", cfg),
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}, Spec: appsv1.DeploymentSpec{Template: podTemplate(exact, glob)}}).Build()
+	res := explainJSON(t, c, "deployment/web", "-n", "shop", "--config-configmap", "c")
+	assert.Equal(t, []img{{"ecr", true, plan.Injected}, {"ecr-any", true, plan.Injected}}, images(res))
+	assert.Equal(t, []explainSecret{
+		{Name: "regcred-ecr", InjectedBy: "regcred", Registry: "ecr", Planned: true},
+		{Name: "regcred-ecr-any", InjectedBy: "regcred", Registry: "ecr-any", Planned: true},
+	}, res.PullSecrets)
+
+	out, errOut, code := runExplain(t, c, "deployment/web", "-n", "shop", "--config-configmap", "c")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `registry "ecr" (123456789012.dkr.ecr.eu-west-1.amazonaws.com) injects regcred's secret "regcred-ecr"`)
+	assert.Empty(t, errOut)
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regcred/regcred/pkg/config"
+	"github.com/regcred/regcred/pkg/registrytype"
 )
 
 // cfg wraps registries' YAML into a config.
@@ -137,5 +138,41 @@ func TestLoadRefusesBlankCredentials(t *testing.T) {
 			requireNoContent(t, err.Error(), "t0ken", "s3cr3t", "AKIAEXAMPLE", "KEY\"")
 			assert.Equal(t, tc.want, err.Error(), "one problem, of the blank field, and none of the provider built without it")
 		})
+	}
+}
+
+// In image-pull-secret mode the credentials are optional for every type:
+// a registry without them loads, with no provider, whatever its type's
+// default username. One with a key is checked with the default username.
+func TestLoadImagePullSecretWithoutCredentials(t *testing.T) {
+	for _, reg := range []string{
+		"{name: r, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+		"{name: r, type: docker, url: docker.io",
+		"{name: r, type: azure, url: myregistry.azurecr.io",
+		"{name: r, type: artifact-registry, url: europe-west1-docker.pkg.dev",
+		"{name: r, type: gcr, url: gcr.io",
+		"{name: r, type: quay, url: quay.io",
+		"{name: r, type: ghcr, url: ghcr.io",
+		"{name: r, type: other, url: x.io",
+	} {
+		t.Run(reg, func(t *testing.T) {
+			set, err := Load(t.Context(), []byte(cfg("- "+reg+", pullSecret: {mode: image-pull-secret, name: regcred}}")), Options{StoredIn: config.InConfigMap})
+			require.NoError(t, err)
+			r := set.Get("r")
+			require.NotNil(t, r)
+			assert.Nil(t, r.Provider, "no credentials: regcred injects the admin's secret")
+			assert.Equal(t, "regcred", r.SecretName)
+		})
+	}
+
+	const gcpKey = `{"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com", "private_key": "KEY"}`
+	for _, typ := range []string{"gcr, url: gcr.io", "artifact-registry, url: europe-west1-docker.pkg.dev"} {
+		set, err := Load(t.Context(), []byte(cfg("- {name: g, type: "+typ+", password: {secretKeyRef: {name: gcp, key: key.json}}, pullSecret: {mode: image-pull-secret, name: regcred}}")),
+			Options{StoredIn: config.InConfigMap, Secrets: secrets{"gcp/key.json": gcpKey}})
+		require.NoError(t, err, typ)
+		require.NotNil(t, set.Get("g").Provider, "a key given in image-pull-secret mode is for login checks: %s", typ)
+		c, err := set.Get("g").Provider.Credential(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, registrytype.JSONKeyUser, c.Username, typ)
 	}
 }

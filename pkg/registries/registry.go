@@ -43,8 +43,9 @@ type Registry struct {
 	// SecretName is the pull secret injected into matching Pods.
 	SecretName string
 	// Provider supplies the credentials of a registry-credentials registry;
-	// nil in image-pull-secret mode when the config gives none, and when
-	// the config was compiled without reading its Secrets (Unresolved).
+	// nil in image-pull-secret mode when the config gives none, when the
+	// config was compiled without reading its Secrets (Unresolved), and
+	// for an ECR registry compiled without a token minter (Options.Types).
 	Provider credentials.Provider
 	// Unresolved lists the fields whose secretKeyRefs were not read (an
 	// offline check).

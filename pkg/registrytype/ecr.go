@@ -1,7 +1,6 @@
 package registrytype
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/regcred/regcred/pkg/config"
@@ -11,7 +10,9 @@ import (
 
 // ECR is AWS Elastic Container Registry. regcred mints its tokens with
 // ecr:GetAuthorizationToken (they live 12 hours and are refreshed at
-// half-life), as regcred's own AWS identity or with an access key.
+// half-life), as regcred's own AWS identity or with an access key. With a
+// nil minter (a program that mints no token) an ECR registry has no
+// provider.
 func ECR(minter *ecr.Minter) *Type {
 	return &Type{
 		Name:        "ecr",
@@ -29,7 +30,9 @@ func ECR(minter *ecr.Minter) *Type {
 		Credentials: ECRToken,
 		NewProvider: func(spec credentials.Spec) (credentials.Provider, error) {
 			if minter == nil {
-				return nil, errors.New("no ECR token minter in this program")
+				// A program that mints no token (an offline tool) has
+				// no provider: the registry is still matched and named.
+				return nil, nil
 			}
 			return minter.Provider(spec)
 		},

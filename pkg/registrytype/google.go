@@ -23,13 +23,13 @@ var (
 // as pasted (regcred normalises it), user _json_key or _json_key_base64.
 func ArtifactRegistry() *Type {
 	return google("artifact-registry", "Google Artifact Registry",
-		"<region>-docker.pkg.dev (or the glob *-docker.pkg.dev), optionally with /<project>[/<repository>]", globOr(artifactHost))
+		"<region>-docker.pkg.dev (or the glob *-docker.pkg.dev), optionally with /<project>[/<repository>]", globOr(artifactHost.MatchString))
 }
 
 // GCR is Google Container Registry, with the same credentials as Artifact
 // Registry.
 func GCR() *Type {
-	return google("gcr", "Google Container Registry", "gcr.io or a regional <region>.gcr.io (or the glob *.gcr.io)", globOr(gcrHost))
+	return google("gcr", "Google Container Registry", "gcr.io or a regional <region>.gcr.io (or the glob *.gcr.io)", globOr(gcrHost.MatchString))
 }
 
 func google(name, description, form string, host func(string) bool) *Type {

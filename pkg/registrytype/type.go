@@ -2,7 +2,6 @@ package registrytype
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -44,15 +43,21 @@ type Type struct {
 	// Usernames, when set, are the only usernames the type accepts.
 	Usernames []string
 	// NewProvider builds the provider of a compiled registry's credential;
-	// nil means the username and password as they are (trimmed).
+	// nil means the username and password as they are (trimmed). It may
+	// return no provider and no error: the program builds none.
 	NewProvider func(spec credentials.Spec) (credentials.Provider, error)
 	// LoginHost is the host a login check talks to; nil means the
 	// registry's own.
 	LoginHost func(loc image.Location) string
 }
 
-// Default fills in the type's defaults.
+// Default fills in the type's defaults. In image-pull-secret mode, where
+// credentials are optional, the username is defaulted only when a
+// password is given: a registry without credentials stays without.
 func (t *Type) Default(r *config.Registry) {
+	if r.PullSecret.Mode == config.ImagePullSecret && r.Password == nil {
+		return
+	}
 	if t.DefaultUsername != "" && r.Username == nil && t.Credentials == UsernamePassword {
 		u := t.DefaultUsername
 		r.Username = &config.ValueSource{Value: &u}
@@ -90,7 +95,9 @@ func (t *Type) Validate(r *config.Registry, loc *image.Location, rep *config.Rep
 	}
 }
 
-// Provider builds the provider of a compiled registry's credential.
+// Provider builds the provider of a compiled registry's credential; nil
+// (without an error) when this program builds none for the type (an ECR
+// registry without a token minter).
 func (t *Type) Provider(spec credentials.Spec) (credentials.Provider, error) {
 	if t.NewProvider != nil {
 		return t.NewProvider(spec)
@@ -161,11 +168,11 @@ func (ts *Types) Lookup(r *config.Registry, rep *config.Reporter) *Type {
 	return t
 }
 
-// globOr accepts the hosts re matches, and globs whose * stand for what
-// re allows there (*.gcr.io, *.azurecr.io).
-func globOr(re *regexp.Regexp) func(string) bool {
+// globOr accepts the hosts match accepts, and globs whose * stand for what
+// match allows there (*.gcr.io, *.azurecr.io).
+func globOr(match func(string) bool) func(string) bool {
 	return func(h string) bool {
-		return re.MatchString(strings.ReplaceAll(h, "*", "abcde"))
+		return match(strings.ReplaceAll(h, "*", "abcde"))
 	}
 }
 

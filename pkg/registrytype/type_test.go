@@ -3,6 +3,7 @@ package registrytype
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,6 +69,25 @@ func TestHosts(t *testing.T) {
 		{"docker", "quay.io", false},
 		{"azure", "myregistry.azurecr.io", true},
 		{"azure", "my.azurecr.io", false},
+		{"azure", "myregistry-b7c8ddhqcfcfffgy.azurecr.io", true}, // a domain name label hash
+		{"azure", "myregistry.westeurope.geo.azurecr.io", true},   // a regional endpoint
+		{"azure", "myregistry-abc123.eastus2.geo.azurecr.io", true},
+		{"azure", "myregistry.azurecr.cn", true},
+		{"azure", "myregistry-abc123.azurecr.us", true},
+		{"azure", "*.*.geo.azurecr.io", true},
+		{"azure", "*-*.azurecr.io", true},
+		{"azure", "myregistry-abc-def.azurecr.io", false}, // one hash only
+		{"azure", "myregistry-.azurecr.io", false},
+		{"azure", "-abc123.azurecr.io", false},
+		{"azure", "myreg_istry.azurecr.io", false},
+		{"azure", "myregistry.westeurope.azurecr.io", false}, // a region without .geo
+		{"azure", "myregistry.west-europe.geo.azurecr.io", false},
+		{"azure", "myregistry.a.b.geo.azurecr.io", false},
+		{"azure", "myregistry.westeurope.data.azurecr.io", false}, // a data endpoint, not a login server
+		{"azure", "myregistry.azurecr.io.evil.com", false},
+		{"azure", "myregistry.geo.azurecr.io", false},
+		{"azure", "myregistry.azurecr.com", false},
+		{"azure", "myregistry-" + strings.Repeat("a", 60) + ".azurecr.io", false}, // a DNS label is at most 63 characters
 		{"artifact-registry", "europe-west1-docker.pkg.dev", true},
 		{"artifact-registry", "europe-west1.pkg.dev", false},
 		{"gcr", "gcr.io", true},
@@ -109,8 +129,9 @@ func TestProviders(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "password", fe.Field)
 
-	_, err = ts.Get("ecr").Provider(spec(nil))
-	assert.ErrorContains(t, err, "no ECR token minter")
+	p, err = ts.Get("ecr").Provider(spec(nil))
+	require.NoError(t, err, "without a token minter an ECR registry has no provider, and that is no error")
+	assert.Nil(t, p)
 }
 
 func TestLoginHost(t *testing.T) {
@@ -128,4 +149,15 @@ func TestDefaultUsername(t *testing.T) {
 	r = &config.Registry{Type: "quay"}
 	ts.Get("quay").Default(r)
 	assert.Nil(t, r.Username)
+
+	for _, name := range []config.RegistryType{"gcr", "artifact-registry"} {
+		r = &config.Registry{Type: name, PullSecret: config.PullSecretPolicy{Mode: config.ImagePullSecret, Name: "regcred"}}
+		ts.Get(name).Default(r)
+		assert.Nil(t, r.Username, "%s: image-pull-secret mode without credentials stays without", name)
+		key := "{}"
+		r.Password = &config.ValueSource{Value: &key}
+		ts.Get(name).Default(r)
+		require.NotNil(t, r.Username, "%s: a key given in image-pull-secret mode gets the default user", name)
+		assert.Equal(t, JSONKeyUser, *r.Username.Value)
+	}
 }
