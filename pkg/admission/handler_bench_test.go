@@ -43,6 +43,38 @@ func largePod(n, env int) []byte {
 	return raw
 }
 
+// volumePod returns the JSON of a Pod with one container and n volumes,
+// as real workloads carry them: every other one an image volume (half of
+// those from a private registry), the others ConfigMaps and projected
+// service account tokens.
+func volumePod(n int) []byte {
+	p := corev1.Pod{}
+	p.GenerateName = "vol-"
+	c := corev1.Container{Name: "app", Image: "quay.io/org/app:1"}
+	for i := range n {
+		v := corev1.Volume{Name: fmt.Sprintf("v%d", i)}
+		switch i % 4 {
+		case 0:
+			v.Image = &corev1.ImageVolumeSource{Reference: fmt.Sprintf("quay.io/org/data-%d:1", i), PullPolicy: corev1.PullIfNotPresent}
+		case 2:
+			v.Image = &corev1.ImageVolumeSource{Reference: fmt.Sprintf("ghcr.io/public/model-%d:1", i), PullPolicy: corev1.PullIfNotPresent}
+		case 1:
+			v.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: fmt.Sprintf("cm-%d", i)}, Items: []corev1.KeyToPath{{Key: "a", Path: "a"}}}
+		default:
+			expiry := int64(3600)
+			v.Projected = &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: &expiry}}}}
+		}
+		p.Spec.Volumes = append(p.Spec.Volumes, v)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: fmt.Sprintf("/mnt/%d", i)})
+	}
+	p.Spec.Containers = []corev1.Container{c}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
+
 type steadyStore struct{}
 
 func (steadyStore) Hosts(context.Context, string, string, bool) []string { return nil }
@@ -63,8 +95,8 @@ func serveBody(tb testing.TB, h http.Handler, body []byte) *httptest.ResponseRec
 	return rec
 }
 
-// The Pods of growing size the handler is measured on: containers, and
-// environment variables in one container.
+// The Pods of growing size the handler is measured on: containers,
+// environment variables in one container, and volumes.
 var podSizes = []struct {
 	name string
 	pod  []byte
@@ -75,6 +107,8 @@ var podSizes = []struct {
 	{"env=10", largePod(1, 10)},
 	{"env=100", largePod(1, 100)},
 	{"env=1000", largePod(1, 1000)},
+	{"volumes=100", volumePod(100)},
+	{"volumes=1000", volumePod(1000)},
 }
 
 // BenchmarkServeHTTP is a whole review through the handler in steady

@@ -168,6 +168,24 @@ func TestHandle(t *testing.T) {
 		ensured: []string{"app/regcred-hub dryRun=false", "app/regcred-quay dryRun=false"},
 		outcome: Patched,
 	}, {
+		// The kubelet pulls an image volume's reference with the Pod's
+		// imagePullSecrets, as a container's image: it is served, after
+		// the containers, and named by its reference when it is not.
+		name:     "image volumes count",
+		ns:       "app",
+		pod:      `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"nginx"}],"volumes":[{"name":"cm","configMap":{"name":"c"}},{"name":"data","image":{"reference":"quay.io/org/data:1","pullPolicy":"IfNotPresent"}},{"name":"model","image":{"reference":"Quay.io/org/model:1"}}]}}`,
+		patch:    `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay","regcred.io/not-injected":"Quay.io/org/model:1=host-case"}}]`,
+		warnings: []string{`regcred: image "Quay.io/org/model:1" names registry host "Quay.io" in another letter case than registry "quay" (quay.io); the kubelet matches credentials case-sensitively, so nothing was injected: write the host in lower case`},
+		ensured:  []string{"app/regcred-quay dryRun=false"},
+		outcome:  Patched,
+	}, {
+		name:    "an image volume alone",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"nginx"}],"volumes":[{"name":"data","image":{"reference":"myorg/data:1"}}]}}`,
+		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-hub"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-hub=hub"}}]`,
+		ensured: []string{"app/regcred-hub dryRun=false"},
+		outcome: Patched,
+	}, {
 		// A Pod that names regcred's secret already (copied from another
 		// Pod, or its ServiceAccount's) in a namespace that has none yet:
 		// the secret is made, and nothing appended.
@@ -191,6 +209,15 @@ func TestHandle(t *testing.T) {
 		name:    "image-pull-secret mode injects the named secret",
 		ns:      "app",
 		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"harbor.example.com:8443/team-a/app"}]}}`,
+		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"harbor-pull"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"harbor-pull=harbor"}}]`,
+		outcome: Patched,
+	}, {
+		// kubectl create secret docker-registry --docker-server=<the URL>
+		// writes harbor.example.com:8443/team-a, which serves the
+		// repository named like the prefix too: no self-check warning.
+		name:    "image-pull-secret mode serves the repository named like its prefix",
+		ns:      "app",
+		pod:     `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"harbor.example.com:8443/team-a:1"}]}}`,
 		patch:   `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"harbor-pull"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"harbor-pull=harbor"}}]`,
 		outcome: Patched,
 	}, {
@@ -328,6 +355,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte(`{"metadata":{"name":"p"},"spec":{"imagePullSecrets":[{"name":"own"}],"containers":[{"image":"quay.io/org/app"},{"image":"myorg/app"}]}}`))
 	f.Add([]byte(`{"spec":{"containers":[{"image":"harbor.example.com:8443/team-a/x"}],"initContainers":[{"image":"Quay.io/a"}]}}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"spec":{"containers":[{"image":"nginx"}],"volumes":[{"name":"v","image":{"reference":"quay.io/org/data:1"}},{"name":"w","image":{"reference":"harbor.example.com:8443/team-a"}}]}}`))
 	fx := newFixture(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if !json.Valid(raw) {

@@ -191,6 +191,8 @@ func FuzzDecodeReview(f *testing.F) {
 	f.Add(testReview{kind: "Secret", operation: "DELETE", namespace: "ns", name: "s", oldObject: `{"metadata":{"labels":{"a":"b"}}}`}.json())
 	f.Add([]byte(`{"request":{"uid":"u","object":{"spec":{"containers":[{"image":1}]}},"object":null,"dryRun":null}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1beta1","request":null,"request":{"kind":{"kind":"Pod"},"kind":null}}`))
+	f.Add(podReview("app", `{"spec":{"containers":[{"image":"nginx"}],"volumes":[{"name":"c","configMap":{"name":"x"}},{"name":"v","image":{"reference":"quay.io/org/data:1","pullPolicy":"Always"}}]}}`).json())
+	f.Add(podReview("app", `{"spec":{"volumes":[{"name":"v","image":{"reference":1}}]}}`).json())
 	type mirror struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`

@@ -17,6 +17,7 @@ type podView struct {
 		InitContainers      []containerView `json:"initContainers"`
 		EphemeralContainers []containerView `json:"ephemeralContainers"`
 		ImagePullSecrets    []secretRef     `json:"imagePullSecrets"`
+		Volumes             []volumeView    `json:"volumes"`
 	} `json:"spec"`
 }
 
@@ -29,6 +30,16 @@ type metaView struct {
 
 type containerView struct {
 	Image string `json:"image"`
+}
+
+// volumeView is what the handler reads of a volume: the image of an image
+// volume, which the kubelet pulls with the Pod's imagePullSecrets as it
+// pulls a container's. A struct, not a pointer, so that reading a volume
+// allocates nothing; null leaves it as it was, as encoding/json does.
+type volumeView struct {
+	Image struct {
+		Reference string `json:"reference"`
+	} `json:"image"`
 }
 
 type secretRef struct {
@@ -96,6 +107,8 @@ func readSpec(r *jsonscan.Reader, p *podView) {
 			jsonscan.ReadSlice(r, &p.Spec.EphemeralContainers, readContainer)
 		case "imagePullSecrets":
 			jsonscan.ReadSlice(r, &p.Spec.ImagePullSecrets, readSecretRef)
+		case "volumes":
+			jsonscan.ReadSlice(r, &p.Spec.Volumes, readVolume)
 		default:
 			r.Skip()
 		}
@@ -108,6 +121,22 @@ func readContainer(r *jsonscan.Reader, c *containerView) {
 			r.ReadString(&c.Image)
 		} else {
 			r.Skip()
+		}
+	}
+}
+
+func readVolume(r *jsonscan.Reader, v *volumeView) {
+	for m := r.Object(); m.Next(); {
+		if string(r.Key()) != "image" {
+			r.Skip()
+			continue
+		}
+		for it := r.Object(); it.Next(); {
+			if string(r.Key()) == "reference" {
+				r.ReadString(&v.Image.Reference)
+			} else {
+				r.Skip()
+			}
 		}
 	}
 }
@@ -129,15 +158,28 @@ func (p *podView) meta() *metaView {
 	return p.Metadata
 }
 
-// images returns the Pod's images in order: containers, init containers,
-// ephemeral containers.
+// images returns the Pod's images in order, without empty ones: init
+// containers, containers, ephemeral containers, then image volumes (last,
+// so that a Pod without them reads as it always did). `regcred explain`
+// names them in the same order (pkg/cli, containers).
 func (p *podView) images() []string {
-	out := make([]string, 0, len(p.Spec.Containers)+len(p.Spec.InitContainers)+len(p.Spec.EphemeralContainers))
+	n := len(p.Spec.Containers) + len(p.Spec.InitContainers) + len(p.Spec.EphemeralContainers)
+	for _, v := range p.Spec.Volumes {
+		if v.Image.Reference != "" {
+			n++
+		}
+	}
+	out := make([]string, 0, n)
 	for _, cs := range [][]containerView{p.Spec.InitContainers, p.Spec.Containers, p.Spec.EphemeralContainers} {
 		for _, c := range cs {
 			if c.Image != "" {
 				out = append(out, c.Image)
 			}
+		}
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.Image.Reference != "" {
+			out = append(out, v.Image.Reference)
 		}
 	}
 	return out

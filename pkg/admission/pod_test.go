@@ -12,8 +12,8 @@ import (
 )
 
 // PlanInput reads a Pod as the webhook does: init containers, containers,
-// then ephemeral containers, without empty images; field names are
-// case-sensitive.
+// ephemeral containers, then image volumes, without empty images; field
+// names are case-sensitive.
 func TestPlanInput(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -26,6 +26,12 @@ func TestPlanInput(t *testing.T) {
 			"ephemeralContainers":[{"name":"e","image":"debug:1"}],
 			"imagePullSecrets":[{"name":"mine"},{"name":"regcred-hub"}]}}`,
 			plan.Pod{Images: []string{"init:1", "a:1", "debug:1"}, PullSecrets: []string{"mine", "regcred-hub"}, Labels: map[string]string{"app": "web"}}},
+		{"image volumes, after every container", `{"spec":{
+			"volumes":[{"name":"data","image":{"reference":"quay.io/org/data:1","pullPolicy":"IfNotPresent"}},
+				{"name":"cm","configMap":{"name":"x"}},{"name":"no-ref","image":{"pullPolicy":"Always"}},
+				{"name":"model","image":{"reference":"myorg/model:2"}},{"name":"null","image":null}],
+			"containers":[{"image":"a:1"}],"ephemeralContainers":[{"image":"debug:1"}]}}`,
+			plan.Pod{Images: []string{"a:1", "debug:1", "quay.io/org/data:1", "myorg/model:2"}, PullSecrets: []string{}}},
 		{"no metadata", `{"spec":{"containers":[{"image":"a"}]}}`,
 			plan.Pod{Images: []string{"a"}, PullSecrets: []string{}}},
 		{"case-sensitive field names", `{"spec":{"Containers":[{"image":"a"}]}}`,
@@ -48,6 +54,9 @@ func FuzzDecodePod(f *testing.F) {
 		`{"metadata":{"name":"p","generateName":"g-","labels":{"a":"b"},"annotations":{"c":null}},"spec":{"containers":[{"name":"a","image":"a:1","env":[{"name":"X","value":"1"}]}],"initContainers":[null,{"image":"i"}],"ephemeralContainers":[],"imagePullSecrets":[{"name":"s"}]}}`,
 		`{"metadata":null,"spec":null}`, `null`, `{"spec":{"containers":[{"image":42}]}}`, `{"spec":{"containers":[{"image":"a"}],"containers":[{}]}}`,
 		`{"metadata":{"labels":{"\u00e9":"\ud800"}}}`,
+		`{"spec":{"volumes":[{"name":"v","image":{"reference":"quay.io/a:1","pullPolicy":"Always"}},{"name":"c","configMap":{"name":"x"}},null,{"image":null},{"image":{}}]}}`,
+		`{"spec":{"volumes":[{"image":{"reference":"a"},"image":{"pullPolicy":"Never"}}],"volumes":[{}]}}`,
+		`{"spec":{"volumes":[{"image":{"reference":1}}]}}`, `{"spec":{"volumes":{}}}`, `{"spec":{"volumes":[{"image":[]}]}}`,
 	} {
 		f.Add([]byte(s))
 	}

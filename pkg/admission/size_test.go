@@ -17,6 +17,7 @@ var podGrowth = []struct {
 }{
 	{"containers", func(n int) []byte { return largePod(n, 10) }},
 	{"env", func(n int) []byte { return largePod(1, n) }},
+	{"volumes", volumePod},
 	{"same image", func(n int) []byte {
 		containers := make([]map[string]string, n)
 		for i := range containers {

@@ -126,6 +126,12 @@ func TestExplainAgreesWithTheWebhook(t *testing.T) {
 	withInit := testPod("shop", "init", []string{hub}, nil, nil)
 	withInit.Spec.InitContainers = []corev1.Container{{Name: "i", Image: quay}}
 	withInit.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "e", Image: "harbor.example.com/debug"}}}
+	withVolumes := testPod("shop", "volumes", []string{"nginx"}, nil, nil)
+	withVolumes.Spec.Volumes = []corev1.Volume{
+		{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: quay}}},
+		{Name: "model", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: hub}}},
+	}
 	optedOut := testPod("shop", "quiet", []string{hub}, nil, nil)
 	optedOut.Labels = map[string]string{plan.LabelInject: "false"}
 	for _, pod := range []*corev1.Pod{
@@ -137,7 +143,7 @@ func TestExplainAgreesWithTheWebhook(t *testing.T) {
 		testPod("regcred", "self", []string{hub}, nil, nil),
 		testPod("shop", "admin", []string{"harbor.example.com/x", "prod.example.com/y"}, nil, nil),
 		testPod("shop", "odd", []string{"Quay.io/org/app", "quay.io/org/app:", "docker.io/myorg/a", "index.docker.io/myorg/b"}, nil, nil),
-		withInit, optedOut,
+		withInit, withVolumes, optedOut,
 	} {
 		t.Run(pod.Name, func(t *testing.T) {
 			webhook := admitted(t, h, pod)
@@ -155,4 +161,30 @@ func TestExplainAgreesWithTheWebhook(t *testing.T) {
 			assert.Equal(t, webhook, planned)
 		})
 	}
+}
+
+// explain names the images it reads in the order the webhook reads them
+// (admission.PlanInput): init containers, containers, ephemeral
+// containers, image volumes, without empty ones.
+func TestContainersReadLikeTheWebhook(t *testing.T) {
+	pod := testPod("shop", "all", []string{"a:1", "", "b:1"}, nil, nil)
+	pod.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "init:1"}, {Name: "none"}}
+	pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "e", Image: "debug:1"}}}
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "data:1"}}},
+		{Name: "unset", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{PullPolicy: corev1.PullAlways}}},
+		{Name: "a-again", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "a:1"}}},
+	}
+	raw, err := json.Marshal(pod)
+	require.NoError(t, err)
+	in, err := regcredadmission.PlanInput(raw)
+	require.NoError(t, err)
+	var got []string
+	for _, c := range containers(&pod.Spec) {
+		got = append(got, c.image)
+	}
+	assert.Equal(t, in.Images, got)
+	assert.Equal(t, []container{{"i", "init:1", false}, {"a", "a:1", false}, {"c", "b:1", false}, {"e", "debug:1", false}, {"data", "data:1", true}, {"a-again", "a:1", true}},
+		containers(&pod.Spec))
 }

@@ -245,3 +245,37 @@ func TestExplainConfigFileStoredIn(t *testing.T) {
 		assert.Contains(t, errOut, tc.msg)
 	}
 }
+
+// The kubelet pulls an image volume's reference with the Pod's
+// imagePullSecrets: explain reads it where the webhook does, after the
+// containers, and names the volume.
+func TestExplainImageVolumes(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+	const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: models}
+spec:
+  containers: [{name: app, image: nginx}]
+  volumes:
+  - {name: config, configMap: {name: c}}
+  - {name: weights, image: {reference: quay.io/org/weights:1, pullPolicy: IfNotPresent}}
+  - {name: unset, image: {pullPolicy: Always}}
+  - {name: tokenizer, image: {reference: docker.io/myorg/tokenizer:2}}
+`
+	res, errOut, code := explainOffline(t, pod, "-n", "shop")
+	require.Equal(t, 0, code, errOut)
+	require.Len(t, res, 1)
+	assert.Equal(t, []img{{"", false, plan.NoRegistry}, {"quay", true, plan.Injected}, {"hub", true, plan.Injected}}, images(res[0]))
+	var named [][2]string
+	for _, i := range res[0].Images {
+		named = append(named, [2]string{i.Container, i.Volume})
+	}
+	assert.Equal(t, [][2]string{{"app", ""}, {"", "weights"}, {"", "tokenizer"}}, named)
+	assert.Equal(t, []explainSecret{{Name: "regcred-quay", InjectedBy: "regcred", Registry: "quay", Planned: true}, {Name: "regcred-hub", InjectedBy: "regcred", Registry: "hub", Planned: true}}, res[0].PullSecrets)
+
+	cfg := writeFile(t, "config.yaml", explainConfig)
+	out, errOut, code := runCLI(t, "explain", "-f", writeFile(t, "pod.yaml", pod), "--config-file", cfg, "-n", "shop")
+	require.Equal(t, 0, code, errOut)
+	assert.Regexp(t, `\nvolume/weights +quay.io/org/weights:1 +quay `, out)
+	assert.Regexp(t, `\nvolume/tokenizer +docker.io/myorg/tokenizer:2 +hub `, out)
+}

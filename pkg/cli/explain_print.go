@@ -42,7 +42,11 @@ func printExplanation(w io.Writer, res explainResult) error {
 			if img.KubeletFirst != nil {
 				first = *img.KubeletFirst
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(img.Container), img.Image, dash(img.Registry), dash(img.Secret), yesNo(img.Injected), first, img.Detail)
+			who := dash(img.Container)
+			if img.Volume != "" {
+				who = "volume/" + img.Volume
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", who, img.Image, dash(img.Registry), dash(img.Secret), yesNo(img.Injected), first, img.Detail)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -38,8 +38,11 @@ type explainResult struct {
 
 // explainImage is the decision for one image.
 type explainImage struct {
+	// Container runs the image; empty for an image volume's.
 	Container string `json:"container"`
-	Image     string `json:"image"`
+	// Volume is the image volume that mounts the image, if one does.
+	Volume string `json:"volume,omitempty"`
+	Image  string `json:"image"`
 	// Registry serves the image; empty when none does.
 	Registry string `json:"registry,omitempty"`
 	// Secret is the registry's pull secret.
@@ -67,21 +70,31 @@ type explainSecret struct {
 	Planned bool `json:"planned,omitempty"`
 }
 
-// container is one image of the Pod and the container that runs it.
-type container struct{ name, image string }
+// container is one image of the Pod and what pulls it: the container that
+// runs it, or (volume set) the image volume that mounts it.
+type container struct {
+	name, image string
+	volume      bool
+}
 
-// containers lists the Pod's images in the order the webhook reads them:
-// init containers, containers, ephemeral containers, without empty ones.
+// containers lists the Pod's images in the order the webhook reads them
+// (admission.PlanInput): init containers, containers, ephemeral
+// containers, then image volumes, without empty ones.
 func containers(spec *corev1.PodSpec) []container {
 	var out []container
 	for _, c := range spec.InitContainers {
-		out = append(out, container{c.Name, c.Image})
+		out = append(out, container{name: c.Name, image: c.Image})
 	}
 	for _, c := range spec.Containers {
-		out = append(out, container{c.Name, c.Image})
+		out = append(out, container{name: c.Name, image: c.Image})
 	}
 	for _, c := range spec.EphemeralContainers {
-		out = append(out, container{c.Name, c.Image})
+		out = append(out, container{name: c.Name, image: c.Image})
+	}
+	for _, v := range spec.Volumes {
+		if v.Image != nil {
+			out = append(out, container{name: v.Name, image: v.Image.Reference, volume: true})
+		}
 	}
 	return slices.DeleteFunc(out, func(c container) bool { return c.image == "" })
 }
@@ -140,7 +153,11 @@ func explain(set *registries.Set, t *target, ns plan.Namespace, ex plan.Exclusio
 	firsts := plan.KubeletFirst(set, pod.Images, final)
 	for i, img := range pod.Images {
 		ei := explainImage{Image: img}
-		if i < len(cs) && cs[i].image == img {
+		switch {
+		case i >= len(cs) || cs[i].image != img:
+		case cs[i].volume:
+			ei.Volume = cs[i].name
+		default:
 			ei.Container = cs[i].name
 		}
 		if p.Skipped != "" {

@@ -56,7 +56,10 @@ func (l Location) Serves(ref Ref) bool { return l.ServesHost(ref.Host) && l.Serv
 // "https://harbor.example.com:8443/team-a/", "https://index.docker.io/v1/",
 // "*.example.com". The scheme is optional and ignored (connection security
 // is configured separately); the host is folded to lower case. A path that
-// starts with /v1/ or /v2/ loses it, as the kubelet reads credential keys.
+// starts with /v1/ or /v2/ loses it, as the kubelet reads credential keys;
+// a prefix that would still start with v1/ or v2/ is refused (the kubelet
+// would strip that too from its key), and each of its segments must be a
+// path component of the image reference grammar.
 // A URL with credentials (user:password@, token@) is refused before any
 // other check, and no error quotes them.
 func ParseLocation(raw string) (Location, error) {
@@ -109,15 +112,23 @@ func ParseLocation(raw string) (Location, error) {
 		p = p[3:]
 	}
 	prefix := strings.Trim(p, "/")
-	if prefix == "v1" || prefix == "v2" {
+	switch first, _, nested := strings.Cut(prefix, "/"); {
+	case (first == "v1" || first == "v2") && !nested:
 		return Location{}, fmt.Errorf("path %q: the kubelet reads it as a repository named %s, not as the registry API's version: write %s (no path), or %s/%s/ for the API", "/"+pathPart, prefix, host, host, prefix)
+	case first == "v1" || first == "v2":
+		// The key written for it, host/v2/app/, would lose its v2/ too:
+		// the kubelet would read host/app/ and hand the credentials to
+		// other repositories.
+		return Location{}, fmt.Errorf("path %q: a repository prefix cannot start with %s/ (here %q): the kubelet strips a leading /v1/ or /v2/ from a credential key's path as the registry API's version, so it would read the key for %s/%s as %s/%s; serve the whole host (%s) instead", "/"+pathPart, first, prefix, host, prefix, host, strings.TrimPrefix(prefix, first+"/"), host)
 	}
 	if IsDockerHub(host) {
 		host = DockerHub
 	}
-	for _, seg := range strings.Split(prefix, "/") {
-		if prefix != "" && !validPathComponent(seg) {
-			return Location{}, fmt.Errorf("path %q: each segment must be lower-case letters, digits and separators (. _ -)", prefix)
+	if prefix != "" {
+		for seg := range strings.SplitSeq(prefix, "/") {
+			if !validPathComponent(seg) {
+				return Location{}, fmt.Errorf("path %q: each segment must be lower-case letters and digits, joined by one '.', one or two '_', or any number of '-' (the image reference grammar; no image could name %q)", prefix, seg)
+			}
 		}
 	}
 	return Location{Host: host, Prefix: path.Clean("/" + prefix)[1:]}, nil
@@ -201,31 +212,11 @@ func validLabel(label string, glob bool) bool {
 		strings.Trim(label, chars) == ""
 }
 
-// validPathComponent follows the reference grammar for one path component:
-// lower-case alphanumerics separated by ".", "_", "__" or runs of "-".
+// validPathComponent follows the reference grammar for one path component
+// exactly, as image references are parsed (isRemoteName): lower-case
+// alphanumerics separated by one ".", one "_", "__", or one or more "-".
 func validPathComponent(s string) bool {
-	if s == "" || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isAlnum(c) {
-			continue
-		}
-		switch c {
-		case '.', '-':
-		case '_':
-			if i+2 < len(s) && s[i+1] == '_' && s[i+2] == '_' {
-				return false
-			}
-		default:
-			return false
-		}
-		if c == '.' && !isAlnum(s[i+1]) {
-			return false
-		}
-	}
-	return true
+	return !strings.Contains(s, "/") && isRemoteName(s)
 }
 
 func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }

@@ -36,6 +36,28 @@ func TestParseLocation(t *testing.T) {
 		{raw: "harbor.example.com/v2/team-a/", want: "harbor.example.com/team-a"},
 		{raw: "quay.io/v2", err: "the kubelet reads it as a repository named v2"},
 		{raw: "harbor.example.com/v2x", want: "harbor.example.com/v2x"},
+		{raw: "harbor.example.com/team/v2/app", want: "harbor.example.com/team/v2/app"},
+		// A prefix that starts with v1/ or v2/ once the API version is
+		// stripped: the kubelet would strip that too from the key written
+		// for it (harbor.example.com/v2/app/ reads as harbor.example.com/app/).
+		{raw: "harbor.example.com/v2/v2/app", err: `path "/v2/v2/app": a repository prefix cannot start with v2/`},
+		{raw: "https://harbor.example.com/v1/v2/app/", err: `path "/v1/v2/app/": a repository prefix cannot start with v2/`},
+		{raw: "harbor.example.com/v2/v1/app", err: "cannot start with v1/"},
+		{raw: "harbor.example.com//v2/app", err: "cannot start with v2/"},
+		{raw: "harbor.example.com/v1/v1", err: "the kubelet reads it as a repository named v1"},
+		// Path components as the image reference grammar has them:
+		// alphanumerics joined by one ".", one or two "_", or "-"s.
+		{raw: "harbor.io/a__b/c---d/e.f_g-h", want: "harbor.io/a__b/c---d/e.f_g-h"},
+		{raw: "harbor.io/team_-a", err: "each segment"},
+		{raw: "harbor.io/a_.b", err: "each segment"},
+		{raw: "harbor.io/a-_b", err: "each segment"},
+		{raw: "harbor.io/a.-b", err: "each segment"},
+		{raw: "harbor.io/a-.b", err: "each segment"},
+		{raw: "harbor.io/a..b", err: "each segment"},
+		{raw: "harbor.io/a._b", err: "each segment"},
+		{raw: "harbor.io/a___b", err: "each segment"},
+		{raw: "harbor.io/ok/_a", err: "each segment"},
+		{raw: "harbor.io/a-", err: "each segment"},
 		// Globs, as the kubelet matches keys.
 		{raw: "*.example.com", want: "*.example.com"},
 		{raw: "*.gcr.io", want: "*.gcr.io"},
@@ -118,5 +140,20 @@ func TestLocationServes(t *testing.T) {
 		ref, err := Parse(tc.image)
 		require.NoError(t, err, tc.image)
 		assert.Equal(t, tc.want, loc.Serves(ref), "%s serves %s", tc.loc, tc.image)
+	}
+}
+
+// A prefix ParseLocation takes is a repository path the image reference
+// grammar takes, and every path component it refuses is one the grammar
+// refuses: a registry never silently matches nothing.
+func TestParseLocationPrefixIsARepositoryPath(t *testing.T) {
+	for _, c := range []string{"a", "a1", "a.b", "a_b", "a__b", "a-b", "a--b", "a---b", "a.b-c__d_e",
+		"team_-a", "a_.b", "a-_b", "a.-b", "a-.b", "a..b", "a._b", "a___b", "_a", "a_", "-a", "a-", ".a", "a.", "A", "a b", "é"} {
+		_, locErr := ParseLocation("harbor.io/" + c)
+		ref, refErr := Parse("harbor.io/" + c)
+		assert.Equal(t, refErr == nil, locErr == nil, "%q: ParseLocation says %v, the reference grammar %v", c, locErr, refErr)
+		if refErr == nil {
+			assert.Equal(t, c, ref.Path)
+		}
 	}
 }

@@ -231,7 +231,8 @@ func FuzzMatch(f *testing.F) {
 }
 
 func FuzzParseLocation(f *testing.F) {
-	for _, s := range []string{"docker.io", "https://index.docker.io/v1/", "harbor:8443/a/b", "[::1]:5000", "http://x", "::", "a//b"} {
+	for _, s := range []string{"docker.io", "https://index.docker.io/v1/", "harbor:8443/a/b", "[::1]:5000", "http://x", "::", "a//b",
+		"h.io/v2/v2/app", "h.io/v1/v2/app/", "h.io//v2/a", "h.io/v2/team-a", "h.io/team_-a", "h.io/a__b/c---d", "h.io/a_.b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -243,6 +244,16 @@ func FuzzParseLocation(f *testing.F) {
 		again, err := ParseLocation(loc.String())
 		if err != nil || again != loc {
 			t.Fatalf("ParseLocation(%q) = %v, re-parse gives %v, %v", raw, loc, again, err)
+		}
+		// Its prefix is a repository path (the reference grammar's), and
+		// the key the kubelet reads for it names that prefix.
+		if loc.Prefix != "" && len(loc.Prefix) <= 200 {
+			if ref, err := Parse("example.com/" + loc.Prefix); err != nil || ref.Path != loc.Prefix {
+				t.Fatalf("ParseLocation(%q): prefix %q is not a repository path: %v", raw, loc.Prefix, err)
+			}
+			if key, ok := normalizeKey(loc.String() + "/"); !ok || key != loc.String()+"/" {
+				t.Fatalf("ParseLocation(%q): the kubelet reads key %q as %q", raw, loc.String()+"/", key)
+			}
 		}
 	})
 }

@@ -76,3 +76,31 @@ registries:
 	_, warn = selfCheck(t, set, Pod{Images: []string{"harbor.example.com/team-a/app", "harbor.example.com/team-ab/app"}})
 	assert.Empty(t, warn, "the main secret's key never reaches a sibling")
 }
+
+// An admin's secret, keyed as kubectl writes it (the URL, no trailing
+// slash), serves the repository named like its prefix without a warning,
+// and is a character prefix of siblings: the kubelet tries it first for
+// another registry's image there, or for an image no registry serves, and
+// the self-check says so.
+func TestSelfCheckReadsAnAdminsKeyAsKubectlWritesIt(t *testing.T) {
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: harbor, type: other, url: "harbor.example.com:8443", username: {value: u}, password: {value: p}}
+- {name: harbor-a, type: other, url: "harbor.example.com:8443/team-a", pullSecret: {mode: image-pull-secret, name: harbor-pull}}
+`), registries.Options{StoredIn: config.InSecret})
+	require.NoError(t, err)
+	_, warn := selfCheck(t, set, Pod{Images: []string{"harbor.example.com:8443/team-a:1", "harbor.example.com:8443/team-a/app:1"}})
+	assert.Empty(t, warn, "the repository named like the prefix is served")
+	_, warn = selfCheck(t, set, Pod{Images: []string{"harbor.example.com:8443/team-a/app:1", "harbor.example.com:8443/team-ab/app:1"}})
+	assert.Equal(t, []string{`regcred: image "harbor.example.com:8443/team-ab/app:1": the kubelet will try secret "harbor-pull" first (registry "harbor-a"), not registry "harbor"'s secret "regcred-harbor"`}, warn)
+
+	set, err = registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: harbor-a, type: other, url: "harbor.example.com:8443/team-a", pullSecret: {mode: image-pull-secret, name: harbor-pull}}
+`), registries.Options{StoredIn: config.InSecret})
+	require.NoError(t, err)
+	_, warn = selfCheck(t, set, Pod{Images: []string{"harbor.example.com:8443/team-a/app:1", "harbor.example.com:8443/team-ab/app:1"}})
+	assert.Equal(t, []string{`regcred: image "harbor.example.com:8443/team-ab/app:1" is served by no registry, yet the kubelet will try secret "harbor-pull" (registry "harbor-a") for it`}, warn)
+}

@@ -15,8 +15,8 @@ const LabelInject = "regcred.io/inject"
 
 // Pod is what the plan reads of a Pod.
 type Pod struct {
-	// Images are the Pod's images: init containers, containers, then
-	// ephemeral containers.
+	// Images are the Pod's images: init containers, containers,
+	// ephemeral containers, then image volumes.
 	Images []string
 	// PullSecrets are the names in the Pod's imagePullSecrets, in order.
 	PullSecrets []string

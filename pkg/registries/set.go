@@ -2,8 +2,10 @@ package registries
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/image"
 	"github.com/regcred/regcred/pkg/pullsecret"
 )
@@ -39,7 +41,7 @@ func Empty() *Set {
 
 func (s *Set) add(r *Registry) {
 	s.byName[r.Name] = r
-	s.bySecret[r.SecretName] = append(s.bySecret[r.SecretName], SecretOf{Registry: r, Keys: image.ReadKeys(pullsecret.AuthKeys(r.Location, false))})
+	s.bySecret[r.SecretName] = append(s.bySecret[r.SecretName], SecretOf{Registry: r, Keys: image.ReadKeys(secretKeys(r))})
 	if exact := r.ExactSecretName(); exact != "" {
 		s.bySecret[exact] = append(s.bySecret[exact], SecretOf{Registry: r, Exact: true, Keys: image.ReadKeys(pullsecret.AuthKeys(r.Location, true))})
 	}
@@ -49,6 +51,21 @@ func (s *Set) add(r *Registry) {
 	} else {
 		s.Registries = append(s.Registries, r)
 	}
+}
+
+// secretKeys returns the auths keys of r's pull secret. regcred's own
+// holds pullsecret.AuthKeys. An admin's secret (image-pull-secret mode)
+// holds what `kubectl create secret docker-registry
+// --docker-server=<url>` writes: the one key, the URL exactly as the
+// config writes it. For a path prefix that is harbor:8443/team-a, without
+// the trailing slash regcred writes: the kubelet reads it as a character
+// prefix, so it serves harbor:8443/team-a itself, and siblings such as
+// harbor:8443/team-ab/app too (which the self-check then warns of).
+func secretKeys(r *Registry) []string {
+	if url := strings.TrimSpace(r.URL); r.Mode == config.ImagePullSecret && url != "" {
+		return []string{url}
+	}
+	return pullsecret.AuthKeys(r.Location, false)
 }
 
 // Get returns the registry of that name, or nil.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regcred/regcred/pkg/config"
 	"github.com/regcred/regcred/pkg/credentials"
+	"github.com/regcred/regcred/pkg/image"
 	"github.com/regcred/regcred/pkg/registrytype"
 )
 
@@ -79,8 +80,7 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 	msg := err.Error()
 	assert.Contains(t, msg, `registry "hub": password: secretKeyRef hub/token: secret not found`)
 	assert.Contains(t, msg, `registry "gcr": password: is not a service-account JSON key: "client_email" and "private_key" are required`)
-	assert.Contains(t, msg, `registry "ecr": no ECR token minter in this program`)
-	assert.Equal(t, 3, strings.Count(msg, "\n")+1)
+	assert.Equal(t, 2, strings.Count(msg, "\n")+1, "an ECR registry without a token minter is no problem")
 	assert.NotContains(t, msg, "SECRET-KEY-MATERIAL")
 }
 
@@ -116,4 +116,111 @@ func TestWantRendersEachTokenOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotSame(t, w1, w3)
 	assert.Contains(t, string(w3.Data), `"password":"t2"`)
+}
+
+// The Azure login servers with a domain name label hash and the regional
+// ones are matched, and keyed in the pull secret, like any host.
+func TestBuildAzureLoginServers(t *testing.T) {
+	set, err := buildSet(t, `
+- {name: dnl, type: azure, url: myregistry-b7c8ddhqcfcfffgy.azurecr.io, username: {value: app-id}, password: {secretKeyRef: {name: az, key: password}}}
+- {name: geo, type: azure, url: myregistry.westeurope.geo.azurecr.io/team, username: {value: app-id}, password: {secretKeyRef: {name: az, key: password}}}
+- {name: both, type: azure, url: other-abc123.eastus2.geo.azurecr.io, username: {value: app-id}, password: {secretKeyRef: {name: az, key: password}}}
+`, "", secrets{"az/password": "p"})
+	require.NoError(t, err)
+	for img, want := range map[string]string{
+		"myregistry-b7c8ddhqcfcfffgy.azurecr.io/app:1":                              "dnl",
+		"myregistry.westeurope.geo.azurecr.io/team/app:1":                           "geo",
+		"other-abc123.eastus2.geo.azurecr.io/app@sha256:" + strings.Repeat("a", 64): "both",
+	} {
+		m := set.Match(img)
+		require.NotNil(t, m.Registry, img)
+		assert.Equal(t, want, m.Registry.Name, img)
+	}
+	assert.Nil(t, set.Match("myregistry.azurecr.io/app").Registry, "the global login server is another host")
+	for name, key := range map[string]string{
+		"dnl":  "myregistry-b7c8ddhqcfcfffgy.azurecr.io",
+		"geo":  "myregistry.westeurope.geo.azurecr.io/team/",
+		"both": "other-abc123.eastus2.geo.azurecr.io",
+	} {
+		w, err := set.Get(name).Want(t.Context(), Need{})
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"auths":{"`+key+`":{"username":"app-id","password":"p","auth":"YXBwLWlkOnA="}}}`, string(w.Data), name)
+	}
+}
+
+// Without a token minter (Options.Types nil: the offline tools, explain)
+// an ECR registry, exact or glob, loads without a provider, as the
+// options say; it is still matched and named.
+func TestBuildECRWithoutMinter(t *testing.T) {
+	set, err := buildSet(t, `
+- {name: ecr, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+- {name: ecr-any, type: ecr, url: "*.dkr.ecr.*.amazonaws.com", ecr: {auth: access-key, accessKeyID: {secretKeyRef: {name: aws, key: id}}, secretAccessKey: {secretKeyRef: {name: aws, key: secret}}}}
+`, "", secrets{"aws/id": "AKIAEXAMPLE", "aws/secret": "s3cr3t"})
+	require.NoError(t, err)
+	for _, name := range []string{"ecr", "ecr-any"} {
+		r := set.Get(name)
+		assert.Nil(t, r.Provider, name)
+		assert.True(t, r.Manages(), name)
+		assert.False(t, r.PerHost(), name)
+		assert.Empty(t, r.TokenSources(), name)
+		_, err := r.Want(t.Context(), Need{Hosts: []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com"}})
+		assert.ErrorContains(t, err, "has no credentials", name)
+	}
+	assert.Equal(t, "ecr", set.Match("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app").Registry.Name)
+	assert.Equal(t, "ecr-any", set.Match("210987654321.dkr.ecr.us-east-1.amazonaws.com/app").Registry.Name)
+}
+
+// An admin's secret in image-pull-secret mode is modelled with the key
+// `kubectl create secret docker-registry --docker-server=<url>` writes:
+// the URL as the config writes it, without regcred's trailing slash. The
+// kubelet reads it as a character prefix: it serves the repository named
+// like the prefix, and siblings that merely start like it.
+func TestAdminSecretKeysAreKubectls(t *testing.T) {
+	set, err := buildSet(t, `
+- {name: harbor, type: other, url: harbor.example.com:8443/team-a, pullSecret: {mode: image-pull-secret, name: harbor-pull}}
+- {name: hub, type: docker, url: " https://index.docker.io/v1/ ", pullSecret: {mode: image-pull-secret, name: hub-pull}}
+- {name: own, type: other, url: own.example.com/team-a, username: {value: u}, password: {secretKeyRef: {name: own, key: p}}}
+`, "", secrets{"own/p": "p"})
+	require.NoError(t, err)
+	first := func(secret, img string) bool {
+		var ring image.Keyring
+		for _, of := range set.BySecret(secret) {
+			ring.AddKeys(secret, of.Keys)
+		}
+		_, ok := ring.First(img)
+		return ok
+	}
+	for img, want := range map[string]bool{
+		"harbor.example.com:8443/team-a:1":     true,
+		"harbor.example.com:8443/team-a/app:1": true,
+		"harbor.example.com:8443/team-ab/app":  true, // the kubelet's character prefix
+		"harbor.example.com:8443/team-b/app":   false,
+	} {
+		assert.Equal(t, want, first("harbor-pull", img), img)
+	}
+	// kubectl's default server, as written: the kubelet's fallback for
+	// Docker Hub's images.
+	assert.True(t, first("hub-pull", "myorg/app"))
+	assert.False(t, first("hub-pull", "quay.io/org/app"))
+	// regcred's own secrets keep their keys: the prefix with a slash, and
+	// the exact variant for the repository named like it.
+	assert.True(t, first("regcred-own", "own.example.com/team-a/app"))
+	assert.False(t, first("regcred-own", "own.example.com/team-a"))
+	assert.False(t, first("regcred-own", "own.example.com/team-ab/app"))
+	assert.True(t, first("regcred-own.exact", "own.example.com/team-a"))
+}
+
+// A registry whose path prefix the kubelet would read otherwise than
+// regcred writes it, or that no image reference can name, is refused,
+// naming the registry and the field.
+func TestBuildRefusesPrefixesTheKubeletMisreads(t *testing.T) {
+	for url, want := range map[string]string{
+		"harbor.example.com/v2/v2/app":     `registry "r": url: path "/v2/v2/app": a repository prefix cannot start with v2/`,
+		"harbor.example.com/v1/v2/app":     `registry "r": url: path "/v1/v2/app": a repository prefix cannot start with v2/`,
+		"harbor.example.com:8443/team_-a":  `registry "r": url: path "team_-a": each segment must be`,
+		"harbor.example.com:8443/ok/a_.b/": `registry "r": url: path "ok/a_.b": each segment must be`,
+	} {
+		_, err := buildSet(t, "- {name: r, type: other, url: \""+url+"\", pullSecret: {mode: image-pull-secret, name: p}}\n", "", nil)
+		assert.ErrorContains(t, err, want, url)
+	}
 }
