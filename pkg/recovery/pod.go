@@ -28,7 +28,7 @@ type Pod struct {
 	// regcred.io/inject (what the plan reads).
 	metav1.ObjectMeta
 	// Images are the Pod's images as the plan reads them: init
-	// containers, containers, then ephemeral containers.
+	// containers, containers, ephemeral containers, then image volumes.
 	Images []string
 	// PullSecrets are the names in the Pod's imagePullSecrets, in order.
 	PullSecrets []string
@@ -80,6 +80,11 @@ func View(p *corev1.Pod) *Pod {
 	}
 	for _, c := range p.Spec.EphemeralContainers {
 		v.Images = append(v.Images, c.Image)
+	}
+	for _, vol := range p.Spec.Volumes {
+		if vol.Image != nil {
+			v.Images = append(v.Images, vol.Image.Reference)
+		}
 	}
 	for _, s := range p.Spec.ImagePullSecrets {
 		v.PullSecrets = append(v.PullSecrets, s.Name)

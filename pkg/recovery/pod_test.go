@@ -36,7 +36,8 @@ func fullPod() *corev1.Pod {
 			EphemeralContainers: []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}}},
 			ImagePullSecrets:    []corev1.LocalObjectReference{{Name: "mine"}, {Name: "regcred-hub"}},
 			NodeName:            "node-1",
-			Volumes:             []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+			Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "data", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "quay.io/org/data:1"}}}},
 		},
 		Status: corev1.PodStatus{
 			Phase: corev1.PodPending,
@@ -63,7 +64,8 @@ func TestView(t *testing.T) {
 				{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d4b9", UID: "rs", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)},
 			},
 		},
-		Images:      []string{"quay.io/org/init:1", "quay.io/org/web:1", "docker.io/library/envoy:1", "busybox"},
+		// Image volumes last, as the webhook reads them.
+		Images:      []string{"quay.io/org/init:1", "quay.io/org/web:1", "docker.io/library/envoy:1", "busybox", "quay.io/org/data:1"},
 		PullSecrets: []string{"mine", "regcred-hub"},
 		Failing: []Failure{
 			{Container: "init", Image: "quay.io/org/init:1", Reason: ReasonImagePullBackOff},
