@@ -66,7 +66,7 @@ test: verify ## Check the code as reviewers would, then run unit, integration an
 	go test -race -count=1 ./pkg/... ./cmd/... ./certs/...; \
 	echo "end-to-end, one package at a time (each runs its own control plane; the ECR tests time tokens in seconds)"; \
 	go test -race -count=1 -p 1 $(E2E_PKGS); \
-	echo "a real node: kubelet, containerd, runc; regcred from its own image, installed by helm (about a minute; skipped, saying why, where a node cannot run)"; \
+	echo "a real node: kubelet, containerd, runc; regcred from its own image, installed by helm (about 3 minutes; skipped, saying why, where a node cannot run)"; \
 	go test -race -count=1 -v ./test/node/
 
 ##@ Develop
