@@ -65,7 +65,7 @@ test: verify ## Check the code as reviewers would, then run unit, integration an
 	@$(TESTBED); echo "test bed: $$REGCRED_TESTBED_BIN"; \
 	go test -race -count=1 ./pkg/... ./cmd/... ./certs/...; \
 	echo "end-to-end, one package at a time (each runs its own control plane; the ECR tests time tokens in seconds)"; \
-	go test -race -count=1 -p 1 $(E2E_PKGS); \
+	pkgs=$(E2E_PKGS); go test -race -count=1 -p 1 $$pkgs; \
 	echo "a real node: kubelet, containerd, runc; regcred from its own image, installed by helm (about 3 minutes; skipped, saying why, where a node cannot run)"; \
 	go test -race -count=1 -v ./test/node/
 

@@ -38,6 +38,18 @@ trap '[ $? -ne 0 ] || rm -f "$buildlog"' EXIT
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
+# retry CMD...: runs a command that downloads (from the Go module proxy, or
+# Debian's mirrors) up to 3 times, so that a network hiccup does not fail
+# the build.
+retry() {
+  local n
+  for n in 1 2 3; do
+    if "$@"; then return 0; fi
+    [ "$n" = 3 ] || { log "retrying in $((n * 10))s: $*"; sleep $((n * 10)); }
+  done
+  return 1
+}
+
 # step NAME CMD...: runs one build step, says what it does and how long it took.
 step() {
   local name=$1; shift
@@ -67,8 +79,8 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-  go mod tidy
+  retry go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  retry go mod tidy
   go build -trimpath -o "$cache/etcd-$ETCD_VERSION/etcd" .
   cd - >/dev/null; rm -rf "$work"
 }
@@ -108,7 +120,7 @@ build_kube() {
   cd "$work"
   go mod init regcred.test/kube
   local gomod
-  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  gomod=$(retry go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
   # Every staging module that k8s.io/kubernetes replaces with ./staging/...
   # is published as v0.<minor>.<patch> of the same module.
   local staging="v0.${KUBE_VERSION#v1.}"
@@ -124,20 +136,20 @@ build_kube() {
       kube_main "$c" > "$c/main.go"
     fi
   done
-  go get "k8s.io/kubernetes@$KUBE_VERSION"
-  go mod tidy
+  retry go get "k8s.io/kubernetes@$KUBE_VERSION"
+  retry go mod tidy
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local ld="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
   for c in "$@"; do go build -trimpath -ldflags "$ld" -o "$cache/kube-$KUBE_VERSION/$c" "./$c"; done
   cd - >/dev/null; rm -rf "$work"
 }
 
-build_registry() { GOBIN="$cache/registry-$REGISTRY_VERSION" go install -trimpath "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"; }
-build_helm() { GOBIN="$cache/helm-$HELM_VERSION" go install -trimpath "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
+build_registry() { GOBIN="$cache/registry-$REGISTRY_VERSION" retry go install -trimpath "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"; }
+build_helm() { GOBIN="$cache/helm-$HELM_VERSION" retry go install -trimpath "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
 
 build_containerd() {
   local m=github.com/containerd/containerd/v2
-  GOBIN="$cache/containerd-$CONTAINERD_VERSION" go install -trimpath \
+  GOBIN="$cache/containerd-$CONTAINERD_VERSION" retry go install -trimpath \
     -tags "no_btrfs no_devmapper no_zfs no_aufs" \
     -ldflags "-X $m/version.Version=$CONTAINERD_VERSION" \
     "$m/cmd/containerd@$CONTAINERD_VERSION" \
@@ -154,7 +166,7 @@ missing_packages() {
 }
 
 install_packages() {
-  apt-get update -q
+  retry apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 

@@ -38,7 +38,7 @@ var RegcredBinary = sync.OnceValues(func() (string, error) {
 	}
 	_ = tmp.Close()
 	defer func() { _ = os.Remove(tmp.Name()) }()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", tmp.Name(), "./cmd/regcred")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", tmp.Name(), "./cmd/regcred")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
