@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -25,11 +26,33 @@ type RegcredImage struct {
 	Platform v1.Platform
 }
 
+// built is the image BuildRegcredImage built, once per test process: the
+// checkout does not change under it, and making the image in a test binary
+// built with -race takes about 40 s.
+var built struct {
+	sync.Mutex
+	image *RegcredImage
+}
+
 // BuildRegcredImage builds regcred's image as make image does, for this
 // machine's platform only (the node's): the Makefile's static, trimmed,
 // version-stamped build of cmd/regcred, then pkg/ociimage's image and
-// index, which cmd/regcred-image writes for make image.
+// index, which cmd/regcred-image writes for make image. The image is built
+// once per process; later calls return it.
 func BuildRegcredImage(ctx context.Context) (*RegcredImage, error) {
+	built.Lock()
+	defer built.Unlock()
+	if built.image != nil {
+		return built.image, nil
+	}
+	im, err := buildRegcredImage(ctx)
+	if err == nil {
+		built.image = im
+	}
+	return im, err
+}
+
+func buildRegcredImage(ctx context.Context) (*RegcredImage, error) {
 	root := repoRoot()
 	m, err := imageMetadata(ctx, root)
 	if err != nil {
