@@ -79,6 +79,14 @@ func heldToken(t *testing.T, ns, secret, host string) (password string, expires 
 	if err := env.client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secret}, &s); err != nil {
 		return "", time.Time{}, false
 	}
+	password, expires = tokenIn(t, &s, host)
+	return password, expires, true
+}
+
+// tokenIn returns the password and recorded expiry of the token a managed
+// pull secret holds for host.
+func tokenIn(t *testing.T, s *corev1.Secret, host string) (password string, expires time.Time) {
+	t.Helper()
 	var cfg struct {
 		Auths map[string]struct{ Username, Password string } `json:"auths"`
 	}
@@ -86,7 +94,7 @@ func heldToken(t *testing.T, ns, secret, host string) (password string, expires 
 	a, found := cfg.Auths[host]
 	require.True(t, found, "the secret has a key for %s", host)
 	require.Equal(t, "AWS", a.Username)
-	return a.Password, pullsecret.ExpiresAt(&s), true
+	return a.Password, pullsecret.ExpiresAt(s)
 }
 
 // callsSince returns the calls made since a time, for one access key.

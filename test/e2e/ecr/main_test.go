@@ -226,7 +226,61 @@ type replicaHeader struct {
 }
 
 func (h replicaHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	if gate := ecrGate.reach(); gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
 	r = r.Clone(r.Context())
 	r.Header.Set("X-Regcred-Replica", h.name)
 	return h.rt.RoundTrip(r)
+}
+
+// ecrGate, while held, keeps every replica's ECR call from reaching the
+// endpoint until it is released or the call's context ends: ECR answers
+// nothing in between, however long the test takes to look.
+var ecrGate gate
+
+type gate struct {
+	mu      sync.Mutex
+	open    chan struct{} // nil: calls go through
+	reached int           // calls that reached the gate while held
+}
+
+// hold holds the calls from now until release, or until the test ends.
+func (g *gate) hold(t *testing.T) {
+	g.mu.Lock()
+	g.open, g.reached = make(chan struct{}), 0
+	g.mu.Unlock()
+	t.Cleanup(g.release)
+}
+
+// release lets the held calls, and any later one, go through.
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open != nil {
+		close(g.open)
+		g.open = nil
+	}
+}
+
+// reach counts a call at the gate and returns what it waits for, nil if
+// the gate is not held.
+func (g *gate) reach() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open != nil {
+		g.reached++
+	}
+	return g.open
+}
+
+// waiting returns how many calls reached the gate while it was held.
+func (g *gate) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.reached
 }

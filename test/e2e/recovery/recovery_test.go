@@ -87,12 +87,17 @@ func TestRecovery(t *testing.T) {
 		assert.Contains(t, ev.Note, "PodDisruptionBudget")
 		assert.Contains(t, ev.Note, "guarded", "the API server's reason names the budget")
 		blockedAt := time.Now()
-		// Tried again with backoff (5s, then 10s, ...), not in a loop.
-		time.Sleep(12 * time.Second)
-		blocked := r.counter(t, "regcred_recovery_evictions_total", "result", "blocked")
-		t.Logf("evictions refused by the budget in the %s after the first: %g in all", time.Since(blockedAt).Round(time.Second), blocked)
-		assert.GreaterOrEqual(t, blocked, 2.0, "tried again")
-		assert.LessOrEqual(t, blocked, 4.0, "with backoff")
+		// Tried again with backoff (5s, then 10s, ...), not in a loop: no
+		// more tries than the backoff allows since the config change,
+		// before which nothing was refused.
+		var blocked float64
+		require.Eventually(t, func() bool {
+			blocked = r.counter(t, "regcred_recovery_evictions_total", "result", "blocked")
+			return blocked >= 2
+		}, eventually, tick, "not tried again")
+		elapsed := time.Since(start)
+		t.Logf("evictions refused by the budget: %g in all, seen %s after the Event of the first refusal, %s after the config change", blocked, time.Since(blockedAt).Round(time.Millisecond), elapsed.Round(time.Millisecond))
+		assert.LessOrEqual(t, blocked, float64(triesWithin(elapsed, 5*time.Second)), "with backoff: no more tries than one from 5s allows in the %s since the config change", elapsed.Round(time.Millisecond))
 		assert.True(t, exists(t, guarded))
 		n := 0
 		for _, e := range eventsOn(t, ns, guarded.UID) {
@@ -125,6 +130,17 @@ func TestRecovery(t *testing.T) {
 		assert.InDelta(t, 1, r.counter(t, "regcred_recovery_events_total", "reason", recovery.EventMissing), 0)
 		assert.InDelta(t, 1, r.counter(t, "regcred_recovery_evictions_total", "result", "evicted"), 0)
 	})
+}
+
+// triesWithin is how many tries an exponential backoff from base (base,
+// then twice as long each time) lets happen within d of the first.
+func triesWithin(d, base time.Duration) int {
+	n := 1
+	for next, wait := base, base; next <= d; wait *= 2 {
+		n++
+		next += 2 * wait
+	}
+	return n
 }
 
 // With recovery off (the default), a Pod stuck without its secret stays
