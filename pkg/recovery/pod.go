@@ -82,7 +82,7 @@ func View(p *corev1.Pod) *Pod {
 		v.Images = append(v.Images, c.Image)
 	}
 	for _, vol := range p.Spec.Volumes {
-		if vol.Image != nil {
+		if vol.Image != nil && vol.Image.Reference != "" {
 			v.Images = append(v.Images, vol.Image.Reference)
 		}
 	}
