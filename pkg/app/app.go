@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -67,8 +69,28 @@ func New(opts Options, restConfig *rest.Config, deps Deps) (*App, error) {
 	return a, nil
 }
 
-// Start runs the replica until ctx ends.
-func (a *App) Start(ctx context.Context) error { return a.mgr.Start(ctx) }
+// Start runs the replica until ctx ends. Once it has stopped, the index
+// entries still waiting for a batch are written: a replica that rewrote a
+// pull secret just before it stopped (a rolling upgrade) leaves the index
+// as its Secrets are, leader or not.
+func (a *App) Start(ctx context.Context) error {
+	return runThenFlush(ctx, a.mgr.Start, a.shared.store.Flush)
+}
+
+// runThenFlush runs run until it returns, then flush, within flushTime
+// and whatever ctx says; it returns run's error.
+func runThenFlush(ctx context.Context, run, flush func(context.Context) error) error {
+	err := run(ctx)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTime)
+	defer cancel()
+	if ferr := flush(fctx); ferr != nil {
+		logr.FromContextOrDiscard(ctx).Error(ferr, "Cannot record the last rewritten pull secrets in the index; the leader's next resync rewrites them")
+	}
+	return err
+}
+
+// flushTime bounds the writes of the index at stop.
+const flushTime = 10 * time.Second
 
 // ConfigStatus returns the outcome of the config loads so far.
 func (a *App) ConfigStatus() configwatch.Status { return a.loader.Status() }
