@@ -92,15 +92,19 @@ func (s *Store) Restore(ctx context.Context, namespace string, w *pullsecret.Wan
 }
 
 // Pending records that namespace should hold the pull secret of e's
-// registry (its Namespace, Registry, Exact and Hosts), which could not be
-// written yet: the leader's sweeps, which walk the index, write it then,
-// whichever replica was asked for it and whether or not it still runs. An
-// entry the index has already is left as it is.
+// registry (its Namespace, Registry, Exact), serving e.Hosts, which could
+// not be written yet: the leader's sweeps, which walk the index, write it
+// then, whichever replica was asked for it and whether or not it still
+// runs. An entry the index has already that serves those hosts is left as
+// it is; one that does not keeps its UID (deletes stay bound to the Secret
+// regcred made) and takes e.Hosts, which the caller makes a superset of
+// its own.
 func (s *Store) Pending(ctx context.Context, e Entry) error {
-	if _, known := s.Index.Lookup(ctx, e.Namespace, e.Registry, e.Exact); known {
+	prev, known := s.Index.Lookup(ctx, e.Namespace, e.Registry, e.Exact)
+	if known && !slices.ContainsFunc(e.Hosts, func(h string) bool { return !slices.Contains(prev.Hosts, h) }) {
 		return nil
 	}
-	e = Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, Version: pendingVersion, Hosts: e.Hosts}
+	e = Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: pendingVersion, Hosts: e.Hosts}
 	k := key(e.Namespace, e.Registry, e.Exact)
 	if err := s.patchShard(ctx, e.Namespace, map[string]any{k: e.value()}); err != nil {
 		return fmt.Errorf("recording pull secret of registry %s in namespace %s in the index: %w", e.Registry, e.Namespace, err)

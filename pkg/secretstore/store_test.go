@@ -575,10 +575,27 @@ func TestPendingEntries(t *testing.T) {
 	assert.False(t, e.Pending())
 	assert.Equal(t, getSecret(t, c, "app", "regcred-ecr").UID, e.UID)
 
-	// Known already: left as it is.
-	require.NoError(t, s.Pending(ctx, Entry{Namespace: "app", Registry: "ecr"}))
+	// Known already, serving the hosts asked for: left as it is.
+	uid := e.UID
+	require.NoError(t, s.Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: glob.Hosts}))
 	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
 	assert.False(t, e.Pending())
+
+	// Known, and a host it does not serve yet: pending, with the hosts
+	// given and its UID, so that the sweep writes it again serving them.
+	more := []string{"1.dkr.ecr.eu-west-1.amazonaws.com", "1.dkr.ecr.us-east-1.amazonaws.com"}
+	require.NoError(t, s.Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: more}))
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.True(t, e.Pending())
+	assert.Equal(t, more, e.Hosts)
+	assert.Equal(t, uid, e.UID, "deletes stay bound to the Secret regcred made")
+	w = &pullsecret.Want{Name: "regcred-ecr", Registry: "ecr", Data: []byte(`{"auths":{"more":{}}}`), Hosts: more}
+	out, err = s.Apply(ctx, "app", w, false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.False(t, e.Pending())
+	assert.Equal(t, uid, e.UID)
 
 	// A restore of a pending entry creates too.
 	require.NoError(t, s.Pending(ctx, Entry{Namespace: "app", Registry: "hub"}))

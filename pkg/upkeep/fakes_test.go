@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -108,9 +109,11 @@ func (m *memStore) Pending(_ context.Context, e secretstore.Entry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := memKey(e.Namespace, e.Registry, e.Exact)
-	if _, ok := m.entries[k]; !ok {
-		m.entries[k] = secretstore.Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, Version: "pending", Hosts: e.Hosts}
+	prev, known := m.entries[k]
+	if known && !slices.ContainsFunc(e.Hosts, func(h string) bool { return !slices.Contains(prev.Hosts, h) }) {
+		return nil
 	}
+	m.entries[k] = secretstore.Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: "pending", Hosts: e.Hosts}
 	return nil
 }
 

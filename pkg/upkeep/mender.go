@@ -177,10 +177,10 @@ func (m *Mender) Start(ctx context.Context) error {
 }
 
 // handOver records in the index, when a pull secret cannot be written,
-// that it should exist (unless the index knows it already): the queue is this
-// replica's memory only, and the leader's sweeps walk the index, so the
-// secret is written in the end whether this mender gives up or its
-// replica stops.
+// that it should exist and serve hosts besides those the index knows (if
+// the index does not know all that already): the queue is this replica's
+// memory only, and the leader's sweeps walk the index, so the secret is
+// written in the end whether this mender gives up or its replica stops.
 func (m *Mender) handOver(ctx context.Context, k mendKey, hosts []string) {
 	e := k.entry()
 	if prev, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {

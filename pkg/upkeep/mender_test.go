@@ -207,7 +207,9 @@ registries:
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(20 * time.Millisecond) // a few tries fail
+	require.Eventually(t, func() bool { e, ok := s.Lookup(t.Context(), "a", "ecr", false); return ok && e.Pending() }, 5*time.Second, time.Millisecond)
+	e, _ := s.Lookup(t.Context(), "a", "ecr", false)
+	assert.Equal(t, []string{host}, e.Hosts, "handed over with the host it must serve")
 	_, ok := s.get("a/ecr")
 	require.False(t, ok)
 	down.Store(false)
@@ -217,7 +219,18 @@ registries:
 	keys, err := pullsecret.Keys([]byte(data))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"*.dkr.ecr.eu-west-1.amazonaws.com"}, keys, "the admission's host is served")
-	e, ok := s.Lookup(t.Context(), "a", "ecr", false)
+	e, ok = s.Lookup(t.Context(), "a", "ecr", false)
 	require.True(t, ok)
 	assert.Equal(t, []string{host}, e.Hosts, "and recorded, for the refreshes to come")
+	uid := e.UID
+
+	// A region the secret does not serve yet, while ECR is down: handed
+	// over too, with every host, bound to the same Secret.
+	down.Store(true)
+	const other = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	m.Retry("a", "regcred-ecr", []string{other})
+	require.Eventually(t, func() bool { e, ok := s.Lookup(t.Context(), "a", "ecr", false); return ok && e.Pending() }, 5*time.Second, time.Millisecond)
+	e, _ = s.Lookup(t.Context(), "a", "ecr", false)
+	assert.Equal(t, []string{host, other}, e.Hosts)
+	assert.Equal(t, uid, e.UID)
 }
