@@ -47,7 +47,7 @@ type TokenRefresher struct {
 
 // NewTokenRefresher returns a TokenRefresher.
 func NewTokenRefresher(set func() *registries.Set, sync func(), m TokenRecorder) *TokenRefresher {
-	return &TokenRefresher{Registries: set, Sync: sync, Metrics: m, MaxWait: time.Minute, Clock: clock.RealClock{}, wake: make(chan struct{}, 1), reported: map[string]bool{}}
+	return &TokenRefresher{Registries: set, Sync: sync, Metrics: m, MaxWait: time.Minute, Clock: clock.RealClock{}, wake: make(chan struct{}, 1)}
 }
 
 // Wake makes the refresher look again now (the config changed).
@@ -156,7 +156,7 @@ func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 	return next
 }
 
-// forget drops the expiries reported of the registries gone says are.
+// forget drops the expiries reported of the registries gone reports gone.
 func (r *TokenRefresher) forget(gone func(string) bool) {
 	for name := range r.reported {
 		if gone(name) {
