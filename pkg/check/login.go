@@ -127,27 +127,20 @@ func plainHTTPError(r *registries.Registry, host string) error {
 // without any (one that allows anonymous pulls, as Artifactory or Nexus
 // may): /v2/ again, with them sent up front.
 func anonymous(ctx context.Context, c *http.Client, r *registries.Registry, base string, cred credentials.Credential) (string, error) {
-	const also = "; the registry also allows anonymous access"
 	resp, err := get(ctx, c, base, basicAuth(cred))
 	if err != nil {
 		return "", describeConnError(err, r, "GET "+base+" with basic auth")
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return fmt.Sprintf("logged in as %q with basic auth%s", cred.Username, also), nil
-	case http.StatusUnauthorized:
-		if s, _ := parseChallenge(resp.Header.Get("WWW-Authenticate")); strings.EqualFold(s, "bearer") {
-			msg, err := answer(ctx, c, r, base, resp, cred)
-			if err != nil {
-				return "", err
-			}
-			return msg + also, nil
-		}
-		return "", rejectedBasic(cred.Username, base, resp.StatusCode)
-	case http.StatusForbidden:
-		return "", rejectedBasic(cred.Username, base, resp.StatusCode)
+	var msg string
+	if s, _ := parseChallenge(resp.Header.Get("WWW-Authenticate")); resp.StatusCode == http.StatusUnauthorized && strings.EqualFold(s, "bearer") {
+		msg, err = answer(ctx, c, r, base, resp, cred)
+	} else {
+		msg, err = basicOutcome(cred, base, resp)
 	}
-	return "", unexpected("GET "+base+" with basic auth", resp)
+	if err != nil {
+		return "", err
+	}
+	return msg + "; the registry also allows anonymous access", nil
 }
 
 // answer answers /v2/'s challenge with the credentials, as docker login
@@ -160,13 +153,7 @@ func answer(ctx context.Context, c *http.Client, r *registries.Registry, base st
 		if err != nil {
 			return "", describeConnError(err, r, "GET "+base+" with basic auth")
 		}
-		switch resp.StatusCode {
-		case http.StatusOK:
-			return fmt.Sprintf("logged in as %q with basic auth", cred.Username), nil
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return "", rejectedBasic(cred.Username, base, resp.StatusCode)
-		}
-		return "", unexpected("GET "+base+" with basic auth", resp)
+		return basicOutcome(cred, base, resp)
 	case "bearer":
 		return bearer(ctx, c, r, base, params, cred.Username, cred.Password)
 	}
@@ -177,8 +164,15 @@ func basicAuth(cred credentials.Credential) func(*http.Request) {
 	return func(req *http.Request) { req.SetBasicAuth(cred.Username, cred.Password) }
 }
 
-func rejectedBasic(user, base string, status int) error {
-	return fmt.Errorf("credentials of user %q rejected: GET %s with basic auth answered HTTP %d", user, base, status)
+// basicOutcome reads the answer to /v2/ with basic credentials.
+func basicOutcome(cred credentials.Credential, base string, resp *response) (string, error) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return fmt.Sprintf("logged in as %q with basic auth", cred.Username), nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "", fmt.Errorf("credentials of user %q rejected: GET %s with basic auth answered HTTP %d", cred.Username, base, resp.StatusCode)
+	}
+	return "", unexpected("GET "+base+" with basic auth", resp)
 }
 
 func bearer(ctx context.Context, c *http.Client, r *registries.Registry, base string, params map[string]string, user, password string) (string, error) {
