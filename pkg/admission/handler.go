@@ -264,11 +264,12 @@ func (h *Handler) apply(ctx context.Context, log *requestLog, namespace string, 
 			h.Metrics.Injected(r.Name)
 		}
 	}
-	// The secrets the Pod names already: made if missing, not appended.
+	// The secrets of regcred's the Pod names already: made if missing,
+	// not appended; a warning says one could not be made.
 	for _, in := range p.Ensure {
-		if ok, warning := h.prepare(ctx, log, namespace, in, dryRun); warning != "" {
+		if _, warning := h.prepare(ctx, log, namespace, in, dryRun); warning != "" {
 			warnings = append(warnings, warning)
-			failed = failed || !ok || in.Registry.Mode == config.RegistryCredentials
+			failed = true
 		}
 	}
 	return add, warnings, failed

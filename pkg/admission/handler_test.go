@@ -298,6 +298,19 @@ func TestHandleFailsOpen(t *testing.T) {
 	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
 }
 
+// A secret of regcred's that the Pod names already and that cannot be
+// made is retried, said, and counted as failing open, as one injected.
+func TestHandleFailsOpenForASecretThePodNames(t *testing.T) {
+	f := newFixture(t)
+	f.ensurer.fail = map[string]error{"quay": errors.New("connection refused")}
+	a := admit(t, f.h, podReview("app", `{"metadata":{"name":"p"},"spec":{"imagePullSecrets":[{"name":"regcred-quay"}],"containers":[{"image":"quay.io/org/app"}]}}`))
+	assert.True(t, a.allowed)
+	assert.Empty(t, a.patch, "named already: nothing to append")
+	assert.Equal(t, []string{`regcred: pull secret "regcred-quay" for registry "quay" is not ready yet (see regcred's log); retrying in the background`}, a.warnings)
+	assert.Equal(t, []string{"app/regcred-quay"}, f.retries)
+	assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
+}
+
 type downECR struct{}
 
 func (downECR) GetAuthorizationToken(context.Context, *awsecr.GetAuthorizationTokenInput, ...func(*awsecr.Options)) (*awsecr.GetAuthorizationTokenOutput, error) {
