@@ -95,6 +95,9 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		// entries go into the shard a second's worth at a time.
 		Batch: indexBatch,
 		Log:   ctrllog.Log.WithName("index"),
+		// A write that finds its index entry changed by another replica
+		// reads the shard as the API server has it, not as cached.
+		Reader: a.mgr.GetAPIReader(),
 	}}
 	// Every admission reads an index shard: from the informer's objects,
 	// not a cache Get each time.
@@ -110,6 +113,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 	u.namespaces = namespaceLabels{cache: a.namespaces, api: a.mgr.GetAPIReader()}
 	ex := a.opts.Exclusions()
 	u.mender = upkeep.NewMender(a.loader.Current, u.store, u.store.Index, u.namespaces, ex, a.metrics, upkeep.MendOptions{})
+	u.store.Raced = u.mender.RetryEntry
 	syncer := &upkeep.Syncer{
 		Registries: a.loader.Current,
 		HasConfig:  a.loader.HasConfig,

@@ -1,6 +1,7 @@
 package pullsecret
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -47,6 +48,10 @@ type Want struct {
 	// hosts: the registry's address (host or host glob, and path prefix).
 	// Two Wants of one Source differ only in their tokens and hosts.
 	Source string
+	// Widen, set when Hosts is, renders the same pull secret serving more
+	// hosts besides: a write never drops a host the index records, even
+	// when another replica added it a moment before.
+	Widen func(ctx context.Context, hosts []string) (*Want, error)
 
 	// version and shape memoise Version and Shape: a Want is not modified
 	// once made, and one serves every admission until its credential

@@ -178,6 +178,9 @@ func (r *Registry) wantPerHost(ctx context.Context, ph credentials.PerHost, need
 		return nil, fmt.Errorf("registry %q: rendering pull secret: %w", r.Name, err)
 	}
 	w.Data = data
+	w.Widen = func(ctx context.Context, hosts []string) (*pullsecret.Want, error) {
+		return r.wantPerHost(ctx, ph, Need{Exact: need.Exact, Hosts: UnionHosts(need.Hosts, hosts)})
+	}
 	return w, nil
 }
 

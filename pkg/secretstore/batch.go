@@ -14,7 +14,7 @@ type shardWriter struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 	// pending are the entries waiting, by shard and key.
-	pending map[string]map[string]any
+	pending map[string]map[string]deferred
 	// scheduled is set while a flush is due; failures counts the flushes
 	// that failed in a row (they back off).
 	scheduled bool
@@ -39,6 +39,16 @@ func (w *shardWriter) lock(shard string) func() {
 	return l.Unlock
 }
 
+// deferred is an index entry waiting for a batch.
+type deferred struct {
+	// value is the entry's value, or nil to remove it.
+	value any
+	// base, when set, is the value the shard must still hold for the key
+	// for value to be written ("" for none): the entry of a pull secret
+	// whose content depends on its hosts (Store.swap).
+	base *string
+}
+
 // drop forgets the waiting entries of a shard that data supersedes.
 func (w *shardWriter) drop(shard string, data map[string]any) {
 	w.mu.Lock()
@@ -48,8 +58,16 @@ func (w *shardWriter) drop(shard string, data map[string]any) {
 	}
 }
 
+// waiting returns the entry of key k waiting for a batch, if any.
+func (w *shardWriter) waiting(shard, k string) (deferred, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d, ok := w.pending[shard][k]
+	return d, ok
+}
+
 // take returns and forgets the waiting entries of a shard.
-func (w *shardWriter) take(shard string) map[string]any {
+func (w *shardWriter) take(shard string) map[string]deferred {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	data := w.pending[shard]
@@ -57,18 +75,23 @@ func (w *shardWriter) take(shard string) map[string]any {
 	return data
 }
 
-// deferEntry queues an index entry for the next batch.
-func (s *Store) deferEntry(shard, k string, value any) {
+// deferEntry queues an index entry for the next batch; base, if set, is
+// the value the shard must still hold for it to be written. An entry that
+// replaces one waiting keeps that one's base: the shard holds it still.
+func (s *Store) deferEntry(shard, k string, value any, base *string) {
 	w := &s.shards
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.pending == nil {
-		w.pending = map[string]map[string]any{}
+		w.pending = map[string]map[string]deferred{}
 	}
 	if w.pending[shard] == nil {
-		w.pending[shard] = map[string]any{}
+		w.pending[shard] = map[string]deferred{}
 	}
-	w.pending[shard][k] = value
+	if old, ok := w.pending[shard][k]; ok && base != nil && old.base != nil {
+		base = old.base
+	}
+	w.pending[shard][k] = deferred{value: value, base: base}
 	s.scheduleLocked()
 }
 
@@ -108,23 +131,19 @@ func (s *Store) Flush(ctx context.Context) error {
 	var first error
 	for _, shard := range shards {
 		unlock := w.lock(shard)
-		data := w.take(shard)
-		var err error
-		if len(data) > 0 {
-			err = s.mergeShard(ctx, shard, data)
-		}
+		left, lost, err := s.flushShard(ctx, shard, w.take(shard))
 		if err != nil {
 			// Back in line, unless a newer entry of the key came meanwhile.
 			w.mu.Lock()
 			if w.pending == nil {
-				w.pending = map[string]map[string]any{}
+				w.pending = map[string]map[string]deferred{}
 			}
 			if w.pending[shard] == nil {
-				w.pending[shard] = map[string]any{}
+				w.pending[shard] = map[string]deferred{}
 			}
-			for k, v := range data {
+			for k, d := range left {
 				if _, newer := w.pending[shard][k]; !newer {
-					w.pending[shard][k] = v
+					w.pending[shard][k] = d
 				}
 			}
 			// A batch writes them later, even when this flush was not the
@@ -137,6 +156,36 @@ func (s *Store) Flush(ctx context.Context) error {
 			}
 		}
 		unlock()
+		for _, l := range lost {
+			if err := s.raced(ctx, l); err != nil {
+				s.Log.Error(err, "Cannot record as pending a pull secret another replica rewrote meanwhile; the next resync writes it", "shard", shard, "entry", l.k)
+			}
+		}
 	}
 	return first
+}
+
+// flushShard writes a shard's waiting entries: those without a base in
+// one merge patch, those with one with swapBatch, whose lost entries it
+// returns. On error it returns the entries left to write. The caller
+// holds the shard's lock.
+func (s *Store) flushShard(ctx context.Context, shard string, data map[string]deferred) (map[string]deferred, []lostSwap, error) {
+	plain := map[string]any{}
+	based := map[string]deferred{}
+	for k, d := range data {
+		if d.base == nil {
+			plain[k] = d.value
+		} else {
+			based[k] = d
+		}
+	}
+	if len(plain) > 0 {
+		if err := s.mergeShard(ctx, shard, plain); err != nil {
+			return data, nil, err
+		}
+	}
+	if len(based) > 0 {
+		return s.swapBatch(ctx, shard, based)
+	}
+	return nil, nil, nil
 }

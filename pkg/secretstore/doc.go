@@ -9,6 +9,10 @@
 // that a namespace already holds the current secret, and tells the upkeep
 // where to refresh, fix or delete secrets.
 //
+// A pull secret whose content depends on the image hosts (a glob ECR
+// registry's, a key per region) keeps every host its entry records, when
+// replicas add hosts to it at once (hosts.go).
+//
 // A write never takes over a Secret regcred did not make: an update is a
 // JSON patch whose test operations require regcred's labels and type, and
 // a delete is bound to the UID regcred created.

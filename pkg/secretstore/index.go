@@ -284,19 +284,31 @@ func (x *Index) shard(ctx context.Context, i int) (map[string]string, error) {
 // Lookup returns the entry of a registry's pull secret (or its exact
 // variant) in a namespace.
 func (x *Index) Lookup(ctx context.Context, namespace, registry string, exact bool) (Entry, bool) {
+	e, _, ok := x.lookupRaw(ctx, namespace, registry, exact)
+	return e, ok
+}
+
+// lookupRaw is Lookup, with the entry's value as this replica believes
+// the shard holds it: "" for none, and a value that does not parse (ok
+// false) as it is.
+func (x *Index) lookupRaw(ctx context.Context, namespace, registry string, exact bool) (e Entry, raw string, ok bool) {
 	k := key(namespace, registry, exact)
 	if l, ok := x.recent(k); ok {
-		return l.entry, !l.gone
+		if l.gone {
+			return Entry{}, "", false
+		}
+		return l.entry, l.entry.value(), true
 	}
 	data, err := x.shard(ctx, shardNumber(namespace))
 	if err != nil {
-		return Entry{}, false
+		return Entry{}, "", false
 	}
-	v, ok := data[k]
-	if !ok {
-		return Entry{}, false
+	raw = data[k]
+	if raw == "" {
+		return Entry{}, "", false
 	}
-	return parseEntry(k, v)
+	e, ok = parseEntry(k, raw)
+	return e, raw, ok
 }
 
 // recent returns this replica's own write of k, if recent enough.
@@ -333,6 +345,25 @@ func (x *Index) remember(e Entry, gone bool) localEntry {
 	l := localEntry{entry: e, gone: gone, at: now}
 	x.local[key(e.Namespace, e.Registry, e.Exact)] = l
 	return l
+}
+
+// learn sets the overlay's entry k to what the shard holds, read from the
+// API server (raw, "" for none): newer than the cache may show yet. One
+// that does not parse is left to the cache.
+func (x *Index) learn(k, raw string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if raw == "" {
+		ns, _, _ := strings.Cut(k, ".")
+		x.local[k] = localEntry{entry: Entry{Namespace: ns}, gone: true, at: x.now()}
+		return
+	}
+	e, ok := parseEntry(k, raw)
+	if !ok {
+		delete(x.local, k)
+		return
+	}
+	x.local[k] = localEntry{entry: e, at: x.now()}
 }
 
 // unremember drops the overlay's entry k if it is still l (what remember

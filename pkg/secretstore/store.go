@@ -47,8 +47,21 @@ type Store struct {
 	Batch time.Duration
 	// Log reports batches that could not be written (they are retried).
 	Log logr.Logger
+	// Reader reads an index shard from the API server itself, when a
+	// write finds an entry changed by another replica (default API, which
+	// in regcred reads through the cache).
+	Reader client.Reader
+	// Raced, if set, is told of a pull secret whose content depends on its
+	// hosts (a glob ECR registry), rewritten in place and recorded with a
+	// batch, whose entry another replica changed meanwhile: which Secret
+	// write landed last is unknown, so it must be written again, serving
+	// e.Hosts. Its entry is pending already, for the sweeps.
+	Raced func(e Entry)
 
 	shards shardWriter
+	// writing serialises this replica's writes of each pull secret whose
+	// content depends on its hosts.
+	writing keyLocks
 }
 
 // FieldManager names regcred's writes in managedFields.
@@ -71,7 +84,7 @@ func (s *Store) Apply(ctx context.Context, namespace string, w *pullsecret.Want,
 		}
 		return WouldCreate, nil
 	}
-	return s.write(ctx, namespace, w, known, e)
+	return s.write(ctx, namespace, w, known, e, false)
 }
 
 // Hosts returns the image hosts the index says a pull secret serves, for
@@ -88,56 +101,53 @@ func (s *Store) Hosts(ctx context.Context, namespace, registry string, exact boo
 // one API call.
 func (s *Store) Restore(ctx context.Context, namespace string, w *pullsecret.Want) (Outcome, error) {
 	prev, known := s.Index.Lookup(ctx, namespace, w.Registry, w.Exact())
-	return s.write(ctx, namespace, w, known && !prev.Pending(), prev)
+	return s.write(ctx, namespace, w, known && !prev.Pending(), prev, true)
 }
 
-// Pending records that namespace should hold the pull secret of e's
-// registry (its Namespace, Registry, Exact), serving e.Hosts, which could
-// not be written yet: the leader's sweeps, which walk the index, write it
-// then, whichever replica was asked for it and whether or not it still
-// runs. An entry the index has already that serves those hosts is left as
-// it is; one that does not keeps its UID (deletes stay bound to the Secret
-// regcred made) and takes e.Hosts, which the caller makes a superset of
-// its own.
-func (s *Store) Pending(ctx context.Context, e Entry) error {
-	prev, known := s.Index.Lookup(ctx, e.Namespace, e.Registry, e.Exact)
-	if known && !slices.ContainsFunc(e.Hosts, func(h string) bool { return !slices.Contains(prev.Hosts, h) }) {
-		return nil
+// write creates the Secret, or patches the one regcred made, and records
+// it in the index; exists says which to try first, prev is what the index
+// knew of it; restore writes it even if the index says it is written.
+func (s *Store) write(ctx context.Context, namespace string, w *pullsecret.Want, exists bool, prev Entry, restore bool) (Outcome, error) {
+	if w.Widen != nil {
+		return s.writeHosts(ctx, namespace, w, restore)
 	}
-	e = Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: pendingVersion, Hosts: e.Hosts}
-	k := key(e.Namespace, e.Registry, e.Exact)
-	if err := s.patchShard(ctx, e.Namespace, map[string]any{k: e.value()}); err != nil {
-		return fmt.Errorf("recording pull secret of registry %s in namespace %s in the index: %w", e.Registry, e.Namespace, err)
+	out, uid, err := s.put(ctx, namespace, w, exists, prev)
+	if err != nil {
+		return "", err
 	}
-	s.Index.remember(e, false)
-	return nil
+	return out, s.record(ctx, namespace, w, uid, inPlace(out, prev))
 }
 
-// write creates the Secret, or patches the one regcred made; exists says
-// which to try first, prev is what the index knew of it.
-func (s *Store) write(ctx context.Context, namespace string, w *pullsecret.Want, exists bool, prev Entry) (Outcome, error) {
+// inPlace reports whether a write rewrote a Secret the index has an entry
+// for already, of which only the version changes: that entry can wait
+// for a batch.
+func inPlace(out Outcome, prev Entry) bool {
+	return out == Updated && prev.Version != "" && !prev.Pending()
+}
+
+// put creates the Secret, or patches the one regcred made; exists says
+// which to try first.
+func (s *Store) put(ctx context.Context, namespace string, w *pullsecret.Want, exists bool, prev Entry) (Outcome, types.UID, error) {
 	for range 3 {
 		if !exists {
 			uid, err := s.create(ctx, namespace, w)
 			if err == nil {
-				return Created, s.record(ctx, namespace, w, uid, false)
+				return Created, uid, nil
 			}
 			if !apierrors.IsAlreadyExists(err) {
-				return "", err
+				return "", "", err
 			}
 		}
 		uid, err := s.patch(ctx, namespace, w, prev)
 		if err == nil {
-			// Rewritten in place: the index has its entry already, only
-			// its version changes.
-			return Updated, s.record(ctx, namespace, w, uid, prev.Version != "")
+			return Updated, uid, nil
 		}
 		if !apierrors.IsNotFound(err) {
-			return "", err
+			return "", "", err
 		}
 		exists = false // deleted meanwhile: create it again
 	}
-	return "", fmt.Errorf("secret %s/%s: created and deleted by someone else over and over", namespace, w.Name)
+	return "", "", fmt.Errorf("secret %s/%s: created and deleted by someone else over and over", namespace, w.Name)
 }
 
 // AnnotationVersion records, on each pull secret, the version of its
@@ -199,11 +209,11 @@ func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want,
 // record writes the index entry of a pull secret just written; deferred
 // writes it with the next batch (Batch).
 func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want, uid types.UID, deferred bool) error {
-	e := Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: w.Version(), Shape: w.Shape(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
+	e := entryOf(namespace, w, uid)
 	l := s.Index.remember(e, false)
 	k := key(namespace, w.Registry, e.Exact)
 	if deferred && s.Batch > 0 {
-		s.deferEntry(ShardOf(namespace), k, e.value())
+		s.deferEntry(ShardOf(namespace), k, e.value(), nil)
 		return nil
 	}
 	if err := s.patchShard(ctx, namespace, map[string]any{k: e.value()}); err != nil {
@@ -214,6 +224,12 @@ func (s *Store) record(ctx context.Context, namespace string, w *pullsecret.Want
 		return fmt.Errorf("recording pull secret %s/%s in the index: %w", namespace, w.Name, err)
 	}
 	return nil
+}
+
+// entryOf is the index entry of w, written in namespace as the Secret of
+// UID uid.
+func entryOf(namespace string, w *pullsecret.Want, uid types.UID) Entry {
+	return Entry{Namespace: namespace, Registry: w.Registry, Exact: w.Exact(), UID: uid, Version: w.Version(), Shape: w.Shape(), ExpiresAt: w.ExpiresAt, Hosts: w.Hosts}
 }
 
 // Delete removes a pull secret regcred made, bound to the UID the index

@@ -110,6 +110,15 @@ func (m *Mender) Retry(namespace, secret string, hosts []string) {
 	m.add(namespace, secret, false, hosts)
 }
 
+// RetryEntry queues the pull secret of an index entry, serving its hosts:
+// one whose rewrite raced with another replica's (secretstore.Store's
+// Raced), pending in the index until written.
+func (m *Mender) RetryEntry(e secretstore.Entry) {
+	k := mendKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact}
+	m.keepHosts(k, e.Hosts)
+	m.queue.AddRateLimited(k)
+}
+
 // Restore queues a pull secret someone else deleted or changed.
 func (m *Mender) Restore(namespace, secret string) { m.add(namespace, secret, true, nil) }
 

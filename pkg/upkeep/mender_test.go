@@ -234,3 +234,35 @@ registries:
 	assert.Equal(t, []string{host, other}, e.Hosts)
 	assert.Equal(t, uid, e.UID)
 }
+
+// A rewrite that raced with another replica's is retried here at once,
+// serving every host of its pending entry.
+func TestMenderRetriesARacedEntry(t *testing.T) {
+	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
+			return ecrAPI{region: k.Region, down: &atomic.Bool{}}, nil
+		}})
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
+`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
+	require.NoError(t, err)
+	s := newMemStore()
+	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(), fast)
+	hosts := []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"}
+	raced := secretstore.Entry{Namespace: "a", Registry: "ecr", Hosts: hosts}
+	require.NoError(t, s.Pending(t.Context(), raced))
+	m.RetryEntry(raced)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { _, ok := s.get("a/ecr"); return ok }, 5*time.Second, time.Millisecond)
+	data, _ := s.get("a/ecr")
+	keys, err := pullsecret.Keys([]byte(data))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"*.dkr.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.us-east-1.amazonaws.com"}, keys)
+	e, _ := s.Lookup(t.Context(), "a", "ecr", false)
+	assert.False(t, e.Pending())
+}

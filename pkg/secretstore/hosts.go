@@ -1,0 +1,341 @@
+package secretstore
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+// The pull secret of a registry whose credential depends on the image
+// host (a glob ECR registry) has a key per host it serves, and any
+// replica adds hosts to it as Pods need them. regcred cannot read the
+// Secret back, so two replicas adding a host each at once could each
+// write the Secret with its own host only, and one host would be lost.
+// The index entry, which records the hosts, is what keeps them:
+//
+//   - a write of such a secret always serves every host its entry
+//     records (Want.Widen);
+//   - its entry is recorded only if the shard still holds the entry the
+//     write was based on, in one JSON patch whose test the API server
+//     checks (swap);
+//   - the writer that finds the entry changed cannot tell whose Secret
+//     write landed last: it writes the Secret again, serving the hosts of
+//     the entry it found too, and records that from the new base.
+//
+// So the entry last recorded is always that of the Secret last written,
+// and serves every host recorded before it. A rewrite recorded with a
+// batch (a token refresh) that finds its entry changed cannot write the
+// Secret again there: its entry turns pending, with every host, and
+// Raced is told.
+
+// maxRaces bounds how many times in a row one write finds its entry
+// changed by another.
+const maxRaces = 10
+
+// writeHosts is write for a pull secret whose content depends on its
+// hosts. This replica writes one such secret at a time: of its own
+// admissions asking for hosts at once, the later ones find the hosts
+// written, or add theirs to them, rather than race.
+func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.Want, restore bool) (Outcome, error) {
+	k := key(namespace, w.Registry, w.Exact())
+	unlock := s.writing.lock(k)
+	defer unlock()
+	prev, raw, known := s.Index.lookupRaw(ctx, namespace, w.Registry, w.Exact())
+	if known && !restore && prev.Satisfies(w) {
+		return Unchanged, nil
+	}
+	exists := known && !prev.Pending()
+	for range maxRaces {
+		if !covers(w.Hosts, prev.Hosts) {
+			wider, err := w.Widen(ctx, prev.Hosts)
+			if err != nil {
+				return "", err
+			}
+			w = wider
+		}
+		out, uid, err := s.put(ctx, namespace, w, exists, prev)
+		if err != nil {
+			return "", err
+		}
+		e := entryOf(namespace, w, uid)
+		// A rewrite for a new token can wait for a batch; one that adds a
+		// host is recorded at once, for the other replicas to see.
+		if inPlace(out, prev) && covers(prev.Hosts, w.Hosts) && s.Batch > 0 {
+			s.Index.remember(e, false)
+			s.deferEntry(ShardOf(namespace), k, e.value(), &raw)
+			return out, nil
+		}
+		won, cur, err := s.swap(ctx, namespace, k, raw, e.value())
+		if err != nil {
+			return "", fmt.Errorf("recording pull secret %s/%s in the index: %w", namespace, w.Name, err)
+		}
+		if won {
+			s.Index.remember(e, false)
+			return out, nil
+		}
+		// Another replica recorded the entry meanwhile: write the Secret
+		// again from what it recorded.
+		prev, _ = parseEntry(k, cur)
+		raw, exists = cur, true
+		s.Index.learn(k, cur)
+	}
+	// This replica's last Secret write may have landed after the entry's:
+	// the sweeps write it again.
+	if _, err := s.markPending(ctx, entryOf(namespace, w, ""), prev, raw, true); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("secret %s/%s: its index entry was changed by other replicas %d times in a row; left to the sweeps", namespace, w.Name, maxRaces)
+}
+
+// covers reports whether hosts holds every one of want.
+func covers(hosts, want []string) bool {
+	for _, h := range want {
+		if !slices.Contains(hosts, h) {
+			return false
+		}
+	}
+	return true
+}
+
+// unionHosts returns the hosts of a and b, sorted, once each.
+func unionHosts(a, b []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a), b...))))
+}
+
+// Pending records that namespace should hold the pull secret of e's
+// registry (its Namespace, Registry, Exact), serving e.Hosts, which could
+// not be written yet: the leader's sweeps, which walk the index, write it
+// then, whichever replica was asked for it and whether or not it still
+// runs. An entry the shard has already that serves those hosts is left as
+// it is; one that does not keeps its UID (deletes stay bound to the Secret
+// regcred made) and its hosts, and takes e.Hosts besides.
+func (s *Store) Pending(ctx context.Context, e Entry) error {
+	prev, raw, _ := s.Index.lookupRaw(ctx, e.Namespace, e.Registry, e.Exact)
+	_, err := s.markPending(ctx, e, prev, raw, false)
+	return err
+}
+
+// markPending records e pending, from prev, the entry as the shard holds
+// it (raw, "" for none), and returns what it recorded; force records it
+// even if prev serves e.Hosts.
+func (s *Store) markPending(ctx context.Context, e Entry, prev Entry, raw string, force bool) (Entry, error) {
+	k := key(e.Namespace, e.Registry, e.Exact)
+	for range maxRaces {
+		if raw != "" && !force && prev.Version != "" && covers(prev.Hosts, e.Hosts) {
+			return prev, nil
+		}
+		p := Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: pendingVersion, Hosts: unionHosts(prev.Hosts, e.Hosts)}
+		won, cur, err := s.swap(ctx, e.Namespace, k, raw, p.value())
+		if err != nil {
+			return Entry{}, fmt.Errorf("recording pull secret of registry %s in namespace %s in the index: %w", e.Registry, e.Namespace, err)
+		}
+		if won {
+			s.Index.remember(p, false)
+			return p, nil
+		}
+		prev, _ = parseEntry(k, cur)
+		raw = cur
+	}
+	return Entry{}, fmt.Errorf("recording pull secret of registry %s in namespace %s in the index: changed by other replicas %d times in a row", e.Registry, e.Namespace, maxRaces)
+}
+
+// lostSwap is an entry of a batch that another replica changed: ours is
+// the batch's value, cur what the shard holds.
+type lostSwap struct{ k, ours, cur string }
+
+// swapBatch writes the waiting entries of a shard that have a base, in one
+// JSON patch whose tests require each base. Refused, it writes them one at
+// a time, and returns those whose entry another replica changed, for
+// raced; on error, it returns the entries left to write. The caller holds
+// the shard's lock.
+func (s *Store) swapBatch(ctx context.Context, shard string, based map[string]deferred) (map[string]deferred, []lostSwap, error) {
+	keys := slices.Sorted(maps.Keys(based))
+	ops := make([]map[string]any, 0, 2*len(keys))
+	for _, k := range keys {
+		d := based[k]
+		ops = append(ops, testOp(k, *d.base), map[string]any{"op": "add", "path": dataPath(k), "value": d.value})
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
+	err := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
+	if err == nil {
+		return nil, nil, nil
+	}
+	if !isPatchRefused(err) && !apierrors.IsNotFound(err) {
+		return based, nil, err
+	}
+	left := maps.Clone(based)
+	var lost []lostSwap
+	for _, k := range keys {
+		d := based[k]
+		value, _ := d.value.(string)
+		won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value)
+		if err != nil {
+			return left, lost, err
+		}
+		delete(left, k)
+		if !won {
+			lost = append(lost, lostSwap{k: k, ours: value, cur: cur})
+		}
+	}
+	return nil, lost, nil
+}
+
+// raced handles an entry recorded with a batch that another replica
+// changed after this replica's Secret write was based on it: the entry
+// turns pending, serving the hosts of both, and Raced is told. An entry
+// forgotten meanwhile stays forgotten.
+func (s *Store) raced(ctx context.Context, l lostSwap) error {
+	mine, ok := parseEntry(l.k, l.ours)
+	if !ok {
+		return nil
+	}
+	theirs, _ := parseEntry(l.k, l.cur)
+	s.Index.learn(l.k, l.cur)
+	if l.cur == "" {
+		return nil
+	}
+	if theirs.UID == "" {
+		theirs.UID = mine.UID
+	}
+	p, err := s.markPending(ctx, mine, theirs, l.cur, true)
+	if err != nil {
+		return err
+	}
+	if s.Raced != nil {
+		s.Raced(p)
+	}
+	return nil
+}
+
+// swap sets entry k of namespace's shard to value if the shard holds base
+// for k ("" for none), in one request whose test the API server checks:
+// of two replicas writing the entry from one base, one wins. When swap
+// does not, cur is what the shard holds, read from the API server.
+func (s *Store) swap(ctx context.Context, namespace, k, base, value string) (won bool, cur string, err error) {
+	shard := ShardOf(namespace)
+	unlock := s.shards.lock(shard)
+	defer unlock()
+	return s.swapLocked(ctx, shard, k, base, value)
+}
+
+// swapLocked is swap; the caller holds the shard's lock.
+func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string) (bool, string, error) {
+	if d, ok := s.shards.waiting(shard, k); ok && d.base != nil && d.value == base {
+		// This replica's own entry waits for its batch: the shard holds
+		// what that was based on.
+		base = *d.base
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
+	ops := []map[string]any{testOp(k, base), {"op": "add", "path": dataPath(k), "value": value}}
+	for range 3 {
+		err := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
+		switch {
+		case err == nil:
+			s.shards.drop(shard, map[string]any{k: nil})
+			return true, "", nil
+		case !isPatchRefused(err) && !apierrors.IsNotFound(err):
+			return false, "", err
+		}
+		// Refused: the entry changed, or the test could not apply (no
+		// shard, or one without entries). The shard says which.
+		var fresh corev1.ConfigMap
+		err = s.reader().Get(ctx, client.ObjectKeyFromObject(cm), &fresh)
+		switch {
+		case apierrors.IsNotFound(err):
+			if base != "" {
+				return false, "", nil
+			}
+			shardCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard,
+				Labels: map[string]string{LabelIndex: IndexValue, pullsecret.LabelManagedBy: pullsecret.ManagedBy}},
+				Data: map[string]string{k: value}}
+			err = s.API.Create(ctx, shardCM, client.FieldOwner(FieldManager))
+			if err == nil {
+				s.shards.drop(shard, map[string]any{k: nil})
+				return true, "", nil
+			}
+			if !apierrors.IsAlreadyExists(err) {
+				return false, "", err
+			}
+			continue // created meanwhile: the test applies now
+		case err != nil:
+			return false, "", err
+		}
+		if cur := fresh.Data[k]; cur != base {
+			return false, cur, nil
+		}
+		// The entry is still base, and the test could not apply: the
+		// shard's resourceVersion guards the write instead.
+		ops = []map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": fresh.ResourceVersion}}
+		if fresh.Data == nil {
+			ops = append(ops, map[string]any{"op": "add", "path": "/data", "value": map[string]string{k: value}})
+		} else {
+			ops = append(ops, map[string]any{"op": "add", "path": dataPath(k), "value": value})
+		}
+	}
+	return false, "", fmt.Errorf("index shard %s: changed by others over and over", shard)
+}
+
+// testOp is the JSON patch operation that requires entry k to be base
+// ("" for none: JSON null, which the API server's test finds equal to a
+// member that is not there).
+func testOp(k, base string) map[string]any {
+	var v any
+	if base != "" {
+		v = base
+	}
+	return map[string]any{"op": "test", "path": dataPath(k), "value": v}
+}
+
+func dataPath(k string) string { return "/data/" + escape(k) }
+
+// reader reads a shard from the API server.
+func (s *Store) reader() client.Reader {
+	if s.Reader != nil {
+		return s.Reader
+	}
+	return s.API
+}
+
+// keyLocks is a lock per key, held while in use only.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock takes k's lock and returns what releases it.
+func (l *keyLocks) lock(k string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*keyLock{}
+	}
+	kl := l.m[k]
+	if kl == nil {
+		kl = &keyLock{}
+		l.m[k] = kl
+	}
+	kl.users++
+	l.mu.Unlock()
+	kl.Lock()
+	return func() {
+		kl.Unlock()
+		l.mu.Lock()
+		if kl.users--; kl.users == 0 {
+			delete(l.m, k)
+		}
+		l.mu.Unlock()
+	}
+}

@@ -1,0 +1,210 @@
+package secretstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+)
+
+var hostsExpiry = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// hostsWant is the pull secret of a registry whose credential depends on
+// the image host (a glob ECR registry): an auths key per host, each with
+// token tok ("t1", "t2": a later one expires later).
+func hostsWant(tok string, hosts ...string) *pullsecret.Want {
+	hosts = slices.Compact(slices.Sorted(slices.Values(hosts)))
+	auths := map[string]any{}
+	for _, h := range hosts {
+		auths[h] = map[string]string{"auth": tok}
+	}
+	data, _ := json.Marshal(map[string]any{"auths": auths})
+	w := &pullsecret.Want{Name: "regcred-ecr", Registry: "ecr", Data: data, Hosts: hosts, Source: "*.dkr.ecr.*.amazonaws.com",
+		ExpiresAt: hostsExpiry.Add(time.Duration(tok[1]-'0') * time.Hour)}
+	w.Widen = func(_ context.Context, more []string) (*pullsecret.Want, error) {
+		return hostsWant(tok, append(slices.Clone(hosts), more...)...), nil
+	}
+	return w
+}
+
+// secretHosts returns the auths keys of namespace app's pull secret of
+// registry ecr.
+func secretHosts(t *testing.T, c client.Client) []string {
+	t.Helper()
+	var cfg struct {
+		Auths map[string]any `json:"auths"`
+	}
+	require.NoError(t, json.Unmarshal(getSecret(t, c, "app", "regcred-ecr").Data[corev1.DockerConfigJsonKey], &cfg))
+	return slices.Sorted(maps.Keys(cfg.Auths))
+}
+
+// blindReader is a cache that has shown nothing yet: a replica whose
+// informer has not delivered another's writes.
+type blindReader struct{}
+
+func (blindReader) Get(_ context.Context, key client.ObjectKey, _ client.Object, _ ...client.GetOption) error {
+	return apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, key.Name)
+}
+
+func (blindReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+
+// A caller that knows fewer hosts than the index records (its view is
+// older) never writes a secret without them.
+func TestAHostWriteKeepsTheHostsTheIndexRecords(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	require.NoError(t, err)
+
+	other := &Store{API: c, Index: NewIndex(c, "regcred")}
+	out, err := other.Apply(ctx, "app", hostsWant("t1", "b"), false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	assert.Equal(t, []string{"a", "b"}, secretHosts(t, c))
+	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.Equal(t, []string{"a", "b"}, e.Hosts)
+	assert.Equal(t, hostsWant("t1", "a", "b").Version(), e.Version)
+}
+
+// Two replicas, neither of which has seen the other's write, each add a
+// host to one pull secret: the one whose index entry lands second finds
+// the entry changed, and writes the secret again serving both.
+func TestReplicasAddingHostsAtOnceKeepEveryHost(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	blind := func() *Store { return &Store{API: c, Reader: c, Index: NewIndex(blindReader{}, "regcred")} }
+	a, b := blind(), blind()
+	out, err := a.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	require.NoError(t, err)
+	assert.Equal(t, Created, out)
+	out, err = b.Apply(ctx, "app", hostsWant("t1", "b"), false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	assert.Equal(t, []string{"a", "b"}, secretHosts(t, c))
+	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.Equal(t, []string{"a", "b"}, e.Hosts)
+	assert.Equal(t, getSecret(t, c, "app", "regcred-ecr").UID, e.UID)
+
+	// a remembers its own write only; the shard tells it of b's.
+	_, err = a.Apply(ctx, "app", hostsWant("t1", "c"), false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b", "c"}, secretHosts(t, c))
+	e, _ = s.Index.Lookup(ctx, "app", "ecr", false)
+	assert.Equal(t, []string{"a", "b", "c"}, e.Hosts)
+
+	// Three replicas, four admissions each, at once: every host stays.
+	var wg sync.WaitGroup
+	hosts := []string{"a", "b", "c"}
+	replicas := []*Store{blind(), blind(), blind()}
+	for i := range 12 {
+		h := fmt.Sprintf("h%02d", i)
+		hosts = append(hosts, h)
+		wg.Go(func() {
+			_, err := replicas[i%3].Apply(ctx, "app", hostsWant("t1", h), false)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	slices.Sort(hosts)
+	assert.Equal(t, hosts, secretHosts(t, c))
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.Equal(t, hosts, e.Hosts)
+	assert.Equal(t, hostsWant("t1", hosts...).Version(), e.Version)
+}
+
+// A token refresh rewrites a secret in place and records it with a batch;
+// another replica adds a host meanwhile. Which secret write landed last
+// is unknown: the entry turns pending with every host, keeping its UID,
+// and Raced is told, so that it is written again.
+func TestABatchedHostRewriteThatRacedIsWrittenAgain(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	s.Batch = time.Hour // flushed below
+	var raced []Entry
+	s.Raced = func(e Entry) { raced = append(raced, e) }
+	_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	require.NoError(t, err)
+	uid := getSecret(t, c, "app", "regcred-ecr").UID
+	out, err := s.Apply(ctx, "app", hostsWant("t2", "a"), false)
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+
+	other := &Store{API: c, Index: NewIndex(c, "regcred")}
+	_, err = other.Apply(ctx, "app", hostsWant("t1", "b"), false)
+	require.NoError(t, err)
+	require.NoError(t, s.Flush(ctx))
+
+	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.True(t, e.Pending(), "the sweeps write it again")
+	assert.Equal(t, []string{"a", "b"}, e.Hosts)
+	assert.Equal(t, uid, e.UID)
+	require.Len(t, raced, 1)
+	assert.Equal(t, Entry{Namespace: "app", Registry: "ecr", UID: uid, Version: pendingVersion, Hosts: []string{"a", "b"}}, raced[0])
+	got, _ := s.Index.Lookup(ctx, "app", "ecr", false)
+	assert.True(t, got.Pending(), "this replica sees it pending")
+
+	// Written again, it serves both.
+	out, err = s.Restore(ctx, "app", hostsWant("t2", "a"))
+	require.NoError(t, err)
+	assert.Equal(t, Updated, out)
+	assert.Equal(t, []string{"a", "b"}, secretHosts(t, c))
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.False(t, e.Pending())
+	assert.Equal(t, hostsWant("t2", "a", "b").Version(), e.Version)
+}
+
+// A batch whose entries nobody changed meanwhile is one patch, as before.
+func TestABatchedHostRewriteIsRecorded(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	s.Batch = time.Hour
+	s.Raced = func(e Entry) { t.Errorf("raced: %v", e) }
+	for _, ns := range []string{"app", "web"} {
+		_, err := s.Apply(ctx, ns, hostsWant("t1", "a", "b"), false)
+		require.NoError(t, err)
+		_, err = s.Apply(ctx, ns, hostsWant("t2", "a", "b"), false)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Flush(ctx))
+	for _, ns := range []string{"app", "web"} {
+		e, _ := NewIndex(c, "regcred").Lookup(ctx, ns, "ecr", false)
+		assert.Equal(t, hostsWant("t2", "a", "b").Version(), e.Version, ns)
+	}
+}
+
+// A pending entry recorded by a replica that has not seen another's
+// entry keeps that entry's hosts and UID.
+func TestPendingKeepsWhatAnotherReplicaRecorded(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	require.NoError(t, err)
+	uid := getSecret(t, c, "app", "regcred-ecr").UID
+
+	blind := &Store{API: c, Reader: c, Index: NewIndex(blindReader{}, "regcred")}
+	require.NoError(t, blind.Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: []string{"b"}}))
+	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.True(t, e.Pending())
+	assert.Equal(t, []string{"a", "b"}, e.Hosts)
+	assert.Equal(t, uid, e.UID)
+
+	// Serving the hosts asked for already: left as it is.
+	_, err = s.Apply(ctx, "app", hostsWant("t1", "a", "b"), false)
+	require.NoError(t, err)
+	require.NoError(t, (&Store{API: c, Reader: c, Index: NewIndex(blindReader{}, "regcred")}).Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: []string{"b"}}))
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.False(t, e.Pending())
+}
