@@ -1,16 +1,27 @@
 package ecr
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"net/http"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // secretKeys returns the auths keys of a pull secret.
@@ -107,5 +118,93 @@ func TestGlobRegistryRefreshesPerRegion(t *testing.T) {
 	for _, p := range pods {
 		assert.NoError(t, pull(t.Context(), t, p, a))
 		assert.NoError(t, pull(t.Context(), t, p, c))
+	}
+}
+
+// admit sends the review of a Pod of images in ns straight to a replica's
+// webhook, as the API server would, and returns its answer.
+func admit(t *testing.T, r *replica, ns string, images ...string) *admissionv1.AdmissionResponse {
+	p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}}
+	for i, img := range images {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "c" + string(rune('a'+i)), Image: img})
+	}
+	raw, err := json.Marshal(p)
+	if !assert.NoError(t, err) {
+		return nil
+	}
+	body, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{UID: types.UID(ns), Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace: ns, Operation: admissionv1.Create,
+			Object: runtime.RawExtension{Raw: raw}},
+	})
+	if !assert.NoError(t, err) {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(env.ca.CertPEM)
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := c.Post(r.URL, "application/json", bytes.NewReader(body))
+	if !assert.NoError(t, err) {
+		return nil
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var review admissionv1.AdmissionReview
+	if !assert.NoError(t, json.NewDecoder(resp.Body).Decode(&review)) || !assert.NotNil(t, review.Response) {
+		return nil
+	}
+	return review.Response
+}
+
+// Two replicas admit at once the first Pods of new namespaces, each Pod of
+// another region (a release of several apps, whose images come from two
+// regions): neither replica has seen the other's write, and each writes
+// the namespace's secret for its own region. Whichever write lands last,
+// every secret serves both regions, and its index entry says so.
+func TestGlobRegistryReplicasAddingRegionsAtOnce(t *testing.T) {
+	env.ecr.SetLifetime(12 * time.Hour)
+	a := startReplica(t, "a", "ecr-glob-race")
+	b := startReplica(t, "b", "ecr-glob-race")
+	image := func(host string) string { return host + "/" + env.imageKeys[len(hostKeys)+1:] }
+	south, central := image(hostGlobA), image(hostGlobC)
+	nss := make([]string, 8)
+	for i := range nss {
+		nss[i] = newNamespace(t)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, ns := range nss {
+		for _, r := range []struct {
+			rep *replica
+			img string
+		}{{a, south}, {b, central}} {
+			wg.Go(func() {
+				<-start
+				resp := admit(t, r.rep, ns, r.img)
+				if assert.NotNil(t, resp) {
+					assert.True(t, resp.Allowed)
+					assert.Empty(t, resp.Warnings, "%s: admitted by %s", ns, r.rep.name)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	both := []string{"*.dkr.ecr.ap-south-1.amazonaws.com", "*.dkr.ecr.eu-central-1.amazonaws.com"}
+	var index corev1.ConfigMapList
+	require.NoError(t, env.client.List(t.Context(), &index, client.InNamespace(namespace), client.MatchingLabels{secretstore.LabelIndex: secretstore.IndexValue}))
+	for _, ns := range nss {
+		assert.Equal(t, both, secretKeys(t, ns, "regcred-ecr-any"), ns)
+		var entry string
+		for _, cm := range index.Items {
+			if v, ok := cm.Data[ns+".ecr-any"]; ok {
+				entry = v
+			}
+		}
+		assert.Contains(t, entry, hostGlobA, "%s: its index entry records both regions", ns)
+		assert.Contains(t, entry, hostGlobC, ns)
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Spec: corev1.PodSpec{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred-ecr-any"}}}}
+		assert.NoError(t, pull(t.Context(), t, p, south), ns)
+		assert.NoError(t, pull(t.Context(), t, p, central), ns)
 	}
 }
