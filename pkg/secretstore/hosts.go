@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,15 +46,31 @@ const maxRaces = 10
 // hosts. This replica writes one such secret at a time: of its own
 // admissions asking for hosts at once, the later ones find the hosts
 // written, or add theirs to them, rather than race.
-func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.Want, restore bool) (Outcome, error) {
+func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.Want, restore bool) (_ Outcome, err error) {
 	k := key(namespace, w.Registry, w.Exact())
-	unlock := s.writing.lock(k)
+	unlock, err := s.writing.lock(ctx, k)
+	if err != nil {
+		return "", fmt.Errorf("secret %s/%s: waiting for this replica's other write of it: %w", namespace, w.Name, err)
+	}
 	defer unlock()
 	prev, raw, known := s.Index.lookupRaw(ctx, namespace, w.Registry, w.Exact())
 	if known && !restore && prev.Satisfies(w) {
 		return Unchanged, nil
 	}
 	exists := known && !prev.Pending()
+	lost := false
+	defer func() {
+		if err != nil && lost {
+			// This replica's last Secret write may have landed after the
+			// entry another replica recorded, which claims hosts it lacks:
+			// the entry turns pending, for the sweeps to write it again.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, perr := s.markPending(ctx, entryOf(namespace, w, ""), prev, raw, true); perr != nil {
+				err = fmt.Errorf("%w; and recording it pending: %w", err, perr)
+			}
+		}
+	}()
 	for range maxRaces {
 		if !covers(w.Hosts, prev.Hosts) {
 			wider, err := w.Widen(ctx, prev.Hosts)
@@ -84,14 +101,10 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		}
 		// Another replica recorded the entry meanwhile: write the Secret
 		// again from what it recorded.
+		lost = true
 		prev, _ = parseEntry(k, cur)
 		raw, exists = cur, true
 		s.Index.learn(k, cur)
-	}
-	// This replica's last Secret write may have landed after the entry's:
-	// the sweeps write it again.
-	if _, err := s.markPending(ctx, entryOf(namespace, w, ""), prev, raw, true); err != nil {
-		return "", err
 	}
 	return "", fmt.Errorf("secret %s/%s: its index entry was changed by other replicas %d times in a row; left to the sweeps", namespace, w.Name, maxRaces)
 }
@@ -158,36 +171,43 @@ type lostSwap struct{ k, ours, cur string }
 // raced; on error, it returns the entries left to write. The caller holds
 // the shard's lock.
 func (s *Store) swapBatch(ctx context.Context, shard string, based map[string]deferred) (map[string]deferred, []lostSwap, error) {
-	keys := slices.Sorted(maps.Keys(based))
-	ops := make([]map[string]any, 0, 2*len(keys))
-	for _, k := range keys {
-		d := based[k]
-		ops = append(ops, testOp(k, *d.base), map[string]any{"op": "add", "path": dataPath(k), "value": d.value})
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
-	err := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
-	if err == nil {
-		return nil, nil, nil
-	}
-	if !isPatchRefused(err) && !apierrors.IsNotFound(err) {
-		return based, nil, err
-	}
 	left := maps.Clone(based)
 	var lost []lostSwap
-	for _, k := range keys {
-		d := based[k]
-		value, _ := d.value.(string)
-		won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value)
-		if err != nil {
-			return left, lost, err
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(based)), maxSwapsPerPatch) {
+		ops := make([]map[string]any, 0, 2*len(chunk))
+		for _, k := range chunk {
+			d := based[k]
+			ops = append(ops, testOp(k, *d.base), map[string]any{"op": "add", "path": dataPath(k), "value": d.value})
 		}
-		delete(left, k)
-		if !won {
-			lost = append(lost, lostSwap{k: k, ours: value, cur: cur})
+		patchErr := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
+		if patchErr != nil && !isPatchRefused(patchErr) && !apierrors.IsNotFound(patchErr) {
+			return left, lost, patchErr
+		}
+		for _, k := range chunk {
+			if patchErr == nil {
+				delete(left, k)
+				continue
+			}
+			// Refused: one at a time.
+			d := based[k]
+			value, _ := d.value.(string)
+			won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value)
+			if err != nil {
+				return left, lost, err
+			}
+			delete(left, k)
+			if !won {
+				lost = append(lost, lostSwap{k: k, ours: value, cur: cur})
+			}
 		}
 	}
 	return nil, lost, nil
 }
+
+// maxSwapsPerPatch bounds the entries of one batch's JSON patch: two
+// operations each, and kube-apiserver takes at most 10,000 in a patch.
+var maxSwapsPerPatch = 1000
 
 // raced handles an entry recorded with a batch that another replica
 // changed after this replica's Secret write was based on it: the entry
@@ -208,12 +228,13 @@ func (s *Store) raced(ctx context.Context, l lostSwap) error {
 	}
 	p, err := s.markPending(ctx, mine, theirs, l.cur, true)
 	if err != nil {
-		return err
+		// Not pending: only this replica's retry writes it again.
+		p = Entry{Namespace: mine.Namespace, Registry: mine.Registry, Exact: mine.Exact, UID: theirs.UID, Hosts: unionHosts(mine.Hosts, theirs.Hosts)}
 	}
 	if s.Raced != nil {
 		s.Raced(p)
 	}
-	return nil
+	return err
 }
 
 // swap sets entry k of namespace's shard to value if the shard holds base
@@ -229,14 +250,21 @@ func (s *Store) swap(ctx context.Context, namespace, k, base, value string) (won
 
 // swapLocked is swap; the caller holds the shard's lock.
 func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string) (bool, string, error) {
+	asked := base
 	if d, ok := s.shards.waiting(shard, k); ok && d.base != nil && d.value == base {
 		// This replica's own entry waits for its batch: the shard holds
-		// what that was based on.
+		// what that was based on (unless a flush wrote it and failed to
+		// hear so: below).
 		base = *d.base
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
-	ops := []map[string]any{testOp(k, base), {"op": "add", "path": dataPath(k), "value": value}}
-	for range 3 {
+	noData := false
+	for range 5 {
+		ops := []map[string]any{testOp(k, base), {"op": "add", "path": dataPath(k), "value": value}}
+		if noData {
+			// A shard without entries has no /data for the test to look in.
+			ops = []map[string]any{{"op": "test", "path": "/data", "value": nil}, {"op": "add", "path": "/data", "value": map[string]string{k: value}}}
+		}
 		err := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
 		switch {
 		case err == nil:
@@ -265,20 +293,26 @@ func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string) (b
 			if !apierrors.IsAlreadyExists(err) {
 				return false, "", err
 			}
+			noData = false
 			continue // created meanwhile: the test applies now
 		case err != nil:
 			return false, "", err
 		}
-		if cur := fresh.Data[k]; cur != base {
+		cur, present := fresh.Data[k]
+		switch {
+		case present && cur == value:
+			// Written already: a flush that failed to hear its answer.
+			s.shards.drop(shard, map[string]any{k: nil})
+			return true, "", nil
+		case cur == base:
+			noData = fresh.Data == nil // else changed and back: try again
+		case base != asked && cur == asked:
+			// The waiting entry was written by a flush that failed to
+			// hear so: the shard holds what the caller based on.
+			s.shards.drop(shard, map[string]any{k: nil})
+			base, noData = asked, false
+		default:
 			return false, cur, nil
-		}
-		// The entry is still base, and the test could not apply: the
-		// shard's resourceVersion guards the write instead.
-		ops = []map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": fresh.ResourceVersion}}
-		if fresh.Data == nil {
-			ops = append(ops, map[string]any{"op": "add", "path": "/data", "value": map[string]string{k: value}})
-		} else {
-			ops = append(ops, map[string]any{"op": "add", "path": dataPath(k), "value": value})
 		}
 	}
 	return false, "", fmt.Errorf("index shard %s: changed by others over and over", shard)
@@ -305,37 +339,43 @@ func (s *Store) reader() client.Reader {
 	return s.API
 }
 
-// keyLocks is a lock per key, held while in use only.
+// keyLocks is a lock per key, kept while in use only.
 type keyLocks struct {
 	mu sync.Mutex
 	m  map[string]*keyLock
 }
 
 type keyLock struct {
-	sync.Mutex
+	held  chan struct{} // holds a token while the lock is taken
 	users int
 }
 
-// lock takes k's lock and returns what releases it.
-func (l *keyLocks) lock(k string) func() {
+// lock takes k's lock, or gives up when ctx ends, and returns what
+// releases it.
+func (l *keyLocks) lock(ctx context.Context, k string) (func(), error) {
 	l.mu.Lock()
 	if l.m == nil {
 		l.m = map[string]*keyLock{}
 	}
 	kl := l.m[k]
 	if kl == nil {
-		kl = &keyLock{}
+		kl = &keyLock{held: make(chan struct{}, 1)}
 		l.m[k] = kl
 	}
 	kl.users++
 	l.mu.Unlock()
-	kl.Lock()
-	return func() {
-		kl.Unlock()
+	leave := func() {
 		l.mu.Lock()
 		if kl.users--; kl.users == 0 {
 			delete(l.m, k)
 		}
 		l.mu.Unlock()
+	}
+	select {
+	case kl.held <- struct{}{}:
+		return func() { <-kl.held; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
 	}
 }

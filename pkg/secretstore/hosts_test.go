@@ -14,8 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/regcred/regcred/pkg/pullsecret"
 )
@@ -207,4 +210,124 @@ func TestPendingKeepsWhatAnotherReplicaRecorded(t *testing.T) {
 	require.NoError(t, (&Store{API: c, Reader: c, Index: NewIndex(blindReader{}, "regcred")}).Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: []string{"b"}}))
 	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
 	assert.False(t, e.Pending())
+}
+
+// A replica whose rewrite, after it lost a race, fails (the API server
+// throttles, ECR is down) leaves the entry pending: its earlier Secret
+// write may have landed after the entry the other replica recorded.
+func TestAFailedRewriteAfterARaceLeavesTheEntryPending(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	require.NoError(t, err)
+	uid := getSecret(t, c, "app", "regcred-ecr").UID
+
+	secretPatches := 0
+	failing := interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			if _, ok := obj.(*corev1.Secret); ok {
+				if secretPatches++; secretPatches > 1 {
+					return apierrors.NewTooManyRequests("slow down", 1)
+				}
+			}
+			return cl.Patch(ctx, obj, p, opts...)
+		},
+	})
+	blind := &Store{API: failing, Reader: c, Index: NewIndex(blindReader{}, "regcred")}
+	_, err = blind.Apply(ctx, "app", hostsWant("t1", "b"), false)
+	require.Error(t, err)
+	assert.Equal(t, 2, secretPatches, "its own write, then the one serving both, refused")
+	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.True(t, e.Pending(), "the sweeps write it again")
+	assert.Equal(t, []string{"a", "b"}, e.Hosts)
+	assert.Equal(t, uid, e.UID)
+}
+
+// Replicas recording the first entries of a shard that has none (its
+// last was forgotten: the ConfigMap has no data) all succeed.
+func TestFirstEntriesOfAnEmptyShard(t *testing.T) {
+	_, c := newStore(t)
+	ctx := t.Context()
+	var nss []string
+	for i := 0; len(nss) < 6; i++ {
+		if ns := fmt.Sprintf("ns-%d", i); ShardOf(ns) == ShardOf("app") {
+			nss = append(nss, ns)
+		}
+	}
+	require.NoError(t, c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: ShardOf("app"),
+		Labels: map[string]string{LabelIndex: IndexValue}}}))
+	var wg sync.WaitGroup
+	for i, ns := range nss {
+		wg.Go(func() {
+			_, err := (&Store{API: c, Index: NewIndex(blindReader{}, "regcred")}).Apply(ctx, ns, hostsWant("t1", fmt.Sprintf("h%d", i)), false)
+			assert.NoError(t, err, ns)
+		})
+	}
+	wg.Wait()
+	for i, ns := range nss {
+		e, ok := NewIndex(c, "regcred").Lookup(ctx, ns, "ecr", false)
+		assert.True(t, ok, ns)
+		assert.Equal(t, []string{fmt.Sprintf("h%d", i)}, e.Hosts, ns)
+	}
+}
+
+// A batch's entries go in patches of at most maxSwapsPerPatch entries
+// (kube-apiserver takes at most 10,000 operations in one).
+func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
+	defer func(n int) { maxSwapsPerPatch = n }(maxSwapsPerPatch)
+	maxSwapsPerPatch = 2
+	_, inner := newStore(t)
+	var sizes []int
+	c := interceptor.NewClient(inner.(client.WithWatch), interceptor.Funcs{
+		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			if _, ok := obj.(*corev1.ConfigMap); ok && p.Type() == types.JSONPatchType {
+				body, _ := p.Data(obj)
+				var ops []any
+				_ = json.Unmarshal(body, &ops)
+				sizes = append(sizes, len(ops))
+			}
+			return cl.Patch(ctx, obj, p, opts...)
+		},
+	})
+	s := &Store{API: c, Index: NewIndex(inner, "regcred"), Batch: time.Hour}
+	ctx := t.Context()
+	var nss []string
+	for i := 0; len(nss) < 5; i++ {
+		if ns := fmt.Sprintf("ns-%d", i); ShardOf(ns) == ShardOf("app") {
+			nss = append(nss, ns)
+		}
+	}
+	for _, ns := range nss {
+		_, err := s.Apply(ctx, ns, hostsWant("t1", "a"), false)
+		require.NoError(t, err)
+	}
+	sizes = nil
+	for _, ns := range nss {
+		_, err := s.Apply(ctx, ns, hostsWant("t2", "a"), false)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Flush(ctx))
+	assert.Equal(t, []int{4, 4, 2}, sizes, "a test and an add per entry, two entries a patch")
+	for _, ns := range nss {
+		e, _ := NewIndex(inner, "regcred").Lookup(ctx, ns, "ecr", false)
+		assert.Equal(t, hostsWant("t2", "a").Version(), e.Version, ns)
+	}
+}
+
+// An entry the shard holds already, as a flush that did not hear its
+// answer wrote it, is written.
+func TestSwapOfAnEntryWrittenAlready(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	k := key("app", "ecr", false)
+	won, _, err := s.swap(ctx, "app", k, "", "v1")
+	require.NoError(t, err)
+	require.True(t, won)
+	won, _, err = s.swap(ctx, "app", k, "v0", "v1")
+	require.NoError(t, err)
+	assert.True(t, won, "the shard holds v1 already")
+	won, cur, err := s.swap(ctx, "app", k, "v0", "v2")
+	require.NoError(t, err)
+	assert.False(t, won)
+	assert.Equal(t, "v1", cur)
 }

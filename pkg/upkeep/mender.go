@@ -85,6 +85,10 @@ type mendKey struct {
 	exact bool
 	// restore writes whatever the index says (someone else changed it).
 	restore bool
+	// raced writes whatever the index says too: this replica's rewrite
+	// raced with another's, whose Secret write may have landed first
+	// (RetryEntry).
+	raced bool
 }
 
 func (k mendKey) entry() secretstore.Entry {
@@ -110,11 +114,11 @@ func (m *Mender) Retry(namespace, secret string, hosts []string) {
 	m.add(namespace, secret, false, hosts)
 }
 
-// RetryEntry queues the pull secret of an index entry, serving its hosts:
-// one whose rewrite raced with another replica's (secretstore.Store's
-// Raced), pending in the index until written.
+// RetryEntry queues the pull secret of an index entry, to be written
+// again whatever the index says, serving the entry's hosts: one whose
+// rewrite raced with another replica's (secretstore.Store's Raced).
 func (m *Mender) RetryEntry(e secretstore.Entry) {
-	k := mendKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact}
+	k := mendKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact, raced: true}
 	m.keepHosts(k, e.Hosts)
 	m.queue.AddRateLimited(k)
 }
@@ -221,14 +225,19 @@ func (m *Mender) process(ctx context.Context, k mendKey, hosts []string) error {
 	if err != nil {
 		return err
 	}
-	if k.restore {
+	if k.restore || k.raced {
 		out, err := m.store.Restore(ctx, k.namespace, want)
 		if err := m.unwritable(ctx, k, err); err != nil {
 			return err
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case k.restore:
 			logr.FromContextOrDiscard(ctx).Info("Pull secret restored after a change by someone else", "namespace", k.namespace, "registry", k.registry, "outcome", out)
 			m.metrics.SecretRestored(k.registry)
+		default:
+			logr.FromContextOrDiscard(ctx).V(1).Info("Pull secret written again after another replica's write raced with this one's", "namespace", k.namespace, "registry", k.registry, "outcome", out)
+			m.metrics.SecretEnsured(k.registry, out)
 		}
 		return nil
 	}

@@ -235,8 +235,9 @@ registries:
 	assert.Equal(t, uid, e.UID)
 }
 
-// A rewrite that raced with another replica's is retried here at once,
-// serving every host of its pending entry.
+// A rewrite that raced with another replica's is written again here at
+// once, whatever the index says (the other's Secret write may have landed
+// first), serving the hosts of both.
 func TestMenderRetriesARacedEntry(t *testing.T) {
 	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
 		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
@@ -250,19 +251,34 @@ registries:
 	require.NoError(t, err)
 	s := newMemStore()
 	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(), fast)
-	hosts := []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"}
-	raced := secretstore.Entry{Namespace: "a", Registry: "ecr", Hosts: hosts}
-	require.NoError(t, s.Pending(t.Context(), raced))
-	m.RetryEntry(raced)
+	const west, east = "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	// The index records a secret serving both regions, as another
+	// replica's entry said when this one's write raced with it.
+	w, err := set.Get("ecr").Want(t.Context(), registries.Need{Hosts: []string{west, east}})
+	require.NoError(t, err)
+	_, err = s.Apply(t.Context(), "a", w, false)
+	require.NoError(t, err)
+	m.RetryEntry(secretstore.Entry{Namespace: "a", Registry: "ecr", Hosts: []string{west, east}})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	require.Eventually(t, func() bool { _, ok := s.get("a/ecr"); return ok }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.restores["a/ecr"] == 1
+	}, 5*time.Second, time.Millisecond, "written again, though the index says it is written")
 	data, _ := s.get("a/ecr")
 	keys, err := pullsecret.Keys([]byte(data))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"*.dkr.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.us-east-1.amazonaws.com"}, keys)
-	e, _ := s.Lookup(t.Context(), "a", "ecr", false)
-	assert.False(t, e.Pending())
+
+	// Raced with hosts the index does not record: served too.
+	const south = "123456789012.dkr.ecr.ap-south-1.amazonaws.com"
+	m.RetryEntry(secretstore.Entry{Namespace: "a", Registry: "ecr", Hosts: []string{south}})
+	require.Eventually(t, func() bool {
+		data, _ := s.get("a/ecr")
+		keys, _ := pullsecret.Keys([]byte(data))
+		return len(keys) == 3
+	}, 5*time.Second, time.Millisecond)
 }
