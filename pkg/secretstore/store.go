@@ -247,14 +247,57 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 	case refusedByPolicy(err):
 		// Not regcred's any more (its labels were removed), or in a
 		// namespace excluded since: leave it, and forget it.
-		if err := s.Forget(ctx, e); err != nil {
+		if err := s.forgetSecret(ctx, e); err != nil {
 			return err
 		}
 		return fmt.Errorf("secret %s/%s: %w", e.Namespace, secretName, ErrLeftInPlace)
 	default:
 		return describe(err, "deleting", e.Namespace, secretName)
 	}
-	return s.Forget(ctx, e)
+	return s.forgetSecret(ctx, e)
+}
+
+// forgetSecret removes e's index entry if it still records the Secret of
+// e's UID: another replica that made the Secret again meanwhile (a new
+// UID: the config it read says the registry serves the namespace) keeps
+// its entry, and the next sweep decides on that Secret.
+func (s *Store) forgetSecret(ctx context.Context, e Entry) error {
+	k := key(e.Namespace, e.Registry, e.Exact)
+	shard := ShardOf(e.Namespace)
+	unlock := s.shards.lock(shard)
+	defer unlock()
+	s.shards.drop(shard, map[string]any{k: nil})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
+	raw := e.value()
+	for range 3 {
+		err := s.API.Patch(ctx, cm, jsonPatch([]map[string]any{testOp(k, raw), {"op": "remove", "path": dataPath(k)}}), client.FieldOwner(FieldManager))
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			s.Index.learn(k, "")
+			return nil
+		case !isPatchRefused(err):
+			return fmt.Errorf("forgetting pull secret %s of registry %s in the index: %w", e.Namespace, e.Registry, err)
+		}
+		var fresh corev1.ConfigMap
+		if err := s.reader().Get(ctx, client.ObjectKeyFromObject(cm), &fresh); err != nil {
+			if apierrors.IsNotFound(err) {
+				s.Index.learn(k, "")
+				return nil
+			}
+			return fmt.Errorf("forgetting pull secret %s of registry %s in the index: %w", e.Namespace, e.Registry, err)
+		}
+		cur := fresh.Data[k]
+		if cur == "" {
+			s.Index.learn(k, "")
+			return nil
+		}
+		if now, _ := parseEntry(k, cur); now.UID != e.UID {
+			s.Index.learn(k, cur)
+			return nil
+		}
+		raw = cur // the same Secret, rewritten meanwhile
+	}
+	return fmt.Errorf("forgetting pull secret %s of registry %s in the index: changed by others over and over", e.Namespace, e.Registry)
 }
 
 // refusedByPolicy reports whether the API server refused a request by a

@@ -611,3 +611,38 @@ func TestPendingEntries(t *testing.T) {
 	_, known = s.Index.Lookup(ctx, "other", "hub", false)
 	assert.False(t, known)
 }
+
+// A delete the leader decided on, of a Secret another replica made again
+// meanwhile (a config it read later says the registry serves the
+// namespace): the delete, bound to the old UID, leaves the new Secret,
+// and the index keeps the new Secret's entry, for the sweeps to decide on
+// again.
+func TestDeleteKeepsTheEntryOfASecretMadeAgain(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	old, _ := s.Index.Lookup(ctx, "app", "hub", false)
+
+	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
+	other := &Store{API: c, Index: NewIndex(c, "regcred")}
+	out, err := other.Restore(ctx, "app", want(`{"auths":{}}`))
+	require.NoError(t, err)
+	require.Equal(t, Created, out)
+	made := getSecret(t, c, "app", "regcred-hub").UID
+	require.NotEqual(t, old.UID, made)
+
+	require.NoError(t, s.Delete(ctx, old, "regcred-hub"))
+	getSecret(t, c, "app", "regcred-hub") // still there
+	e, known := NewIndex(c, "regcred").Lookup(ctx, "app", "hub", false)
+	require.True(t, known, "the new Secret's entry stays")
+	assert.Equal(t, made, e.UID)
+	e, known = s.Index.Lookup(ctx, "app", "hub", false)
+	assert.True(t, known, "and this replica sees it")
+	assert.Equal(t, made, e.UID)
+
+	// The entry of the Secret deleted goes.
+	require.NoError(t, s.Delete(ctx, e, "regcred-hub"))
+	_, known = NewIndex(c, "regcred").Lookup(ctx, "app", "hub", false)
+	assert.False(t, known)
+}
