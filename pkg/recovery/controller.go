@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -103,6 +104,9 @@ type Controller struct {
 
 	mu   sync.Mutex
 	term *term
+	// settled is when the last config or namespace change has had Settle
+	// to reach every replica.
+	settled time.Time
 }
 
 // waiter paces evictions (a rate.Limiter).
@@ -112,7 +116,8 @@ type waiter interface {
 
 // term is what the controller holds while it leads.
 type term struct {
-	store cache.Store
+	// store is indexed by namespace.
+	store cache.Indexer
 	queue workqueue.TypedRateLimitingInterface[string]
 
 	// clock times what is remembered of owners; window is
@@ -144,24 +149,58 @@ type acted struct {
 func (c *Controller) NeedLeaderElection() bool { return true }
 
 // ConfigChanged looks again, after Settle, at every Pod whose pull failed.
-// Called when not leading, it does nothing: a new leader looks at every Pod
-// when it starts.
+// Called when not leading, it only holds evictions back until then: a new
+// leader looks at every Pod when it starts.
 func (c *Controller) ConfigChanged() {
-	t := c.current()
+	t := c.changed()
 	if t == nil {
 		return
 	}
-	c.enqueueFailing(t, "", c.Settle)
+	c.enqueueFailing(t, "", c.settle())
 }
 
-// NamespaceChanged looks again at the Pods of a namespace whose labels
-// changed.
+// NamespaceChanged looks again, after Settle, at the Pods of a namespace
+// whose labels changed: the other replicas' caches of namespaces may not
+// have the change yet.
 func (c *Controller) NamespaceChanged(namespace string) {
-	t := c.current()
+	t := c.changed()
 	if t == nil {
 		return
 	}
-	c.enqueueFailing(t, namespace, 0)
+	c.enqueueFailing(t, namespace, c.settle())
+}
+
+// changed notes a change of config or namespace labels, before which no
+// Pod is evicted until Settle has passed, and returns the current term.
+func (c *Controller) changed() *term {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.settled = c.now().Add(c.settle())
+	return c.term
+}
+
+// untilSettled returns how long evictions wait still for the last change
+// to reach every replica: a Pod whose pull fails just after a config or
+// namespace change (its event comes at once) waits as the Pods queued by
+// the change do.
+func (c *Controller) untilSettled() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settled.Sub(c.now())
+}
+
+func (c *Controller) settle() time.Duration {
+	if c.Settle <= 0 {
+		return 2 * time.Second
+	}
+	return c.Settle
+}
+
+func (c *Controller) now() time.Time {
+	if c.clock != nil {
+		return c.clock.Now()
+	}
+	return time.Now()
 }
 
 func (c *Controller) current() *term {
@@ -172,9 +211,15 @@ func (c *Controller) current() *term {
 
 // enqueueFailing queues the Pods (of namespace, or all) whose pull failed.
 func (c *Controller) enqueueFailing(t *term, namespace string, after time.Duration) {
-	for _, obj := range t.store.List() {
+	var objs []any
+	if namespace == "" {
+		objs = t.store.List()
+	} else {
+		objs, _ = t.store.ByIndex(cache.NamespaceIndex, namespace)
+	}
+	for _, obj := range objs {
 		p, ok := obj.(*Pod)
-		if !ok || !candidate(p) || namespace != "" && p.Namespace != namespace {
+		if !ok || !candidate(p) {
 			continue
 		}
 		t.queue.AddAfter(key(p), after)
@@ -203,7 +248,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	inf := c.Informer()
 	t := &term{
-		store: inf.GetStore(),
+		store: inf.GetIndexer(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](c.RetryBase, c.RetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "recovery", Clock: c.clock}),
@@ -353,8 +398,18 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 	if !ok || !candidate(p) || !c.HasConfig() {
 		return nil
 	}
+	if wait := c.untilSettled(); wait > 0 {
+		t.queue.AddAfter(k, wait)
+		return nil
+	}
+	ns := c.namespace(ctx, p.Namespace)
+	if ns.LabelsUnknown {
+		// Whether the namespace opted out, or a registry's selector takes
+		// it in, is unknown: never evict on that.
+		return fmt.Errorf("reading the labels of namespace %s", p.Namespace)
+	}
 	pod, failing := p.planPod()
-	lacks := plan.Lacking(c.Registries(), pod, failing, c.namespace(ctx, p.Namespace), c.Exclusions)
+	lacks := plan.Lacking(c.Registries(), pod, failing, ns, c.Exclusions)
 	if len(lacks) == 0 {
 		return nil
 	}

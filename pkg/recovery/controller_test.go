@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
@@ -134,10 +135,47 @@ func TestNamespaceChangeRecovers(t *testing.T) {
 	require.Zero(t, b.evictor.total(), "the namespace opted out")
 	b.namespaces.set("quiet", map[string]string{})
 	b.c.NamespaceChanged("other")
+	b.clock.Step(b.c.Settle)
 	b.settle(1)
 	require.Zero(t, b.evictor.total(), "another namespace changed")
+	// After Settle, so that every replica's cache of namespaces has the
+	// change by the time the replacement is admitted.
 	b.c.NamespaceChanged("quiet")
+	b.waitForRetry()
+	b.clock.Step(b.c.Settle - time.Millisecond)
+	b.settle(1)
+	require.Zero(t, b.evictor.total(), "not before the change settles")
+	b.clock.Step(time.Millisecond)
 	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+}
+
+// A Pod whose pull fails just after a config change (its event comes at
+// once) waits, as the Pods the change queued do, until the change has had
+// Settle to reach every replica.
+func TestPodEventsWaitForAChangeToSettle(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	b.set.Store(load(t, quayAndHub))
+	b.c.ConfigChanged()
+	p := b.pod("app", "ReplicaSet", "myorg/app:1", ReasonErrImagePull)
+	b.waitForRetry()
+	b.clock.Step(b.c.Settle - time.Millisecond)
+	b.settle(1)
+	assert.Zero(t, b.evictor.total(), "not before the config settles")
+	b.clock.Step(time.Millisecond)
+	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+}
+
+// A Pod whose namespace's labels cannot be read is never evicted: whether
+// the namespace opted out is unknown. It is looked at again with backoff.
+func TestNoEvictionWhileANamespaceIsUnknown(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	p := b.pod("unknown", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull)
+	b.waitForRetry()
+	assert.Zero(t, b.evictor.total())
+	assert.Empty(t, b.events.of(p.UID))
+	b.namespaces.set("unknown", map[string]string{})
+	b.clock.Step(5 * time.Second)
+	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick, "evicted once the labels are read")
 }
 
 // A PodDisruptionBudget that forbids the eviction holds: an Event says so
@@ -293,4 +331,17 @@ func TestBlockedByBudget(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = blockedByBudget(errors.New("plain"))
 	assert.False(t, ok)
+
+	// More than one budget selects the Pod: refused until the admin
+	// fixes them.
+	msg, ok = blockedByBudget(&apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 500,
+		Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}})
+	assert.True(t, ok)
+	assert.Contains(t, msg, "more than one PodDisruptionBudget")
+	_, ok = blockedByBudget(apierrors.NewInternalError(errors.New("etcd is sad")))
+	assert.False(t, ok)
+	// Older API servers: a 403 about the budget, without the cause.
+	msg, ok = blockedByBudget(apierrors.NewForbidden(schema.GroupResource{Group: "policy", Resource: "poddisruptionbudget"}, "web", errors.New("pdb disruptions allowed is negative")))
+	assert.True(t, ok)
+	assert.Contains(t, msg, "web")
 }

@@ -3,6 +3,8 @@ package recovery
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,20 +48,29 @@ func (e APIEvictor) Evict(ctx context.Context, namespace, name string, uid types
 
 // blockedByBudget tells whether a PodDisruptionBudget refused the eviction
 // (429, or 403 for a budget that allows fewer than no disruptions), and
-// the API server's explanation, which names the budget.
+// the API server's explanation, which names the budget. It counts too a
+// Pod that more than one budget selects, which the Eviction API refuses
+// (500) until the admin fixes the budgets.
 func blockedByBudget(err error) (string, bool) {
 	var status apierrors.APIStatus
-	if !errors.As(err, &status) || !apierrors.IsTooManyRequests(err) && !apierrors.IsForbidden(err) {
+	if !errors.As(err, &status) {
 		return "", false
 	}
-	details := status.Status().Details
-	if details == nil {
+	st := status.Status()
+	if st.Code == http.StatusInternalServerError && strings.Contains(st.Message, "more than one PodDisruptionBudget") {
+		return st.Message, true
+	}
+	if !apierrors.IsTooManyRequests(err) && !apierrors.IsForbidden(err) || st.Details == nil {
 		return "", false
 	}
-	for _, c := range details.Causes {
+	for _, c := range st.Details.Causes {
 		if c.Type == policyv1.DisruptionBudgetCause {
 			return c.Message, true
 		}
+	}
+	// Older API servers refuse without the cause, naming the budget.
+	if apierrors.IsForbidden(err) && st.Details.Kind == "poddisruptionbudget" {
+		return st.Message, true
 	}
 	return "", false
 }

@@ -29,7 +29,9 @@ func NewPodInformer(client kubernetes.Interface) cache.SharedIndexInformer {
 // NewFullPodInformer returns the same informer without the transform: its
 // cache holds whole Pods. It is the baseline of the memory measurement.
 func NewFullPodInformer(client kubernetes.Interface) cache.SharedIndexInformer {
-	return coreinformers.NewFilteredPodInformer(client, metav1.NamespaceAll, 0, nil, func(o *metav1.ListOptions) {
+	// Indexed by namespace: a namespace's change looks at its Pods only.
+	indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+	return coreinformers.NewFilteredPodInformer(client, metav1.NamespaceAll, 0, indexers, func(o *metav1.ListOptions) {
 		o.FieldSelector = terminal
 	})
 }

@@ -50,6 +50,8 @@ func TestGivesUpOnReplacementsThatLackTheSecretAgain(t *testing.T) {
 
 	b.namespaces.set("quiet", map[string]string{})
 	b.c.NamespaceChanged("quiet")
+	b.waitForRetry()
+	b.clock.Step(b.c.Settle)
 	require.Eventually(t, func() bool { return b.counts.eviction(Evicted) == 2 }, eventually, tick)
 	for uid := range originals {
 		assert.Equal(t, 1, b.evictor.count(uid), "every Pod that lacked the secret before is evicted")
