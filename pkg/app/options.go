@@ -255,6 +255,9 @@ func (o *Options) Validate() error {
 	if msgs := validation.IsDNS1123Subdomain(o.LastGoodSecret); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("--last-good-config-secret %q: %v", o.LastGoodSecret, msgs))
 	}
+	if o.ConfigSecret != "" && o.ConfigSecret == o.LastGoodSecret {
+		errs = append(errs, fmt.Errorf("--last-good-config-secret %q: must not be the config's Secret", o.LastGoodSecret))
+	}
 	errs = append(errs, o.validateTLS()...)
 	if o.Resync < time.Minute {
 		errs = append(errs, fmt.Errorf("--resync-period %s: must be at least 1m", o.Resync))
@@ -269,6 +272,11 @@ func (o *Options) validateTLS() []error {
 	var errs []error
 	if msgs := validation.IsDNS1123Subdomain(o.TLSSecret); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("--tls-secret %q: %v", o.TLSSecret, msgs))
+	}
+	// regcred replaces a Secret of this name that is not TLS material: it
+	// must not be one that holds the config.
+	if o.TLSSecret == o.ConfigSecret || o.TLSSecret == o.LastGoodSecret {
+		errs = append(errs, fmt.Errorf("--tls-secret %q: must not be the config's Secret or the last good config's", o.TLSSecret))
 	}
 	if len(o.TLSHosts) == 0 {
 		errs = append(errs, errors.New("--tls-secret needs --tls-hosts: the names the API server calls the webhook by"))

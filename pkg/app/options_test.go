@@ -62,6 +62,21 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "x": must not be the config's or the status's ConfigMap`)
 	o.NodeTrustConfigMap = "Bad Name"
 	assert.ErrorContains(t, o.Validate(), `--node-trust-configmap "Bad Name"`)
+
+	// The TLS Secret is replaced when it holds no TLS material: never one
+	// that holds the config.
+	for _, clash := range []func(o *Options){
+		func(o *Options) { o.ConfigMap, o.ConfigSecret = "", o.TLSSecret },
+		func(o *Options) { o.LastGoodSecret = o.TLSSecret },
+	} {
+		o = DefaultOptions()
+		o.TLSSecret, o.TLSHosts = "regcred-tls", []string{"regcred.regcred.svc"}
+		clash(&o)
+		assert.ErrorContains(t, o.Validate(), `--tls-secret "regcred-tls": must not be the config's Secret or the last good config's`)
+	}
+	o = DefaultOptions()
+	o.ConfigMap, o.ConfigSecret = "", o.LastGoodSecret
+	assert.ErrorContains(t, o.Validate(), "must not be the config's Secret")
 }
 
 // A rate that is not a finite number passes every comparison with NaN,

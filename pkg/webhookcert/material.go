@@ -121,30 +121,34 @@ func (m *Material) Bundle() []byte {
 	return b.Bytes()
 }
 
-// Covers reports whether the serving certificate is for exactly hosts,
-// as sets: a name given twice, or an IP in another spelling, is one name.
+// Covers reports whether the serving certificate is for every one of
+// hosts: a name given twice, or an IP in another spelling, is one name. A
+// certificate for more names covers too: during a rolling update that
+// removes a name (regcred.dnsNames), the replicas of both releases accept
+// the same certificate, rather than each reissue it for its own names
+// after every write of the other's. The name removed goes at the next
+// renewal.
 func (m *Material) Covers(hosts []string) bool {
 	if m.Cert == nil {
 		return false
 	}
-	have := make([]string, 0, len(m.Cert.DNSNames)+len(m.Cert.IPAddresses))
+	have := make(map[string]bool, len(m.Cert.DNSNames)+len(m.Cert.IPAddresses))
 	for _, n := range m.Cert.DNSNames {
-		have = append(have, "dns:"+n)
+		have["dns:"+n] = true
 	}
 	for _, ip := range m.Cert.IPAddresses {
-		have = append(have, "ip:"+ip.String())
+		have["ip:"+ip.String()] = true
 	}
-	want := make([]string, 0, len(hosts))
 	for _, h := range uniqueHosts(hosts) {
+		k := "dns:" + h
 		if net.ParseIP(h) != nil {
-			want = append(want, "ip:"+h)
-		} else {
-			want = append(want, "dns:"+h)
+			k = "ip:" + h
+		}
+		if !have[k] {
+			return false
 		}
 	}
-	slices.Sort(have)
-	slices.Sort(want)
-	return slices.Equal(slices.Compact(have), want)
+	return true
 }
 
 // uniqueHosts are hosts as a certificate holds them, each once, in their
