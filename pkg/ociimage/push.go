@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 
@@ -19,8 +20,9 @@ import (
 type PushOptions struct {
 	// PlainHTTP lets the registry be reached over plain HTTP, for a test
 	// registry. TLS, where the registry speaks it, is still verified.
-	// (go-containerregistry already falls back to plain HTTP for localhost,
-	// loopback and private addresses.)
+	// Without it, plain HTTP goes to loopback only: go-containerregistry
+	// falls back to it for private addresses too, where one on the path
+	// could then answer in plain HTTP and read the credentials.
 	PlainHTTP bool
 	// CAFile is a PEM file of CA certificates trusted besides the system's
 	// roots. SSL_CERT_FILE and SSL_CERT_DIR, which Go reads on Linux,
@@ -40,9 +42,13 @@ func Push(ctx context.Context, idx v1.ImageIndex, image string, o PushOptions) (
 	if err != nil {
 		return name.Digest{}, err
 	}
-	t, err := transport(o.CAFile)
+	var t http.RoundTripper
+	t, err = transport(o.CAFile)
 	if err != nil {
 		return name.Digest{}, err
+	}
+	if !o.PlainHTTP {
+		t = httpsOnly{t}
 	}
 	kc := o.Keychain
 	if kc == nil {
@@ -97,4 +103,22 @@ func transport(caFile string) (http.RoundTripper, error) {
 	}
 	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return t, nil
+}
+
+// httpsOnly refuses plain HTTP but to loopback.
+type httpsOnly struct{ base http.RoundTripper }
+
+func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" && !loopback(r.URL.Hostname()) {
+		return nil, fmt.Errorf("plain HTTP to %s refused: --plain-http (make push PLAIN_HTTP=1) allows it, for a registry that does not speak HTTPS", r.URL.Host)
+	}
+	return h.base.RoundTrip(r)
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

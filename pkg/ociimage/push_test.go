@@ -173,3 +173,43 @@ func TestTransportCAFileErrors(t *testing.T) {
 	_, err = transport(notPEM)
 	assert.EqualError(t, err, "CA file "+notPEM+": no PEM certificate")
 }
+
+// Plain HTTP goes to loopback only, unless allowed: go-containerregistry
+// falls back to it for private addresses too, and the Docker config's
+// credentials would follow.
+func TestPushRefusesPlainHTTPBeyondLoopback(t *testing.T) {
+	called := 0
+	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		called++
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+	})
+	guard := httpsOnly{base}
+	for url, allowed := range map[string]bool{
+		"http://10.0.0.5:5000/v2/":      false,
+		"http://192.168.1.2/v2/":        false,
+		"http://registry.example/v2/":   false,
+		"https://10.0.0.5:5000/v2/":     true,
+		"http://127.0.0.1:5000/v2/":     true,
+		"http://[::1]:5000/v2/":         true,
+		"http://localhost:5000/v2/":     true,
+		"https://registry.example/v2/x": true,
+	} {
+		called = 0
+		r, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		resp, err := guard.RoundTrip(r)
+		if allowed {
+			require.NoError(t, err, url)
+			_ = resp.Body.Close()
+			assert.Equal(t, 1, called, url)
+		} else {
+			require.Error(t, err, url)
+			assert.Contains(t, err.Error(), "--plain-http", url)
+			assert.Zero(t, called, "%s: nothing sent", url)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
