@@ -42,6 +42,10 @@ type Options struct {
 	// BackoffBase and BackoffMax bound the wait after failures (default 1s
 	// and 5m); each wait is drawn at random up to the exponential bound.
 	BackoffBase, BackoffMax time.Duration
+	// CallTimeout bounds one call to ECR (default 30s). A call does not end
+	// with the wait of the admission that started it: ECR slower than the
+	// Budget still gives a token, to the next admission.
+	CallTimeout time.Duration
 	// NewAPI builds the API client of one credential and region; tests
 	// replace it. Nil means the AWS SDK.
 	NewAPI func(ctx context.Context, k Key, key AccessKey) (TokenAPI, error)
@@ -77,6 +81,9 @@ func NewMinter(opts Options) *Minter {
 	}
 	if opts.BackoffMax == 0 {
 		opts.BackoffMax = 5 * time.Minute
+	}
+	if opts.CallTimeout == 0 {
+		opts.CallTimeout = 30 * time.Second
 	}
 	if opts.NewAPI == nil {
 		opts.NewAPI = sdkAPI(opts)
@@ -166,8 +173,8 @@ type TokenSource struct {
 	failures    int
 	nextAttempt time.Time
 	lastErr     error
-	// inflight is closed when the mint under way ends.
-	inflight chan struct{}
+	// inflight is the mint under way, nil if none.
+	inflight *mintCall
 	// pinned is set for an exact registry's source; lastUsed is when an
 	// image last needed a glob's.
 	pinned   bool
@@ -286,39 +293,52 @@ func (s *TokenSource) Refresh(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// mintCall is one call to ECR: done is closed when it ends, err set
+// before.
+type mintCall struct {
+	done chan struct{}
+	err  error
+}
+
 // mint calls ECR once, unless a call is under way (then it waits for that
-// one) or, for an admission, the backoff after a failure is not over.
+// one) or, for an admission, the backoff after a failure is not over. The
+// call runs on its own, bounded by CallTimeout: when ctx ends first, mint
+// returns and the call goes on, its token cached for the next caller.
 func (s *TokenSource) mint(ctx context.Context, background bool) error {
 	s.mu.Lock()
-	if ch := s.inflight; ch != nil {
-		s.mu.Unlock()
-		select {
-		case <-ch:
-			s.mu.Lock()
+	c := s.inflight
+	if c == nil {
+		if !background && s.minter.now().Before(s.nextAttempt) {
 			err := s.lastErr
 			s.mu.Unlock()
-			return err
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for an ECR token: %w", ctx.Err())
+			return fmt.Errorf("no ECR token yet, retrying after backoff: %w", err)
 		}
+		c = &mintCall{done: make(chan struct{})}
+		s.inflight = c
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.minter.opts.CallTimeout)
+		go func() {
+			defer cancel()
+			s.run(callCtx, c)
+		}()
 	}
-	now := s.minter.now()
-	if !background && now.Before(s.nextAttempt) {
-		err := s.lastErr
-		s.mu.Unlock()
-		return fmt.Errorf("no ECR token yet, retrying after backoff: %w", err)
-	}
-	ch := make(chan struct{})
-	s.inflight = ch
 	s.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for an ECR token: %w", ctx.Err())
+	}
+}
 
+// run makes the call c, and keeps its token or counts its failure.
+func (s *TokenSource) run(ctx context.Context, c *mintCall) {
 	tok, err := s.call(ctx)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inflight = nil
-	defer close(ch)
-	now = s.minter.now()
+	defer close(c.done)
+	now := s.minter.now()
 	life := tok.ExpiresAt.Sub(now)
 	if err == nil && life <= 0 {
 		// This host's clock is ahead of AWS's, or the call was slower than
@@ -326,13 +346,14 @@ func (s *TokenSource) mint(ctx context.Context, background bool) error {
 		err = fmt.Errorf("ecr:GetAuthorizationToken in %s returned a token that expired at %s, %s before this host's time: check the clock",
 			s.key.Region, tok.ExpiresAt.UTC().Format(time.RFC3339), -life)
 	}
+	c.err = err
 	if err != nil {
 		s.failures++
 		s.lastErr = err
 		bound := backoff(s.minter.opts.BackoffBase, s.minter.opts.BackoffMax, s.failures)
 		// Full jitter: replicas and registries that failed together spread out.
 		s.nextAttempt = now.Add(1 + jitter(bound-1))
-		return err
+		return
 	}
 	s.failures, s.lastErr, s.nextAttempt = 0, nil, time.Time{}
 	s.token, s.issued = &tok, now
@@ -340,7 +361,6 @@ func (s *TokenSource) mint(ctx context.Context, background bool) error {
 	// and never sooner than the backoff base, so that a token that expires
 	// very soon (a skewed clock) costs a call a second, not a busy loop.
 	s.refreshAt = now.Add(max(life/2-jitter(life/10), s.minter.opts.BackoffBase))
-	return nil
 }
 
 // backoff is the bound of the wait after failures: base doubled per

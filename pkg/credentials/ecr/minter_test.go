@@ -193,6 +193,7 @@ func TestConcurrentAdmissionsShareOneMint(t *testing.T) {
 func TestAdmissionWaitIsBounded(t *testing.T) {
 	m, api, _ := setup(t)
 	m.opts.Budget = 50 * time.Millisecond
+	m.opts.CallTimeout = 200 * time.Millisecond
 	api.delay = time.Hour
 	p, _ := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
 	// ECR would answer in an hour: the deadline error shows the budget ended the wait.
@@ -393,4 +394,23 @@ func TestRetainDropsSourcesNoConfigUses(t *testing.T) {
 	_, still := m.sources[regional.key]
 	m.mu.Unlock()
 	assert.True(t, still)
+}
+
+// ECR slower than an admission's budget: the admission gives up waiting,
+// not the call, which goes on (within CallTimeout) and caches its token
+// for the next admission. A wait cut short is no ECR failure: no backoff.
+func TestASlowMintOutlivesTheAdmissionThatAskedForIt(t *testing.T) {
+	m, api, _ := setup(t)
+	m.opts.Budget = 20 * time.Millisecond
+	api.delay = 200 * time.Millisecond
+	p, _ := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	_, err := p.Credential(t.Context())
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	src := p.(*TokenSource)
+	assert.True(t, src.RefreshAt().IsZero(), "no backoff: ECR did not fail")
+	require.Eventually(t, func() bool { return !src.Expiry().IsZero() }, 5*time.Second, time.Millisecond, "the call went on")
+	tok, err := p.Credential(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "AWS", tok.Username)
+	assert.EqualValues(t, 1, api.calls.Load())
 }
