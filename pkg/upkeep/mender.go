@@ -36,6 +36,9 @@ type Mender struct {
 	// secret does not serve yet: the index knows only those written.
 	mu    sync.Mutex
 	hosts map[mendKey][]string
+	// waiting are the keys queued and not done with: handed over to the
+	// sweeps when the mender stops.
+	waiting map[mendKey]bool
 }
 
 // MendOptions tune a Mender.
@@ -71,6 +74,7 @@ func NewMender(set func() *registries.Set, store Store, index Index, ns Namespac
 		metrics:     metrics,
 		maxAttempts: o.MaxAttempts,
 		hosts:       map[mendKey][]string{},
+		waiting:     map[mendKey]bool{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[mendKey](o.BaseDelay, o.MaxDelay),
@@ -120,6 +124,7 @@ func (m *Mender) Retry(namespace, secret string, hosts []string) {
 func (m *Mender) RetryEntry(e secretstore.Entry) {
 	k := mendKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact, raced: true}
 	m.keepHosts(k, e.Hosts)
+	m.wait(k, true)
 	m.queue.AddRateLimited(k)
 }
 
@@ -133,7 +138,19 @@ func (m *Mender) add(namespace, secret string, restore bool, hosts []string) {
 	}
 	k := mendKey{namespace: namespace, registry: registry, exact: exact, restore: restore}
 	m.keepHosts(k, hosts)
+	m.wait(k, true)
 	m.queue.AddRateLimited(k)
+}
+
+// wait notes that k is queued (or done with, when on is false).
+func (m *Mender) wait(k mendKey, on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if on {
+		m.waiting[k] = true
+	} else {
+		delete(m.waiting, k)
+	}
 }
 
 // keepHosts adds hosts to those k must serve.
@@ -158,7 +175,9 @@ func (m *Mender) takeHosts(k mendKey) []string {
 // NeedLeaderElection is false: every replica mends what it was told of.
 func (m *Mender) NeedLeaderElection() bool { return false }
 
-// Start processes the queue until ctx ends.
+// Start processes the queue until ctx ends. What is still queued then
+// (a retry waiting for its backoff, a write an admission asked for just
+// before) is handed over to the leader's sweeps.
 func (m *Mender) Start(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
@@ -168,7 +187,12 @@ func (m *Mender) Start(ctx context.Context) error {
 	for {
 		k, shutdown := m.queue.Get()
 		if shutdown {
+			m.handOverWaiting(ctx)
 			return nil
+		}
+		if ctx.Err() != nil {
+			m.queue.Done(k) // stopping: handed over below
+			continue
 		}
 		hosts := m.takeHosts(k)
 		err := m.process(ctx, k, hosts)
@@ -177,9 +201,11 @@ func (m *Mender) Start(ctx context.Context) error {
 		}
 		switch {
 		case err == nil:
+			m.wait(k, false)
 			m.queue.Forget(k)
 		case m.queue.NumRequeues(k) >= m.maxAttempts:
 			log.Error(err, "Giving up on pull secret; the leader's next sweep or the next admission will try again", "namespace", k.namespace, "registry", k.registry)
+			m.wait(k, false)
 			m.queue.Forget(k)
 		default:
 			m.keepHosts(k, hosts)
@@ -187,6 +213,29 @@ func (m *Mender) Start(ctx context.Context) error {
 		}
 		m.queue.Done(k)
 	}
+}
+
+// handOverWaiting hands the keys still queued over to the sweeps, within
+// 10 s of the stop: the queue is this replica's memory, which ends now.
+// A restore is left to the hourly resync, which rewrites every secret.
+func (m *Mender) handOverWaiting(ctx context.Context) {
+	m.mu.Lock()
+	var keys []mendKey
+	for k := range m.waiting {
+		if !k.restore {
+			keys = append(keys, k)
+		}
+	}
+	m.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, k := range keys {
+		m.handOver(ctx, k, m.takeHosts(k))
+	}
+	logr.FromContextOrDiscard(ctx).WithName("mender").Info("Pull secrets not written yet handed over to the leader's sweeps", "count", len(keys))
 }
 
 // handOver records in the index, when a pull secret cannot be written,

@@ -282,3 +282,43 @@ registries:
 		return len(keys) == 3
 	}, 5*time.Second, time.Millisecond)
 }
+
+// A retry still waiting for its backoff when the replica stops is handed
+// over to the leader's sweeps (a pending entry in the index): the queue
+// ends with the replica.
+func TestMenderHandsOverWhatIsQueuedWhenItStops(t *testing.T) {
+	s := newMemStore()
+	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
+			return ecrAPI{region: k.Region, down: &atomic.Bool{}}, nil
+		}})
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: q, type: quay, url: quay.io, username: {value: u}, password: {value: p}}
+- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
+`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
+	require.NoError(t, err)
+	// Retries wait an hour: none runs before the stop.
+	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(),
+		MendOptions{BaseDelay: time.Hour, MaxDelay: time.Hour, RestoreDelay: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Start(ctx) }()
+	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+	m.Retry("a", "regcred-q", nil)
+	m.Retry("a", "regcred-ecr", []string{host})
+	m.Restore("a", "regcred-other")
+	cancel()
+	<-done
+	e, ok := s.Lookup(t.Context(), "a", "q", false)
+	require.True(t, ok, "handed over")
+	assert.True(t, e.Pending())
+	e, ok = s.Lookup(t.Context(), "a", "ecr", false)
+	require.True(t, ok)
+	assert.True(t, e.Pending())
+	assert.Equal(t, []string{host}, e.Hosts, "with the hosts it must serve")
+	_, ok = s.Lookup(t.Context(), "a", "other", false)
+	assert.False(t, ok, "a restore is the resync's")
+	assert.Zero(t, s.writes["a/q"], "nothing written on the way out")
+}

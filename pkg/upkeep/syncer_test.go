@@ -69,11 +69,18 @@ func TestSyncerBringsEverySecretInLine(t *testing.T) {
 	require.NoError(t, err)
 	scoped, err := set.Load().Get("scoped").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
+	wanted := map[string]string{"a/keep": string(want.Data), "b/keep": string(want.Data), "a/scoped": string(scoped.Data)}
+	// The sweep's deletes and writes go in any order: until both are done.
 	require.Eventually(t, func() bool {
 		all, _ := s.All(t.Context())
+		for k, data := range wanted {
+			if got, _ := s.get(k); got != data {
+				return false
+			}
+		}
 		return len(all) == 3
 	}, 2*time.Second, time.Millisecond)
-	for k, data := range map[string]string{"a/keep": string(want.Data), "b/keep": string(want.Data), "a/scoped": string(scoped.Data)} {
+	for k, data := range wanted {
 		got, ok := s.get(k)
 		assert.True(t, ok, k)
 		assert.Equal(t, data, got, k)
