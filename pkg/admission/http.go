@@ -59,9 +59,9 @@ func serveReview(w http.ResponseWriter, r *http.Request, what reads, log logr.Lo
 	apiVersion, uid = rv.apiVersion, rv.request.uid
 	// The webhook server cancels every request's context as soon as it
 	// begins to shut down, though it waits for them: a review under way
-	// then still makes its pull secret, within the longest time the API
-	// server waits for a webhook.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), maxReviewTime)
+	// then still makes its pull secret, within the time the API server
+	// waits for the webhook.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), reviewTime(r))
 	defer cancel()
 	writeReview(w, apiVersion, uid, answer(ctx, rv.request))
 }
@@ -69,6 +69,20 @@ func serveReview(w http.ResponseWriter, r *http.Request, what reads, log logr.Lo
 // maxReviewTime bounds a review's work: the longest timeoutSeconds a
 // webhook configuration may set.
 const maxReviewTime = 30 * time.Second
+
+// reviewTime is how long a review may work: less than the API server
+// waits for the answer (its timeoutSeconds, which it sends as the query's
+// timeout), so that a first ECR token slower than that (an
+// --ecr-token-budget longer than the webhook's timeout) still ends in an
+// answer, with its warning, rather than in the API server giving up and
+// admitting the Pod unchanged.
+func reviewTime(r *http.Request) time.Duration {
+	t, err := time.ParseDuration(r.URL.Query().Get("timeout"))
+	if err != nil || t <= 0 {
+		return maxReviewTime
+	}
+	return min(maxReviewTime, t-min(time.Second, t/4))
+}
 
 // requestLog is the logger of one review, with its namespace, object and
 // request ID: made on first use, as most reviews log nothing.

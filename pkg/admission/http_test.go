@@ -10,11 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	kjson "sigs.k8s.io/json"
+
+	"github.com/regcred/regcred/pkg/pullsecret"
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // testReview is an AdmissionReview's request, written as the API server
@@ -306,4 +310,39 @@ func TestReviewOutlivesTheServersShutdown(t *testing.T) {
 	assert.Empty(t, a.warnings, "the secret was made: nothing to retry")
 	assert.Empty(t, f.retries)
 	assert.Equal(t, []string{"app/regcred-quay dryRun=false"}, f.ensurer.calls)
+}
+
+// deadlineStore notes the time left to each Apply.
+type deadlineStore struct {
+	*fakeStore
+	left []time.Duration
+}
+
+func (d *deadlineStore) Apply(ctx context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		d.left = append(d.left, time.Until(dl))
+	}
+	return d.fakeStore.Apply(ctx, ns, w, dryRun)
+}
+
+// A review works for less than the API server waits for it (the timeout
+// it sends with each call), so that its answer, warnings included,
+// arrives before the API server gives up.
+func TestReviewWorksWithinTheAPIServersTimeout(t *testing.T) {
+	for query, bound := range map[string]time.Duration{
+		"?timeout=2s":  1500 * time.Millisecond,
+		"?timeout=10s": 9 * time.Second,
+		"?timeout=bad": maxReviewTime,
+		"":             maxReviewTime,
+	} {
+		f := newFixture(t)
+		store := &deadlineStore{fakeStore: f.ensurer}
+		f.h.Secrets = store
+		req := httptest.NewRequest(http.MethodPost, "/mutate-v1-pod"+query, bytes.NewReader(podReview("app", `{"metadata":{"name":"p"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`).json()))
+		req.Header.Set("Content-Type", "application/json")
+		f.h.ServeHTTP(httptest.NewRecorder(), req)
+		require.Len(t, store.left, 1, query)
+		assert.LessOrEqual(t, store.left[0], bound, query)
+		assert.Greater(t, store.left[0], bound-time.Second, query)
+	}
 }
