@@ -198,7 +198,9 @@ func TestStatusIsBounded(t *testing.T) {
 		res.Applied[host] = nodetrust.ModeCA
 		res.Conflicts = append(res.Conflicts, containerd.Conflict{Host: host, Reason: strings.Repeat("x", 1000)})
 	}
+	res.Notes = append(res.Notes, containerd.Conflict{Host: "registry-1.example.com", Reason: "a note"})
 	s := statusOf("1", res, nil)
+	assert.Equal(t, map[string]string{"registry-1.example.com": "a note"}, s.Notes)
 	assert.Len(t, s.Hosts, maxEntries)
 	assert.Len(t, s.Conflicts, maxEntries)
 	assert.Equal(t, 2*(100-maxEntries), s.More)

@@ -30,6 +30,9 @@ type Status struct {
 	// Conflicts are hosts left alone, and why: files there are not
 	// regcred's.
 	Conflicts map[string]string `json:"conflicts,omitempty"`
+	// Notes are hosts applied with a side effect to know of: their
+	// directory hides the admin's _default/ from containerd.
+	Notes map[string]string `json:"notes,omitempty"`
 	// Errors are hosts whose files could not be written or removed, or
 	// whose published entry is invalid ("" for the document or the
 	// directory as a whole).
@@ -44,16 +47,19 @@ type Status struct {
 // statusOf sums up a reconcile and the errors of reading what was
 // published.
 func statusOf(published string, res containerd.Result, readErrs map[string]string) Status {
-	s := Status{Published: published, Hosts: map[string]nodetrust.Mode{}, Conflicts: map[string]string{}, Errors: map[string]string{}}
+	s := Status{Published: published, Hosts: map[string]nodetrust.Mode{}, Conflicts: map[string]string{}, Notes: map[string]string{}, Errors: map[string]string{}}
 	maps.Copy(s.Hosts, res.Applied)
 	for _, c := range res.Conflicts {
 		s.Conflicts[c.Host] = c.Reason
+	}
+	for _, n := range res.Notes {
+		s.Notes[n.Host] = n.Reason
 	}
 	for _, e := range res.Errors {
 		s.Errors[e.Host] = e.Err.Error()
 	}
 	maps.Copy(s.Errors, readErrs)
-	s.More += keepFirst(s.Hosts) + capMessages(s.Conflicts) + capMessages(s.Errors)
+	s.More += keepFirst(s.Hosts) + capMessages(s.Conflicts) + capMessages(s.Notes) + capMessages(s.Errors)
 	return s
 }
 

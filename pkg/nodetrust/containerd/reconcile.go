@@ -28,6 +28,9 @@ type Result struct {
 	// Conflicts are the wanted hosts left alone because files there are
 	// not regcred's.
 	Conflicts []Conflict
+	// Notes are hosts applied with a side effect the admin should know:
+	// their directory hides an admin's _default/ from containerd.
+	Notes []Conflict
 	// Errors are the hosts whose files could not be read, written or
 	// removed; Host is empty for the directory itself.
 	Errors []HostError
@@ -68,6 +71,7 @@ func (d Dir) Reconcile(want []nodetrust.Host, keep []string) Result {
 		res.Errors = append(res.Errors, HostError{Err: fmt.Errorf("containerd's registry config directory %s: %w", d.Root, err)})
 		return res
 	}
+	hasDefaults := exists(filepath.Join(d.Root, DefaultsDirectory))
 	wanted := map[string]bool{}
 	for _, h := range want {
 		if err := h.Validate(); err != nil {
@@ -86,6 +90,9 @@ func (d Dir) Reconcile(want []nodetrust.Host, keep []string) Result {
 			res.Applied[h.Host] = h.Mode()
 			if written {
 				res.Written = append(res.Written, h.Host)
+			}
+			if hasDefaults {
+				res.Notes = append(res.Notes, Conflict{Host: h.Host, Reason: "containerd reads this host's directory instead of " + DefaultsDirectory + "/, which is not regcred's: what it sets (a mirror, a CA) no longer applies to this host"})
 			}
 		}
 	}
@@ -228,6 +235,10 @@ func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
+
+// DefaultsDirectory is the directory containerd reads for a host that
+// has none of its own.
+const DefaultsDirectory = "_default"
 
 // portDirectory is the other name containerd 2 reads, and first, for a
 // host with a port: "host_port_" for "host:port". Empty for a host

@@ -357,3 +357,22 @@ func FuzzReconcile(f *testing.F) {
 		}
 	})
 }
+
+// containerd reads a host's own directory instead of _default/: an admin's
+// defaults (a mirror, a proxy's CA) no longer apply to a host regcred
+// writes. It is written all the same, as asked, and the note says so.
+func TestReconcileNotesTheDefaultsItShadows(t *testing.T) {
+	root := t.TempDir()
+	d := Dir{Root: root}
+	lab := nodetrust.Host{Host: "lab.example.com", SkipVerify: true, Registries: []string{"lab"}}
+	res := d.Reconcile([]nodetrust.Host{lab}, nil)
+	assert.Empty(t, res.Notes, "no _default/")
+
+	write(t, filepath.Join(root, "_default", "hosts.toml"), "[host.\"https://mirror.internal\"]\n")
+	res = d.Reconcile([]nodetrust.Host{lab}, nil)
+	assert.Equal(t, nodetrust.ModeSkipVerify, res.Applied["lab.example.com"])
+	require.Len(t, res.Notes, 1)
+	assert.Equal(t, "lab.example.com", res.Notes[0].Host)
+	assert.Contains(t, res.Notes[0].Reason, "_default/")
+	assert.Equal(t, "[host.\"https://mirror.internal\"]\n", tree(t, root)["_default/hosts.toml"], "left as it was")
+}
