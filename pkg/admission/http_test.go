@@ -330,10 +330,11 @@ func (d *deadlineStore) Apply(ctx context.Context, ns string, w *pullsecret.Want
 // arrives before the API server gives up.
 func TestReviewWorksWithinTheAPIServersTimeout(t *testing.T) {
 	for query, bound := range map[string]time.Duration{
-		"?timeout=2s":  1500 * time.Millisecond,
-		"?timeout=10s": 9 * time.Second,
-		"?timeout=bad": maxReviewTime,
-		"":             maxReviewTime,
+		"?timeout=2s":         1500 * time.Millisecond,
+		"?timeout=10s":        9 * time.Second,
+		"?timeout=bad":        maxReviewTime,
+		"?a=b&timeout=4s&c=d": 3 * time.Second,
+		"":                    maxReviewTime,
 	} {
 		f := newFixture(t)
 		store := &deadlineStore{fakeStore: f.ensurer}
