@@ -248,12 +248,7 @@ func TestAFailedRewriteAfterARaceLeavesTheEntryPending(t *testing.T) {
 func TestFirstEntriesOfAnEmptyShard(t *testing.T) {
 	_, c := newStore(t)
 	ctx := t.Context()
-	var nss []string
-	for i := 0; len(nss) < 6; i++ {
-		if ns := fmt.Sprintf("ns-%d", i); ShardOf(ns) == ShardOf("app") {
-			nss = append(nss, ns)
-		}
-	}
+	nss := inOneShard(6)
 	require.NoError(t, c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "regcred", Name: ShardOf("app"),
 		Labels: map[string]string{LabelIndex: IndexValue}}}))
 	var wg sync.WaitGroup
@@ -291,12 +286,7 @@ func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
 	})
 	s := &Store{API: c, Index: NewIndex(inner, "regcred"), Batch: time.Hour}
 	ctx := t.Context()
-	var nss []string
-	for i := 0; len(nss) < 5; i++ {
-		if ns := fmt.Sprintf("ns-%d", i); ShardOf(ns) == ShardOf("app") {
-			nss = append(nss, ns)
-		}
-	}
+	nss := inOneShard(5)
 	for _, ns := range nss {
 		_, err := s.Apply(ctx, ns, hostsWant("t1", "a"), false)
 		require.NoError(t, err)
@@ -330,4 +320,15 @@ func TestSwapOfAnEntryWrittenAlready(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, won)
 	assert.Equal(t, "v1", cur)
+}
+
+// inOneShard returns n namespaces whose entries go in app's shard.
+func inOneShard(n int) []string {
+	var nss []string
+	for i := 0; len(nss) < n; i++ {
+		if ns := fmt.Sprintf("ns-%d", i); ShardOf(ns) == ShardOf("app") {
+			nss = append(nss, ns)
+		}
+	}
+	return nss
 }

@@ -39,6 +39,24 @@ registries:
 	return set
 }
 
+// globECRSet loads a config with a glob ECR registry, ecr, whose tokens a
+// fake ECR mints (refusing while down is set), and a quay registry, q.
+func globECRSet(t *testing.T, down *atomic.Bool) *registries.Set {
+	t.Helper()
+	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
+			return ecrAPI{region: k.Region, down: down}, nil
+		}})
+	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: q, type: quay, url: quay.io, username: {value: u}, password: {value: p}}
+- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
+`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
+	require.NoError(t, err)
+	return set
+}
+
 var testExclusions = plan.Exclusions{"kube-system": true, "regcred": true}
 
 func startMender(t *testing.T, store *memStore, ns Namespaces, o MendOptions) *Mender {
@@ -189,16 +207,7 @@ func (a ecrAPI) GetAuthorizationToken(context.Context, *awsecr.GetAuthorizationT
 func TestMenderRetriesAGlobECRSecretForItsHosts(t *testing.T) {
 	down := &atomic.Bool{}
 	down.Store(true)
-	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
-		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
-			return ecrAPI{region: k.Region, down: down}, nil
-		}})
-	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
-kind: RegistryConfig
-registries:
-- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
-`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
-	require.NoError(t, err)
+	set := globECRSet(t, down)
 	s := newMemStore()
 	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(), fast)
 	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -239,16 +248,7 @@ registries:
 // once, whatever the index says (the other's Secret write may have landed
 // first), serving the hosts of both.
 func TestMenderRetriesARacedEntry(t *testing.T) {
-	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
-		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
-			return ecrAPI{region: k.Region, down: &atomic.Bool{}}, nil
-		}})
-	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
-kind: RegistryConfig
-registries:
-- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
-`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
-	require.NoError(t, err)
+	set := globECRSet(t, &atomic.Bool{})
 	s := newMemStore()
 	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(), fast)
 	const west, east = "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -288,17 +288,7 @@ registries:
 // ends with the replica.
 func TestMenderHandsOverWhatIsQueuedWhenItStops(t *testing.T) {
 	s := newMemStore()
-	minter := ecr.NewMinter(ecr.Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
-		NewAPI: func(_ context.Context, k ecr.Key, _ ecr.AccessKey) (ecr.TokenAPI, error) {
-			return ecrAPI{region: k.Region, down: &atomic.Bool{}}, nil
-		}})
-	set, err := registries.Load(t.Context(), []byte(`apiVersion: regcred.io/v1alpha1
-kind: RegistryConfig
-registries:
-- {name: q, type: quay, url: quay.io, username: {value: u}, password: {value: p}}
-- {name: ecr, type: ecr, url: '*.dkr.ecr.*.amazonaws.com', ecr: {auth: iam-role}}
-`), registries.Options{StoredIn: config.InSecret, Types: registrytype.Builtin(registrytype.Deps{ECR: minter})})
-	require.NoError(t, err)
+	set := globECRSet(t, &atomic.Bool{})
 	// Retries wait an hour: none runs before the stop.
 	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(),
 		MendOptions{BaseDelay: time.Hour, MaxDelay: time.Hour, RestoreDelay: time.Hour})
