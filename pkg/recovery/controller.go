@@ -451,7 +451,7 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 			"%s; evicted so that %s makes it again with the secret", why, ownerString(owner))
 		return nil
 	}
-	if gone(err) {
+	if gone(err) && !(apierrors.IsConflict(err) && t.holds(k, p.UID)) {
 		return nil
 	}
 	if budget, blocked := blockedByBudget(err); blocked {
@@ -501,5 +501,17 @@ func (c *Controller) namespace(ctx context.Context, name string) plan.Namespace 
 }
 
 // gone tells whether the Pod evicted is no longer there: deleted, or made
-// again under its name with another UID.
+// again under its name with another UID (a conflict; the API server also
+// answers one when its own retries of a Pod that keeps changing run out,
+// which holds tells apart).
 func gone(err error) bool { return apierrors.IsNotFound(err) || apierrors.IsConflict(err) }
+
+// holds reports whether the cache still holds the Pod of key k with uid.
+func (t *term) holds(k string, uid types.UID) bool {
+	obj, exists, err := t.store.GetByKey(k)
+	if err != nil || !exists {
+		return false
+	}
+	p, ok := obj.(*Pod)
+	return ok && p.UID == uid
+}

@@ -230,6 +230,12 @@ func TestOtherEvictionErrors(t *testing.T) {
 		case "uid-1":
 			return apierrors.NewNotFound(corev1.Resource("pods"), "p1")
 		case "uid-2": // the UID precondition: a Pod of the same name, made again
+			old := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "p2"}}
+			again := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "p2", UID: "uid-2-again"},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "quay.io/org/b:1"}}}}
+			if err := b.replace(old, again); err != nil {
+				return err
+			}
 			return apierrors.NewConflict(corev1.Resource("pods"), "p2", errors.New("precondition failed: UID"))
 		}
 		return apierrors.NewInternalError(errors.New("etcd is sad"))
@@ -244,11 +250,31 @@ func TestOtherEvictionErrors(t *testing.T) {
 	require.Eventually(t, func() bool { return b.evictor.count(broken.UID) == 2 }, eventually, tick, "a failure is tried again")
 	b.settle(3)
 	assert.Equal(t, 1, b.evictor.count(gone.UID), "a Pod that is gone is not tried again")
-	assert.Equal(t, 1, b.evictor.count(replaced.UID))
+	assert.Equal(t, 1, b.evictor.count(replaced.UID), "nor one made again under its name")
 	assert.Empty(t, b.events.of(gone.UID))
 	assert.Empty(t, b.events.of(broken.UID), "no Event for a failure of regcred's own")
 	assert.Equal(t, 2, b.counts.eviction(Failed))
 	assert.Zero(t, b.counts.eviction(Evicted))
+}
+
+// The API server answers 409 too when its own retries of the eviction of
+// a Pod that keeps changing run out: the Pod is still there (the cache
+// holds its UID), and it is tried again.
+func TestAConflictOnAPodStillThereIsRetried(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	var tries atomic.Int32
+	b.evictor.fail = func(types.UID) error {
+		if tries.Add(1) == 1 {
+			return apierrors.NewConflict(corev1.Resource("pods"), "p1", errors.New("the object has been modified"))
+		}
+		return nil
+	}
+	p := b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull)
+	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+	b.waitForRetry()
+	b.clock.Step(5 * time.Second)
+	require.Eventually(t, func() bool { return b.counts.eviction(Evicted) == 1 }, eventually, tick)
+	assert.Equal(t, 2, b.evictor.count(p.UID))
 }
 
 // Evictions go through the limiter, one wait each; Events do not.
