@@ -194,21 +194,23 @@ func (m *Mender) Start(ctx context.Context) error {
 			m.queue.Done(k) // stopping: handed over below
 			continue
 		}
+		// Taken, as its hosts are: an admission that asks for k again
+		// meanwhile queues it again.
 		hosts := m.takeHosts(k)
+		m.wait(k, false)
 		err := m.process(ctx, k, hosts)
 		if err != nil {
 			m.handOver(ctx, k, hosts)
 		}
 		switch {
 		case err == nil:
-			m.wait(k, false)
 			m.queue.Forget(k)
 		case m.queue.NumRequeues(k) >= m.maxAttempts:
 			log.Error(err, "Giving up on pull secret; the leader's next sweep or the next admission will try again", "namespace", k.namespace, "registry", k.registry)
-			m.wait(k, false)
 			m.queue.Forget(k)
 		default:
 			m.keepHosts(k, hosts)
+			m.wait(k, true)
 			m.queue.AddRateLimited(k)
 		}
 		m.queue.Done(k)
