@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,9 +106,10 @@ type Controller struct {
 
 	mu   sync.Mutex
 	term *term
-	// settled is when the last config or namespace change has had Settle
-	// to reach every replica.
-	settled time.Time
+	// settled is when the last config change has had Settle to reach
+	// every replica; nsSettled, the last label change of a namespace.
+	settled   time.Time
+	nsSettled map[string]time.Time
 }
 
 // waiter paces evictions (a rate.Limiter).
@@ -152,7 +155,7 @@ func (c *Controller) NeedLeaderElection() bool { return true }
 // Called when not leading, it only holds evictions back until then: a new
 // leader looks at every Pod when it starts.
 func (c *Controller) ConfigChanged() {
-	t := c.changed()
+	t := c.changed("")
 	if t == nil {
 		return
 	}
@@ -163,30 +166,45 @@ func (c *Controller) ConfigChanged() {
 // whose labels changed: the other replicas' caches of namespaces may not
 // have the change yet.
 func (c *Controller) NamespaceChanged(namespace string) {
-	t := c.changed()
+	t := c.changed(namespace)
 	if t == nil {
 		return
 	}
 	c.enqueueFailing(t, namespace, c.settle())
 }
 
-// changed notes a change of config or namespace labels, before which no
-// Pod is evicted until Settle has passed, and returns the current term.
-func (c *Controller) changed() *term {
+// changed notes a change of the config (namespace "") or of a namespace's
+// labels, after which no Pod it concerns is evicted until Settle has
+// passed, and returns the current term.
+func (c *Controller) changed(namespace string) *term {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.settled = c.now().Add(c.settle())
+	now := c.now()
+	at := now.Add(c.settle())
+	if namespace == "" {
+		c.settled = at
+		return c.term
+	}
+	if c.nsSettled == nil {
+		c.nsSettled = map[string]time.Time{}
+	}
+	maps.DeleteFunc(c.nsSettled, func(_ string, t time.Time) bool { return !t.After(now) })
+	c.nsSettled[namespace] = at
 	return c.term
 }
 
-// untilSettled returns how long evictions wait still for the last change
-// to reach every replica: a Pod whose pull fails just after a config or
-// namespace change (its event comes at once) waits as the Pods queued by
-// the change do.
-func (c *Controller) untilSettled() time.Duration {
+// untilSettled returns how long the evictions of a namespace's Pods wait
+// still for the last change of the config or of the namespace's labels to
+// reach every replica: a Pod whose pull fails just after such a change
+// (its event comes at once) waits as the Pods queued by the change do.
+func (c *Controller) untilSettled(namespace string) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.settled.Sub(c.now())
+	at := c.settled
+	if t := c.nsSettled[namespace]; t.After(at) {
+		at = t
+	}
+	return at.Sub(c.now())
 }
 
 func (c *Controller) settle() time.Duration {
@@ -373,7 +391,7 @@ func (c *Controller) work(ctx context.Context, t *term, limiter waiter) {
 		switch {
 		case err == nil:
 			t.queue.Forget(k)
-		case ctx.Err() != nil:
+		case errors.Is(err, errSettling), ctx.Err() != nil:
 		default:
 			if !errors.Is(err, errBlocked) {
 				log.Error(err, "Cannot evict Pod to recover its pull secret; trying again later", "pod", k)
@@ -387,6 +405,10 @@ func (c *Controller) work(ctx context.Context, t *term, limiter waiter) {
 // errBlocked is a retry after a PodDisruptionBudget refused an eviction.
 var errBlocked = errors.New("eviction blocked by a PodDisruptionBudget")
 
+// errSettling says the Pod is queued again for when a change has settled:
+// its backoff, if any, stays as it is.
+var errSettling = errors.New("waiting for a change to reach every replica")
+
 // recover decides about one Pod, and evicts it or tells about it. An error
 // asks for a retry with backoff.
 func (c *Controller) recover(ctx context.Context, t *term, k string, limiter waiter) error {
@@ -398,9 +420,9 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 	if !ok || !candidate(p) || !c.HasConfig() {
 		return nil
 	}
-	if wait := c.untilSettled(); wait > 0 {
+	if wait := c.untilSettled(p.Namespace); wait > 0 {
 		t.queue.AddAfter(k, wait)
-		return nil
+		return errSettling
 	}
 	ns := c.namespace(ctx, p.Namespace)
 	if ns.LabelsUnknown {
@@ -451,7 +473,7 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 			"%s; evicted so that %s makes it again with the secret", why, ownerString(owner))
 		return nil
 	}
-	if gone(err) && !(apierrors.IsConflict(err) && t.holds(k, p.UID)) {
+	if gone(err) && (!apierrors.IsConflict(err) || otherUID(err) || !t.holds(k, p.UID)) {
 		return nil
 	}
 	if budget, blocked := blockedByBudget(err); blocked {
@@ -505,6 +527,11 @@ func (c *Controller) namespace(ctx context.Context, name string) plan.Namespace 
 // answers one when its own retries of a Pod that keeps changing run out,
 // which holds tells apart).
 func gone(err error) bool { return apierrors.IsNotFound(err) || apierrors.IsConflict(err) }
+
+// otherUID tells whether a conflict is the eviction's UID precondition
+// failing: a Pod of the same name, made again, that the cache may not
+// hold yet.
+func otherUID(err error) bool { return strings.Contains(err.Error(), "Precondition failed: UID") }
 
 // holds reports whether the cache still holds the Pod of key k with uid.
 func (t *term) holds(k string, uid types.UID) bool {

@@ -263,18 +263,27 @@ func TestOtherEvictionErrors(t *testing.T) {
 func TestAConflictOnAPodStillThereIsRetried(t *testing.T) {
 	b := start(t, quayOnly, &open{})
 	var tries atomic.Int32
-	b.evictor.fail = func(types.UID) error {
+	b.evictor.fail = func(uid types.UID) error {
+		if uid == "uid-2" {
+			// The UID precondition, the cache not showing the new Pod yet.
+			return apierrors.NewConflict(corev1.Resource("pods"), "p2", errors.New("Precondition failed: UID in precondition: uid-2, UID in object meta: uid-9"))
+		}
 		if tries.Add(1) == 1 {
 			return apierrors.NewConflict(corev1.Resource("pods"), "p1", errors.New("the object has been modified"))
 		}
 		return nil
 	}
 	p := b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull)
+	lagging := b.owned("app", "StatefulSet", "db", "quay.io/org/db:1", ReasonErrImagePull)
+	require.Eventually(t, func() bool { return b.evictor.count(lagging.UID) == 1 }, eventually, tick)
 	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
 	b.waitForRetry()
 	b.clock.Step(5 * time.Second)
 	require.Eventually(t, func() bool { return b.counts.eviction(Evicted) == 1 }, eventually, tick)
 	assert.Equal(t, 2, b.evictor.count(p.UID))
+	b.settle(2)
+	assert.Equal(t, 1, b.evictor.count(lagging.UID), "a Pod made again under its name is not tried again")
+	assert.Equal(t, 1, b.counts.eviction(Failed), "the conflict tried again, not the Pod made again")
 }
 
 // Evictions go through the limiter, one wait each; Events do not.
@@ -370,4 +379,20 @@ func TestBlockedByBudget(t *testing.T) {
 	msg, ok = blockedByBudget(apierrors.NewForbidden(schema.GroupResource{Group: "policy", Resource: "poddisruptionbudget"}, "web", errors.New("pdb disruptions allowed is negative")))
 	assert.True(t, ok)
 	assert.Contains(t, msg, "web")
+}
+
+// A namespace's label change holds back the evictions of its own Pods
+// only: namespaces that change all the time elsewhere (CI) hold nothing.
+func TestANamespaceChangeHoldsItsOwnPodsOnly(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	b.c.NamespaceChanged("other")
+	p := b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull)
+	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick, "not held by another namespace's change")
+	b.c.NamespaceChanged("app")
+	q := b.owned("app", "ReplicaSet", "api", "quay.io/org/api:1", ReasonErrImagePull)
+	b.settle(2)
+	assert.Zero(t, b.evictor.count(q.UID), "held by its own namespace's change")
+	b.waitForRetry()
+	b.clock.Step(b.c.Settle)
+	require.Eventually(t, func() bool { return b.evictor.count(q.UID) == 1 }, eventually, tick)
 }

@@ -266,14 +266,26 @@ func (s *Store) forgetSecret(ctx context.Context, e Entry) error {
 	shard := ShardOf(e.Namespace)
 	unlock := s.shards.lock(shard)
 	defer unlock()
-	s.shards.drop(shard, map[string]any{k: nil})
+	// This replica's entry waiting for a batch goes with the entry, unless
+	// it is of another Secret (kept, as the shard's is).
+	forgotten := func() {
+		if d, ok := s.shards.waiting(shard, k); ok {
+			if v, _ := d.value.(string); v != "" {
+				if w, _ := parseEntry(k, v); w.UID != e.UID {
+					return
+				}
+			}
+			s.shards.drop(shard, map[string]any{k: nil})
+		}
+		s.Index.learn(k, "")
+	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
 	raw := e.value()
 	for range 3 {
 		err := s.API.Patch(ctx, cm, jsonPatch([]map[string]any{testOp(k, raw), {"op": "remove", "path": dataPath(k)}}), client.FieldOwner(FieldManager))
 		switch {
 		case err == nil, apierrors.IsNotFound(err):
-			s.Index.learn(k, "")
+			forgotten()
 			return nil
 		case !isPatchRefused(err):
 			return fmt.Errorf("forgetting pull secret %s of registry %s in the index: %w", e.Namespace, e.Registry, err)
@@ -281,14 +293,14 @@ func (s *Store) forgetSecret(ctx context.Context, e Entry) error {
 		var fresh corev1.ConfigMap
 		if err := s.reader().Get(ctx, client.ObjectKeyFromObject(cm), &fresh); err != nil {
 			if apierrors.IsNotFound(err) {
-				s.Index.learn(k, "")
+				forgotten()
 				return nil
 			}
 			return fmt.Errorf("forgetting pull secret %s of registry %s in the index: %w", e.Namespace, e.Registry, err)
 		}
 		cur := fresh.Data[k]
 		if cur == "" {
-			s.Index.learn(k, "")
+			forgotten()
 			return nil
 		}
 		if now, _ := parseEntry(k, cur); now.UID != e.UID {

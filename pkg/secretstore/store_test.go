@@ -646,3 +646,30 @@ func TestDeleteKeepsTheEntryOfASecretMadeAgain(t *testing.T) {
 	_, known = NewIndex(c, "regcred").Lookup(ctx, "app", "hub", false)
 	assert.False(t, known)
 }
+
+// A delete bound to a Secret made again meanwhile keeps, with the new
+// Secret's entry, this replica's rewrite of it waiting for a batch.
+func TestDeleteKeepsAWaitingRewriteOfTheSecretMadeAgain(t *testing.T) {
+	s, c := newStore(t)
+	s.Batch = time.Hour // flushed below
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	old, _ := s.Index.Lookup(ctx, "app", "hub", false)
+	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
+	_, err = (&Store{API: c, Index: NewIndex(c, "regcred")}).Restore(ctx, "app", want(`{"auths":{}}`))
+	require.NoError(t, err)
+	made := getSecret(t, c, "app", "regcred-hub").UID
+
+	// This replica rewrites it in place (its entry waits for a batch)...
+	out, err := s.Apply(ctx, "app", want(`{"auths":{"x":{}}}`), false)
+	require.NoError(t, err)
+	require.Equal(t, Updated, out)
+	// ...and the leader's delete of the old Secret comes.
+	require.NoError(t, s.Delete(ctx, old, "regcred-hub"))
+	require.NoError(t, s.Flush(ctx))
+	e, known := NewIndex(c, "regcred").Lookup(ctx, "app", "hub", false)
+	require.True(t, known)
+	assert.Equal(t, made, e.UID)
+	assert.Equal(t, want(`{"auths":{"x":{}}}`).Version(), e.Version, "the rewrite is recorded")
+}

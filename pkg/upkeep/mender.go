@@ -122,10 +122,7 @@ func (m *Mender) Retry(namespace, secret string, hosts []string) {
 // again whatever the index says, serving the entry's hosts: one whose
 // rewrite raced with another replica's (secretstore.Store's Raced).
 func (m *Mender) RetryEntry(e secretstore.Entry) {
-	k := mendKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact, raced: true}
-	m.keepHosts(k, e.Hosts)
-	m.wait(k, true)
-	m.queue.AddRateLimited(k)
+	m.enqueue(mendKey{namespace: e.Namespace, registry: e.Registry, exact: e.Exact, raced: true}, e.Hosts)
 }
 
 // Restore queues a pull secret someone else deleted or changed.
@@ -136,7 +133,21 @@ func (m *Mender) add(namespace, secret string, restore bool, hosts []string) {
 	if !ok {
 		return
 	}
-	k := mendKey{namespace: namespace, registry: registry, exact: exact, restore: restore}
+	m.enqueue(mendKey{namespace: namespace, registry: registry, exact: exact, restore: restore}, hosts)
+}
+
+// enqueue queues k, to serve hosts besides. Once the mender has stopped
+// (the webhook drains its last admissions after), k is handed over to the
+// leader's sweeps at once instead: a restore is the hourly resync's.
+func (m *Mender) enqueue(k mendKey, hosts []string) {
+	if m.queue.ShuttingDown() {
+		if !k.restore {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			m.handOver(ctx, k, hosts)
+		}
+		return
+	}
 	m.keepHosts(k, hosts)
 	m.wait(k, true)
 	m.queue.AddRateLimited(k)

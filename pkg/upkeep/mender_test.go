@@ -311,4 +311,11 @@ func TestMenderHandsOverWhatIsQueuedWhenItStops(t *testing.T) {
 	_, ok = s.Lookup(t.Context(), "a", "other", false)
 	assert.False(t, ok, "a restore is the resync's")
 	assert.Zero(t, s.writes["a/q"], "nothing written on the way out")
+
+	// Admissions go on while the webhook drains, after the mender stopped:
+	// what they could not write is handed over at once.
+	m.Retry("b", "regcred-q", nil)
+	e, ok = s.Lookup(t.Context(), "b", "q", false)
+	require.True(t, ok, "handed over after the stop")
+	assert.True(t, e.Pending())
 }

@@ -294,10 +294,11 @@ func (s *TokenSource) Refresh(ctx context.Context) (bool, error) {
 }
 
 // mintCall is one call to ECR: done is closed when it ends, err set
-// before.
+// before; started is when it began.
 type mintCall struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	started time.Time
 }
 
 // mint calls ECR once, unless a call is under way (then it waits for that
@@ -305,15 +306,19 @@ type mintCall struct {
 // call runs on its own, bounded by CallTimeout: when ctx ends first, mint
 // returns and the call goes on, its token cached for the next caller.
 func (s *TokenSource) mint(ctx context.Context, background bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("waiting for an ECR token: %w", err)
+	}
 	s.mu.Lock()
+	now := s.minter.now()
 	c := s.inflight
 	if c == nil {
-		if !background && s.minter.now().Before(s.nextAttempt) {
+		if !background && now.Before(s.nextAttempt) {
 			err := s.lastErr
 			s.mu.Unlock()
 			return fmt.Errorf("no ECR token yet, retrying after backoff: %w", err)
 		}
-		c = &mintCall{done: make(chan struct{})}
+		c = &mintCall{done: make(chan struct{}), started: now}
 		s.inflight = c
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.minter.opts.CallTimeout)
 		go func() {
@@ -322,11 +327,26 @@ func (s *TokenSource) mint(ctx context.Context, background bool) error {
 		}()
 	}
 	s.mu.Unlock()
+	var late <-chan time.Time
+	if !background {
+		// An admission waits for a call under way only as long as it would
+		// for its own: a call that hangs makes the admissions after the
+		// budget fail at once, as the backoff after a failure does.
+		left := c.started.Add(s.minter.opts.Budget).Sub(now)
+		if left <= 0 {
+			return fmt.Errorf("no ECR token yet: the call to ECR under way began %s ago", now.Sub(c.started).Round(time.Millisecond))
+		}
+		t := time.NewTimer(left)
+		defer t.Stop()
+		late = t.C
+	}
 	select {
 	case <-c.done:
 		return c.err
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for an ECR token: %w", ctx.Err())
+	case <-late:
+		return fmt.Errorf("waiting for an ECR token: %w", context.DeadlineExceeded)
 	}
 }
 

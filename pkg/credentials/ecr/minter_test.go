@@ -414,3 +414,29 @@ func TestASlowMintOutlivesTheAdmissionThatAskedForIt(t *testing.T) {
 	assert.Equal(t, "AWS", tok.Username)
 	assert.EqualValues(t, 1, api.calls.Load())
 }
+
+// While a call to ECR hangs, admissions wait for it only within the
+// budget from when it began: the later ones fail at once, as during a
+// backoff, rather than each waiting the whole budget again.
+func TestAHangingCallHoldsAdmissionsOnlyWithinTheBudget(t *testing.T) {
+	m, api, c := setup(t)
+	m.opts.Budget = time.Second
+	m.opts.CallTimeout = 300 * time.Millisecond
+	api.delay = time.Hour
+	p, _ := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := p.Credential(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Zero(t, api.calls.Load(), "no call for a caller that is gone")
+
+	first := make(chan error, 1)
+	go func() { _, err := p.Credential(t.Context()); first <- err }()
+	require.Eventually(t, func() bool { return api.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	c.add(2 * time.Second) // the budget has passed since the call began
+	_, err = p.Credential(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the call to ECR under way began 2s ago")
+	assert.EqualValues(t, 1, api.calls.Load())
+	<-first
+}
