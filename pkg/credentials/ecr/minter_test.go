@@ -438,5 +438,5 @@ func TestAHangingCallHoldsAdmissionsOnlyWithinTheBudget(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the call to ECR under way began 2s ago")
 	assert.EqualValues(t, 1, api.calls.Load())
-	<-first
+	assert.Error(t, <-first, "the call timed out")
 }
