@@ -43,17 +43,20 @@ func TestTemplateNodeTrustOff(t *testing.T) {
 	for _, kind := range []string{"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
 		assert.Nil(t, r.find(kind, "regcred-node-agent"), kind)
 	}
+	roles := 0
 	for _, o := range r.objects {
 		var role rbacv1.ClusterRole
 		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
 			continue
 		}
+		roles++
 		r.get(t, o.GetKind(), o.GetName(), &role)
 		for _, rule := range role.Rules {
 			assert.NotContains(t, rule.Resources, "nodes", "%s %s", o.GetKind(), o.GetName())
 			assert.NotContains(t, rule.ResourceNames, "regcred-node-trust", "%s %s", o.GetKind(), o.GetName())
 		}
 	}
+	assert.NotZero(t, roles, "regcred's own roles were looked at")
 	var d appsv1.Deployment
 	r.get(t, "Deployment", "regcred", &d)
 	assert.Empty(t, parseArgs(t, d.Spec.Template.Spec.Containers[0].Args).NodeTrustConfigMap)
@@ -200,11 +203,13 @@ func TestTemplateNodeTrustNamespaces(t *testing.T) {
 	assert.True(t, serve.Exclusions()["regcred-node"], "regcred skips it")
 	var hooks admissionregistrationv1.MutatingWebhookConfiguration
 	r.get(t, "MutatingWebhookConfiguration", "regcred", &hooks)
+	require.NotEmpty(t, hooks.Webhooks)
 	for _, h := range hooks.Webhooks {
 		assert.Contains(t, h.NamespaceSelector.MatchExpressions[0].Values, "regcred-node", "webhook %s is not called there", h.Name)
 	}
 	var told admissionregistrationv1.ValidatingWebhookConfiguration
 	r.get(t, "ValidatingWebhookConfiguration", "regcred-pull-secrets", &told)
+	require.NotEmpty(t, told.Webhooks)
 	for _, h := range told.Webhooks {
 		assert.Contains(t, h.NamespaceSelector.MatchExpressions[0].Values, "regcred-node", "webhook %s is not called there", h.Name)
 	}

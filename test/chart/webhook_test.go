@@ -155,9 +155,9 @@ func TestChartWebhookServedAsItsServiceAccount(t *testing.T) {
 
 	t.Run("it writes its status ConfigMap", func(t *testing.T) {
 		assert.Eventually(t, func() bool {
-			_, err := cs.CoreV1().ConfigMaps(releaseNS).Get(ctx, "regcred-status", metav1.GetOptions{})
-			return err == nil
-		}, eventually, tick)
+			cm, err := cs.CoreV1().ConfigMaps(releaseNS).Get(ctx, "regcred-status", metav1.GetOptions{})
+			return err == nil && strings.Contains(cm.Data["status.yaml"], "cluster: chart-test")
+		}, eventually, tick, "with this cluster's report")
 	})
 
 	t.Run("it records a ConfigRejected Event on a bad config", func(t *testing.T) {

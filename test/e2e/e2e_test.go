@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,9 @@ func TestImagePullSecretMode(t *testing.T) {
 	assert.Equal(t, []string{fmt.Sprintf(`regcred: image pull secret "my-pull" for registry "reg-b" does not exist in namespace %q; create it (kubectl create secret docker-registry my-pull ...) or the image may fail to pull`, ns)}, w.Take())
 	assert.Nil(t, managedSecret(t, ns, "regcred-reg-b"), "regcred never invents the content of the admin's secret")
 	assert.Error(t, pull(t, env.regB, got, env.imageB), "no credentials until the admin creates the secret")
+	// Every Pod is told, not only the namespace's first.
+	createPod(t, cs, ns, pod(env.imageB), metav1.CreateOptions{})
+	assert.Len(t, w.Take(), 1, "the warning again for the next Pod")
 
 	// The admin creates it, as kubectl create secret docker-registry would.
 	auth := base64.StdEncoding.EncodeToString([]byte("bob:" + passwords["bob"]))
@@ -204,8 +208,10 @@ func TestClusterPolicy(t *testing.T) {
 			assert.NotContains(t, got.Annotations, "regcred.io/not-injected", tc.policy)
 		}
 	}
-	// And regcred's log, at info level, once per namespace and registry.
-	assert.Regexp(t, `Image left without registry credentials.*"registry": "reg-a", "reason": "cluster-policy"`, env.logs.String())
+	// And regcred's log, at info level, once per namespace and registry:
+	// two Pods above were left without them.
+	line := regexp.MustCompile(`Image left without registry credentials.*"namespace": "` + regexp.QuoteMeta(ns) + `".*"registry": "reg-a", "reason": "cluster-policy"`)
+	assert.Len(t, line.FindAllString(env.logs.String(), -1), 1)
 }
 
 // 8. A credential change reaches the existing pull secret.

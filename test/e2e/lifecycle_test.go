@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/regcred/regcred/pkg/secretstore"
 )
 
 // gone waits until regcred has deleted a pull secret.
@@ -95,6 +97,10 @@ func TestRetiredRegistriesLoseTheirSecrets(t *testing.T) {
 // recorded in the index before this replica started) is swept.
 func TestStartupSweep(t *testing.T) {
 	gone(t, staleNamespace, "regcred-retired")
+	require.Eventually(t, func() bool {
+		_, known := secretstore.NewIndex(env.client, regcredNamespace).Lookup(t.Context(), staleNamespace, "retired", false)
+		return !known
+	}, 30*time.Second, 100*time.Millisecond, "and its index entry")
 }
 
 // Per-registry namespace scoping: a Pod outside the registry's namespace

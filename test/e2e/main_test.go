@@ -151,8 +151,8 @@ func setup(ctx context.Context) error {
 	// As a replica that ran before would have left it: the Secret, and its
 	// entry in the index of pull secrets.
 	store := &secretstore.Store{API: c, Index: secretstore.NewIndex(c, regcredNamespace)}
-	if _, err := store.Apply(ctx, staleNamespace, &pullsecret.Want{Name: "regcred-retired", Registry: "retired", Data: []byte(`{"auths":{}}`)}, false); err != nil {
-		return err
+	if out, err := store.Apply(ctx, staleNamespace, &pullsecret.Want{Name: "regcred-retired", Registry: "retired", Data: []byte(`{"auths":{}}`)}, false); err != nil || out != secretstore.Created {
+		return fmt.Errorf("the stale pull secret: %s, %w", out, err)
 	}
 	if err := c.Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: configName, Namespace: regcredNamespace},

@@ -134,7 +134,9 @@ func TestStatusShowsChecksAndProblems(t *testing.T) {
 			assert.Equal(c, "failed", b.LastCheck.Result)
 			assert.Equal(c, fmt.Sprintf(`credentials of user "bob" rejected: GET https://%s/v2/ with basic auth answered HTTP 401`, env.regB.Host), b.LastCheck.Message)
 		}
-		assert.Equal(c, float64(0), scrape(t)["regcred_registry_login_ok{registry=reg-b}"])
+		v, ok := scrape(t)["regcred_registry_login_ok{registry=reg-b}"]
+		assert.True(c, ok, "the series is there (a missing one would read as 0)")
+		assert.Equal(c, float64(0), v)
 	}, 30*time.Second, 100*time.Millisecond)
 
 	// A rejected change marks the registries it names invalid; the last

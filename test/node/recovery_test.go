@@ -37,7 +37,8 @@ const (
 // Workloads created before their registry is configured, on a real node:
 // the kubelet really fails to pull (401) and really pulls once regcred
 // has recovered the Pod. A Deployment's Pod is made again with the
-// secret and runs within a minute of the config change; a bare Pod gets
+// secret and runs (the time it took is logged, not asserted; a minute is
+// only how long the test waits); a bare Pod gets
 // an Event and is left alone; a PodDisruptionBudget that forbids the
 // eviction holds.
 func TestRecoveryOnANode(t *testing.T) {
@@ -100,7 +101,7 @@ func TestRecoveryOnANode(t *testing.T) {
 				}
 			}
 			return false
-		}, time.Minute, 50*time.Millisecond, "no Pod of the Deployment ran within a minute of the config change")
+		}, time.Minute, 50*time.Millisecond, "no Pod of the Deployment made again with the secret ran")
 		t.Logf("Deployment's Pod Running %s after the config change (evicted, made again, admitted with the secret, image pulled from the registry with it)", since(start))
 		assert.Contains(t, made.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: "regcred-reg"})
 		b.requireEvent(t, ns, web, recovery.EventEvicted)

@@ -70,10 +70,13 @@ func TestAPIServerOutage(t *testing.T) {
 		_ = env.admin.Patch(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "reg-creds"}},
 			client.RawPatch("application/merge-patch+json", []byte(`{"stringData":{"password":"`+canary+`"}}`)))
 	})
+	rotated := base64.StdEncoding.EncodeToString([]byte(user + ":" + canary + "-rotated"))
 	require.Eventually(t, func() bool {
 		s := secretOf(t, ns, "regcred-reg")
-		return s != nil && string(s.Data[corev1.DockerConfigJsonKey]) != string(before)
-	}, time.Minute, 100*time.Millisecond, "after the outage, the leader brings pull secrets up to date again")
+		// Compared, never printed: the data holds a credential.
+		return s != nil && string(s.Data[corev1.DockerConfigJsonKey]) != string(before) &&
+			strings.Contains(string(s.Data[corev1.DockerConfigJsonKey]), `"auth":"`+rotated+`"`)
+	}, time.Minute, 100*time.Millisecond, "after the outage, the leader brings pull secrets up to date again, with the new password")
 	_, err = leader(ctx)
 	require.NoError(t, err, "a replica leads again")
 }

@@ -65,9 +65,8 @@ func metric(t testing.TB, name string, labels ...string) float64 {
 			continue
 		}
 		resp, err := http.Get(r.MetricsURL)
-		if err != nil {
-			continue
-		}
+		// A replica that runs and cannot be scraped would read as 0.
+		require.NoError(t, err, "scraping replica %s", r.Name)
 		body, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		for _, line := range strings.Split(string(body), "\n") {
