@@ -294,8 +294,10 @@ func TestImagePullSecrets(t *testing.T) {
 	require.True(t, t.Run("with the secret and the image cached", func(t *testing.T) {
 		start := time.Now()
 		b.createPod(t, ns, "cached", corev1.PullIfNotPresent, secret)
-		b.waitPod(t, ns, "cached", 2*time.Minute, running)
+		p := b.waitPod(t, ns, "cached", 2*time.Minute, running)
 		t.Logf("second Pod with the secret (image cached): Running in %s", since(start))
+		ev := b.requireEvent(t, ns, p, "Pulled")
+		assert.Contains(t, ev.Note, "already present on machine and can be accessed by the pod", "the kubelet ran the cached image, after checking the Pod's secret")
 	}))
 
 	// The kubelet checks a cached image's credentials again for a Pod
