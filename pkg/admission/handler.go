@@ -290,7 +290,7 @@ func (h *Handler) prepare(ctx context.Context, rl *requestLog, namespace string,
 	}
 	need := registries.Need{Exact: in.Exact}
 	if r.PerHost() {
-		need.Hosts = registries.UnionHosts(h.Secrets.Hosts(ctx, namespace, r.Name, in.Exact), in.Hosts)
+		need.Hosts = pullsecret.UnionHosts(h.Secrets.Hosts(ctx, namespace, r.Name, in.Exact), in.Hosts)
 	}
 	want, err := r.Want(ctx, need)
 	if err == nil {

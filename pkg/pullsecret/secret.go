@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -133,6 +134,22 @@ func (w *Want) apply(s *corev1.Secret) {
 	} else {
 		delete(s.Annotations, AnnotationExpiresAt)
 	}
+}
+
+// UnionHosts returns the hosts of a and b, sorted, each once: those a
+// pull secret must serve when more are asked of it than it serves.
+func UnionHosts(a, b []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a), b...))))
+}
+
+// ServesHosts reports whether hosts holds every one of want.
+func ServesHosts(hosts, want []string) bool {
+	for _, h := range want {
+		if !slices.Contains(hosts, h) {
+			return false
+		}
+	}
+	return true
 }
 
 // Exact reports whether w is a registry's exact variant (see AuthKeys).

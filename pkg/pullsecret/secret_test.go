@@ -3,6 +3,8 @@ package pullsecret
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // Version is what Secrets and the index already hold in clusters: the
@@ -58,4 +60,12 @@ func TestShape(t *testing.T) {
 	if allocs := testing.AllocsPerRun(100, func() { _ = a.Shape() }); allocs != 0 {
 		t.Errorf("Shape allocates %v times once computed", allocs)
 	}
+}
+
+func TestHostSets(t *testing.T) {
+	assert.Equal(t, []string{"a", "b", "c"}, UnionHosts([]string{"c", "a"}, []string{"b", "a"}))
+	assert.Empty(t, UnionHosts(nil, nil))
+	assert.True(t, ServesHosts([]string{"a", "b"}, []string{"b"}))
+	assert.True(t, ServesHosts([]string{"a"}, nil))
+	assert.False(t, ServesHosts([]string{"a"}, []string{"a", "b"}))
 }

@@ -97,14 +97,6 @@ type Need struct {
 	Hosts []string
 }
 
-// UnionHosts returns the hosts of a and b, sorted, each once: those a
-// pull secret must serve when more are asked of it than it serves.
-func UnionHosts(a, b []string) []string {
-	out := append(slices.Clone(a), b...)
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
 // Want returns the pull secret the registry needs now.
 func (r *Registry) Want(ctx context.Context, need Need) (*pullsecret.Want, error) {
 	i := variant(need.Exact)
@@ -179,7 +171,7 @@ func (r *Registry) wantPerHost(ctx context.Context, ph credentials.PerHost, need
 	}
 	w.Data = data
 	w.Widen = func(ctx context.Context, hosts []string) (*pullsecret.Want, error) {
-		return r.wantPerHost(ctx, ph, Need{Exact: need.Exact, Hosts: UnionHosts(need.Hosts, hosts)})
+		return r.wantPerHost(ctx, ph, Need{Exact: need.Exact, Hosts: pullsecret.UnionHosts(need.Hosts, hosts)})
 	}
 	return w, nil
 }

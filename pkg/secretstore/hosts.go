@@ -72,7 +72,7 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		}
 	}()
 	for range maxRaces {
-		if !covers(w.Hosts, prev.Hosts) {
+		if !pullsecret.ServesHosts(w.Hosts, prev.Hosts) {
 			wider, err := w.Widen(ctx, prev.Hosts)
 			if err != nil {
 				return "", err
@@ -86,7 +86,7 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		e := entryOf(namespace, w, uid)
 		// A rewrite for a new token can wait for a batch; one that adds a
 		// host is recorded at once, for the other replicas to see.
-		if inPlace(out, prev) && covers(prev.Hosts, w.Hosts) && s.Batch > 0 {
+		if inPlace(out, prev) && pullsecret.ServesHosts(prev.Hosts, w.Hosts) && s.Batch > 0 {
 			s.Index.remember(e, false)
 			s.deferEntry(ShardOf(namespace), k, e.value(), &raw)
 			return out, nil
@@ -109,21 +109,6 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 	return "", fmt.Errorf("secret %s/%s: its index entry was changed by other replicas %d times in a row; left to the sweeps", namespace, w.Name, maxRaces)
 }
 
-// covers reports whether hosts holds every one of want.
-func covers(hosts, want []string) bool {
-	for _, h := range want {
-		if !slices.Contains(hosts, h) {
-			return false
-		}
-	}
-	return true
-}
-
-// unionHosts returns the hosts of a and b, sorted, once each.
-func unionHosts(a, b []string) []string {
-	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a), b...))))
-}
-
 // Pending records that namespace should hold the pull secret of e's
 // registry (its Namespace, Registry, Exact), serving e.Hosts, which could
 // not be written yet: the leader's sweeps, which walk the index, write it
@@ -143,10 +128,10 @@ func (s *Store) Pending(ctx context.Context, e Entry) error {
 func (s *Store) markPending(ctx context.Context, e Entry, prev Entry, raw string, force bool) (Entry, error) {
 	k := key(e.Namespace, e.Registry, e.Exact)
 	for range maxRaces {
-		if raw != "" && !force && prev.Version != "" && covers(prev.Hosts, e.Hosts) {
+		if raw != "" && !force && prev.Version != "" && pullsecret.ServesHosts(prev.Hosts, e.Hosts) {
 			return prev, nil
 		}
-		p := Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: pendingVersion, Hosts: unionHosts(prev.Hosts, e.Hosts)}
+		p := Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: pendingVersion, Hosts: pullsecret.UnionHosts(prev.Hosts, e.Hosts)}
 		won, cur, err := s.swap(ctx, e.Namespace, k, raw, p.value())
 		if err != nil {
 			return Entry{}, fmt.Errorf("recording pull secret of registry %s in namespace %s in the index: %w", e.Registry, e.Namespace, err)
@@ -229,7 +214,7 @@ func (s *Store) raced(ctx context.Context, l lostSwap) error {
 	p, err := s.markPending(ctx, mine, theirs, l.cur, true)
 	if err != nil {
 		// Not pending: only this replica's retry writes it again.
-		p = Entry{Namespace: mine.Namespace, Registry: mine.Registry, Exact: mine.Exact, UID: theirs.UID, Hosts: unionHosts(mine.Hosts, theirs.Hosts)}
+		p = Entry{Namespace: mine.Namespace, Registry: mine.Registry, Exact: mine.Exact, UID: theirs.UID, Hosts: pullsecret.UnionHosts(mine.Hosts, theirs.Hosts)}
 	}
 	if s.Raced != nil {
 		s.Raced(p)

@@ -158,10 +158,8 @@ func (e Entry) Satisfies(w *pullsecret.Want) bool {
 	if e.Shape != w.Shape() {
 		return false // written from another address, or of unknown shape
 	}
-	for _, h := range w.Hosts {
-		if !slices.Contains(e.Hosts, h) {
-			return false // a host it does not serve yet
-		}
+	if !pullsecret.ServesHosts(e.Hosts, w.Hosts) {
+		return false // a host it does not serve yet
 	}
 	return !w.ExpiresAt.IsZero() && !e.ExpiresAt.IsZero() && !e.ExpiresAt.Before(w.ExpiresAt.Truncate(time.Second))
 }

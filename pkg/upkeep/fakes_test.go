@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"slices"
 	"sort"
 	"sync"
 
@@ -110,10 +109,10 @@ func (m *memStore) Pending(_ context.Context, e secretstore.Entry) error {
 	defer m.mu.Unlock()
 	k := memKey(e.Namespace, e.Registry, e.Exact)
 	prev, known := m.entries[k]
-	if known && !slices.ContainsFunc(e.Hosts, func(h string) bool { return !slices.Contains(prev.Hosts, h) }) {
+	if known && pullsecret.ServesHosts(prev.Hosts, e.Hosts) {
 		return nil
 	}
-	m.entries[k] = secretstore.Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: "pending", Hosts: e.Hosts}
+	m.entries[k] = secretstore.Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: "pending", Hosts: pullsecret.UnionHosts(prev.Hosts, e.Hosts)}
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/regcred/regcred/pkg/plan"
+	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/pkg/secretstore"
 )
@@ -171,7 +172,7 @@ func (m *Mender) keepHosts(k mendKey, hosts []string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.hosts[k] = registries.UnionHosts(m.hosts[k], hosts)
+	m.hosts[k] = pullsecret.UnionHosts(m.hosts[k], hosts)
 }
 
 // takeHosts returns the hosts k must serve, and forgets them.
@@ -252,17 +253,13 @@ func (m *Mender) handOverWaiting(ctx context.Context) {
 }
 
 // handOver records in the index, when a pull secret cannot be written,
-// that it should exist and serve hosts besides those the index knows (if
-// the index does not know all that already): the queue is this replica's
-// memory only, and the leader's sweeps walk the index, so the secret is
-// written in the end whether this mender gives up or its replica stops.
+// that it should exist and serve hosts besides those the index knows
+// (Store.Pending keeps those): the queue is this replica's memory only,
+// and the leader's sweeps walk the index, so the secret is written in the
+// end whether this mender gives up or its replica stops.
 func (m *Mender) handOver(ctx context.Context, k mendKey, hosts []string) {
 	e := k.entry()
-	if prev, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
-		e.Hosts = registries.UnionHosts(prev.Hosts, hosts)
-	} else {
-		e.Hosts = hosts
-	}
+	e.Hosts = hosts
 	if err := m.store.Pending(ctx, e); err != nil && ctx.Err() == nil {
 		logr.FromContextOrDiscard(ctx).WithName("mender").Error(err, "Cannot hand pull secret over to the leader's sweeps; retrying it here", "namespace", k.namespace, "registry", k.registry)
 	}
@@ -281,7 +278,7 @@ func (m *Mender) process(ctx context.Context, k mendKey, hosts []string) error {
 		return nil // the upkeep deletes what is no longer wanted
 	}
 	if e, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
-		hosts = registries.UnionHosts(e.Hosts, hosts)
+		hosts = pullsecret.UnionHosts(e.Hosts, hosts)
 	}
 	want, err := d.registry.Want(ctx, registries.Need{Exact: k.exact, Hosts: hosts})
 	if err != nil {

@@ -21,8 +21,9 @@ type Store interface {
 	Restore(ctx context.Context, namespace string, w *pullsecret.Want) (secretstore.Outcome, error)
 	Delete(ctx context.Context, e secretstore.Entry, secretName string) error
 	Forget(ctx context.Context, e secretstore.Entry) error
-	// Pending records, unless the index knows it, a pull secret that
-	// could not be written yet, for the leader's sweeps to write.
+	// Pending records, unless the index knows it serving e.Hosts, a pull
+	// secret that could not be written yet, for the leader's sweeps to
+	// write; it keeps the hosts the index knows and adds e.Hosts.
 	Pending(ctx context.Context, e secretstore.Entry) error
 }
 
