@@ -119,12 +119,7 @@ func TestConfigChangeRecovers(t *testing.T) {
 
 	b.set.Store(load(t, quayAndHub))
 	b.c.ConfigChanged()
-	b.waitForRetry()
-	b.clock.Step(b.c.Settle - time.Millisecond)
-	b.settle(1)
-	assert.Zero(t, b.evictor.total(), "not before the config settles")
-	b.clock.Step(time.Millisecond)
-	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+	b.evictedOnceSettled(p)
 	assert.Contains(t, b.events.of(p.UID)[0].note, `registry "hub"`)
 }
 
@@ -141,12 +136,7 @@ func TestNamespaceChangeRecovers(t *testing.T) {
 	// After Settle, so that every replica's cache of namespaces has the
 	// change by the time the replacement is admitted.
 	b.c.NamespaceChanged("quiet")
-	b.waitForRetry()
-	b.clock.Step(b.c.Settle - time.Millisecond)
-	b.settle(1)
-	require.Zero(t, b.evictor.total(), "not before the change settles")
-	b.clock.Step(time.Millisecond)
-	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+	b.evictedOnceSettled(p)
 }
 
 // A Pod whose pull fails just after a config change (its event comes at
@@ -157,12 +147,7 @@ func TestPodEventsWaitForAChangeToSettle(t *testing.T) {
 	b.set.Store(load(t, quayAndHub))
 	b.c.ConfigChanged()
 	p := b.pod("app", "ReplicaSet", "myorg/app:1", ReasonErrImagePull)
-	b.waitForRetry()
-	b.clock.Step(b.c.Settle - time.Millisecond)
-	b.settle(1)
-	assert.Zero(t, b.evictor.total(), "not before the config settles")
-	b.clock.Step(time.Millisecond)
-	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
+	b.evictedOnceSettled(p)
 }
 
 // A Pod whose namespace's labels cannot be read is never evicted: whether

@@ -347,6 +347,18 @@ func (b *bed) settle(pods int) {
 	time.Sleep(50 * time.Millisecond)
 }
 
+// evictedOnceSettled checks that p, queued after a change, is evicted
+// once Settle has passed since the change and not a moment before.
+func (b *bed) evictedOnceSettled(p *corev1.Pod) {
+	b.t.Helper()
+	b.waitForRetry()
+	b.clock.Step(b.c.Settle - time.Millisecond)
+	b.settle(len(b.c.current().store.ListKeys()))
+	require.Zero(b.t, b.evictor.count(p.UID), "not before the change settles")
+	b.clock.Step(time.Millisecond)
+	require.Eventually(b.t, func() bool { return b.evictor.count(p.UID) == 1 }, 10*time.Second, time.Millisecond)
+}
+
 // waitForRetry waits until the queue holds a retry for later, so that a
 // step of the fake clock reaches it.
 func (b *bed) waitForRetry() {
