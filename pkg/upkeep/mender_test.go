@@ -63,11 +63,21 @@ func startMender(t *testing.T, store *memStore, ns Namespaces, o MendOptions) *M
 	t.Helper()
 	set := mendSet(t)
 	m := NewMender(func() *registries.Set { return set }, store, store, ns, testExclusions, newCounts(), o)
+	run(t, m)
+	return m
+}
+
+// run starts m until the test ends; the returned func stops it at once
+// and waits for it.
+func run(t *testing.T, m *Mender) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return m
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 var fast = MendOptions{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, RestoreDelay: time.Millisecond}
@@ -177,10 +187,7 @@ func TestMenderCoalescesConcurrentRequests(t *testing.T) {
 		wg.Go(func() { m.Retry("e", "regcred-q", nil) })
 	}
 	wg.Wait()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = m.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, m)
 	require.Eventually(t, func() bool { return s.count(s.writes, "e/q") >= 1 }, time.Second, time.Millisecond)
 	time.Sleep(50 * time.Millisecond)
 	assert.Equal(t, 1, s.count(s.writes, "e/q"), "fifty admissions asking for one secret make one write")
@@ -212,10 +219,7 @@ func TestMenderRetriesAGlobECRSecretForItsHosts(t *testing.T) {
 	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(), fast)
 	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 	m.Retry("a", "regcred-ecr", []string{host})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = m.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, m)
 	require.Eventually(t, func() bool { e, ok := s.Lookup(t.Context(), "a", "ecr", false); return ok && e.Pending() }, 5*time.Second, time.Millisecond)
 	e, _ := s.Lookup(t.Context(), "a", "ecr", false)
 	assert.Equal(t, []string{host}, e.Hosts, "handed over with the host it must serve")
@@ -259,10 +263,7 @@ func TestMenderRetriesARacedEntry(t *testing.T) {
 	_, err = s.Apply(t.Context(), "a", w, false)
 	require.NoError(t, err)
 	m.RetryEntry(secretstore.Entry{Namespace: "a", Registry: "ecr", Hosts: []string{west, east}})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = m.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, m)
 	require.Eventually(t, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -292,15 +293,12 @@ func TestMenderHandsOverWhatIsQueuedWhenItStops(t *testing.T) {
 	// Retries wait an hour: none runs before the stop.
 	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(),
 		MendOptions{BaseDelay: time.Hour, MaxDelay: time.Hour, RestoreDelay: time.Hour})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = m.Start(ctx) }()
+	stop := run(t, m)
 	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 	m.Retry("a", "regcred-q", nil)
 	m.Retry("a", "regcred-ecr", []string{host})
 	m.Restore("a", "regcred-other")
-	cancel()
-	<-done
+	stop()
 	e, ok := s.Lookup(t.Context(), "a", "q", false)
 	require.True(t, ok, "handed over")
 	assert.True(t, e.Pending())
