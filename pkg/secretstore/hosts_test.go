@@ -64,6 +64,22 @@ func (blindReader) Get(_ context.Context, key client.ObjectKey, _ client.Object,
 
 func (blindReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
 
+// blindStore is a replica whose cache has shown nothing yet, writing
+// through api and reading shards from the API server through reader.
+func blindStore(api client.Client, reader client.Reader) *Store {
+	return &Store{API: api, Reader: reader, Index: NewIndex(blindReader{}, "regcred")}
+}
+
+// servingA returns a store whose namespace app holds registry ecr's pull
+// secret serving host a, and that Secret's UID.
+func servingA(t *testing.T) (*Store, client.Client, types.UID) {
+	t.Helper()
+	s, c := newStore(t)
+	_, err := s.Apply(t.Context(), "app", hostsWant("t1", "a"), false)
+	require.NoError(t, err)
+	return s, c, getSecret(t, c, "app", "regcred-ecr").UID
+}
+
 // A caller that knows fewer hosts than the index records (its view is
 // older) never writes a secret without them.
 func TestAHostWriteKeepsTheHostsTheIndexRecords(t *testing.T) {
@@ -88,7 +104,7 @@ func TestAHostWriteKeepsTheHostsTheIndexRecords(t *testing.T) {
 func TestReplicasAddingHostsAtOnceKeepEveryHost(t *testing.T) {
 	s, c := newStore(t)
 	ctx := t.Context()
-	blind := func() *Store { return &Store{API: c, Reader: c, Index: NewIndex(blindReader{}, "regcred")} }
+	blind := func() *Store { return blindStore(c, c) }
 	a, b := blind(), blind()
 	out, err := a.Apply(ctx, "app", hostsWant("t1", "a"), false)
 	require.NoError(t, err)
@@ -191,13 +207,10 @@ func TestABatchedHostRewriteIsRecorded(t *testing.T) {
 // A pending entry recorded by a replica that has not seen another's
 // entry keeps that entry's hosts and UID.
 func TestPendingKeepsWhatAnotherReplicaRecorded(t *testing.T) {
-	s, c := newStore(t)
+	s, c, uid := servingA(t)
 	ctx := t.Context()
-	_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
-	require.NoError(t, err)
-	uid := getSecret(t, c, "app", "regcred-ecr").UID
 
-	blind := &Store{API: c, Reader: c, Index: NewIndex(blindReader{}, "regcred")}
+	blind := blindStore(c, c)
 	require.NoError(t, blind.Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: []string{"b"}}))
 	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
 	assert.True(t, e.Pending())
@@ -205,9 +218,9 @@ func TestPendingKeepsWhatAnotherReplicaRecorded(t *testing.T) {
 	assert.Equal(t, uid, e.UID)
 
 	// Serving the hosts asked for already: left as it is.
-	_, err = s.Apply(ctx, "app", hostsWant("t1", "a", "b"), false)
+	_, err := s.Apply(ctx, "app", hostsWant("t1", "a", "b"), false)
 	require.NoError(t, err)
-	require.NoError(t, (&Store{API: c, Reader: c, Index: NewIndex(blindReader{}, "regcred")}).Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: []string{"b"}}))
+	require.NoError(t, blindStore(c, c).Pending(ctx, Entry{Namespace: "app", Registry: "ecr", Hosts: []string{"b"}}))
 	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
 	assert.False(t, e.Pending())
 }
@@ -216,11 +229,8 @@ func TestPendingKeepsWhatAnotherReplicaRecorded(t *testing.T) {
 // throttles, ECR is down) leaves the entry pending: its earlier Secret
 // write may have landed after the entry the other replica recorded.
 func TestAFailedRewriteAfterARaceLeavesTheEntryPending(t *testing.T) {
-	s, c := newStore(t)
+	_, c, uid := servingA(t)
 	ctx := t.Context()
-	_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
-	require.NoError(t, err)
-	uid := getSecret(t, c, "app", "regcred-ecr").UID
 
 	secretPatches := 0
 	failing := interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
@@ -233,8 +243,8 @@ func TestAFailedRewriteAfterARaceLeavesTheEntryPending(t *testing.T) {
 			return cl.Patch(ctx, obj, p, opts...)
 		},
 	})
-	blind := &Store{API: failing, Reader: c, Index: NewIndex(blindReader{}, "regcred")}
-	_, err = blind.Apply(ctx, "app", hostsWant("t1", "b"), false)
+	blind := blindStore(failing, c)
+	_, err := blind.Apply(ctx, "app", hostsWant("t1", "b"), false)
 	require.Error(t, err)
 	assert.Equal(t, 2, secretPatches, "its own write, then the one serving both, refused")
 	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
@@ -254,7 +264,7 @@ func TestFirstEntriesOfAnEmptyShard(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, ns := range nss {
 		wg.Go(func() {
-			_, err := (&Store{API: c, Index: NewIndex(blindReader{}, "regcred")}).Apply(ctx, ns, hostsWant("t1", fmt.Sprintf("h%d", i)), false)
+			_, err := blindStore(c, c).Apply(ctx, ns, hostsWant("t1", fmt.Sprintf("h%d", i)), false)
 			assert.NoError(t, err, ns)
 		})
 	}
