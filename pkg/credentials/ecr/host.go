@@ -3,8 +3,6 @@ package ecr
 import (
 	"fmt"
 	"strings"
-
-	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login/api"
 )
 
 // Host is what an ECR registry host says: the account, the region, and
@@ -19,20 +17,76 @@ type Host struct {
 // HostForm says which hosts ParseHost accepts, for error messages.
 const HostForm = "<12-digit account>.dkr.ecr.<region>.amazonaws.com, or the same in another AWS partition (amazonaws.com.cn, amazonaws.eu, c2s.ic.gov, sc2s.sgov.gov, cloud.adc-e.uk, csp.hci.ic.gov), dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws"
 
-// ParseHost reads an ECR registry host with the ECR credential helper's
-// own parser, so that every partition and endpoint form it knows is
-// accepted here too.
+// partitions are the DNS suffixes of ECR registry hosts in every AWS
+// partition, and of the dual-stack endpoints (on.aws, and its China
+// form): the same list as the ECR credential helper's host pattern.
+var partitions = map[string]bool{
+	"amazonaws.com":               true,
+	"amazonaws.com.cn":            true,
+	"amazonaws.eu":                true,
+	"on.aws":                      true,
+	"on.amazonwebservices.com.cn": true,
+	"sc2s.sgov.gov":               true,
+	"c2s.ic.gov":                  true,
+	"cloud.adc-e.uk":              true,
+	"csp.hci.ic.gov":              true,
+}
+
+// ParseHost reads an ECR registry host:
+// <12-digit account>.dkr.ecr[-fips].<region>.<partition's suffix>, or
+// the dual-stack <account>.dkr-ecr[-fips].<region>.on.aws. It accepts
+// exactly the hosts the ECR credential helper's parser accepts
+// (TestParseHostAgreesWithTheCredentialHelper), without linking the
+// helper's clients into regcred.
 func ParseHost(host string) (Host, error) {
-	reg, err := api.ExtractRegistry(host)
-	if err != nil || reg.Service != api.ServiceECR || strings.ContainsAny(host, ":/") {
+	h, ok := parseHost(host)
+	if !ok {
 		return Host{}, fmt.Errorf("%q is not an ECR registry host: must be %s", host, HostForm)
 	}
+	return h, nil
+}
+
+func parseHost(host string) (Host, bool) {
+	account, rest, _ := strings.Cut(host, ".")
+	if len(account) != 12 || strings.Trim(account, "0123456789") != "" {
+		return Host{}, false
+	}
+	// dkr.ecr or dkr-ecr: the helper takes either separator with any suffix.
+	if !strings.HasPrefix(rest, "dkr.ecr") && !strings.HasPrefix(rest, "dkr-ecr") {
+		return Host{}, false
+	}
+	rest = rest[len("dkr.ecr"):]
+	rest, fips := strings.CutPrefix(rest, "-fips")
+	rest, ok := strings.CutPrefix(rest, ".")
+	if !ok {
+		return Host{}, false
+	}
+	region, suffix, _ := strings.Cut(rest, ".")
+	if !validRegion(region) || !partitions[suffix] {
+		return Host{}, false
+	}
 	return Host{
-		Account:   reg.ID,
-		Region:    reg.Region,
-		FIPS:      reg.FIPS,
-		DualStack: strings.HasSuffix(host, ".on.aws") || strings.HasSuffix(host, ".on.amazonwebservices.com.cn"),
-	}, nil
+		Account:   account,
+		Region:    region,
+		FIPS:      fips,
+		DualStack: suffix == "on.aws" || suffix == "on.amazonwebservices.com.cn",
+	}, true
+}
+
+// validRegion says whether a label is a region as ECR hosts spell them: a
+// letter or digit, then letters, digits, '-' and '_'.
+func validRegion(label string) bool {
+	if label == "" || label[0] == '-' || label[0] == '_' {
+		return false
+	}
+	for _, c := range []byte(label) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // regionLabel returns the position of the region in an ECR host's labels:
