@@ -11,12 +11,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	// Trusted CA roots built into the binary, for where the system has
-	// none. regcred's image carries the same roots as a file
-	// (pkg/ociimage), which Go then reads first; the binary alone, in a
-	// bare image of someone else's, still verifies registries and AWS.
-	_ "golang.org/x/crypto/x509roots/fallback"
-
 	"github.com/regcred/regcred/pkg/cli"
 )
 
