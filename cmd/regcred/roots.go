@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"crypto/x509"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,25 +12,28 @@ import (
 )
 
 // regcred trusts the system's CA roots, as Go reads them on Linux. Where
-// the system has none at all (the binary alone in a bare image of
-// someone else's), it trusts the roots built into the binary instead:
-// golang.org/x/crypto/x509roots/fallback's bundle, Mozilla's NSS store at
-// the version go.mod pins. regcred's own image carries the same roots as
-// a file (pkg/ociimage), which Go reads.
+// the system offers Go no root certificate (the binary alone in a bare
+// image of someone else's), it trusts the roots built into the binary
+// instead: golang.org/x/crypto/x509roots/fallback's bundle, Mozilla's NSS
+// store at the version go.mod pins. regcred's own image carries the same
+// roots as a file (pkg/ociimage), which Go reads.
 //
-// The built-in roots are parsed only where they are used: importing
+// The built-in roots are parsed only where they may be used: importing
 // x509roots/fallback parses them at every start and keeps them, about
 // 0.5 MB of certificates held for the life of a process that reads the
 // system's anyway.
 func init() {
 	if !systemHasRoots() || forcedFallback(os.Getenv("GODEBUG")) {
 		x509.SetFallbackRoots(builtinRoots())
+		builtinSet = true
 	}
 }
 
+// builtinSet records that the built-in roots were given to Go.
+var builtinSet bool
+
 // certFiles and certDirs are where Go looks for the system's roots on
-// Linux (crypto/x509's root_linux.go); SSL_CERT_FILE and SSL_CERT_DIR
-// take their place when set.
+// Linux (crypto/x509's root_linux.go).
 var (
 	certFiles = []string{
 		"/etc/ssl/certs/ca-certificates.crt",
@@ -41,44 +46,90 @@ var (
 	certDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
 )
 
-// systemHasRoots says whether the system has a file or directory of
-// roots for Go to read: a file that is not empty, or a directory with an
-// entry. Go falls back only when it finds no roots at all; a file that
-// exists but holds no certificate is taken as the admin's choice, and
-// not second-guessed.
+// systemHasRoots says whether Go will find root certificates on this
+// system: SSL_CERT_FILE takes the place of Go's list of files, and
+// SSL_CERT_DIR (directories separated by ':') of its list of directories,
+// as in Go.
 func systemHasRoots() bool {
-	files := certFiles
+	files, dirs := certFiles, certDirs
 	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
 		files = []string{f}
 	}
+	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
+		dirs = strings.Split(d, ":")
+	}
+	return hasRoots(files, dirs)
+}
+
+// hasRoots reads the files and directories as Go's loadSystemRoots does
+// (crypto/x509's root_unix.go): the first file of files that can be read,
+// and every file of each directory of dirs. It says whether any of them
+// holds a PEM certificate block. Go falls back to the built-in roots when
+// it loads no certificate; it parses the blocks, and this looks for their
+// start only, so a file of blocks that all fail to parse is the one case
+// where Go would fall back and regcred then trusts no root.
+func hasRoots(files, dirs []string) bool {
 	for _, f := range files {
-		fi, err := os.Stat(f) //nolint:gosec // Go's own list, or the admin's SSL_CERT_FILE, as Go reads it
-		if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
-			return true
+		if has, err := holdsCertificate(f); err == nil {
+			if has {
+				return true
+			}
+			break // Go reads the first file it can, and no other
 		}
 	}
-	dirs := certDirs
-	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
-		dirs = filepath.SplitList(d)
-	}
 	for _, d := range dirs {
-		if entries, err := os.ReadDir(d); err == nil && len(entries) > 0 {
-			return true
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if has, err := holdsCertificate(filepath.Join(d, e.Name())); err == nil && has {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// forcedFallback says whether GODEBUG asks Go to use the fallback roots
-// even where the system has its own (x509usefallbackroots=1).
-func forcedFallback(godebug string) bool {
-	forced := false
-	for s := range strings.SplitSeq(godebug, ",") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(s), "x509usefallbackroots="); ok {
-			forced = v == "1" // the last setting wins, as in Go
+// certBlock starts a PEM certificate.
+var certBlock = []byte("-----BEGIN CERTIFICATE-----")
+
+// holdsCertificate says whether the file holds the start of a PEM
+// certificate block; an error says it cannot be read (a directory, no
+// permission). It reads until the first block, a few bytes in a root
+// bundle.
+func holdsCertificate(path string) (bool, error) {
+	f, err := os.Open(path) //nolint:gosec // Go's own lists, or the admin's SSL_CERT_FILE and SSL_CERT_DIR, as Go reads them
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 0, 8<<10)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if bytes.Contains(buf, certBlock) {
+			return true, nil
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		// Keep the tail that may hold the start of a block cut in two.
+		if keep := len(certBlock) - 1; len(buf) > keep {
+			buf = buf[:copy(buf, buf[len(buf)-keep:])]
 		}
 	}
-	return forced
+}
+
+// forcedFallback says whether GODEBUG may ask Go to use the fallback
+// roots even where the system has its own (x509usefallbackroots=1). It
+// errs towards yes: Go reads GODEBUG itself and decides, and built-in
+// roots set without need cost only their memory.
+func forcedFallback(godebug string) bool {
+	return strings.Contains(godebug, "x509usefallbackroots=1")
 }
 
 // builtinRoots parses the roots built into the binary, each with the

@@ -16,26 +16,81 @@ import (
 	"github.com/regcred/regcred/pkg/certgen"
 )
 
+// testCA returns a CA certificate as PEM.
+func testCA(t *testing.T) []byte {
+	t.Helper()
+	ca, err := certgen.NewCA("regcred test CA", time.Hour)
+	require.NoError(t, err)
+	return ca.CertPEM
+}
+
+func write(t *testing.T, path string, data []byte) string {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	return path
+}
+
+// hasRoots reads files and directories as Go's loadSystemRoots does, and
+// says whether Go will find a root there.
+func TestHasRoots(t *testing.T) {
+	dir := t.TempDir()
+	ca := testCA(t)
+	full := write(t, filepath.Join(dir, "full.pem"), ca)
+	empty := write(t, filepath.Join(dir, "empty.pem"), nil)
+	text := write(t, filepath.Join(dir, "text.pem"), []byte("no certificate here\n"))
+	// The start of a block cut in two by the reads.
+	split := write(t, filepath.Join(dir, "split.pem"), append([]byte(strings.Repeat("#", 8<<10-10)+"\n"), ca...))
+	missing := filepath.Join(dir, "missing")
+
+	dirOfPEM := filepath.Join(dir, "certs")
+	write(t, filepath.Join(dirOfPEM, "ca.pem"), ca)
+	dirOfText := filepath.Join(dir, "text")
+	write(t, filepath.Join(dirOfText, "README"), []byte("no certificate here\n"))
+	dirOfDirs := filepath.Join(dir, "dirs")
+	write(t, filepath.Join(dirOfDirs, "java", "cacerts.pem"), ca) // Go reads no subdirectory
+	dirOfLinks := filepath.Join(dir, "links")
+	require.NoError(t, os.Mkdir(dirOfLinks, 0o700))
+	require.NoError(t, os.Symlink(missing, filepath.Join(dirOfLinks, "gone.pem")))
+	dirOfGoodLinks := filepath.Join(dir, "goodlinks")
+	require.NoError(t, os.Mkdir(dirOfGoodLinks, 0o700))
+	require.NoError(t, os.Symlink(full, filepath.Join(dirOfGoodLinks, "ca.pem")))
+
+	for _, tc := range []struct {
+		name        string
+		files, dirs []string
+		want        bool
+	}{
+		{"nothing there", []string{missing}, []string{missing}, false},
+		{"a file with a certificate", []string{missing, full}, nil, true},
+		{"a file read past the first read", []string{split}, nil, true},
+		{"Go reads the first file it can, and no other", []string{empty, full}, nil, false},
+		{"a file that is not read is passed over", []string{dir, full}, nil, true},
+		{"a file without a certificate", []string{text}, nil, false},
+		{"a directory with a certificate", nil, []string{missing, dirOfPEM}, true},
+		{"a directory of text", nil, []string{dirOfText}, false},
+		{"a directory of directories", nil, []string{dirOfDirs}, false},
+		{"a directory of dangling links", nil, []string{dirOfLinks}, false},
+		{"a directory of links to certificates", nil, []string{dirOfGoodLinks}, true},
+		{"files without, a directory with", []string{empty}, []string{dirOfText, dirOfPEM}, true},
+	} {
+		assert.Equal(t, tc.want, hasRoots(tc.files, tc.dirs), tc.name)
+	}
+}
+
+// SSL_CERT_FILE and SSL_CERT_DIR take the place of Go's lists.
 func TestSystemHasRoots(t *testing.T) {
 	dir := t.TempDir()
-	empty, full := filepath.Join(dir, "empty.pem"), filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(empty, nil, 0o600))
-	require.NoError(t, os.WriteFile(full, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600))
-	emptyDir, fullDir := filepath.Join(dir, "none"), filepath.Join(dir, "certs")
-	require.NoError(t, os.Mkdir(emptyDir, 0o700))
-	require.NoError(t, os.Mkdir(fullDir, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(fullDir, "ca.pem"), []byte("x"), 0o600))
-
+	full := write(t, filepath.Join(dir, "ca.pem"), testCA(t))
+	certs := filepath.Dir(write(t, filepath.Join(dir, "certs", "ca.pem"), testCA(t)))
+	missing := filepath.Join(dir, "missing")
 	for _, tc := range []struct {
 		file, dir string
 		want      bool
 	}{
-		{filepath.Join(dir, "missing.pem"), filepath.Join(dir, "missing"), false},
-		{empty, emptyDir, false},
-		{dir, emptyDir, false}, // a directory is not a file of roots
-		{full, emptyDir, true},
-		{empty, fullDir, true},
-		{empty, emptyDir + string(filepath.ListSeparator) + fullDir, true},
+		{missing, missing, false},
+		{full, missing, true},
+		{missing, missing + ":" + certs, true},
 	} {
 		t.Setenv("SSL_CERT_FILE", tc.file)
 		t.Setenv("SSL_CERT_DIR", tc.dir)
@@ -44,44 +99,46 @@ func TestSystemHasRoots(t *testing.T) {
 }
 
 func TestForcedFallback(t *testing.T) {
-	for godebug, want := range map[string]bool{
-		"":                                     false,
-		"x509usefallbackroots=1":               true,
-		"http2debug=1, x509usefallbackroots=1": true,
-		"x509usefallbackroots=0":               false,
-		"x509usefallbackroots=1,x509usefallbackroots=0": false,
-		"x509usefallbackroots=10":                       false,
-	} {
-		assert.Equal(t, want, forcedFallback(godebug), godebug)
+	// Every setting with which Go uses the fallback roots.
+	for _, godebug := range []string{"x509usefallbackroots=1", "http2debug=1,x509usefallbackroots=1", "x509usefallbackroots=1#pattern"} {
+		assert.True(t, forcedFallback(godebug), godebug)
+	}
+	for _, godebug := range []string{"", "x509usefallbackroots=0", "http2debug=1"} {
+		assert.False(t, forcedFallback(godebug), godebug)
 	}
 }
 
 // The roots a regcred process trusts, as its own start (this package's
 // init) leaves them: the test binary run again with another environment
-// tells whether its system pool is the built-in roots.
+// tells whether its system pool is the built-in roots, and whether it
+// parsed them at all.
 func TestTrustedRoots(t *testing.T) {
 	if os.Getenv("REGCRED_ROOTS_CHILD") == "1" {
 		pool, err := x509.SystemCertPool()
 		require.NoError(t, err)
-		fmt.Printf("builtin=%v roots=%d\n", pool.Equal(builtinRoots()), len(pool.Subjects())) //nolint:staticcheck // Subjects counts the roots of a pool Go loaded from files.
+		fmt.Printf("builtin=%v roots=%d parsed=%v\n", pool.Equal(builtinRoots()), len(pool.Subjects()), builtinSet) //nolint:staticcheck // Subjects counts the roots of a pool Go loaded from files.
 		return
 	}
 	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	testCA, err := certgen.NewCA("regcred test CA", time.Hour)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(ca, testCA.CertPEM, 0o600))
+	ca := write(t, filepath.Join(dir, "ca.pem"), testCA(t))
+	empty := write(t, filepath.Join(dir, "empty.pem"), nil)
+	missing := filepath.Join(dir, "missing")
 	builtin := len(builtinRoots().Subjects()) //nolint:staticcheck // as above
 	require.Greater(t, builtin, 100, "the binary has Mozilla's roots built in")
-	missing := filepath.Join(dir, "missing")
 	for _, tc := range []struct {
 		name string
 		env  []string
 		want string
 	}{
-		{"no roots on the system", []string{"SSL_CERT_FILE=" + missing, "SSL_CERT_DIR=" + missing}, fmt.Sprintf("builtin=true roots=%d", builtin)},
-		{"the system's roots", []string{"SSL_CERT_FILE=" + ca, "SSL_CERT_DIR=" + missing}, "builtin=false roots=1"},
-		{"GODEBUG asks for the built-in ones", []string{"SSL_CERT_FILE=" + ca, "SSL_CERT_DIR=" + missing, "GODEBUG=x509usefallbackroots=1"}, fmt.Sprintf("builtin=true roots=%d", builtin)},
+		{"no roots on the system", []string{"SSL_CERT_FILE=" + missing, "SSL_CERT_DIR=" + missing, "GODEBUG="},
+			fmt.Sprintf("builtin=true roots=%d parsed=true", builtin)},
+		{"a root file without a root", []string{"SSL_CERT_FILE=" + empty, "SSL_CERT_DIR=" + missing, "GODEBUG="},
+			fmt.Sprintf("builtin=true roots=%d parsed=true", builtin)},
+		// The built-in roots are not even parsed.
+		{"the system's roots", []string{"SSL_CERT_FILE=" + ca, "SSL_CERT_DIR=" + missing, "GODEBUG="},
+			"builtin=false roots=1 parsed=false"},
+		{"GODEBUG asks for the built-in ones", []string{"SSL_CERT_FILE=" + ca, "SSL_CERT_DIR=" + missing, "GODEBUG=x509usefallbackroots=1"},
+			fmt.Sprintf("builtin=true roots=%d parsed=true", builtin)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestTrustedRoots$")
