@@ -15,7 +15,7 @@ type Host struct {
 }
 
 // HostForm says which hosts ParseHost accepts, for error messages.
-const HostForm = "<12-digit account>.dkr.ecr.<region>.amazonaws.com, or the same in another AWS partition (amazonaws.com.cn, amazonaws.eu, c2s.ic.gov, sc2s.sgov.gov, cloud.adc-e.uk, csp.hci.ic.gov), dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws"
+const HostForm = "<12-digit account>.dkr.ecr.<region>.amazonaws.com, or the same in another AWS partition (amazonaws.com.cn, amazonaws.eu, c2s.ic.gov, sc2s.sgov.gov, cloud.adc-e.uk, csp.hci.ic.gov), dkr.ecr-fips, or dual-stack <account>.dkr-ecr.<region>.on.aws (on.amazonwebservices.com.cn in China)"
 
 // partitions are the DNS suffixes of ECR registry hosts in every AWS
 // partition, and of the dual-stack endpoints (on.aws, and its China
