@@ -12,8 +12,9 @@ import (
 const CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
 
 // CABundle returns, as PEM, the roots of the bundle the regcred binary
-// embeds as its fallback (golang.org/x/crypto/x509roots/fallback, Mozilla's
-// NSS store, at the version go.mod pins).
+// embeds, and trusts where a system offers no root of its own
+// (golang.org/x/crypto/x509roots/fallback/bundle, Mozilla's NSS store, at
+// the version go.mod pins; see cmd/regcred).
 //
 // A root the bundle trusts only with a constraint (NSS "distrust after"
 // dates) is left out: a PEM file cannot carry the constraint, and such a
