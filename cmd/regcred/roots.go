@@ -103,7 +103,7 @@ func holdsCertificate(path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	buf := make([]byte, 0, 8<<10)
 	for {
 		n, err := f.Read(buf[len(buf):cap(buf)])
