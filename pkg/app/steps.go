@@ -67,11 +67,11 @@ func (a *App) newConfig(*rest.Config) error {
 	}
 	// The minter keeps the tokens of the config served, and no other.
 	a.loader.OnChange(func(set *registries.Set) {
-		var keep []credentials.Expiring
+		providers := make([]credentials.Provider, 0, len(set.Registries))
 		for _, r := range set.Registries {
-			keep = append(keep, r.TokenSources()...)
+			providers = append(providers, r.Provider)
 		}
-		minter.Retain(keep)
+		minter.Retain(providers)
 	})
 	return a.loader.SetupWithManager(a.mgr)
 }

@@ -114,20 +114,53 @@ func (m *Minter) Provider(spec credentials.Spec) (credentials.Provider, error) {
 	return m.source(h, auth, key, true), nil
 }
 
-// Retain drops the sources of exact registries that keep does not hold:
-// called with the token sources of the config just loaded, it leaves no
-// source of a removed registry or a rotated access key (nor that key) for
-// the life of the process. A glob's sources are dropped once unused.
-func (m *Minter) Retain(keep []credentials.Expiring) {
-	held := make(map[*TokenSource]bool, len(keep))
-	for _, e := range keep {
-		if s, ok := e.(*TokenSource); ok {
-			held[s] = true
+// Retain drops the sources of exact registries that the config just
+// loaded no longer holds: called with the providers of its registries, it
+// leaves no source of a removed registry or a rotated access key (nor
+// that key) for the life of the process. A source that one of the
+// config's globs may use too (the same credential: an exact registry
+// removed beside a glob that stays) is not dropped but unpinned, with its
+// token and its backoff: the glob's own sources are dropped once unused.
+func (m *Minter) Retain(providers []credentials.Provider) {
+	held := make(map[*TokenSource]bool, len(providers))
+	globs := map[globCredential]bool{}
+	for _, p := range providers {
+		switch p := p.(type) {
+		case *TokenSource:
+			held[p] = true
+		case *GlobSource:
+			globs[globCredential{p.auth, credentialID(p.auth, p.key)}] = true
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	maps.DeleteFunc(m.sources, func(_ Key, s *TokenSource) bool { return s.isPinned() && !held[s] })
+	maps.DeleteFunc(m.sources, func(k Key, s *TokenSource) bool {
+		if !s.isPinned() || held[s] {
+			return false
+		}
+		if globs[globCredential{k.Auth, k.Credential}] {
+			s.unpin()
+			return false
+		}
+		return true
+	})
+}
+
+// globCredential is what a glob's sources share: how they authenticate.
+type globCredential struct {
+	auth       config.ECRAuth
+	credential string
+}
+
+// credentialID identifies an access key in a Key: its ID and a digest of
+// its secret, so that a rotated secret is another source. Empty for
+// iam-role.
+func credentialID(auth config.ECRAuth, key AccessKey) string {
+	if auth != config.ECRAccessKey {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(key.Secret))
+	return key.ID + "/" + hex.EncodeToString(sum[:8])
 }
 
 // AccessKey is an AWS access key; empty for iam-role. It is secret: never
@@ -140,11 +173,7 @@ type AccessKey struct{ ID, Secret string }
 // unused; they are dropped here, where sources are made, so that the
 // sources kept are bounded by the globs' own bounds.
 func (m *Minter) source(h Host, auth config.ECRAuth, key AccessKey, pin bool) *TokenSource {
-	k := Key{Auth: auth, Region: h.Region, FIPS: h.FIPS, DualStack: h.DualStack}
-	if auth == config.ECRAccessKey {
-		sum := sha256.Sum256([]byte(key.Secret))
-		k.Credential = key.ID + "/" + hex.EncodeToString(sum[:8])
-	}
+	k := Key{Auth: auth, Region: h.Region, FIPS: h.FIPS, DualStack: h.DualStack, Credential: credentialID(auth, key)}
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -189,6 +218,13 @@ func (s *TokenSource) use(now time.Time, pin bool) {
 	if now.After(s.lastUsed) {
 		s.lastUsed = now
 	}
+}
+
+// unpin notes that no exact registry holds the source any more.
+func (s *TokenSource) unpin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pinned = false
 }
 
 // isPinned reports whether the source is an exact registry's.
@@ -247,10 +283,15 @@ func (s *TokenSource) Credential(ctx context.Context) (credentials.Credential, e
 func (s *TokenSource) valid() (credentials.Credential, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.token != nil && s.minter.now().Before(s.token.ExpiresAt.Add(-safety(s.token.ExpiresAt.Sub(s.issued)))) {
+	if s.validLocked(s.minter.now()) {
 		return *s.token, true
 	}
 	return credentials.Credential{}, false
+}
+
+// validLocked reports whether the cached token is valid at now; s.mu is held.
+func (s *TokenSource) validLocked(now time.Time) bool {
+	return s.token != nil && now.Before(s.token.ExpiresAt.Add(-safety(s.token.ExpiresAt.Sub(s.issued))))
 }
 
 // safety is how long before expiry a token stops being handed out: a
@@ -265,6 +306,11 @@ func safety(life time.Duration) time.Duration {
 func (s *TokenSource) RefreshAt() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.refreshAtLocked()
+}
+
+// refreshAtLocked is RefreshAt; s.mu is held.
+func (s *TokenSource) refreshAtLocked() time.Time {
 	if s.nextAttempt.After(s.refreshAt) {
 		return s.nextAttempt
 	}
@@ -284,14 +330,18 @@ func (s *TokenSource) Expiry() time.Time {
 // Refresh mints a new token if one is due and the backoff allows. It
 // reports whether the token changed.
 func (s *TokenSource) Refresh(ctx context.Context) (bool, error) {
-	if s.minter.now().Before(s.RefreshAt()) {
+	switch err := s.mint(ctx, true); {
+	case errors.Is(err, errNotDue):
 		return false, nil
-	}
-	if err := s.mint(ctx, true); err != nil {
+	case err != nil:
 		return false, err
 	}
 	return true, nil
 }
+
+// errNotDue says a refresh is not due: the token is fresh, or the backoff
+// after a failure is not over.
+var errNotDue = errors.New("no ECR token refresh due")
 
 // mintCall is one call to ECR: done is closed when it ends, err set
 // before; started is when it began.
@@ -302,18 +352,29 @@ type mintCall struct {
 }
 
 // mint calls ECR once, unless a call is under way (then it waits for that
-// one) or, for an admission, the backoff after a failure is not over. The
-// call runs on its own, bounded by CallTimeout: when ctx ends first, mint
-// returns and the call goes on, its token cached for the next caller.
+// one). It does not call when, for an admission, a token is cached (a call
+// that ended since the caller looked) or the backoff after a failure is
+// not over; nor when, for the refresher, no refresh is due (errNotDue).
+// Both are decided under s.mu, with the call under way. The call runs on
+// its own, bounded by CallTimeout: when ctx ends first, mint returns and
+// the call goes on, its token cached for the next caller.
 func (s *TokenSource) mint(ctx context.Context, background bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("waiting for an ECR token: %w", err)
 	}
 	s.mu.Lock()
 	now := s.minter.now()
+	if background && now.Before(s.refreshAtLocked()) {
+		s.mu.Unlock()
+		return errNotDue
+	}
 	c := s.inflight
 	if c == nil {
-		if !background && now.Before(s.nextAttempt) {
+		switch {
+		case !background && s.validLocked(now):
+			s.mu.Unlock()
+			return nil
+		case !background && now.Before(s.nextAttempt):
 			err := s.lastErr
 			s.mu.Unlock()
 			return fmt.Errorf("no ECR token yet, retrying after backoff: %w", err)
@@ -388,6 +449,9 @@ func (s *TokenSource) run(ctx context.Context, c *mintCall) {
 func backoff(base, limit time.Duration, failures int) time.Duration {
 	d := base
 	for i := 1; i < failures && d < limit; i++ {
+		if d > limit/2 {
+			return limit // doubling would pass it, or overflow
+		}
 		d *= 2
 	}
 	return min(d, limit)

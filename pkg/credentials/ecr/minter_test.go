@@ -377,7 +377,7 @@ func TestRetainDropsSourcesNoConfigUses(t *testing.T) {
 	rotated, _ := m.Provider(spec(t, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey, AccessKey{"AKIA1", "s2"}))
 
 	// The new config: the rotated key, the iam-role registry, the glob.
-	m.Retain([]credentials.Expiring{rotated.(*TokenSource), kept.(*TokenSource), regional})
+	m.Retain([]credentials.Provider{rotated, kept, glob, nil})
 	m.mu.Lock()
 	var left []*TokenSource
 	for _, s := range m.sources {
@@ -387,13 +387,50 @@ func TestRetainDropsSourcesNoConfigUses(t *testing.T) {
 	assert.ElementsMatch(t, []*TokenSource{rotated.(*TokenSource), kept.(*TokenSource), regional}, left)
 	assert.NotContains(t, left, old.(*TokenSource), "the old key is gone")
 
-	// A glob's source the config does not list yet (no image needed it
-	// before the load) stays: idleness prunes those.
-	m.Retain([]credentials.Expiring{rotated.(*TokenSource), kept.(*TokenSource)})
+	// A glob's source stays whatever the config: idleness prunes those.
+	m.Retain([]credentials.Provider{rotated, kept})
 	m.mu.Lock()
 	_, still := m.sources[regional.key]
 	m.mu.Unlock()
 	assert.True(t, still)
+}
+
+// An exact registry removed beside a glob that stays, with the same
+// credential: the glob may use the exact registry's source, so it is
+// kept, with its backoff (or its token), and dropped once unused like the
+// glob's own. A source of another credential goes at once.
+func TestRetainKeepsASourceAGlobMayUse(t *testing.T) {
+	m, api, c := setup(t)
+	failing := errors.New("ECR is down")
+	api.err.Store(&failing)
+	const host = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+	exact, err := m.Provider(spec(t, host, config.ECRIAMRole, AccessKey{}))
+	require.NoError(t, err)
+	other, err := m.Provider(spec(t, host, config.ECRAccessKey, AccessKey{"AKIA1", "s1"}))
+	require.NoError(t, err)
+	g := globSource(t, m, AccessKey{})
+	require.Error(t, use(t, g, host))
+	require.EqualValues(t, 1, api.calls.Load(), "one call for the glob and the exact registry: one source")
+
+	m.Retain([]credentials.Provider{g}) // both exact registries removed
+	_, p, err := g.ForHost(host)
+	require.NoError(t, err)
+	assert.Same(t, exact, p, "the glob keeps the source it shared")
+	require.Error(t, use(t, g, host))
+	assert.EqualValues(t, 1, api.calls.Load(), "its backoff is kept: no call")
+	m.mu.Lock()
+	_, otherKept := m.sources[other.(*TokenSource).key]
+	m.mu.Unlock()
+	assert.False(t, otherKept, "the access key no config uses is gone")
+
+	// Unpinned, the source goes once no image needs it.
+	c.add(neverMintedFor + time.Second)
+	_, _, err = g.ForHost("111111111111.dkr.ecr.us-east-1.amazonaws.com")
+	require.NoError(t, err)
+	m.mu.Lock()
+	_, stays := m.sources[exact.(*TokenSource).key]
+	m.mu.Unlock()
+	assert.False(t, stays)
 }
 
 // ECR slower than an admission's budget: the admission gives up waiting,
