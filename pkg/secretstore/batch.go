@@ -2,6 +2,7 @@ package secretstore
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -12,7 +13,7 @@ import (
 // entries waiting for a batch (Store.Batch).
 type shardWriter struct {
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks keyLocks
 	// pending are the entries waiting, by shard and key.
 	pending map[string]map[string]deferred
 	// scheduled is set while a flush is due; failures counts the flushes
@@ -23,20 +24,14 @@ type shardWriter struct {
 
 // lock takes a shard's lock, which every write of the shard holds (a
 // batch never lands after a later write of one of its keys), and returns
-// what releases it.
-func (w *shardWriter) lock(shard string) func() {
-	w.mu.Lock()
-	if w.locks == nil {
-		w.locks = map[string]*sync.Mutex{}
+// what releases it; it gives up when ctx ends, so that an admission waits
+// for a flush only within its own time.
+func (w *shardWriter) lock(ctx context.Context, shard string) (func(), error) {
+	unlock, err := w.locks.lock(ctx, shard)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for this replica's other writes of index shard %s: %w", shard, err)
 	}
-	l := w.locks[shard]
-	if l == nil {
-		l = &sync.Mutex{}
-		w.locks[shard] = l
-	}
-	w.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	return unlock, nil
 }
 
 // deferred is an index entry waiting for a batch.
@@ -130,7 +125,10 @@ func (s *Store) Flush(ctx context.Context) error {
 	w.mu.Unlock()
 	var first error
 	for _, shard := range shards {
-		unlock := w.lock(shard)
+		unlock, err := w.lock(ctx, shard)
+		if err != nil {
+			return err // the entries wait for the next flush
+		}
 		left, lost, err := s.flushShard(ctx, shard, w.take(shard))
 		if err != nil {
 			// Back in line, unless a newer entry of the key came meanwhile.

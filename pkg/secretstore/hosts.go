@@ -58,12 +58,14 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		return Unchanged, nil
 	}
 	exists := known && !prev.Pending()
-	lost := false
+	wrote := false
 	defer func() {
-		if err != nil && lost {
-			// This replica's last Secret write may have landed after the
-			// entry another replica recorded, which claims hosts it lacks:
-			// the entry turns pending, for the sweeps to write it again.
+		if err != nil && wrote {
+			// This replica's last Secret write, from what this replica
+			// knew of the entry, may have landed after the entry another
+			// replica recorded, which then claims hosts the Secret lacks;
+			// and its own entry is not recorded. The entry turns pending,
+			// for the sweeps to write it again.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if _, perr := s.markPending(ctx, entryOf(namespace, w, ""), prev, raw, true); perr != nil {
@@ -83,6 +85,7 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		if err != nil {
 			return "", err
 		}
+		wrote = true
 		e := entryOf(namespace, w, uid)
 		// A rewrite for a new token can wait for a batch; one that adds a
 		// host is recorded at once, for the other replicas to see.
@@ -101,7 +104,6 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		}
 		// Another replica recorded the entry meanwhile: write the Secret
 		// again from what it recorded.
-		lost = true
 		prev, _ = parseEntry(k, cur)
 		raw, exists = cur, true
 		s.Index.learn(k, cur)
@@ -151,43 +153,86 @@ func (s *Store) markPending(ctx context.Context, e Entry, prev Entry, raw string
 type lostSwap struct{ k, ours, cur string }
 
 // swapBatch writes the waiting entries of a shard that have a base, in one
-// JSON patch whose tests require each base. Refused, it writes them one at
-// a time, and returns those whose entry another replica changed, for
-// raced; on error, it returns the entries left to write. The caller holds
-// the shard's lock.
+// JSON patch whose tests require each base. Refused, it reads the shard
+// from the API server and writes again those whose entry still holds its
+// base, in one patch; it returns those whose entry another replica
+// changed, for raced. On error, it returns the entries left to write. The
+// caller holds the shard's lock.
 func (s *Store) swapBatch(ctx context.Context, shard string, based map[string]deferred) (map[string]deferred, []lostSwap, error) {
 	left := maps.Clone(based)
 	var lost []lostSwap
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
 	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(based)), maxSwapsPerPatch) {
-		ops := make([]map[string]any, 0, 2*len(chunk))
-		for _, k := range chunk {
-			d := based[k]
-			ops = append(ops, testOp(k, *d.base), map[string]any{"op": "add", "path": dataPath(k), "value": d.value})
-		}
-		patchErr := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
-		if patchErr != nil && !isPatchRefused(patchErr) && !apierrors.IsNotFound(patchErr) {
-			return left, lost, patchErr
-		}
-		for _, k := range chunk {
-			if patchErr == nil {
-				delete(left, k)
-				continue
+		keys := chunk
+		for try := 0; len(keys) > 0; try++ {
+			if try == maxRaces {
+				return left, lost, fmt.Errorf("recording rewritten pull secrets in index shard %s: refused %d times in a row", shard, maxRaces)
 			}
-			// Refused: one at a time.
-			d := based[k]
-			value, _ := d.value.(string)
-			won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value)
-			if err != nil {
+			ops := make([]map[string]any, 0, 2*len(keys))
+			for _, k := range keys {
+				d := based[k]
+				ops = append(ops, testOp(k, *d.base), map[string]any{"op": "add", "path": dataPath(k), "value": d.value})
+			}
+			err := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
+			if err == nil {
+				for _, k := range keys {
+					delete(left, k)
+				}
+				break
+			}
+			if !isPatchRefused(err) && !apierrors.IsNotFound(err) {
 				return left, lost, err
 			}
-			delete(left, k)
-			if !won {
-				lost = append(lost, lostSwap{k: k, ours: value, cur: cur})
+			// Refused: some entries changed, or the shard has none yet.
+			var fresh corev1.ConfigMap
+			err = s.reader().Get(ctx, client.ObjectKeyFromObject(cm), &fresh)
+			if err != nil && !apierrors.IsNotFound(err) {
+				return left, lost, err
 			}
+			if err != nil || fresh.Data == nil {
+				// No shard, or no /data for the tests to look in: one at a
+				// time, as swap makes them.
+				if err := s.swapEach(ctx, shard, keys, based, left, &lost); err != nil {
+					return left, lost, err
+				}
+				break
+			}
+			var still []string
+			for _, k := range keys {
+				d := based[k]
+				value, _ := d.value.(string)
+				switch cur := fresh.Data[k]; cur {
+				case *d.base:
+					still = append(still, k)
+				case value: // written by a flush that did not hear so
+					delete(left, k)
+				default:
+					delete(left, k)
+					lost = append(lost, lostSwap{k: k, ours: value, cur: cur})
+				}
+			}
+			keys = still
 		}
 	}
 	return nil, lost, nil
+}
+
+// swapEach is swapBatch one entry at a time, for a shard that has no
+// entries yet; it deletes from left what it writes or finds lost.
+func (s *Store) swapEach(ctx context.Context, shard string, keys []string, based, left map[string]deferred, lost *[]lostSwap) error {
+	for _, k := range keys {
+		d := based[k]
+		value, _ := d.value.(string)
+		won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value)
+		if err != nil {
+			return err
+		}
+		delete(left, k)
+		if !won {
+			*lost = append(*lost, lostSwap{k: k, ours: value, cur: cur})
+		}
+	}
+	return nil
 }
 
 // maxSwapsPerPatch bounds the entries of one batch's JSON patch: two
@@ -228,7 +273,10 @@ func (s *Store) raced(ctx context.Context, l lostSwap) error {
 // does not, cur is what the shard holds, read from the API server.
 func (s *Store) swap(ctx context.Context, namespace, k, base, value string) (won bool, cur string, err error) {
 	shard := ShardOf(namespace)
-	unlock := s.shards.lock(shard)
+	unlock, err := s.shards.lock(ctx, shard)
+	if err != nil {
+		return false, "", err
+	}
 	defer unlock()
 	return s.swapLocked(ctx, shard, k, base, value)
 }

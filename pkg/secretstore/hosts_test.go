@@ -253,6 +253,33 @@ func TestAFailedRewriteAfterARaceLeavesTheEntryPending(t *testing.T) {
 	assert.Equal(t, uid, e.UID)
 }
 
+// A replica that wrote the secret from an older view of its entry, and
+// then cannot record it (the API server throttles it), leaves the entry
+// pending with every host: the entry another replica recorded claims a
+// host that the Secret written last lacks.
+func TestAFailedRecordAfterAWriteLeavesTheEntryPending(t *testing.T) {
+	_, c, uid := servingA(t)
+	ctx := t.Context()
+	throttled := 0
+	failing := interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			if _, ok := obj.(*corev1.ConfigMap); ok && throttled == 0 {
+				throttled++
+				return apierrors.NewTooManyRequests("slow down", 1)
+			}
+			return cl.Patch(ctx, obj, p, opts...)
+		},
+	})
+	_, err := blindStore(failing, c).Apply(ctx, "app", hostsWant("t1", "b"), false)
+	require.Error(t, err)
+	require.Equal(t, 1, throttled)
+	assert.Equal(t, []string{"b"}, secretHosts(t, c), "written from a view without host a")
+	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.True(t, e.Pending(), "the sweeps write it again")
+	assert.Equal(t, []string{"a", "b"}, e.Hosts)
+	assert.Equal(t, uid, e.UID)
+}
+
 // Replicas recording the first entries of a shard that has none (its
 // last was forgotten: the ConfigMap has no data) all succeed.
 func TestFirstEntriesOfAnEmptyShard(t *testing.T) {
@@ -312,6 +339,71 @@ func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
 		e, _ := NewIndex(inner, "regcred").Lookup(ctx, ns, "ecr", false)
 		assert.Equal(t, hostsWant("t2", "a").Version(), e.Version, ns)
 	}
+}
+
+// A batch another replica changed one entry of is written again in one
+// patch, the changed entry left out (it turns pending): not one request
+// per entry while the shard's lock is held.
+func TestARefusedBatchIsWrittenAgainInOnePatch(t *testing.T) {
+	_, inner := newStore(t)
+	var sizes []int
+	c := interceptor.NewClient(inner.(client.WithWatch), interceptor.Funcs{
+		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			if _, ok := obj.(*corev1.ConfigMap); ok && p.Type() == types.JSONPatchType {
+				body, _ := p.Data(obj)
+				var ops []any
+				_ = json.Unmarshal(body, &ops)
+				sizes = append(sizes, len(ops))
+			}
+			return cl.Patch(ctx, obj, p, opts...)
+		},
+	})
+	s := &Store{API: c, Index: NewIndex(inner, "regcred"), Batch: time.Hour}
+	var raced []Entry
+	s.Raced = func(e Entry) { raced = append(raced, e) }
+	ctx := t.Context()
+	nss := inOneShard(5)
+	for _, ns := range nss {
+		_, err := s.Apply(ctx, ns, hostsWant("t1", "a"), false)
+		require.NoError(t, err)
+	}
+	for _, ns := range nss {
+		_, err := s.Apply(ctx, ns, hostsWant("t2", "a"), false)
+		require.NoError(t, err)
+	}
+	other := &Store{API: inner, Index: NewIndex(inner, "regcred")}
+	_, err := other.Apply(ctx, nss[2], hostsWant("t1", "b"), false)
+	require.NoError(t, err)
+	sizes = nil
+	require.NoError(t, s.Flush(ctx))
+	require.GreaterOrEqual(t, len(sizes), 2)
+	assert.Equal(t, []int{10, 8}, sizes[:2], "the batch, refused; then the four entries nobody changed, in one patch")
+	for i, ns := range nss {
+		e, _ := NewIndex(inner, "regcred").Lookup(ctx, ns, "ecr", false)
+		if i == 2 {
+			assert.True(t, e.Pending(), "the entry another replica changed is written again by the sweeps")
+			assert.Equal(t, []string{"a", "b"}, e.Hosts)
+			continue
+		}
+		assert.Equal(t, hostsWant("t2", "a").Version(), e.Version, ns)
+	}
+	require.Len(t, raced, 1)
+	assert.Equal(t, nss[2], raced[0].Namespace)
+}
+
+// A write of the index waits for this replica's other writes of the shard
+// (a flush) only within its own time: an admission is not held past its
+// deadline by a flush that takes long.
+func TestAnIndexWriteWaitsForTheShardOnlyWithinItsTime(t *testing.T) {
+	s, _ := newStore(t)
+	unlock, err := s.shards.lock(t.Context(), ShardOf("app"))
+	require.NoError(t, err)
+	defer unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "given up while the shard's lock is still held")
+	assert.Contains(t, err.Error(), "waiting for this replica's other writes of index shard")
 }
 
 // An entry the shard holds already, as a flush that did not hear its

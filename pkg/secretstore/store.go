@@ -264,7 +264,10 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 func (s *Store) forgetSecret(ctx context.Context, e Entry) error {
 	k := key(e.Namespace, e.Registry, e.Exact)
 	shard := ShardOf(e.Namespace)
-	unlock := s.shards.lock(shard)
+	unlock, err := s.shards.lock(ctx, shard)
+	if err != nil {
+		return fmt.Errorf("forgetting pull secret %s of registry %s in the index: %w", e.Namespace, e.Registry, err)
+	}
 	defer unlock()
 	// This replica's entry waiting for a batch goes with the entry, unless
 	// it is of another Secret (kept, as the shard's is).
@@ -330,7 +333,10 @@ func (s *Store) Forget(ctx context.Context, e Entry) error {
 // same keys waiting for a batch are dropped, as data supersedes them.
 func (s *Store) patchShard(ctx context.Context, namespace string, data map[string]any) error {
 	name := ShardOf(namespace)
-	unlock := s.shards.lock(name)
+	unlock, err := s.shards.lock(ctx, name)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	s.shards.drop(name, data)
 	return s.mergeShard(ctx, name, data)
