@@ -31,6 +31,8 @@ type memStore struct {
 	// leftInPlace are the Secrets the API server's policy protects: their
 	// delete is refused, and their entry forgotten.
 	leftInPlace map[string]bool
+	// applying, if set, runs before each Apply, whose error it gives.
+	applying func(context.Context) error
 }
 
 func newMemStore() *memStore {
@@ -61,7 +63,12 @@ func (m *memStore) fail(k string) error {
 	return nil
 }
 
-func (m *memStore) Apply(_ context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
+func (m *memStore) Apply(ctx context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
+	if m.applying != nil {
+		if err := m.applying(ctx); err != nil {
+			return "", err
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := memKey(ns, w.Registry, w.Exact())
@@ -104,7 +111,10 @@ func (m *memStore) Delete(_ context.Context, e secretstore.Entry, _ string) erro
 	return nil
 }
 
-func (m *memStore) Pending(_ context.Context, e secretstore.Entry) error {
+func (m *memStore) Pending(ctx context.Context, e secretstore.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err // as the API server's call would
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := memKey(e.Namespace, e.Registry, e.Exact)

@@ -38,8 +38,10 @@ type Mender struct {
 	mu    sync.Mutex
 	hosts map[mendKey][]string
 	// waiting are the keys queued and not done with: handed over to the
-	// sweeps when the mender stops.
+	// sweeps when the mender stops. stopped is set once they are: a key
+	// asked for after is handed over at once.
 	waiting map[mendKey]bool
+	stopped bool
 }
 
 // MendOptions tune a Mender.
@@ -141,7 +143,9 @@ func (m *Mender) add(namespace, secret string, restore bool, hosts []string) {
 // (the webhook drains its last admissions after), k is handed over to the
 // leader's sweeps at once instead: a restore is the hourly resync's.
 func (m *Mender) enqueue(k mendKey, hosts []string) {
-	if m.queue.ShuttingDown() {
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
 		if !k.restore {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -149,8 +153,13 @@ func (m *Mender) enqueue(k mendKey, hosts []string) {
 		}
 		return
 	}
-	m.keepHosts(k, hosts)
-	m.wait(k, true)
+	// Noted waiting with the stop's check: the stop's hand-over sees k, or
+	// k sees the stop.
+	if len(hosts) > 0 {
+		m.hosts[k] = pullsecret.UnionHosts(m.hosts[k], hosts)
+	}
+	m.waiting[k] = true
+	m.mu.Unlock()
 	m.queue.AddRateLimited(k)
 }
 
@@ -212,7 +221,11 @@ func (m *Mender) Start(ctx context.Context) error {
 		m.wait(k, false)
 		err := m.process(ctx, k, hosts)
 		if err != nil {
-			m.handOver(ctx, k, hosts)
+			// Also when the stop cut the try short: it may have been the
+			// last one.
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			m.handOver(hctx, k, hosts)
+			cancel()
 		}
 		switch {
 		case err == nil:
@@ -234,6 +247,7 @@ func (m *Mender) Start(ctx context.Context) error {
 // A restore is left to the hourly resync, which rewrites every secret.
 func (m *Mender) handOverWaiting(ctx context.Context) {
 	m.mu.Lock()
+	m.stopped = true
 	var keys []mendKey
 	for k := range m.waiting {
 		if !k.restore {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -287,6 +288,64 @@ func TestMenderRetriesARacedEntry(t *testing.T) {
 // A retry still waiting for its backoff when the replica stops is handed
 // over to the leader's sweeps (a pending entry in the index): the queue
 // ends with the replica.
+// Admissions asking for retries while the mender stops: each retry is
+// either queued before the stop, and handed over with the rest, or handed
+// over at once after it; none falls between.
+func TestRetriesDuringTheStopAreNeverLost(t *testing.T) {
+	for round := range 200 {
+		s := newMemStore()
+		set := globECRSet(t, &atomic.Bool{})
+		m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(),
+			MendOptions{BaseDelay: time.Hour, MaxDelay: time.Hour, RestoreDelay: time.Hour})
+		stop := run(t, m)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 200 {
+					m.Retry(fmt.Sprintf("ns%d-%d", g, i), "regcred-q", nil)
+				}
+			})
+		}
+		stop()
+		wg.Wait()
+		lost := 0
+		for g := range 8 {
+			for i := range 200 {
+				if _, ok := s.Lookup(t.Context(), fmt.Sprintf("ns%d-%d", g, i), "q", false); !ok {
+					lost++
+				}
+			}
+		}
+		require.Zero(t, lost, "round %d: retries neither queued nor handed over", round)
+	}
+}
+
+// A try the stop cuts short may have been the last: its pull secret is
+// handed over all the same.
+func TestATryCutShortByTheStopIsHandedOver(t *testing.T) {
+	s := newMemStore()
+	started := make(chan struct{})
+	s.applying = func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	set := globECRSet(t, &atomic.Bool{})
+	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(),
+		MendOptions{MaxAttempts: 1, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, RestoreDelay: time.Millisecond})
+	stop := run(t, m)
+	m.Retry("a", "regcred-q", nil)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retry never ran")
+	}
+	stop()
+	e, ok := s.Lookup(t.Context(), "a", "q", false)
+	require.True(t, ok, "handed over")
+	assert.True(t, e.Pending())
+}
+
 func TestMenderHandsOverWhatIsQueuedWhenItStops(t *testing.T) {
 	s := newMemStore()
 	set := globECRSet(t, &atomic.Bool{})
