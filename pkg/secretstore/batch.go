@@ -71,8 +71,10 @@ func (w *shardWriter) take(shard string) map[string]deferred {
 }
 
 // deferEntry queues an index entry for the next batch; base, if set, is
-// the value the shard must still hold for it to be written. An entry that
-// replaces one waiting keeps that one's base: the shard holds it still.
+// the value the shard must still hold for it to be written. An entry based
+// on the one waiting keeps that one's base: the shard holds it still. One
+// based on what the shard was read to hold (after a lost race) keeps its
+// own.
 func (s *Store) deferEntry(shard, k string, value any, base *string) {
 	w := &s.shards
 	w.mu.Lock()
@@ -84,7 +86,9 @@ func (s *Store) deferEntry(shard, k string, value any, base *string) {
 		w.pending[shard] = map[string]deferred{}
 	}
 	if old, ok := w.pending[shard][k]; ok && base != nil && old.base != nil {
-		base = old.base
+		if v, _ := old.value.(string); v == *base {
+			base = old.base
+		}
 	}
 	w.pending[shard][k] = deferred{value: value, base: base}
 	s.scheduleLocked()

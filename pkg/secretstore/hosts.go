@@ -223,7 +223,7 @@ func (s *Store) swapEach(ctx context.Context, shard string, keys []string, based
 	for _, k := range keys {
 		d := based[k]
 		value, _ := d.value.(string)
-		won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value)
+		won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value, true)
 		if err != nil {
 			return err
 		}
@@ -278,13 +278,21 @@ func (s *Store) swap(ctx context.Context, namespace, k, base, value string) (won
 		return false, "", err
 	}
 	defer unlock()
-	return s.swapLocked(ctx, shard, k, base, value)
+	return s.swapLocked(ctx, shard, k, base, value, false)
 }
 
-// swapLocked is swap; the caller holds the shard's lock.
-func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string) (bool, string, error) {
+// swapLocked is swap; the caller holds the shard's lock. A flush's swap
+// (flushing) writes an entry taken from those waiting for a batch: an
+// entry of k waiting now came after it, and is left waiting; any other
+// swap supersedes this replica's entry of k waiting, if any.
+func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string, flushing bool) (bool, string, error) {
 	asked := base
-	if d, ok := s.shards.waiting(shard, k); ok && d.base != nil && d.value == base {
+	superseded := func() {
+		if !flushing {
+			s.shards.drop(shard, map[string]any{k: nil})
+		}
+	}
+	if d, ok := s.shards.waiting(shard, k); ok && !flushing && d.base != nil && d.value == base {
 		// This replica's own entry waits for its batch: the shard holds
 		// what that was based on (unless a flush wrote it and failed to
 		// hear so: below).
@@ -301,7 +309,7 @@ func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string) (b
 		err := s.API.Patch(ctx, cm, jsonPatch(ops), client.FieldOwner(FieldManager))
 		switch {
 		case err == nil:
-			s.shards.drop(shard, map[string]any{k: nil})
+			superseded()
 			return true, "", nil
 		case !isPatchRefused(err) && !apierrors.IsNotFound(err):
 			return false, "", err
@@ -320,7 +328,7 @@ func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string) (b
 				Data: map[string]string{k: value}}
 			err = s.API.Create(ctx, shardCM, client.FieldOwner(FieldManager))
 			if err == nil {
-				s.shards.drop(shard, map[string]any{k: nil})
+				superseded()
 				return true, "", nil
 			}
 			if !apierrors.IsAlreadyExists(err) {
@@ -335,7 +343,7 @@ func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string) (b
 		switch {
 		case present && cur == value:
 			// Written already: a flush that failed to hear its answer.
-			s.shards.drop(shard, map[string]any{k: nil})
+			superseded()
 			return true, "", nil
 		case cur == base:
 			noData = fresh.Data == nil // else changed and back: try again

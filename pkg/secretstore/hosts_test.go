@@ -391,6 +391,58 @@ func TestARefusedBatchIsWrittenAgainInOnePatch(t *testing.T) {
 	assert.Equal(t, nss[2], raced[0].Namespace)
 }
 
+// A rewrite that lost a race, and then waits for a batch, is based on
+// what the shard was read to hold, not on what this replica's older entry
+// waiting was based on: the batch lands, nothing turns pending.
+func TestARewriteAfterALostRaceIsBasedOnWhatTheShardHolds(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	s.Batch = time.Hour // flushed below
+	s.Raced = func(e Entry) { t.Errorf("raced: %v", e) }
+	_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	require.NoError(t, err)
+	_, err = s.Apply(ctx, "app", hostsWant("t2", "a"), false) // waits for the batch
+	require.NoError(t, err)
+	other := &Store{API: c, Index: NewIndex(c, "regcred")}
+	_, err = other.Apply(ctx, "app", hostsWant("t1", "b"), false)
+	require.NoError(t, err)
+	_, err = s.Apply(ctx, "app", hostsWant("t2", "a", "b"), false) // loses to other's entry, then waits
+	require.NoError(t, err)
+	require.NoError(t, s.Flush(ctx))
+	e, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.False(t, e.Pending())
+	assert.Equal(t, hostsWant("t2", "a", "b").Version(), e.Version)
+	assert.Equal(t, []string{"a", "b"}, secretHosts(t, c))
+}
+
+// A flush's swap writes an entry taken from those waiting: an entry of the
+// same key queued since (a later token rewrite) is newer, and still waits.
+// Any other swap supersedes the entry waiting.
+func TestAFlushKeepsTheEntryQueuedSinceItTookItsOwn(t *testing.T) {
+	for _, flushing := range []bool{true, false} {
+		t.Run(fmt.Sprintf("flushing: %v", flushing), func(t *testing.T) {
+			s, _ := newStore(t)
+			s.Batch = time.Hour // no flush but this test's
+			ctx := t.Context()
+			_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+			require.NoError(t, err)
+			shard, k := ShardOf("app"), key("app", "ecr", false)
+			_, base, _ := s.Index.lookupRaw(ctx, "app", "ecr", false)
+			taken := entryOf("app", hostsWant("t2", "a"), "uid").value()
+			newer := entryOf("app", hostsWant("t3", "a"), "uid").value()
+			s.deferEntry(shard, k, newer, &taken)
+			unlock, err := s.shards.lock(ctx, shard)
+			require.NoError(t, err)
+			won, _, err := s.swapLocked(ctx, shard, k, base, taken, flushing)
+			unlock()
+			require.NoError(t, err)
+			require.True(t, won)
+			_, waits := s.shards.waiting(shard, k)
+			assert.Equal(t, flushing, waits)
+		})
+	}
+}
+
 // A write of the index waits for this replica's other writes of the shard
 // (a flush) only within its own time: an admission is not held past its
 // deadline by a flush that takes long.
