@@ -143,3 +143,29 @@ func TestBackoffStaysWithinItsLimit(t *testing.T) {
 		assert.Equal(t, limit, prev)
 	}
 }
+
+// panickingAPI is an AWS SDK client that panics.
+type panickingAPI struct{ calls atomic.Int32 }
+
+func (p *panickingAPI) GetAuthorizationToken(context.Context, *ecr.GetAuthorizationTokenInput, ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error) {
+	n := p.calls.Add(1)
+	var none []int
+	_ = none[n] // a runtime error, as a bug of the SDK's would be
+	return nil, nil
+}
+
+// A panic of the SDK during a call, which runs on a goroutine of its own,
+// is a failed call that backs off: the process goes on.
+func TestAPanicOfTheSDKIsAFailedCall(t *testing.T) {
+	api := &panickingAPI{}
+	m := NewMinter(Options{BackoffBase: time.Minute, BackoffMax: time.Hour,
+		NewAPI: func(context.Context, Key, AccessKey) (TokenAPI, error) { return api, nil }})
+	p, err := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	require.NoError(t, err)
+	_, err = p.Credential(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "index out of range")
+	_, err = p.Credential(t.Context())
+	assert.ErrorContains(t, err, "retrying after backoff")
+	assert.EqualValues(t, 1, api.calls.Load())
+}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -465,7 +466,20 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(d) + 1)) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
-func (s *TokenSource) call(ctx context.Context) (credentials.Credential, error) {
+func (s *TokenSource) call(ctx context.Context) (_ credentials.Credential, err error) {
+	// The call runs on a goroutine of its own, where net/http's recovery
+	// of a handler's panic does not reach: a panic of the AWS SDK is a
+	// failed call, not the end of the process. Only a runtime error's
+	// message is kept, which holds no value of the call's.
+	defer func() {
+		if r := recover(); r != nil {
+			msg := "a panic"
+			if re, ok := r.(runtime.Error); ok {
+				msg = re.Error()
+			}
+			err = fmt.Errorf("ecr:GetAuthorizationToken in %s failed with %s", s.key.Region, msg)
+		}
+	}()
 	s.mu.Lock()
 	api := s.api
 	s.mu.Unlock()
