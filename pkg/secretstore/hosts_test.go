@@ -303,11 +303,11 @@ func TestFirstEntriesOfAnEmptyShard(t *testing.T) {
 	}
 }
 
-// A batch's entries go in patches of at most maxSwapsPerPatch entries
-// (kube-apiserver takes at most 10,000 operations in one).
-func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
-	defer func(n int) { maxSwapsPerPatch = n }(maxSwapsPerPatch)
-	maxSwapsPerPatch = 2
+// patchCountingStore returns a store that batches (flushed by the test),
+// the client beneath it, and the sizes of the JSON patches it sends the
+// index, in operations.
+func patchCountingStore(t *testing.T) (*Store, client.Client, *[]int) {
+	t.Helper()
 	_, inner := newStore(t)
 	var sizes []int
 	c := interceptor.NewClient(inner.(client.WithWatch), interceptor.Funcs{
@@ -321,20 +321,28 @@ func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
 			return cl.Patch(ctx, obj, p, opts...)
 		},
 	})
-	s := &Store{API: c, Index: NewIndex(inner, "regcred"), Batch: time.Hour}
+	return &Store{API: c, Index: NewIndex(inner, "regcred"), Batch: time.Hour}, inner, &sizes
+}
+
+// A batch's entries go in patches of at most maxSwapsPerPatch entries
+// (kube-apiserver takes at most 10,000 operations in one).
+func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
+	defer func(n int) { maxSwapsPerPatch = n }(maxSwapsPerPatch)
+	maxSwapsPerPatch = 2
+	s, inner, sizes := patchCountingStore(t)
 	ctx := t.Context()
 	nss := inOneShard(5)
 	for _, ns := range nss {
 		_, err := s.Apply(ctx, ns, hostsWant("t1", "a"), false)
 		require.NoError(t, err)
 	}
-	sizes = nil
+	*sizes = nil
 	for _, ns := range nss {
 		_, err := s.Apply(ctx, ns, hostsWant("t2", "a"), false)
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Flush(ctx))
-	assert.Equal(t, []int{4, 4, 2}, sizes, "a test and an add per entry, two entries a patch")
+	assert.Equal(t, []int{4, 4, 2}, *sizes, "a test and an add per entry, two entries a patch")
 	for _, ns := range nss {
 		e, _ := NewIndex(inner, "regcred").Lookup(ctx, ns, "ecr", false)
 		assert.Equal(t, hostsWant("t2", "a").Version(), e.Version, ns)
@@ -345,20 +353,7 @@ func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
 // patch, the changed entry left out (it turns pending): not one request
 // per entry while the shard's lock is held.
 func TestARefusedBatchIsWrittenAgainInOnePatch(t *testing.T) {
-	_, inner := newStore(t)
-	var sizes []int
-	c := interceptor.NewClient(inner.(client.WithWatch), interceptor.Funcs{
-		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
-			if _, ok := obj.(*corev1.ConfigMap); ok && p.Type() == types.JSONPatchType {
-				body, _ := p.Data(obj)
-				var ops []any
-				_ = json.Unmarshal(body, &ops)
-				sizes = append(sizes, len(ops))
-			}
-			return cl.Patch(ctx, obj, p, opts...)
-		},
-	})
-	s := &Store{API: c, Index: NewIndex(inner, "regcred"), Batch: time.Hour}
+	s, inner, sizes := patchCountingStore(t)
 	var raced []Entry
 	s.Raced = func(e Entry) { raced = append(raced, e) }
 	ctx := t.Context()
@@ -374,10 +369,10 @@ func TestARefusedBatchIsWrittenAgainInOnePatch(t *testing.T) {
 	other := &Store{API: inner, Index: NewIndex(inner, "regcred")}
 	_, err := other.Apply(ctx, nss[2], hostsWant("t1", "b"), false)
 	require.NoError(t, err)
-	sizes = nil
+	*sizes = nil
 	require.NoError(t, s.Flush(ctx))
-	require.GreaterOrEqual(t, len(sizes), 2)
-	assert.Equal(t, []int{10, 8}, sizes[:2], "the batch, refused; then the four entries nobody changed, in one patch")
+	require.GreaterOrEqual(t, len(*sizes), 2)
+	assert.Equal(t, []int{10, 8}, (*sizes)[:2], "the batch, refused; then the four entries nobody changed, in one patch")
 	for i, ns := range nss {
 		e, _ := NewIndex(inner, "regcred").Lookup(ctx, ns, "ecr", false)
 		if i == 2 {
