@@ -324,6 +324,21 @@ func patchCountingStore(t *testing.T) (*Store, client.Client, *[]int) {
 	return &Store{API: c, Index: NewIndex(inner, "regcred"), Batch: time.Hour}, inner, &sizes
 }
 
+// rewritesWaiting records a pull secret serving host a in n namespaces of
+// one shard, rewrites each with a new token, which waits for s's batch
+// (s.Batch is long), and returns the namespaces.
+func rewritesWaiting(t *testing.T, s *Store, n int) []string {
+	t.Helper()
+	nss := inOneShard(n)
+	for _, tok := range []string{"t1", "t2"} {
+		for _, ns := range nss {
+			_, err := s.Apply(t.Context(), ns, hostsWant(tok, "a"), false)
+			require.NoError(t, err)
+		}
+	}
+	return nss
+}
+
 // A batch's entries go in patches of at most maxSwapsPerPatch entries
 // (kube-apiserver takes at most 10,000 operations in one).
 func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
@@ -331,16 +346,8 @@ func TestABatchIsSplitIntoPatchesTheAPIServerTakes(t *testing.T) {
 	maxSwapsPerPatch = 2
 	s, inner, sizes := patchCountingStore(t)
 	ctx := t.Context()
-	nss := inOneShard(5)
-	for _, ns := range nss {
-		_, err := s.Apply(ctx, ns, hostsWant("t1", "a"), false)
-		require.NoError(t, err)
-	}
+	nss := rewritesWaiting(t, s, 5)
 	*sizes = nil
-	for _, ns := range nss {
-		_, err := s.Apply(ctx, ns, hostsWant("t2", "a"), false)
-		require.NoError(t, err)
-	}
 	require.NoError(t, s.Flush(ctx))
 	assert.Equal(t, []int{4, 4, 2}, *sizes, "a test and an add per entry, two entries a patch")
 	for _, ns := range nss {
@@ -357,15 +364,7 @@ func TestARefusedBatchIsWrittenAgainInOnePatch(t *testing.T) {
 	var raced []Entry
 	s.Raced = func(e Entry) { raced = append(raced, e) }
 	ctx := t.Context()
-	nss := inOneShard(5)
-	for _, ns := range nss {
-		_, err := s.Apply(ctx, ns, hostsWant("t1", "a"), false)
-		require.NoError(t, err)
-	}
-	for _, ns := range nss {
-		_, err := s.Apply(ctx, ns, hostsWant("t2", "a"), false)
-		require.NoError(t, err)
-	}
+	nss := rewritesWaiting(t, s, 5)
 	other := &Store{API: inner, Index: NewIndex(inner, "regcred")}
 	_, err := other.Apply(ctx, nss[2], hostsWant("t1", "b"), false)
 	require.NoError(t, err)
