@@ -36,8 +36,8 @@ func (w *shardWriter) lock(ctx context.Context, shard string) (func(), error) {
 
 // deferred is an index entry waiting for a batch.
 type deferred struct {
-	// value is the entry's value, or nil to remove it.
-	value any
+	// value is the entry's value.
+	value string
 	// base, when set, is the value the shard must still hold for the key
 	// for value to be written ("" for none): the entry of a pull secret
 	// whose content depends on its hosts (Store.swap).
@@ -51,6 +51,13 @@ func (w *shardWriter) drop(shard string, data map[string]any) {
 	for k := range data {
 		delete(w.pending[shard], k)
 	}
+}
+
+// dropKey forgets the waiting entry of key k, if any.
+func (w *shardWriter) dropKey(shard, k string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.pending[shard], k)
 }
 
 // waiting returns the entry of key k waiting for a batch, if any.
@@ -75,7 +82,7 @@ func (w *shardWriter) take(shard string) map[string]deferred {
 // on the one waiting keeps that one's base: the shard holds it still. One
 // based on what the shard was read to hold (after a lost race) keeps its
 // own.
-func (s *Store) deferEntry(shard, k string, value any, base *string) {
+func (s *Store) deferEntry(shard, k, value string, base *string) {
 	w := &s.shards
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -86,7 +93,7 @@ func (s *Store) deferEntry(shard, k string, value any, base *string) {
 		w.pending[shard] = map[string]deferred{}
 	}
 	if old, ok := w.pending[shard][k]; ok && base != nil && old.base != nil {
-		if v, _ := old.value.(string); v == *base {
+		if old.value == *base {
 			base = old.base
 		}
 	}

@@ -200,15 +200,14 @@ func (s *Store) swapBatch(ctx context.Context, shard string, based map[string]de
 			var still []string
 			for _, k := range keys {
 				d := based[k]
-				value, _ := d.value.(string)
 				switch cur := fresh.Data[k]; cur {
 				case *d.base:
 					still = append(still, k)
-				case value: // written by a flush that did not hear so
+				case d.value: // written by a flush that did not hear so
 					delete(left, k)
 				default:
 					delete(left, k)
-					lost = append(lost, lostSwap{k: k, ours: value, cur: cur})
+					lost = append(lost, lostSwap{k: k, ours: d.value, cur: cur})
 				}
 			}
 			keys = still
@@ -222,14 +221,13 @@ func (s *Store) swapBatch(ctx context.Context, shard string, based map[string]de
 func (s *Store) swapEach(ctx context.Context, shard string, keys []string, based, left map[string]deferred, lost *[]lostSwap) error {
 	for _, k := range keys {
 		d := based[k]
-		value, _ := d.value.(string)
-		won, cur, err := s.swapLocked(ctx, shard, k, *d.base, value, true)
+		won, cur, err := s.swapLocked(ctx, shard, k, *d.base, d.value, true)
 		if err != nil {
 			return err
 		}
 		delete(left, k)
 		if !won {
-			*lost = append(*lost, lostSwap{k: k, ours: value, cur: cur})
+			*lost = append(*lost, lostSwap{k: k, ours: d.value, cur: cur})
 		}
 	}
 	return nil
@@ -289,7 +287,7 @@ func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string, fl
 	asked := base
 	superseded := func() {
 		if !flushing {
-			s.shards.drop(shard, map[string]any{k: nil})
+			s.shards.dropKey(shard, k)
 		}
 	}
 	if d, ok := s.shards.waiting(shard, k); ok && !flushing && d.base != nil && d.value == base {
@@ -350,7 +348,7 @@ func (s *Store) swapLocked(ctx context.Context, shard, k, base, value string, fl
 		case base != asked && cur == asked:
 			// The waiting entry was written by a flush that failed to
 			// hear so: the shard holds what the caller based on.
-			s.shards.drop(shard, map[string]any{k: nil})
+			s.shards.dropKey(shard, k)
 			base, noData = asked, false
 		default:
 			return false, cur, nil

@@ -273,12 +273,12 @@ func (s *Store) forgetSecret(ctx context.Context, e Entry) error {
 	// it is of another Secret (kept, as the shard's is).
 	forgotten := func() {
 		if d, ok := s.shards.waiting(shard, k); ok {
-			if v, _ := d.value.(string); v != "" {
-				if w, _ := parseEntry(k, v); w.UID != e.UID {
+			if d.value != "" {
+				if w, _ := parseEntry(k, d.value); w.UID != e.UID {
 					return
 				}
 			}
-			s.shards.drop(shard, map[string]any{k: nil})
+			s.shards.dropKey(shard, k)
 		}
 		s.Index.learn(k, "")
 	}
