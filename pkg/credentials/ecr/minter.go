@@ -267,8 +267,6 @@ func (s *TokenSource) Credential(ctx context.Context) (credentials.Credential, e
 	if tok, ok := s.valid(); ok {
 		return tok, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.minter.opts.Budget)
-	defer cancel()
 	if err := s.mint(ctx, false); err != nil {
 		return credentials.Credential{}, err
 	}
@@ -389,26 +387,24 @@ func (s *TokenSource) mint(ctx context.Context, background bool) error {
 		}()
 	}
 	s.mu.Unlock()
-	var late <-chan time.Time
 	if !background {
-		// An admission waits for a call under way only as long as it would
-		// for its own: a call that hangs makes the admissions after the
-		// budget fail at once, as the backoff after a failure does.
+		// An admission waits within the budget from the call's start, its
+		// own or one under way: a call that hangs makes the admissions
+		// after the budget fail at once, as the backoff after a failure
+		// does.
 		left := c.started.Add(s.minter.opts.Budget).Sub(now)
 		if left <= 0 {
 			return fmt.Errorf("no ECR token yet: the call to ECR under way began %s ago", now.Sub(c.started).Round(time.Millisecond))
 		}
-		t := time.NewTimer(left)
-		defer t.Stop()
-		late = t.C
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, left)
+		defer cancel()
 	}
 	select {
 	case <-c.done:
 		return c.err
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for an ECR token: %w", ctx.Err())
-	case <-late:
-		return fmt.Errorf("waiting for an ECR token: %w", context.DeadlineExceeded)
 	}
 }
 
