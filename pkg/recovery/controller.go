@@ -207,6 +207,8 @@ func (c *Controller) untilSettled(namespace string) time.Duration {
 	return at.Sub(c.now())
 }
 
+// settle is Settle, or its default. Settle is read, never defaulted in
+// place: changes are noted before Start and while it runs.
 func (c *Controller) settle() time.Duration {
 	if c.Settle <= 0 {
 		return 2 * time.Second
@@ -323,9 +325,6 @@ func (c *Controller) defaults() {
 	}
 	if c.RetryMax < c.RetryBase {
 		c.RetryMax = max(c.RetryBase, 5*time.Minute)
-	}
-	if c.Settle <= 0 {
-		c.Settle = 2 * time.Second
 	}
 	if c.Workers <= 0 {
 		c.Workers = 2
@@ -473,7 +472,7 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 			"%s; evicted so that %s makes it again with the secret", why, ownerString(owner))
 		return nil
 	}
-	if gone(err) && (!apierrors.IsConflict(err) || otherUID(err) || !t.holds(k, p.UID)) {
+	if t.gone(err, k, p.UID) {
 		return nil
 	}
 	if budget, blocked := blockedByBudget(err); blocked {
@@ -522,11 +521,21 @@ func (c *Controller) namespace(ctx context.Context, name string) plan.Namespace 
 	return ns
 }
 
-// gone tells whether the Pod evicted is no longer there: deleted, or made
-// again under its name with another UID (a conflict; the API server also
-// answers one when its own retries of a Pod that keeps changing run out,
-// which holds tells apart).
-func gone(err error) bool { return apierrors.IsNotFound(err) || apierrors.IsConflict(err) }
+// gone tells whether an eviction's error says the Pod of key k and uid is
+// no longer there: deleted, or made again under its name with another UID.
+// A conflict says so when it is the eviction's UID precondition failing,
+// or when the cache no longer holds that Pod: the API server also answers
+// one when its own retries of a Pod that keeps changing run out, and that
+// Pod is tried again.
+func (t *term) gone(err error, k string, uid types.UID) bool {
+	switch {
+	case apierrors.IsNotFound(err):
+		return true
+	case apierrors.IsConflict(err):
+		return otherUID(err) || !t.holds(k, uid)
+	}
+	return false
+}
 
 // otherUID tells whether a conflict is the eviction's UID precondition
 // failing: a Pod of the same name, made again, that the cache may not
