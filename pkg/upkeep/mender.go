@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -32,15 +33,14 @@ type Mender struct {
 	maxAttempts int
 	queue       workqueue.TypedRateLimitingInterface[mendKey]
 
-	// hosts holds, for a registry whose credential depends on the image
-	// host (a glob ECR registry), the hosts admissions asked for and the
-	// secret does not serve yet: the index knows only those written.
-	mu    sync.Mutex
-	hosts map[mendKey][]string
-	// waiting are the keys queued and not done with: handed over to the
-	// sweeps when the mender stops. stopped is set once they are: a key
-	// asked for after is handed over at once.
-	waiting map[mendKey]bool
+	// waiting are the keys queued and not taken yet, handed over to the
+	// sweeps when the mender stops; each with, for a registry whose
+	// credential depends on the image host (a glob ECR registry), the hosts
+	// admissions asked for and the secret does not serve yet (the index
+	// knows only those written). stopped is set once they are handed over:
+	// a key asked for after is handed over at once.
+	mu      sync.Mutex
+	waiting map[mendKey][]string
 	stopped bool
 }
 
@@ -76,8 +76,7 @@ func NewMender(set func() *registries.Set, store Store, index Index, ns Namespac
 		exclusions:  ex,
 		metrics:     metrics,
 		maxAttempts: o.MaxAttempts,
-		hosts:       map[mendKey][]string{},
-		waiting:     map[mendKey]bool{},
+		waiting:     map[mendKey][]string{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[mendKey](o.BaseDelay, o.MaxDelay),
@@ -155,41 +154,24 @@ func (m *Mender) enqueue(k mendKey, hosts []string) {
 	}
 	// Noted waiting with the stop's check: the stop's hand-over sees k, or
 	// k sees the stop.
-	if len(hosts) > 0 {
-		m.hosts[k] = pullsecret.UnionHosts(m.hosts[k], hosts)
-	}
-	m.waiting[k] = true
+	m.waitLocked(k, hosts)
 	m.mu.Unlock()
 	m.queue.AddRateLimited(k)
 }
 
-// wait notes that k is queued (or done with, when on is false).
-func (m *Mender) wait(k mendKey, on bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if on {
-		m.waiting[k] = true
-	} else {
-		delete(m.waiting, k)
-	}
+// waitLocked notes that k is queued, to serve hosts besides those noted;
+// m.mu is held.
+func (m *Mender) waitLocked(k mendKey, hosts []string) {
+	m.waiting[k] = pullsecret.UnionHosts(m.waiting[k], hosts)
 }
 
-// keepHosts adds hosts to those k must serve.
-func (m *Mender) keepHosts(k mendKey, hosts []string) {
-	if len(hosts) == 0 {
-		return
-	}
+// take notes that k is taken from the queue, and returns the hosts it
+// must serve.
+func (m *Mender) take(k mendKey) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.hosts[k] = pullsecret.UnionHosts(m.hosts[k], hosts)
-}
-
-// takeHosts returns the hosts k must serve, and forgets them.
-func (m *Mender) takeHosts(k mendKey) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	hosts := m.hosts[k]
-	delete(m.hosts, k)
+	hosts := m.waiting[k]
+	delete(m.waiting, k)
 	return hosts
 }
 
@@ -217,8 +199,7 @@ func (m *Mender) Start(ctx context.Context) error {
 		}
 		// Taken, as its hosts are: an admission that asks for k again
 		// meanwhile queues it again.
-		hosts := m.takeHosts(k)
-		m.wait(k, false)
+		hosts := m.take(k)
 		err := m.process(ctx, k, hosts)
 		if err != nil {
 			// Also when the stop cut the try short: it may have been the
@@ -234,8 +215,9 @@ func (m *Mender) Start(ctx context.Context) error {
 			log.Error(err, "Giving up on pull secret; the leader's next sweep or the next admission will try again", "namespace", k.namespace, "registry", k.registry)
 			m.queue.Forget(k)
 		default:
-			m.keepHosts(k, hosts)
-			m.wait(k, true)
+			m.mu.Lock()
+			m.waitLocked(k, hosts)
+			m.mu.Unlock()
 			m.queue.AddRateLimited(k)
 		}
 		m.queue.Done(k)
@@ -248,22 +230,19 @@ func (m *Mender) Start(ctx context.Context) error {
 func (m *Mender) handOverWaiting(ctx context.Context) {
 	m.mu.Lock()
 	m.stopped = true
-	var keys []mendKey
-	for k := range m.waiting {
-		if !k.restore {
-			keys = append(keys, k)
-		}
-	}
+	waiting := m.waiting
+	m.waiting = map[mendKey][]string{}
 	m.mu.Unlock()
-	if len(keys) == 0 {
+	maps.DeleteFunc(waiting, func(k mendKey, _ []string) bool { return k.restore })
+	if len(waiting) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	for _, k := range keys {
-		m.handOver(ctx, k, m.takeHosts(k))
+	for k, hosts := range waiting {
+		m.handOver(ctx, k, hosts)
 	}
-	logr.FromContextOrDiscard(ctx).WithName("mender").Info("Pull secrets not written yet handed over to the leader's sweeps", "count", len(keys))
+	logr.FromContextOrDiscard(ctx).WithName("mender").Info("Pull secrets not written yet handed over to the leader's sweeps", "count", len(waiting))
 }
 
 // handOver records in the index, when a pull secret cannot be written,
