@@ -23,9 +23,6 @@ import (
 // secretstore); in steady state it makes no API call.
 type Store interface {
 	Apply(ctx context.Context, namespace string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error)
-	// Hosts are the image hosts a registry's pull secret serves already
-	// (for a registry with a credential per host, a glob ECR registry).
-	Hosts(ctx context.Context, namespace, registry string, exact bool) []string
 }
 
 // Presence tells whether a Secret that regcred does not manage exists;
@@ -288,9 +285,13 @@ func (h *Handler) prepare(ctx context.Context, rl *requestLog, namespace string,
 		}
 		return true, ""
 	}
+	// For a registry with a credential per host (a glob ECR registry), the
+	// Pod's hosts only: a secret that serves them among others satisfies
+	// the want, and the store writes one serving every host its index
+	// records besides.
 	need := registries.Need{Exact: in.Exact}
 	if r.PerHost() {
-		need.Hosts = pullsecret.UnionHosts(h.Secrets.Hosts(ctx, namespace, r.Name, in.Exact), in.Hosts)
+		need.Hosts = in.Hosts
 	}
 	want, err := r.Want(ctx, need)
 	if err == nil {

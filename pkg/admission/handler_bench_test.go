@@ -77,8 +77,6 @@ func volumePod(n int) []byte {
 
 type steadyStore struct{}
 
-func (steadyStore) Hosts(context.Context, string, string, bool) []string { return nil }
-
 func (steadyStore) Apply(context.Context, string, *pullsecret.Want, bool) (secretstore.Outcome, error) {
 	return secretstore.Unchanged, nil
 }

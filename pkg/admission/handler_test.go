@@ -61,8 +61,6 @@ type fakeStore struct {
 	fail  map[string]error
 }
 
-func (f *fakeStore) Hosts(context.Context, string, string, bool) []string { return nil }
-
 func (f *fakeStore) Apply(ctx context.Context, ns string, w *pullsecret.Want, dryRun bool) (secretstore.Outcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -87,14 +87,6 @@ func (s *Store) Apply(ctx context.Context, namespace string, w *pullsecret.Want,
 	return s.write(ctx, namespace, w, known, e, false)
 }
 
-// Hosts returns the image hosts the index says a pull secret serves, for
-// a registry whose credential depends on the host: a new secret for it
-// must serve them too.
-func (s *Store) Hosts(ctx context.Context, namespace, registry string, exact bool) []string {
-	e, _ := s.Index.Lookup(ctx, namespace, registry, exact)
-	return e.Hosts
-}
-
 // Restore writes the pull secret again whatever the index says: it was
 // deleted or edited by someone else. One the index knows is patched first
 // (a create follows if it is gone): rewriting a Secret that is there is

@@ -82,16 +82,33 @@ func (m *memStore) Apply(ctx context.Context, ns string, w *pullsecret.Want, dry
 	if err := m.fail(k); err != nil {
 		return "", err
 	}
+	w, err := m.widen(ctx, k, w)
+	if err != nil {
+		return "", err
+	}
 	m.put(ns, w)
 	return secretstore.Created, nil
 }
 
-func (m *memStore) Restore(_ context.Context, ns string, w *pullsecret.Want) (secretstore.Outcome, error) {
+// widen is w serving the hosts the entry of k records too, as the real
+// store writes a secret whose content depends on its hosts.
+func (m *memStore) widen(ctx context.Context, k string, w *pullsecret.Want) (*pullsecret.Want, error) {
+	if e, ok := m.entries[k]; ok && w.Widen != nil && !pullsecret.ServesHosts(w.Hosts, e.Hosts) {
+		return w.Widen(ctx, e.Hosts)
+	}
+	return w, nil
+}
+
+func (m *memStore) Restore(ctx context.Context, ns string, w *pullsecret.Want) (secretstore.Outcome, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := memKey(ns, w.Registry, w.Exact())
 	m.restores[k]++
 	if err := m.fail(k); err != nil {
+		return "", err
+	}
+	w, err := m.widen(ctx, k, w)
+	if err != nil {
 		return "", err
 	}
 	m.put(ns, w)

@@ -270,9 +270,8 @@ func (m *Mender) process(ctx context.Context, k mendKey, hosts []string) error {
 	case !d.wanted:
 		return nil // the upkeep deletes what is no longer wanted
 	}
-	if e, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
-		hosts = pullsecret.UnionHosts(e.Hosts, hosts)
-	}
+	// The store writes the secret serving every host its index records
+	// besides hosts.
 	want, err := d.registry.Want(ctx, registries.Need{Exact: k.exact, Hosts: hosts})
 	if err != nil {
 		return err
