@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/x509roots/fallback/bundle"
@@ -64,10 +66,7 @@ func systemHasRoots() bool {
 // hasRoots reads the files and directories as Go's loadSystemRoots does
 // (crypto/x509's root_unix.go): the first file of files that can be read,
 // and every file of each directory of dirs. It says whether any of them
-// holds a PEM certificate block. Go falls back to the built-in roots when
-// it loads no certificate; it parses the blocks, and this looks for their
-// start only, so a file of blocks that all fail to parse is the one case
-// where Go would fall back and regcred then trusts no root.
+// holds a certificate Go would load.
 func hasRoots(files, dirs []string) bool {
 	for _, f := range files {
 		if has, err := holdsCertificate(f); err == nil {
@@ -91,13 +90,14 @@ func hasRoots(files, dirs []string) bool {
 	return false
 }
 
-// certBlock starts a PEM certificate.
-var certBlock = []byte("-----BEGIN CERTIFICATE-----")
+// blockStart starts a PEM block.
+var blockStart = []byte("-----BEGIN")
 
-// holdsCertificate says whether the file holds the start of a PEM
-// certificate block; an error says it cannot be read (a directory, no
-// permission). It reads until the first block, a few bytes in a root
-// bundle.
+// holdsCertificate says whether the file holds a certificate Go would
+// load, as crypto/x509's AppendCertsFromPEM reads one: a PEM CERTIFICATE
+// block without headers that parses. An error says the file cannot be
+// read (a directory, no permission). It reads until the first such block,
+// a few kilobytes into a root bundle, and parses that one certificate.
 func holdsCertificate(path string) (bool, error) {
 	f, err := os.Open(path) //nolint:gosec // Go's own lists, or the admin's SSL_CERT_FILE and SSL_CERT_DIR, as Go reads them
 	if err != nil {
@@ -106,10 +106,30 @@ func holdsCertificate(path string) (bool, error) {
 	defer func() { _ = f.Close() }() // read only
 	buf := make([]byte, 0, 8<<10)
 	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf))
+		}
 		n, err := f.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if bytes.Contains(buf, certBlock) {
-			return true, nil
+		// Each block in the whole lines read so far is the block
+		// pem.Decode finds in the whole file: the first END after a BEGIN.
+		lines := len(buf)
+		if err == nil {
+			lines = bytes.LastIndexByte(buf, '\n') + 1
+		}
+		for {
+			block, rest := pem.Decode(buf[:lines])
+			if block == nil {
+				break
+			}
+			if block.Type == "CERTIFICATE" && len(block.Headers) == 0 {
+				if _, perr := x509.ParseCertificate(block.Bytes); perr == nil {
+					return true, nil
+				}
+			}
+			used := lines - len(rest)
+			buf = buf[:copy(buf, buf[used:])]
+			lines -= used
 		}
 		if err == io.EOF {
 			return false, nil
@@ -117,8 +137,10 @@ func holdsCertificate(path string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		// Keep the tail that may hold the start of a block cut in two.
-		if keep := len(certBlock) - 1; len(buf) > keep {
+		// Before any block starts, keep only the tail that may hold the
+		// start of one cut in two by the reads; from a block's start,
+		// keep it all until it ends.
+		if keep := len(blockStart) - 1; !bytes.Contains(buf, blockStart) && len(buf) > keep {
 			buf = buf[:copy(buf, buf[len(buf)-keep:])]
 		}
 	}

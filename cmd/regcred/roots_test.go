@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,14 @@ func TestHasRoots(t *testing.T) {
 	// The start of a block cut in two by the reads.
 	split := write(t, filepath.Join(dir, "split.pem"), append([]byte(strings.Repeat("#", 8<<10-10)+"\n"), ca...))
 	missing := filepath.Join(dir, "missing")
+	// Blocks Go's AppendCertsFromPEM passes over: a certificate that does
+	// not parse, one with PEM headers, one never ended.
+	broken := []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+	headed := bytes.Replace(ca, []byte("CERTIFICATE-----\n"), []byte("CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\n"), 1)
+	unended := ca[:bytes.Index(ca, []byte("-----END"))]
+	unparsed := write(t, filepath.Join(dir, "unparsed.pem"), slices.Concat(broken, headed, unended))
+	thenGood := write(t, filepath.Join(dir, "then-good.pem"), slices.Concat(broken, headed, ca))
+	dirOfUnparsed := filepath.Dir(write(t, filepath.Join(dir, "unparsed", "ca.pem"), broken))
 
 	dirOfPEM := filepath.Join(dir, "certs")
 	write(t, filepath.Join(dirOfPEM, "ca.pem"), ca)
@@ -67,6 +77,9 @@ func TestHasRoots(t *testing.T) {
 		{"Go reads the first file it can, and no other", []string{empty, full}, nil, false},
 		{"a file that is not read is passed over", []string{dir, full}, nil, true},
 		{"a file without a certificate", []string{text}, nil, false},
+		{"a file of blocks that do not parse", []string{unparsed, full}, nil, false},
+		{"a certificate after blocks that do not parse", []string{thenGood}, nil, true},
+		{"a directory of blocks that do not parse", nil, []string{dirOfUnparsed}, false},
 		{"a directory with a certificate", nil, []string{missing, dirOfPEM}, true},
 		{"a directory of text", nil, []string{dirOfText}, false},
 		{"a directory of directories", nil, []string{dirOfDirs}, false},
@@ -75,6 +88,25 @@ func TestHasRoots(t *testing.T) {
 		{"files without, a directory with", []string{empty}, []string{dirOfText, dirOfPEM}, true},
 	} {
 		assert.Equal(t, tc.want, hasRoots(tc.files, tc.dirs), tc.name)
+	}
+}
+
+// A certificate is found wherever the reads cut it, and a block that
+// ends with more on its END line is passed over wherever the reads cut it,
+// as Go, reading the whole file, passes it over.
+func TestHoldsCertificateWhereverTheReadsCut(t *testing.T) {
+	dir := t.TempDir()
+	ca := testCA(t)
+	trailing := slices.Concat(ca[:len(ca)-1], []byte(" more\n"))
+	require.False(t, x509.NewCertPool().AppendCertsFromPEM(trailing), "Go loads no certificate from a block whose END line goes on")
+	for pad := 8<<10 - len(ca) - 1; pad <= 8<<10; pad++ {
+		padding := append(bytes.Repeat([]byte("#"), pad), '\n')
+		has, err := holdsCertificate(write(t, filepath.Join(dir, "ca.pem"), slices.Concat(padding, ca)))
+		require.NoError(t, err)
+		require.True(t, has, "a certificate after %d bytes", pad+1)
+		has, err = holdsCertificate(write(t, filepath.Join(dir, "trailing.pem"), slices.Concat(padding, trailing)))
+		require.NoError(t, err)
+		require.False(t, has, "a certificate whose END line goes on, after %d bytes", pad+1)
 	}
 }
 
@@ -122,6 +154,7 @@ func TestTrustedRoots(t *testing.T) {
 	dir := t.TempDir()
 	ca := write(t, filepath.Join(dir, "ca.pem"), testCA(t))
 	empty := write(t, filepath.Join(dir, "empty.pem"), nil)
+	broken := write(t, filepath.Join(dir, "broken.pem"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	missing := filepath.Join(dir, "missing")
 	builtin := len(builtinRoots().Subjects()) //nolint:staticcheck // as above
 	require.Greater(t, builtin, 100, "the binary has Mozilla's roots built in")
@@ -133,6 +166,8 @@ func TestTrustedRoots(t *testing.T) {
 		{"no roots on the system", []string{"SSL_CERT_FILE=" + missing, "SSL_CERT_DIR=" + missing, "GODEBUG="},
 			fmt.Sprintf("builtin=true roots=%d parsed=true", builtin)},
 		{"a root file without a root", []string{"SSL_CERT_FILE=" + empty, "SSL_CERT_DIR=" + missing, "GODEBUG="},
+			fmt.Sprintf("builtin=true roots=%d parsed=true", builtin)},
+		{"a root file whose certificate does not parse", []string{"SSL_CERT_FILE=" + broken, "SSL_CERT_DIR=" + missing, "GODEBUG="},
 			fmt.Sprintf("builtin=true roots=%d parsed=true", builtin)},
 		// The built-in roots are not even parsed.
 		{"the system's roots", []string{"SSL_CERT_FILE=" + ca, "SSL_CERT_DIR=" + missing, "GODEBUG="},
