@@ -102,3 +102,69 @@ func TestPublisher(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, published().Hosts)
 }
+
+// laggingReader is a cache that stopped seeing the API server's changes.
+type laggingReader struct {
+	client.Reader
+	frozen *corev1.ConfigMap
+}
+
+func (r *laggingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if r.frozen == nil {
+		return r.Reader.Get(ctx, key, obj, opts...)
+	}
+	r.frozen.DeepCopyInto(obj.(*corev1.ConfigMap))
+	return nil
+}
+
+// A change and its undoing, both before the cache sees the first: the
+// cache holds what the config says again, but the API server holds the
+// change, and the change is written over at once, not at the next resync.
+func TestPublisherUndoesAChangeTheCacheHasNotSeen(t *testing.T) {
+	ctx := t.Context()
+	ca := newCA(t, "a")
+	c := fake.NewClientBuilder().Build()
+	r := &laggingReader{Reader: c}
+	verified := setOf(t, reg(t, "harbor", "harbor:8443", config.SecureWithCA, ca))
+	current := verified
+	p := NewPublisher(&Publisher{
+		Client: c, Reader: r, Namespace: "regcred", Name: "regcred-node-trust",
+		Registries: func() *registries.Set { return current },
+		HasConfig:  func() bool { return true },
+	})
+	published := func() []Host {
+		t.Helper()
+		var cm corev1.ConfigMap
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: "regcred-node-trust"}, &cm))
+		d, err := Decode([]byte(cm.Data[Key]))
+		require.NoError(t, err)
+		return d.Hosts
+	}
+	want := []Host{{Host: "harbor:8443", CA: string(ca), Registries: []string{"harbor"}}}
+
+	_, err := p.publish(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, published())
+	r.frozen = &corev1.ConfigMap{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: "regcred-node-trust"}, r.frozen))
+
+	current = setOf(t, reg(t, "harbor", "harbor:8443", config.Insecure, nil))
+	_, err = p.publish(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []Host{{Host: "harbor:8443", SkipVerify: true, Registries: []string{"harbor"}}}, published())
+
+	current = verified
+	_, err = p.publish(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, published(), "nodes verify harbor:8443 again")
+
+	// Once written, not written again while nothing changes.
+	var before corev1.ConfigMap
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: "regcred-node-trust"}, &before))
+	r.frozen = before.DeepCopy()
+	_, err = p.publish(ctx)
+	require.NoError(t, err)
+	var after corev1.ConfigMap
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "regcred", Name: "regcred-node-trust"}, &after))
+	assert.Equal(t, before.ResourceVersion, after.ResourceVersion)
+}
