@@ -60,6 +60,10 @@ func sameContent(path string, b []byte) bool {
 	return err == nil && bytes.Equal(got, b)
 }
 
+// writeFiles writes a host's files: writeAtomic, but where a test makes
+// a write fail.
+var writeFiles = writeAtomic
+
 // writeAtomic writes b to dir/name so that a reader sees the old file or
 // the new one, never a part: into a temporary file beside it, synced,
 // then renamed over it.

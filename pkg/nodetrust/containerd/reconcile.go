@@ -132,6 +132,15 @@ func (d Dir) apply(h nodetrust.Host) (written bool, conflict string, err error) 
 		if err := os.Mkdir(dir, dirMode); err != nil {
 			return false, "", err
 		}
+		// A first write that fails takes the directory with it: left
+		// empty, it would hide _default/ from containerd, and an empty
+		// directory may be anyone's, so nothing would remove it.
+		defer func() {
+			if err != nil {
+				removeTemps(dir)
+				_ = os.Remove(dir)
+			}
+		}()
 	case err != nil:
 		return false, "", err
 	case !st.IsDir():
@@ -145,13 +154,13 @@ func (d Dir) apply(h nodetrust.Host) (written bool, conflict string, err error) 
 	// The CA before the hosts.toml that names it; a CA no longer named
 	// after it.
 	if ca != nil && !sameContent(filepath.Join(dir, CAFile), ca) {
-		if err := writeAtomic(dir, CAFile, ca); err != nil {
+		if err := writeFiles(dir, CAFile, ca); err != nil {
 			return false, "", err
 		}
 		written = true
 	}
 	if !sameContent(filepath.Join(dir, HostsFile), hosts) {
-		if err := writeAtomic(dir, HostsFile, hosts); err != nil {
+		if err := writeFiles(dir, HostsFile, hosts); err != nil {
 			return written, "", err
 		}
 		written = true
@@ -222,13 +231,30 @@ func (d Dir) remove(host string) (bool, error) {
 	if err != nil {
 		return removedHosts, err
 	}
-	if !removedHosts && !removedCA {
+	if !removedHosts && !removedCA && !onlyTemps(dir) {
 		return false, nil
 	}
+	// What a write cut short left goes too: all of it, in a directory
+	// holding nothing else (a crash before the first rename).
 	removeTemps(dir)
 	// Only an empty directory goes: what someone else put there stays.
 	_ = os.Remove(dir)
 	return true, nil
+}
+
+// onlyTemps says whether dir holds regcred's temporary files and nothing
+// else.
+func onlyTemps(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Type().IsRegular() {
+			return false
+		}
+	}
+	return true
 }
 
 func exists(p string) bool {

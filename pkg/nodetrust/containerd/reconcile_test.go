@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -260,6 +261,34 @@ func TestReconcileAfterACrash(t *testing.T) {
 	res = d.Reconcile([]nodetrust.Host{h}, nil)
 	assert.Equal(t, []string{"gone.example.com"}, res.Removed)
 	assert.NotContains(t, tree(t, root), "gone.example.com/")
+}
+
+// A write cut short before its first rename (a crash, a full disk) leaves
+// a host directory holding only regcred's temporary files, which hides
+// _default/ from containerd for that host: once the host is no longer
+// wanted, it goes. A directory that a failed first write made goes at
+// once. An empty directory may be anyone's: it stays.
+func TestReconcileRemovesWhatAWriteCutShortLeft(t *testing.T) {
+	root := t.TempDir()
+	d := Dir{Root: root}
+	write(t, filepath.Join(root, DefaultsDirectory, HostsFile), "server = \"https://mirror.internal\"\n")
+	write(t, filepath.Join(root, "cut.example.com", tempPrefix+"123"), "half a file")
+	require.NoError(t, os.Mkdir(filepath.Join(root, "empty.example.com"), 0o755))
+	res := d.Reconcile(nil, nil)
+	assert.Empty(t, res.Errors)
+	assert.Equal(t, []string{"cut.example.com"}, res.Removed)
+	assert.NotContains(t, tree(t, root), "cut.example.com/")
+	assert.Contains(t, tree(t, root), "empty.example.com/")
+
+	// A first write that fails: the directory it made goes with it.
+	full := errors.New("no space left on device")
+	writeFiles = func(string, string, []byte) error { return full }
+	t.Cleanup(func() { writeFiles = writeAtomic })
+	h := nodetrust.Host{Host: "new.example.com", SkipVerify: true, Registries: []string{"new"}}
+	res = d.Reconcile([]nodetrust.Host{h}, nil)
+	require.Len(t, res.Errors, 1)
+	assert.ErrorIs(t, res.Errors[0].Err, full)
+	assert.NotContains(t, tree(t, root), "new.example.com/")
 }
 
 func TestReconcileWithoutTheDirectory(t *testing.T) {
