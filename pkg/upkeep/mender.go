@@ -31,7 +31,10 @@ type Mender struct {
 	exclusions  plan.Exclusions
 	metrics     Recorder
 	maxAttempts int
-	queue       workqueue.TypedRateLimitingInterface[mendKey]
+	// retryDelay and restoreDelay are how long a key asked for waits
+	// before its first try (failures wait the queue's backoff).
+	retryDelay, restoreDelay time.Duration
+	queue                    workqueue.TypedRateLimitingInterface[mendKey]
 
 	// waiting are the keys queued and not taken yet, handed over to the
 	// sweeps when the mender stops; each with, for a registry whose
@@ -76,7 +79,10 @@ func NewMender(set func() *registries.Set, store Store, index Index, ns Namespac
 		exclusions:  ex,
 		metrics:     metrics,
 		maxAttempts: o.MaxAttempts,
-		waiting:     map[mendKey][]string{},
+		retryDelay:  o.BaseDelay,
+		// A restore waits at least as long as a retry's first try.
+		restoreDelay: max(o.BaseDelay, o.RestoreDelay),
+		waiting:      map[mendKey][]string{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[mendKey](o.BaseDelay, o.MaxDelay),
@@ -156,7 +162,13 @@ func (m *Mender) enqueue(k mendKey, hosts []string) {
 	// k sees the stop.
 	m.waitLocked(k, hosts)
 	m.mu.Unlock()
-	m.queue.AddRateLimited(k)
+	// Not AddRateLimited: a key asked for is no failure of the mender's,
+	// and each admission asking for it would use up its attempts.
+	if k.restore {
+		m.queue.AddAfter(k, m.restoreDelay)
+	} else {
+		m.queue.AddAfter(k, m.retryDelay)
+	}
 }
 
 // waitLocked notes that k is queued, to serve hosts besides those noted;
@@ -211,7 +223,7 @@ func (m *Mender) Start(ctx context.Context) error {
 		switch {
 		case err == nil:
 			m.queue.Forget(k)
-		case m.queue.NumRequeues(k) >= m.maxAttempts:
+		case m.queue.NumRequeues(k)+1 >= m.maxAttempts: // the failures before this one, and this one
 			log.Error(err, "Giving up on pull secret; the leader's next sweep or the next admission will try again", "namespace", k.namespace, "registry", k.registry)
 			m.queue.Forget(k)
 		default:

@@ -194,6 +194,23 @@ func TestMenderCoalescesConcurrentRequests(t *testing.T) {
 	assert.Equal(t, 1, s.count(s.writes, "e/q"), "fifty admissions asking for one secret make one write")
 }
 
+// Admissions asking for a secret are not failures of the mender: however
+// many ask, it tries MaxAttempts times before it gives up.
+func TestMenderCountsOnlyItsOwnFailures(t *testing.T) {
+	s := newMemStore()
+	s.failures["e/q"], s.err = 2, errUnavailable
+	set := mendSet(t)
+	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"e": {}}, testExclusions, newCounts(),
+		MendOptions{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond})
+	for range 8 {
+		m.Retry("e", "regcred-q", nil)
+	}
+	run(t, m)
+	require.Eventually(t, func() bool { _, ok := s.get("e/q"); return ok }, 5*time.Second, time.Millisecond,
+		"two failures, then the third try writes it; tries: %d", s.count(s.writes, "e/q"))
+	assert.Equal(t, 3, s.count(s.writes, "e/q"))
+}
+
 // ecrAPI mints a token of its region, or fails while down.
 type ecrAPI struct {
 	region string
