@@ -44,6 +44,10 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate field of a reference", registry("- {name: hub, password: {secretKeyRef: {name: a, key: k, name: hunter2}}}"), `registry "hub": password.secretKeyRef.name: set more than once`},
 		{"duplicate field of an unnamed registry", registry("- {type: docker, type: other}"), `registries[0]: type: set more than once`},
 		{"duplicate field of the config", registry("- {name: hub}\nregistries: []\n"), `registries: set more than once (line 5)`},
+		{"a second document", registry("- {name: a, type: docker, url: docker.io}\n") + "---\n" + registry("- {name: b, type: other, url: b.example.com}\n"),
+			"more than one YAML document (the next starts at line 6): regcred reads one, and would drop the registries of the others; put every registry in one document"},
+		{"a second document that is not valid YAML", registry("- {name: a, type: docker, url: docker.io}\n") + "---\nregistries: [\n",
+			"more than one YAML document"},
 		{"duplicate label", registry("- {name: hub, namespaceSelector: {matchLabels: {team: a, team: b}}}"), `registry "hub": namespaceSelector.matchLabels.team: set more than once`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +56,17 @@ func TestParseErrors(t *testing.T) {
 			requireNoCredential(t, err.Error(), "hunter2")
 			assert.Contains(t, err.Error(), tc.want)
 		})
+	}
+}
+
+// A document that says nothing before or after the config is no second
+// config.
+func TestParseAllowsEmptyDocumentsAround(t *testing.T) {
+	one := registry("- {name: a, type: docker, url: docker.io}\n")
+	for _, data := range []string{"---\n" + one, one + "---\n", one + "---\n# more to come\n", one + "...\n", one + "---\nnull\n"} {
+		cfg, err := Parse([]byte(data))
+		require.NoError(t, err, data)
+		assert.Len(t, cfg.Registries, 1, data)
 	}
 }
 

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 
@@ -45,6 +48,35 @@ func duplicateKeys(data []byte) []duplicateKey {
 	var out []duplicateKey
 	walkDuplicates(doc.Content[0], reflect.TypeFor[Config](), -1, "", &out)
 	return out
+}
+
+// laterDocument refuses a config of more than one YAML document: the
+// decoder reads the first only, and would drop, without a word, the
+// registries of the others (and so their pull secrets). A document that
+// says nothing (a "---" at the end, null) is no config.
+func laterDocument(data []byte) *Problem {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for first := true; ; first = false {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if first {
+			if err != nil {
+				return nil // Parse reports why it is not valid YAML
+			}
+			continue
+		}
+		next := ""
+		if err == nil {
+			if len(doc.Content) == 0 || doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null" {
+				continue
+			}
+			next = " (the next starts at line " + strconv.Itoa(doc.Content[0].Line) + ")"
+		}
+		return &Problem{Message: "more than one YAML document" + next + ": regcred reads one, and would drop the registries of the others; put every registry in one document"}
+	}
 }
 
 // walkDuplicates looks for keys set twice in n, which is of type t (nil

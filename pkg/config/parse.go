@@ -31,6 +31,9 @@ func Parse(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, Problems{{Message: "not valid YAML: " + describeYAMLError(data, err)}}
 	}
+	if p := laterDocument(data); p != nil {
+		return nil, Problems{*p}
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
 		return nil, Problems{{Message: "must be a RegistryConfig object (apiVersion, kind, registries)"}}
