@@ -116,6 +116,23 @@ func TestDuplicateNamesAreLabelledByPosition(t *testing.T) {
 	assert.Equal(t, 1, *ps[1].Index, "the problem is located by position, not only by its ambiguous name")
 }
 
+// The admin's secret is never one regcred makes and fills with another
+// registry's credentials.
+func TestAnAdminSecretIsNotOneRegcredMakes(t *testing.T) {
+	cfg, err := Parse([]byte(registry(`
+- {name: hub, type: docker, url: docker.io, username: {value: u}, password: {value: p}}
+- {name: harbor, type: other, url: harbor.example.com, pullSecret: {mode: image-pull-secret, name: regcred-hub}}
+- {name: lab, type: other, url: lab.example.com/team, pullSecret: {mode: image-pull-secret, name: regcred-hub.exact}}
+- {name: own, type: other, url: own.example.com, pullSecret: {mode: image-pull-secret, name: regcred-harbor}}
+- {name: fine, type: other, url: fine.example.com, pullSecret: {mode: image-pull-secret, name: regcred-creds}}
+`)))
+	require.NoError(t, err)
+	ps := cfg.Validate(InSecret)
+	require.Len(t, ps, 2, "%v", ps)
+	assert.Equal(t, `registry "harbor": pullSecret.name: regcred-hub is the pull secret regcred makes for registry "hub", with its credentials: name the admin's own secret`, ps[0].Error())
+	assert.Equal(t, `registry "lab": pullSecret.name: regcred-hub.exact is the pull secret regcred makes for registry "hub", with its credentials: name the admin's own secret`, ps[1].Error())
+}
+
 func TestDefaultRegistryIsUnique(t *testing.T) {
 	cfg, err := Parse([]byte(registry(`
 - {name: a, default: true, type: other, url: x.io}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regcred/regcred/pkg/image"
+	"github.com/regcred/regcred/pkg/pullsecret"
 )
 
 // SecretNamePrefix starts the name of every pull secret regcred makes:
@@ -42,6 +43,14 @@ func (c *Config) Validate(in StoredIn) Problems {
 	for _, r := range c.Registries {
 		names[r.Name]++
 	}
+	// The pull secrets regcred makes, and whose credentials they hold.
+	made := map[string]string{}
+	for _, r := range c.Registries {
+		if r.Name != "" && (r.PullSecret.Mode == RegistryCredentials || r.PullSecret.Mode == "") {
+			made[SecretNamePrefix+r.Name] = r.Name
+			made[SecretNamePrefix+r.Name+pullsecret.ExactSuffix] = r.Name
+		}
+	}
 	first := map[string]int{}
 	locations := map[image.Location]string{}
 	var defaults []string
@@ -65,6 +74,9 @@ func (c *Config) Validate(in StoredIn) Problems {
 		validateConnection(r, rep)
 		validateSources(r, rep, in)
 		validatePolicies(r, rep)
+		if other, ok := made[r.PullSecret.Name]; ok && r.PullSecret.Mode == ImagePullSecret {
+			rep.Failf("pullSecret.name", "%s is the pull secret regcred makes for registry %q, with its credentials: name the admin's own secret", r.PullSecret.Name, other)
+		}
 		if r.Default {
 			defaults = append(defaults, r.Name)
 		}
