@@ -22,8 +22,10 @@ import (
 
 // inject sets the caBundle of every webhook of the configurations to m's
 // bundle, and records since when the keeper has seen them hold its current
-// CA. A configuration that does not exist calls no webhook: it holds no
-// bundle, fails nothing, and its creation pokes the keeper.
+// CA: since now if it had to set one that did not (set back by a replica
+// whose cache was behind, or a configuration replaced). A configuration
+// that does not exist calls no webhook: it holds no bundle, fails
+// nothing, and its creation pokes the keeper.
 func (k *Keeper) inject(ctx context.Context, m *Material) error {
 	bundle := m.Bundle()
 	configs, missing, err := k.configurations(ctx)
@@ -31,14 +33,17 @@ func (k *Keeper) inject(ctx context.Context, m *Material) error {
 	for _, name := range missing {
 		k.Log.Info("The webhook configuration does not exist: its caBundle is set once it does", "configuration", name)
 	}
+	lacked := false
 	for _, c := range configs {
-		errs = append(errs, k.setBundle(ctx, c, bundle))
+		l, err := k.setBundle(ctx, c, bundle, m.CAs[0])
+		lacked = lacked || l
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		k.bundledCA = nil
 		return err
 	}
-	if !bytes.Equal(k.bundledCA, m.CAs[0].Raw) {
+	if lacked || !bytes.Equal(k.bundledCA, m.CAs[0].Raw) {
 		k.bundledCA, k.bundledSince = m.CAs[0].Raw, k.now()
 	}
 	return nil
@@ -100,29 +105,31 @@ type patchOp struct {
 
 // setBundle sets the caBundle of the configuration's webhooks to bundle,
 // where it differs, with a JSON patch that changes only those fields (and
-// fails if the webhooks moved meanwhile).
-func (k *Keeper) setBundle(ctx context.Context, c configuration, bundle []byte) error {
+// fails if the webhooks moved meanwhile). lacked says that one of those it
+// set did not hold ca.
+func (k *Keeper) setBundle(ctx context.Context, c configuration, bundle []byte, ca *x509.Certificate) (lacked bool, err error) {
 	var ops []patchOp
 	for i, b := range c.bundles {
 		if bytes.Equal(b, bundle) {
 			continue
 		}
+		lacked = lacked || !slices.ContainsFunc(certsIn(b), ca.Equal)
 		ops = append(ops,
 			patchOp{Op: "test", Path: fmt.Sprintf("/webhooks/%d/name", i), Value: c.webhooks[i]},
 			patchOp{Op: "add", Path: fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), Value: bundle})
 	}
 	if len(ops) == 0 {
-		return nil
+		return false, nil
 	}
 	body, err := json.Marshal(ops)
 	if err != nil {
-		return err
+		return lacked, err
 	}
 	if err := k.Writer.Patch(ctx, c.obj, client.RawPatch(types.JSONPatchType, body)); err != nil {
-		return fmt.Errorf("setting the caBundle of %s: %w", c.name, err)
+		return lacked, fmt.Errorf("setting the caBundle of %s: %w", c.name, err)
 	}
 	k.Log.Info("Set the webhook configuration's caBundle", "configuration", c.name, "webhooks", len(ops)/2)
-	return nil
+	return lacked, nil
 }
 
 // caBundlesTrust reports whether the caBundle of every webhook of the

@@ -296,6 +296,45 @@ func TestCertificateMovesToTheNewCAOnlyOnceTheBundleHoldsIt(t *testing.T) {
 	assert.True(t, servedBy(t, k).Equal(moved))
 }
 
+// A caBundle set back to one without the new CA (another replica's stale
+// cache, a configuration replaced) and set again by the keeper holds the
+// new CA only since then: the certificate moves one Propagation after
+// that, not after the first time.
+func TestABundleSetAgainRestartsThePropagation(t *testing.T) {
+	cl := newCluster(t)
+	now := t0
+	k := cl.keeper(&now)
+	reconcile(t, k)
+	now = t0.Add(19 * time.Hour)
+	reconcile(t, k)
+	oldBundle := cl.bundles()[0]
+	cert := certOf(t, cl.secret())
+	now = t0.Add(20*time.Hour + time.Minute) // the CA is renewed, the caBundle set
+	reconcile(t, k)
+	require.Len(t, casOf(t, cl.secret()), 2)
+
+	now = now.Add(policy.Propagation - time.Minute)
+	cl.setBundles(oldBundle)
+	reconcile(t, k)
+	require.True(t, bytes.Equal(cl.bundles()[0], cl.secret().Data[CABundleKey]), "set again")
+	now = now.Add(time.Minute)
+	reconcile(t, k)
+	assert.True(t, certOf(t, cl.secret()).Equal(cert), "no move one minute after the caBundle was set again")
+	assert.True(t, servedBy(t, k).Equal(cert))
+
+	now = now.Add(policy.Propagation)
+	reconcile(t, k)
+	assert.False(t, certOf(t, cl.secret()).Equal(cert), "moved once the caBundle has held the new CA for Propagation")
+
+	// A caBundle changed but still holding the current CA is no reason to
+	// wait again.
+	since := k.bundledSince
+	cl.setBundles(append(bytes.Clone(cl.secret().Data[CABundleKey]), "\n"...))
+	now = now.Add(time.Minute)
+	reconcile(t, k)
+	assert.Equal(t, since, k.bundledSince)
+}
+
 // An unreadable ca-since does not replace the CA: it is written again.
 func TestUnreadableCASinceKeepsTheCA(t *testing.T) {
 	cl := newCluster(t)
