@@ -141,6 +141,40 @@ func TestLoadRefusesBlankCredentials(t *testing.T) {
 	}
 }
 
+// A Google key's username is checked as it is used: trimmed, and
+// wherever it comes from.
+func TestLoadChecksAGoogleUsernameAsUsed(t *testing.T) {
+	const gcpKey = `{"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com", "private_key": "KEY"}`
+	refs := secrets{"gcp/user": "admin", "gcp/key.json": gcpKey, "gcp/json-key": "_json_key\n"}
+	_, err := Load(t.Context(), []byte(cfg("- {name: g, type: gcr, url: gcr.io, username: {secretKeyRef: {name: gcp, key: user}}, password: {secretKeyRef: {name: gcp, key: key.json}}}")),
+		Options{StoredIn: config.InConfigMap, Secrets: refs})
+	require.Error(t, err)
+	assert.Equal(t, `registry "g": username: must be _json_key or _json_key_base64 for a gcr registry`, err.Error())
+	requireNoContent(t, err.Error(), "admin")
+
+	for _, username := range []string{`{value: "_json_key\n"}`, `{secretKeyRef: {name: gcp, key: json-key}}`} {
+		set, err := Load(t.Context(), []byte(cfg("- {name: g, type: artifact-registry, url: europe-west1-docker.pkg.dev, username: "+username+", password: {secretKeyRef: {name: gcp, key: key.json}}}")),
+			Options{StoredIn: config.InSecret, Secrets: refs})
+		require.NoError(t, err, username)
+		c, err := set.Get("g").Provider.Credential(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, registrytype.JSONKeyUser, c.Username)
+	}
+}
+
+// In image-pull-secret mode the credentials are optional, as a pair: half
+// of one would only fail the login checks, without naming what is missing.
+func TestLoadImagePullSecretCredentialsAreAPair(t *testing.T) {
+	for reg, want := range map[string]string{
+		"{name: r, type: other, url: x.io, password: {value: p}":       `registry "r": username: is required with password`,
+		"{name: r, type: docker, url: docker.io, username: {value: u}": `registry "r": password: is required with username`,
+	} {
+		_, err := Load(t.Context(), []byte(cfg("- "+reg+", pullSecret: {mode: image-pull-secret, name: regcred}}")), Options{StoredIn: config.InSecret})
+		require.Error(t, err, reg)
+		assert.Equal(t, want, err.Error())
+	}
+}
+
 // In image-pull-secret mode the credentials are optional for every type:
 // a registry without them loads, with no provider, whatever its type's
 // default username. One with a key is checked with the default username.

@@ -33,20 +33,24 @@ func GCR() *Type {
 }
 
 func google(name, description, form string, host func(string) bool) *Type {
-	return &Type{
+	t := &Type{
 		Name:            config.RegistryType(name),
 		Description:     description,
 		URLForm:         form,
 		Host:            host,
 		DefaultUsername: JSONKeyUser,
 		Usernames:       []string{JSONKeyUser, JSONKeyBase64User},
-		NewProvider: func(spec credentials.Spec) (credentials.Provider, error) {
-			user := strings.TrimSpace(spec.Values["username"])
-			key, err := credentials.NormalizeServiceAccountKey(spec.Values["password"], user == JSONKeyBase64User)
-			if err != nil {
-				return nil, &credentials.FieldError{Field: "password", Err: err}
-			}
-			return credentials.Static{Username: user, Password: key}, nil
-		},
 	}
+	t.NewProvider = func(spec credentials.Spec) (credentials.Provider, error) {
+		user := strings.TrimSpace(spec.Values["username"])
+		if err := t.usernameError(user); err != nil {
+			return nil, &credentials.FieldError{Field: "username", Err: err}
+		}
+		key, err := credentials.NormalizeServiceAccountKey(spec.Values["password"], user == JSONKeyBase64User)
+		if err != nil {
+			return nil, &credentials.FieldError{Field: "password", Err: err}
+		}
+		return credentials.Static{Username: user, Password: key}, nil
+	}
+	return t
 }

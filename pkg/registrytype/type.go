@@ -87,12 +87,32 @@ func (t *Type) Validate(r *config.Registry, loc *image.Location, rep *config.Rep
 		if r.Password == nil && required {
 			rep.Fail("password", "is required")
 		}
-		if r.Username != nil && r.Username.Value != nil && len(t.Usernames) > 0 && !slices.Contains(t.Usernames, *r.Username.Value) {
-			rep.Failf("username", "must be %s for %s registry", strings.Join(t.Usernames, " or "), t.article())
+		// Optional, credentials are a pair: half of one would only fail
+		// the login checks, without naming what is missing.
+		if !required && r.Username == nil && r.Password != nil {
+			rep.Fail("username", "is required with password")
+		}
+		if !required && r.Password == nil && r.Username != nil {
+			rep.Fail("password", "is required with username")
+		}
+		// A username from a Secret is checked once read (usernameError).
+		if r.Username != nil && r.Username.Value != nil {
+			if err := t.usernameError(*r.Username.Value); err != nil {
+				rep.Fail("username", err.Error())
+			}
 		}
 	case ECRToken:
 		validateECR(r, rep, required)
 	}
+}
+
+// usernameError says why a username, as used (trimmed), is not one the
+// type allows; nil if it is, or if the type allows any.
+func (t *Type) usernameError(username string) error {
+	if len(t.Usernames) == 0 || slices.Contains(t.Usernames, strings.TrimSpace(username)) {
+		return nil
+	}
+	return fmt.Errorf("must be %s for %s registry", strings.Join(t.Usernames, " or "), t.article())
 }
 
 // Provider builds the provider of a compiled registry's credential; nil
