@@ -155,9 +155,10 @@ func TestBuildECRWithoutMinter(t *testing.T) {
 	set, err := buildSet(t, `
 - {name: ecr, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
 - {name: ecr-any, type: ecr, url: "*.dkr.ecr.*.amazonaws.com", ecr: {auth: access-key, accessKeyID: {secretKeyRef: {name: aws, key: id}}, secretAccessKey: {secretKeyRef: {name: aws, key: secret}}}}
+- {name: ecr-eu, type: ecr, url: "1234*.dkr.ecr.eu-*.amazonaws.com", ecr: {auth: iam-role}}
 `, "", secrets{"aws/id": "AKIAEXAMPLE", "aws/secret": "s3cr3t"})
 	require.NoError(t, err)
-	for _, name := range []string{"ecr", "ecr-any"} {
+	for _, name := range []string{"ecr", "ecr-any", "ecr-eu"} {
 		r := set.Get(name)
 		assert.Nil(t, r.Provider, name)
 		assert.True(t, r.Manages(), name)
@@ -168,6 +169,10 @@ func TestBuildECRWithoutMinter(t *testing.T) {
 	}
 	assert.Equal(t, "ecr", set.Match("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app").Registry.Name)
 	assert.Equal(t, "ecr-any", set.Match("210987654321.dkr.ecr.us-east-1.amazonaws.com/app").Registry.Name)
+	// A * within a label, as the kubelet reads it.
+	assert.Equal(t, "ecr-eu", set.Match("123400000001.dkr.ecr.eu-central-1.amazonaws.com/app").Registry.Name)
+	assert.Equal(t, "ecr-any", set.Match("123400000001.dkr.ecr.us-east-1.amazonaws.com/app").Registry.Name)
+	assert.Equal(t, "ecr-any", set.Match("210987654321.dkr.ecr.eu-central-1.amazonaws.com/app").Registry.Name)
 }
 
 // An admin's secret in image-pull-secret mode is modelled with the key

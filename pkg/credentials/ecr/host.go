@@ -99,29 +99,39 @@ func regionLabel(labels []string) int {
 }
 
 // GlobForm says which globs ParseGlob accepts, for error messages.
-const GlobForm = "an ECR host whose account and/or region label is *, such as *.dkr.ecr.*.amazonaws.com or 123456789012.dkr.ecr.*.amazonaws.com"
+const GlobForm = "an ECR host with * in its account and/or region label, such as *.dkr.ecr.*.amazonaws.com, 123456789012.dkr.ecr.*.amazonaws.com or *.dkr.ecr.eu-*.amazonaws.com"
 
-// ParseGlob checks an ECR registry host with * for its account or region,
-// as the kubelet's ECR credential provider configuration writes them. It
-// returns an example of the hosts it serves.
+// ParseGlob checks an ECR registry host with * in its account or region
+// label, as the kubelet's ECR credential provider configuration writes
+// them (a * matches any part of one label). It returns an example of the
+// hosts it serves.
 func ParseGlob(glob string) (Host, error) {
 	labels := strings.Split(glob, ".")
 	sample := make([]string, len(labels))
+	refuse := fmt.Errorf("%q is not an ECR host glob: must be %s", glob, GlobForm)
 	for i, l := range labels {
 		switch {
-		case l == "*" && i == 0:
-			sample[i] = "123456789012"
-		case l == "*" && i == regionLabel(labels):
-			sample[i] = "us-east-1"
-		case strings.Contains(l, "*"):
-			return Host{}, fmt.Errorf("%q is not an ECR host glob: must be %s", glob, GlobForm)
-		default:
+		case !strings.Contains(l, "*"):
 			sample[i] = l
+		case i == 0:
+			// The account: digits and *, which stand for as many digits
+			// as make twelve.
+			digits := strings.ReplaceAll(l, "*", "")
+			if strings.Trim(digits, "0123456789") != "" || len(digits) > 12 {
+				return Host{}, refuse
+			}
+			sample[i] = strings.ReplaceAll(strings.Replace(l, "*", strings.Repeat("0", 12-len(digits)), 1), "*", "")
+		case i == regionLabel(labels) && l == "*":
+			sample[i] = "us-east-1"
+		case i == regionLabel(labels):
+			sample[i] = strings.ReplaceAll(l, "*", "a")
+		default:
+			return Host{}, refuse
 		}
 	}
 	h, err := ParseHost(strings.Join(sample, "."))
 	if err != nil {
-		return Host{}, fmt.Errorf("%q is not an ECR host glob: must be %s", glob, GlobForm)
+		return Host{}, refuse
 	}
 	return h, nil
 }

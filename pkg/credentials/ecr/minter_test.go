@@ -234,11 +234,23 @@ func TestParseGlob(t *testing.T) {
 		"*.dkr.ecr.*.amazonaws.com.cn",
 		"*.dkr-ecr.*.on.aws",
 		"*.dkr.ecr-fips.*.amazonaws.com",
+		// A * matches part of a label, as the kubelet's does.
+		"*.dkr.ecr.eu-*.amazonaws.com",
+		"*.dkr.ecr.us-*-1.amazonaws.com",
+		"1234*.dkr.ecr.*.amazonaws.com",
+		"*9012.dkr.ecr.eu-west-1.amazonaws.com",
+		"1*2*3.dkr.ecr.*.amazonaws.com",
+		"123456789012*.dkr.ecr.*.amazonaws.com",
 	} {
 		_, err := ParseGlob(glob)
 		assert.NoError(t, err, glob)
 	}
-	for _, glob := range []string{"*.dkr.ecr.eu-*.amazonaws.com", "*.*.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.*.*.com", "*.example.com"} {
+	for _, glob := range []string{
+		"*.*.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.*.*.com", "*.example.com", "*.dkr.e*r.*.amazonaws.com",
+		"12a*.dkr.ecr.*.amazonaws.com",           // an account is digits
+		"1234567890123*.dkr.ecr.*.amazonaws.com", // and twelve of them
+		"*.dkr.ecr.-*.amazonaws.com",             // a region starts with a letter or digit
+	} {
 		_, err := ParseGlob(glob)
 		assert.ErrorContains(t, err, "is not an ECR host glob", glob)
 	}
@@ -246,6 +258,8 @@ func TestParseGlob(t *testing.T) {
 		{"*.dkr.ecr.*.amazonaws.com", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.eu-west-1.amazonaws.com"},
 		{"123456789012.dkr.ecr.*.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
 		{"*.dkr-ecr.*.on.aws", "123456789012.dkr-ecr.ap-south-1.on.aws", "*.dkr-ecr.ap-south-1.on.aws"},
+		{"*.dkr.ecr.eu-*.amazonaws.com", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "*.dkr.ecr.eu-west-1.amazonaws.com"},
+		{"1234*.dkr.ecr.*.amazonaws.com", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "1234*.dkr.ecr.eu-west-1.amazonaws.com"},
 	} {
 		got, h, err := Pattern(tc.glob, tc.host)
 		require.NoError(t, err)
