@@ -309,8 +309,12 @@ func (h *Handler) prepare(ctx context.Context, rl *requestLog, namespace string,
 	}
 	// Inject the name anyway: the kubelet reads pull secrets at each pull,
 	// so the Pod pulls as soon as the background retry creates it.
+	if dryRun {
+		log.Error(err, "Cannot tell whether the pull secret could be made (a dry run); injected its name")
+		return true, fmt.Sprintf("regcred: pull secret %q for registry %q is not ready yet (%s); a create that is not a dry run would retry it in the background", in.Secret, r.Name, reason(err))
+	}
 	log.Error(err, "Cannot make pull secret; injected its name and will retry")
-	if h.Retry != nil && !dryRun {
+	if h.Retry != nil {
 		h.Retry(namespace, in.Secret, need.Hosts)
 	}
 	return true, fmt.Sprintf("regcred: pull secret %q for registry %q is not ready yet (%s); retrying in the background", in.Secret, r.Name, reason(err))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -62,6 +63,60 @@ type Store struct {
 	// writing serialises this replica's writes of each pull secret whose
 	// content depends on its hosts.
 	writing keyLocks
+	// refused remembers, until when, the pull secrets found to be a
+	// Secret not regcred's (by namespace/name): see RefusedFor.
+	refusedMu sync.Mutex
+	refused   map[string]time.Time
+	now       func() time.Time
+}
+
+// RefusedFor is how long a Secret found not to be regcred's is
+// remembered: meanwhile, the admissions of its namespace that need it make
+// no API call (a Secret regcred does not see, in a namespace whose every
+// admission would try three writes); after, the next one tries again, and
+// makes the pull secret if that Secret is gone.
+const RefusedFor = time.Minute
+
+// maxRefused bounds the Secrets remembered (beyond it, none is added).
+const maxRefused = 10000
+
+func (s *Store) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
+// wasRefused says whether namespace/name was found not to be regcred's
+// within RefusedFor.
+func (s *Store) wasRefused(namespace, name string) bool {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	until, ok := s.refused[namespace+"/"+name]
+	return ok && s.clock().Before(until)
+}
+
+// noteRefused remembers that err says namespace/name is not regcred's, or
+// forgets that it was when err is nil.
+func (s *Store) noteRefused(namespace, name string, err error) {
+	if err != nil && !errors.Is(err, ErrNotManaged) {
+		return
+	}
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	key := namespace + "/" + name
+	if err == nil {
+		delete(s.refused, key)
+		return
+	}
+	now := s.clock()
+	if s.refused == nil {
+		s.refused = map[string]time.Time{}
+	}
+	maps.DeleteFunc(s.refused, func(_ string, until time.Time) bool { return !now.Before(until) })
+	if len(s.refused) < maxRefused {
+		s.refused[key] = now.Add(RefusedFor)
+	}
 }
 
 // FieldManager names regcred's writes in managedFields.
@@ -78,13 +133,55 @@ func (s *Store) Apply(ctx context.Context, namespace string, w *pullsecret.Want,
 	if e.Pending() {
 		known = false // not written yet
 	}
+	if !known && s.wasRefused(namespace, w.Name) {
+		return "", fmt.Errorf("secret %s/%s: %w", namespace, w.Name, ErrNotManaged)
+	}
 	if dryRun {
 		if known {
 			return WouldUpdate, nil
 		}
+		return s.probe(ctx, namespace, w)
+	}
+	out, err := s.write(ctx, namespace, w, known, e, false)
+	s.noteRefused(namespace, w.Name, err)
+	return out, err
+}
+
+// probe tells what writing a pull secret the index does not know would
+// do, with the API server's dry runs: a create, and if a Secret of its
+// name exists, the patch's tests, which refuse one not regcred's. It
+// writes nothing.
+func (s *Store) probe(ctx context.Context, namespace string, w *pullsecret.Want) (Outcome, error) {
+	err := s.API.Create(ctx, w.Secret(namespace), client.DryRunAll, client.FieldOwner(FieldManager))
+	if err == nil {
 		return WouldCreate, nil
 	}
-	return s.write(ctx, namespace, w, known, e, false)
+	if !apierrors.IsAlreadyExists(err) {
+		return "", describe(err, "creating", namespace, w.Name)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: w.Name}}
+	err = s.API.Patch(ctx, secret, jsonPatch(managedTests(w)), client.DryRunAll, client.FieldOwner(FieldManager))
+	switch {
+	case isPatchRefused(err):
+		err = fmt.Errorf("secret %s/%s: %w", namespace, w.Name, ErrNotManaged)
+		s.noteRefused(namespace, w.Name, err)
+		return "", err
+	case apierrors.IsNotFound(err):
+		return WouldCreate, nil // deleted meanwhile
+	case err != nil:
+		return "", describe(err, "updating", namespace, w.Name)
+	}
+	return WouldUpdate, nil
+}
+
+// managedTests are the JSON patch tests that refuse a Secret not
+// regcred's: another type, or without regcred's labels for w's registry.
+func managedTests(w *pullsecret.Want) []map[string]any {
+	return []map[string]any{
+		{"op": "test", "path": "/type", "value": string(corev1.SecretTypeDockerConfigJson)},
+		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelManagedBy), "value": pullsecret.ManagedBy},
+		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelRegistry), "value": w.Registry},
+	}
 }
 
 // Restore writes the pull secret again whatever the index says: it was
@@ -163,12 +260,8 @@ func (s *Store) create(ctx context.Context, namespace string, w *pullsecret.Want
 // another type, or without regcred's labels. prev is what the index knew
 // of the Secret: an expiry annotation to remove, if any.
 func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want, prev Entry) (types.UID, error) {
-	tests := []map[string]any{
-		{"op": "test", "path": "/type", "value": string(corev1.SecretTypeDockerConfigJson)},
-		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelManagedBy), "value": pullsecret.ManagedBy},
-		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelRegistry), "value": w.Registry},
-		{"op": "replace", "path": "/data", "value": map[string]string{corev1.DockerConfigJsonKey: base64.StdEncoding.EncodeToString(w.Data)}},
-	}
+	tests := append(managedTests(w),
+		map[string]any{"op": "replace", "path": "/data", "value": map[string]string{corev1.DockerConfigJsonKey: base64.StdEncoding.EncodeToString(w.Data)}})
 	annotations := map[string]string{AnnotationVersion: w.Version()}
 	if at := w.ExpiresAtString(); at != "" {
 		annotations[pullsecret.AnnotationExpiresAt] = at

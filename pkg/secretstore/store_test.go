@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,21 +35,43 @@ import (
 // delete honours its UID precondition.
 func newStore(t *testing.T, objs ...client.Object) (*Store, client.Client) {
 	t.Helper()
+	var patchLive func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error
+	patchLive = func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+		o := &client.PatchOptions{}
+		o.ApplyOptions(opts)
+		if slices.Contains(o.DryRun, metav1.DryRunAll) {
+			// As the API server: the patch is applied, to a copy.
+			live := &corev1.Secret{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(obj), live); err != nil {
+				return err
+			}
+			scratch := fake.NewClientBuilder().WithObjects(live).Build()
+			return patchLive(ctx, scratch, obj, patch)
+		}
+		err := c.Patch(ctx, obj, patch, opts...)
+		var status apierrors.APIStatus
+		if err != nil && patch.Type() == types.JSONPatchType && !errors.As(err, &status) {
+			return apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, obj.GetName(), nil)
+		}
+		return err
+	}
 	c := fake.NewClientBuilder().WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			o := &client.CreateOptions{}
+			o.ApplyOptions(opts)
+			if slices.Contains(o.DryRun, metav1.DryRunAll) {
+				// As the API server: refused if it exists.
+				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj.DeepCopyObject().(client.Object)); err == nil {
+					return apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, obj.GetName())
+				}
+				return nil
+			}
 			if obj.GetUID() == "" {
 				obj.SetUID(types.UID(uuid.NewString()))
 			}
 			return c.Create(ctx, obj, opts...)
 		},
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			err := c.Patch(ctx, obj, patch, opts...)
-			var status apierrors.APIStatus
-			if err != nil && patch.Type() == types.JSONPatchType && !errors.As(err, &status) {
-				return apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, obj.GetName(), nil)
-			}
-			return err
-		},
+		Patch: patchLive,
 		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
 			o := &client.DeleteOptions{}
 			o.ApplyOptions(opts)
@@ -147,6 +170,84 @@ func TestApplyNeverTakesOverAnotherSecret(t *testing.T) {
 			_, ok := s.Index.Lookup(t.Context(), "app", "hub", false)
 			assert.False(t, ok)
 		})
+	}
+}
+
+// counting counts the store's API calls.
+func counting(s *Store) *atomic.Int32 {
+	var calls atomic.Int32
+	s.API = interceptor.NewClient(s.API.(client.WithWatch), interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			calls.Add(1)
+			return c.Create(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			calls.Add(1)
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	})
+	return &calls
+}
+
+// A Secret found not to be regcred's is remembered for RefusedFor: the
+// admissions of its namespace meanwhile make no API call. Once it is gone,
+// the pull secret is made.
+func TestApplyRemembersASecretNotItsOwn(t *testing.T) {
+	squat := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "regcred-hub"}, Type: corev1.SecretTypeOpaque}
+	s, c := newStore(t, squat)
+	calls := counting(s)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	ctx := t.Context()
+
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.ErrorIs(t, err, ErrNotManaged)
+	first := calls.Load()
+	require.Positive(t, first)
+	for range 10 {
+		_, err = s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+		require.ErrorIs(t, err, ErrNotManaged)
+		_, err = s.Apply(ctx, "app", want(`{"auths":{}}`), true)
+		require.ErrorIs(t, err, ErrNotManaged, "a dry run answers as the write would")
+	}
+	assert.Equal(t, first, calls.Load(), "remembered: no API call")
+	out, err := s.Apply(ctx, "other", want(`{"auths":{}}`), false)
+	require.NoError(t, err, "another namespace is not concerned")
+	assert.Equal(t, Created, out)
+
+	require.NoError(t, c.Delete(ctx, squat))
+	now = now.Add(RefusedFor - time.Second)
+	_, err = s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.ErrorIs(t, err, ErrNotManaged)
+	now = now.Add(time.Second)
+	out, err = s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, Created, out)
+}
+
+// A dry run answers as the write would, without writing: it asks the API
+// server for a dry run where the index does not know the Secret.
+func TestDryRunAnswersAsTheWriteWould(t *testing.T) {
+	squat := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "squat", Name: "regcred-hub"}, Type: corev1.SecretTypeOpaque}
+	own := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "own", Name: "regcred-hub",
+		Labels: map[string]string{pullsecret.LabelManagedBy: pullsecret.ManagedBy, pullsecret.LabelRegistry: "hub"}},
+		Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{}}`)}}
+	s, c := newStore(t, squat, own)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "squat", want(`{"auths":{"x":{}}}`), true)
+	require.ErrorIs(t, err, ErrNotManaged)
+	out, err := s.Apply(ctx, "own", want(`{"auths":{"x":{}}}`), true)
+	require.NoError(t, err)
+	assert.Equal(t, WouldUpdate, out, "regcred's, not in the index yet")
+	out, err = s.Apply(ctx, "empty", want(`{"auths":{"x":{}}}`), true)
+	require.NoError(t, err)
+	assert.Equal(t, WouldCreate, out)
+
+	assert.Equal(t, own.Data, getSecret(t, c, "own", "regcred-hub").Data, "a dry run writes nothing")
+	assert.Error(t, c.Get(ctx, client.ObjectKey{Namespace: "empty", Name: "regcred-hub"}, &corev1.Secret{}))
+	for _, ns := range []string{"squat", "own", "empty"} {
+		_, ok := s.Index.Lookup(ctx, ns, "hub", false)
+		assert.False(t, ok, ns)
 	}
 }
 

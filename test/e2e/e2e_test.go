@@ -125,6 +125,19 @@ func TestDryRunWritesNothing(t *testing.T) {
 	pods, err := cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, pods.Items)
+
+	// Where a Secret of the pull secret's name is not regcred's, the dry
+	// run (before any create there) answers as the create does: nothing
+	// injected, and why.
+	squatted := newNamespace(t)
+	require.NoError(t, env.client.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: squatted, Name: "regcred-reg-a"}, Type: corev1.SecretTypeOpaque}))
+	dry := createPod(t, cs, squatted, pod(env.imageA), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	created := createPod(t, cs, squatted, pod(env.imageA), metav1.CreateOptions{})
+	assert.Empty(t, secretNames(created))
+	assert.Equal(t, secretNames(created), secretNames(dry))
+	assert.NotEmpty(t, created.Annotations[admission.AnnotationNotInjected])
+	assert.Equal(t, created.Annotations[admission.AnnotationNotInjected], dry.Annotations[admission.AnnotationNotInjected])
 }
 
 // 5. Two private registries give two secrets, both of which pull; public
