@@ -82,7 +82,7 @@ func Shadowed(p Plan, firsts []First, final []string) []string {
 		}
 		f := firsts[i]
 		switch {
-		case d.Served && carried[d.Secret] && f.Secret != d.Secret:
+		case d.Served && carried[d.Secret] && !d.servedBy(f.Secret):
 			if f.Secret == "" {
 				warnings = append(warnings, fmt.Sprintf("regcred: image %q: the kubelet will not find registry %q's credentials in secret %q (no key of it matches the image)", d.Image, d.Registry.Name, d.Secret))
 			} else {

@@ -34,6 +34,12 @@ func TestSelfCheck(t *testing.T) {
 		{name: "the exact repository beside a sibling", pod: Pod{Images: []string{"harbor.example.com/team-a", "harbor.example.com/team-ab/app"}},
 			firsts: []string{"regcred-harbor-a.exact", "regcred-harbor-a.exact"},
 			warn:   []string{`regcred: image "harbor.example.com/team-ab/app": the kubelet will try secret "regcred-harbor-a.exact" first (registry "harbor-a"), not registry "harbor"'s secret "regcred-harbor"`}},
+		// The Pod names the registry's main secret (its ServiceAccount's),
+		// and pulls the exact repository too: the kubelet tries the main
+		// secret first for the image below the prefix, which holds the
+		// same registry's credentials: no warning.
+		{name: "the main secret listed beside the exact variant", pod: Pod{Images: []string{"harbor.example.com/team-a/app", "harbor.example.com/team-a"}, PullSecrets: []string{"regcred-harbor-a"}},
+			firsts: []string{"regcred-harbor-a", "regcred-harbor-a.exact"}},
 		{name: "Docker Hub's three names", pod: Pod{Images: []string{"myorg/app", "index.docker.io/myorg/app", "registry-1.docker.io/myorg/app"}},
 			firsts: []string{"regcred-hub", "regcred-hub", "regcred-hub"}},
 		{name: "Docker Hub outside the org gets nothing", pod: Pod{Images: []string{"myorg/app", "nginx", "localhost/x"}},

@@ -186,11 +186,35 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 		}
 		p.Images = append(p.Images, d)
 	}
+	// A registry's main secret that the Pod names beside the exact variant
+	// it gets: the kubelet tries it first for the images below the prefix,
+	// so it must exist too.
+	for _, m := range matches {
+		r := m.Registry
+		if r == nil || !exact[r] || !listed[r.SecretName] || added[r.SecretName] {
+			continue
+		}
+		if ok, _, _ := serves(r, ns); ok && r.Manages() {
+			added[r.SecretName] = true
+			p.Ensure = append(p.Ensure, Injection{Secret: r.SecretName, Registry: r})
+		}
+	}
 	// Each injection serves the hosts of its registry's images, in order,
 	// each once.
 	addHosts(p.Add, p.Images)
 	addHosts(p.Ensure, p.Images)
 	return p
+}
+
+// servedBy says whether the image's credentials are in secret: its planned
+// secret, or the other variant of its registry's (the main secret and the
+// exact one hold the same credentials).
+func (d Image) servedBy(secret string) bool {
+	if secret == d.Secret {
+		return true
+	}
+	r := d.Registry
+	return r != nil && r.ExactSecretName() != "" && (secret == r.SecretName || secret == r.ExactSecretName())
 }
 
 // addHosts gives each injection the hosts of its registry's images that

@@ -170,6 +170,8 @@ func TestForPod(t *testing.T) {
 			images: []want{{"harbor-a", Injected, true}, {"harbor-a", SharedSecret, true}}, add: []string{"regcred-harbor-a.exact"}},
 		{name: "below the prefix only: the main secret", pod: Pod{Images: []string{"harbor.example.com/team-a/app"}}, ns: app,
 			images: []want{{"harbor-a", Injected, true}}, add: []string{"regcred-harbor-a"}},
+		{name: "main secret listed, exact repository pulled", pod: Pod{Images: []string{"harbor.example.com/team-a/app", "harbor.example.com/team-a"}, PullSecrets: []string{"regcred-harbor-a"}}, ns: app,
+			images: []want{{"harbor-a", Injected, true}, {"harbor-a", SharedSecret, true}}, add: []string{"regcred-harbor-a.exact"}, ensure: []string{"regcred-harbor-a"}},
 		{name: "ECR repository prefix, exact", pod: Pod{Images: []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/team"}}, ns: app,
 			images: []want{{"ecr-team", Injected, true}}, add: []string{"regcred-ecr-team.exact"}},
 		{name: "ECR sibling of the prefix", pod: Pod{Images: []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/teams/app"}}, ns: app,

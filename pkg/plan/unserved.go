@@ -60,7 +60,7 @@ func Unserved(p Plan, firsts []First, final []string) []Miss {
 		case d.Served && !carried[d.Secret]:
 			m.Reason = NotCarried
 			m.Detail = fmt.Sprintf("registry %q's secret %q could not be injected", m.Registry, d.Secret)
-		case d.Served && first.Secret != d.Secret:
+		case d.Served && !d.servedBy(first.Secret):
 			m.Reason = KubeletTriesOther
 			m.Detail = fmt.Sprintf("the kubelet will not try registry %q's secret %q first", m.Registry, d.Secret)
 		case d.Served:

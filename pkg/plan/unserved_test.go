@@ -37,6 +37,8 @@ func TestUnserved(t *testing.T) {
 		{name: "shadowed by another secret's keys",
 			pod: Pod{Images: []string{"harbor.example.com/team-a", "harbor.example.com/team-ab/app"}}, ns: ns("app"),
 			want: []Miss{{Image: "harbor.example.com/team-ab/app", Host: "harbor.example.com", Registry: "harbor", Reason: KubeletTriesOther}}},
+		{name: "the main secret tried first holds the same registry's credentials",
+			pod: Pod{Images: []string{"harbor.example.com/team-a/app", "harbor.example.com/team-a"}, PullSecrets: []string{"regcred-harbor-a"}}, ns: ns("app")},
 		{name: "a whole Pod skipped", pod: Pod{Images: []string{"quay.io/a"}, Labels: map[string]string{"regcred.io/inject": "false"}}, ns: ns("app"),
 			want: []Miss{{Reason: PodOptedOut}}},
 	} {
