@@ -101,7 +101,7 @@ func (a *Agent) apply(ctx context.Context, get func(name string) (*corev1.Config
 		// Nothing published (yet): what is on the node stays. Only a
 		// published list, even empty, removes what the agent wrote.
 		a.note(log, "Nothing published yet: the node's files are left as they are", "configMap", a.Namespace+"/"+a.ConfigMap)
-		a.report(ctx, Status{})
+		a.report(ctx, untouched("", a.Dir.InForce(), nil))
 		a.ready.Store(true)
 		return
 	}
@@ -118,7 +118,7 @@ func (a *Agent) apply(ctx context.Context, get func(name string) (*corev1.Config
 		if d.Hosts == nil && d.Invalid == nil {
 			// Not a document at all: touch nothing.
 			readErrs[""] = err.Error()
-			a.report(ctx, Status{Published: cm.ResourceVersion, Errors: readErrs})
+			a.report(ctx, untouched(cm.ResourceVersion, a.Dir.InForce(), readErrs))
 			a.ready.Store(true)
 			return
 		}

@@ -119,12 +119,12 @@ func TestAgentApplies(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(f.root, "admin.example.com"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(f.root, "admin.example.com", "hosts.toml"), []byte("server = \"https://admin.example.com\"\n"), 0o600))
 
-	t.Run("nothing published: nothing changes", func(t *testing.T) {
+	t.Run("nothing published: nothing changes, what is in force reported", func(t *testing.T) {
 		f.apply(t)
 		assert.True(t, f.agent.Ready())
 		assert.True(t, exists(filepath.Join(f.root, "reg:5000", "hosts.toml")), "kept until a list says otherwise")
 		s, ann := f.status(t)
-		assert.Equal(t, Status{}, s)
+		assert.Equal(t, Status{Hosts: map[string]nodetrust.Mode{"reg:5000": nodetrust.ModePlainHTTP}}, s)
 		assert.Equal(t, "kept", ann["other"])
 	})
 
@@ -163,7 +163,7 @@ func TestAgentApplies(t *testing.T) {
 		assert.True(t, exists(filepath.Join(f.root, "harbor:8443", "hosts.toml")))
 		s, _ := f.status(t)
 		assert.Contains(t, s.Errors[""], "not a node trust document")
-		assert.Empty(t, s.Hosts)
+		assert.Equal(t, map[string]nodetrust.Mode{"harbor:8443": nodetrust.ModeCA}, s.Hosts, "what is in force, as the files say")
 		assert.InDelta(t, 1, testutil.ToFloat64(f.agent.Metrics.errors.WithLabelValues(StageRead)), 0)
 	})
 
@@ -176,6 +176,17 @@ func TestAgentApplies(t *testing.T) {
 		s, _ := f.status(t)
 		assert.Equal(t, "invalid entry: left as it is", s.Errors["harbor:8443"])
 		assert.Equal(t, map[string]nodetrust.Mode{"reg:5000": nodetrust.ModePlainHTTP}, s.Hosts)
+	})
+
+	t.Run("the ConfigMap deleted: what is in force is still reported", func(t *testing.T) {
+		f.publish(t, encode(t, plain))
+		f.apply(t)
+		require.NoError(t, f.cs.CoreV1().ConfigMaps(ns).Delete(t.Context(), cmName, metav1.DeleteOptions{}))
+		f.apply(t)
+		s, _ := f.status(t)
+		assert.Equal(t, map[string]nodetrust.Mode{"reg:5000": nodetrust.ModePlainHTTP}, s.Hosts)
+		assert.Empty(t, s.Published)
+		f.publish(t, encode(t, plain))
 	})
 
 	t.Run("an empty list: everything regcred wrote goes, nothing else", func(t *testing.T) {

@@ -63,6 +63,15 @@ func statusOf(published string, res containerd.Result, readErrs map[string]strin
 	return s
 }
 
+// untouched is the status of a node whose files were left as they are
+// (nothing published, or not a document): the hosts in force, as their
+// files say.
+func untouched(published string, inForce map[string]nodetrust.Mode, readErrs map[string]string) Status {
+	s := Status{Published: published, Hosts: inForce, Errors: readErrs}
+	s.More += keepFirst(s.Hosts) + capMessages(s.Errors)
+	return s
+}
+
 // keepFirst keeps the first maxEntries entries of m (by key) and returns how
 // many it dropped.
 func keepFirst[V any](m map[string]V) int {

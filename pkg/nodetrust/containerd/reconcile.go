@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -241,6 +242,40 @@ func (d Dir) remove(host string) (bool, error) {
 	_ = os.Remove(dir)
 	return true, nil
 }
+
+// InForce returns the hosts whose files regcred wrote are in the
+// directory, and their mode, as those files say: what containerd does for
+// them now, whatever is published.
+func (d Dir) InForce() map[string]nodetrust.Mode {
+	entries, err := os.ReadDir(d.Root)
+	if err != nil {
+		return nil
+	}
+	out := map[string]nodetrust.Mode{}
+	for _, e := range entries {
+		host := e.Name()
+		if !e.IsDir() || nodetrust.ValidHost(host) != nil {
+			continue
+		}
+		p := filepath.Join(d.Root, host, HostsFile)
+		if !ours(p) {
+			continue
+		}
+		b, err := os.ReadFile(p) //nolint:gosec // a file of regcred's, under containerd's directory
+		if err != nil {
+			continue
+		}
+		if m := modeLine.FindSubmatch(b); m != nil {
+			if mode, err := nodetrust.ParseMode(string(m[1])); err == nil {
+				out[host] = mode
+			}
+		}
+	}
+	return out
+}
+
+// modeLine is where a hosts.toml regcred wrote gives its mode (Render).
+var modeLine = regexp.MustCompile(`(?m)^# For registries: .* \(mode ([a-z-]+)\)\.$`)
 
 // onlyTemps says whether dir holds regcred's temporary files and nothing
 // else.
