@@ -119,19 +119,45 @@ func SignServing(hosts []string, notBefore, notAfter time.Time, caCert *x509.Cer
 	}, nil
 }
 
-// Write stores the pair as dir/certName and dir/keyName (the key readable
-// by its owner only).
+// Write stores the pair as dir/certName and dir/keyName, the key readable
+// by its owner only, whatever the mode of a file it replaces. Each file
+// is replaced whole (written beside it, then renamed over it), the key
+// first: a reader of the directory (a certificate watcher) never sees a
+// part of one, and sees the new certificate only once its key is there.
 func (p *Pair) Write(dir, certName, keyName string) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, certName), p.CertPEM, 0o644); err != nil { //nolint:gosec // a certificate is public
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, keyName), p.KeyPEM, 0o600); err != nil {
+	if err := replace(dir, keyName, p.KeyPEM, 0o600); err != nil {
 		return fmt.Errorf("writing key: %w", err)
 	}
-	return nil
+	return replace(dir, certName, p.CertPEM, 0o644)
+}
+
+// replace writes b to dir/name with mode perm, through a temporary file
+// renamed over it.
+func replace(dir, name string, b []byte, perm os.FileMode) (err error) {
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(perm); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, name))
 }
 
 func serial() *big.Int {
