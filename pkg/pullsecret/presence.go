@@ -44,11 +44,17 @@ func (p *Presence) Track(names []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.want = names
+	p.trackLocked()
+}
+
+// trackLocked runs the informers of the names wanted, and only those, once
+// started; p.mu is held.
+func (p *Presence) trackLocked() {
 	if p.ctx == nil {
 		return // started later by Start
 	}
 	keep := map[string]bool{}
-	for _, n := range names {
+	for _, n := range p.want {
 		keep[n] = true
 		if _, ok := p.informers[n]; !ok {
 			p.informers[n] = p.start(n)
@@ -94,11 +100,12 @@ func (p *Presence) NeedLeaderElection() bool { return false }
 
 // Start runs the informers until ctx ends.
 func (p *Presence) Start(ctx context.Context) error {
+	// The names wanted when the informers start, under the lock: a Track
+	// meanwhile is never undone by an older list.
 	p.mu.Lock()
 	p.ctx = ctx
-	names := p.want
+	p.trackLocked()
 	p.mu.Unlock()
-	p.Track(names)
 	<-ctx.Done()
 	return nil
 }
