@@ -141,6 +141,9 @@ func (h *Handler) review(ctx context.Context, req *request) (rep reply) {
 	if err := req.podError(); err != nil {
 		outcome = FailedOpen
 		log.get().Error(err, "Cannot decode Pod; admitted unchanged")
+		if errors.Is(err, errTooLarge) {
+			return allowed(fmt.Sprintf("regcred could not read this Pod: its admission review is larger than the %d MiB regcred reads; no pull secrets injected", maxReviewSize>>20))
+		}
 		return allowed("regcred could not read this Pod; no pull secrets injected")
 	}
 	pod := &req.pod

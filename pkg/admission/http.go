@@ -33,6 +33,18 @@ func serveReview(w http.ResponseWriter, r *http.Request, what reads, log logr.Lo
 			bodies.Put(bp)
 		}()
 	}
+	if errors.Is(err, errTooLarge) {
+		// Larger than regcred reads, yet maybe a valid object (the API
+		// server writes <, > and & six characters long): answered to its
+		// request as one whose object could not be read.
+		if rv, ok := truncatedReview(body, what); ok {
+			rv.request.hasObject, rv.request.podErr = true, errTooLarge
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), reviewTime(r))
+			defer cancel()
+			writeReview(w, rv.apiVersion, rv.request.uid, answer(ctx, rv.request))
+			return
+		}
+	}
 	if err != nil {
 		status := int32(http.StatusBadRequest)
 		if errors.Is(err, errTooLarge) {

@@ -154,6 +154,35 @@ func TestMalformedReviewsAreAnswered(t *testing.T) {
 	}
 }
 
+// A valid Pod whose review is larger than regcred reads (the API server
+// writes <, > and & six characters long) is admitted unchanged, answered
+// to its request, with a warning, and counted as failed open: whether the
+// body's length is known first or not.
+func TestAReviewTooLargeIsAdmittedWithAWarning(t *testing.T) {
+	page := strings.Repeat(`\u003c`, maxReviewSize/6+1)
+	body := podReview("app", `{"spec":{"containers":[{"image":"quay.io/org/app","env":[{"name":"PAGE","value":"`+page+`"}]}]}}`).json()
+	for _, length := range []string{"known", "chunked"} {
+		t.Run(length, func(t *testing.T) {
+			f := newFixture(t)
+			req := httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body))
+			if length == "chunked" {
+				req.ContentLength = -1
+			}
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			f.h.ServeHTTP(rec, req)
+			var rv admissionv1.AdmissionReview
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &rv))
+			require.NotNil(t, rv.Response)
+			assert.True(t, rv.Response.Allowed)
+			assert.Equal(t, "uid-1", string(rv.Response.UID))
+			assert.Empty(t, rv.Response.Patch)
+			assert.Equal(t, []string{"regcred could not read this Pod: its admission review is larger than the 7 MiB regcred reads; no pull secrets injected"}, rv.Response.Warnings)
+			assert.Equal(t, map[Outcome]int{FailedOpen: 1}, f.metrics.outcomes)
+		})
+	}
+}
+
 func TestReviewRoundTrip(t *testing.T) {
 	h := newFixture(t).h
 	a := admit(t, h, podReview("app", `{"metadata":{"generateName":"web-"},"spec":{"containers":[{"image":"quay.io/org/app"}]}}`))

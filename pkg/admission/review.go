@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -193,13 +194,37 @@ const maxPooledBody = 64 << 10
 // errTooLarge is a body past maxReviewSize.
 var errTooLarge = fmt.Errorf("the request body is larger than %d bytes", maxReviewSize)
 
+// reviewHead is how much of a review larger than maxReviewSize is kept:
+// enough for its request's fields before the object (truncatedReview).
+const reviewHead = 64 << 10
+
+// truncatedReview reads the request of a review too large to read whole
+// from its head: the API server writes the request's fields (uid, kind,
+// operation, namespace, user) before its object, so the head closed where
+// the object starts is a review without one. ok is false when the head
+// holds no such request (its object not found, or no uid to answer).
+func truncatedReview(head []byte, what reads) (rv review, ok bool) {
+	i := bytes.Index(head, []byte(`"object":`))
+	if i < 0 {
+		return review{}, false
+	}
+	closed := append(head[:i:i], `"object":null}}`...)
+	rv, err := decodeReview(closed, what)
+	if err != nil || rv.request == nil || rv.request.uid == "" {
+		return review{}, false
+	}
+	return rv, true
+}
+
 // readBody reads a request's body into buf, at most maxReviewSize bytes.
+// With errTooLarge it returns the body's first reviewHead bytes.
 func readBody(req *http.Request, buf []byte) ([]byte, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return nil, errors.New("the request body is empty")
 	}
 	if req.ContentLength > maxReviewSize {
-		return nil, errTooLarge
+		head, _ := io.ReadAll(io.LimitReader(req.Body, reviewHead))
+		return head, errTooLarge
 	}
 	if n := int(req.ContentLength); n > 0 && cap(buf) < n+1 {
 		buf = make([]byte, 0, n+1) // +1: EOF is read without growing
@@ -212,7 +237,7 @@ func readBody(req *http.Request, buf []byte) ([]byte, error) {
 		n, err := req.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > maxReviewSize {
-			return nil, errTooLarge
+			return buf[:reviewHead], errTooLarge
 		}
 		if errors.Is(err, io.EOF) {
 			if len(buf) == 0 {
