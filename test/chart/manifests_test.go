@@ -51,7 +51,12 @@ func TestManifestsInSync(t *testing.T) {
 	assert.NotNil(t, r.find("Namespace", "regcred"), "kubectl apply creates the namespace")
 	assert.Nil(t, r.find("Certificate", "regcred-serving-cert"), "no cert-manager needed")
 	assert.Nil(t, r.find("Secret", "regcred-tls"), "no key in the manifests: regcred makes its own")
+	// The config is the admin's: applying the manifests again to upgrade
+	// must not write an empty one over it (regcred would then delete every
+	// pull secret it made).
+	assert.Nil(t, r.find("ConfigMap", "regcred-config"), "no registry config in the manifests")
 	var d appsv1.Deployment
 	r.get(t, "Deployment", "regcred", &d)
 	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--tls-secret=regcred-tls")
+	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--config-configmap=regcred-config")
 }
