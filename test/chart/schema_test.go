@@ -80,6 +80,34 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 	}
 }
 
+// Values that would render what the API server, the kubelet or
+// cert-manager refuses, or a regcred the kubelet kills mid-shutdown, fail
+// at render time, saying which.
+func TestTemplateRefusesWhatTheClusterWould(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values values
+		want   []string
+	}{
+		{"the webhook on the metrics port", values{"webhook": values{"port": 8080}}, []string{"metrics.port 8080: also webhook.port"}},
+		{"health on the metrics port", values{"healthPort": 8080}, []string{"metrics.port 8080: also healthPort"}},
+		{"health on the webhook port", values{"healthPort": 9443}, []string{"healthPort 9443: also webhook.port"}},
+		{"the agent's ports the same", values{"nodeTrust": values{"enabled": true, "metricsPort": 8081}}, []string{"nodeTrust.healthPort 8081: also nodeTrust.metricsPort"}},
+		{"a preStop sleep past the grace period", values{"preStopSleepSeconds": 60}, []string{"terminationGracePeriodSeconds 50: must exceed", "100 in all"}},
+		{"a drain past the grace period", values{"gracefulShutdownTimeout": "60s"}, []string{"terminationGracePeriodSeconds 50: must exceed", "75 in all"}},
+		{"a rollout that can neither surge nor stop", values{"strategy": values{"rollingUpdate": values{"maxSurge": 0, "maxUnavailable": "0%"}}}, []string{"maxSurge and maxUnavailable may not both be 0"}},
+		{"a cert-manager certificate under an hour", values{"tls": values{"certManager": values{"enabled": true, "duration": "30m"}}}, []string{"tls.certManager.duration", "1h"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, tc.values)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
 func withSelector(sel values) map[string]any {
 	r := exampleRegistry()
 	r["namespaceSelector"] = sel

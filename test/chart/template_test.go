@@ -507,6 +507,9 @@ func TestTemplateHostNetworkStrategy(t *testing.T) {
 	assert.Equal(t, rolling(zero, intstr.FromString("50%")), strategy(values{"hostNetwork": true, "strategy": values{"rollingUpdate": values{"maxUnavailable": "50%"}}}),
 		"what the admin leaves out is the default's")
 	assert.Equal(t, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}, strategy(values{"hostNetwork": true, "strategy": values{"type": "Recreate"}}))
+	// A default that would make both 0, which the API server refuses, is 1.
+	assert.Equal(t, rolling(zero, one), strategy(values{"strategy": values{"rollingUpdate": values{"maxSurge": 0}}}), "no surge: a replica stops first")
+	assert.Equal(t, rolling(one, zero), strategy(values{"hostNetwork": true, "strategy": values{"rollingUpdate": values{"maxUnavailable": 0}}}), "none unavailable: a replica surges")
 }
 
 // Free text in an argument is quoted: YAML would read `prod #2` as

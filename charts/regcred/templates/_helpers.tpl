@@ -309,3 +309,70 @@ silently would hide that. Called with (list $ what).
 {{- fail (printf "metrics.%s.enabled: needs metrics.enabled, which is false (regcred then serves no metrics); enable metrics, or set metrics.%s.enabled=false" $what $what) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Fails on values that render a Deployment or DaemonSet the API server, the
+kubelet or regcred itself would refuse: ports used twice, a grace period
+too short for the shutdown it must hold, a rolling update that may neither
+surge nor stop a replica, a cert-manager certificate under cert-manager's
+minimum of an hour.
+*/}}
+{{- define "regcred.checkDeployment" -}}
+{{- $ports := dict }}
+{{- $_ := set $ports (toString .Values.webhook.port) "webhook.port" }}
+{{- if hasKey $ports (toString .Values.healthPort) }}
+{{- fail (printf "healthPort %v: also %s; each port of regcred's container must differ" .Values.healthPort (get $ports (toString .Values.healthPort))) }}
+{{- end }}
+{{- $_ := set $ports (toString .Values.healthPort) "healthPort" }}
+{{- if and .Values.metrics.enabled (hasKey $ports (toString .Values.metrics.port)) }}
+{{- fail (printf "metrics.port %v: also %s; each port of regcred's container must differ" .Values.metrics.port (get $ports (toString .Values.metrics.port))) }}
+{{- end }}
+{{- if and .Values.nodeTrust.enabled (eq (toString .Values.nodeTrust.healthPort) (toString .Values.nodeTrust.metricsPort)) .Values.metrics.enabled }}
+{{- fail (printf "nodeTrust.healthPort %v: also nodeTrust.metricsPort; the node agent's ports must differ" .Values.nodeTrust.healthPort) }}
+{{- end }}
+{{- $drain := include "regcred.durationSeconds" .Values.gracefulShutdownTimeout }}
+{{- if eq $drain "invalid" }}
+{{- fail (printf "gracefulShutdownTimeout %q: not a Go duration (e.g. 30s)" (toString .Values.gracefulShutdownTimeout)) }}
+{{- end }}
+{{- $need := addf (float64 .Values.preStopSleepSeconds) (float64 $drain) 10.0 }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) $need }}
+{{- fail (printf "terminationGracePeriodSeconds %v: must exceed preStopSleepSeconds (%v) plus gracefulShutdownTimeout (%s) plus 10, %v in all: the kubelet would kill regcred before it has drained its admissions and written its last index entries" .Values.terminationGracePeriodSeconds .Values.preStopSleepSeconds (toString .Values.gracefulShutdownTimeout) $need) }}
+{{- end }}
+{{- if .Values.tls.certManager.enabled }}
+{{- $d := include "regcred.durationSeconds" .Values.tls.certManager.duration }}
+{{- if or (eq $d "invalid") (lt (float64 $d) 3600.0) }}
+{{- fail (printf "tls.certManager.duration %q: cert-manager refuses a certificate shorter than 1h" (toString .Values.tls.certManager.duration)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Deployment's rollingUpdate: what the admin sets of it, and the
+chart's defaults for the rest (maxSurge 1 and maxUnavailable 0; with
+hostNetwork 0 and 1). A default that would make both 0, which the API
+server refuses, is 1; both set to 0 fails.
+*/}}
+{{- define "regcred.rollingUpdate" -}}
+{{- $set := (.Values.strategy | default dict).rollingUpdate | default dict }}
+{{- $rolling := deepCopy $set }}
+{{- $default := dict "maxSurge" 1 "maxUnavailable" 0 }}
+{{- if .Values.hostNetwork }}
+{{- $default = dict "maxSurge" 0 "maxUnavailable" 1 }}
+{{- end }}
+{{- range $k, $v := $default }}
+{{- if not (hasKey $rolling $k) }}
+{{- $_ := set $rolling $k $v }}
+{{- end }}
+{{- end }}
+{{- $zero := list "0" "0%" }}
+{{- if and (has (toString $rolling.maxSurge) $zero) (has (toString $rolling.maxUnavailable) $zero) }}
+{{- if not (hasKey $set "maxSurge") }}
+{{- $_ := set $rolling "maxSurge" 1 }}
+{{- else if not (hasKey $set "maxUnavailable") }}
+{{- $_ := set $rolling "maxUnavailable" 1 }}
+{{- else }}
+{{- fail "strategy.rollingUpdate: maxSurge and maxUnavailable may not both be 0 (the API server refuses it): a rollout could neither start a replica nor stop one" }}
+{{- end }}
+{{- end }}
+{{- toYaml $rolling }}
+{{- end }}
