@@ -151,6 +151,12 @@ func TestImpersonationMatrix(t *testing.T) {
 			[]byte(`[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]`))), true)
 		forbidden(t, sa.Patch(ctx, &hook, client.RawPatch(types.JSONPatchType,
 			[]byte(`[{"op":"replace","path":"/webhooks/0/objectSelector","value":{}}]`))), true)
+		// A finalizer would block its removal, an owner that does not
+		// exist would have the garbage collector delete it.
+		forbidden(t, sa.Patch(ctx, &hook, client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"finalizers":["example.com/block"]}}`))), true)
+		forbidden(t, sa.Patch(ctx, &hook, client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"6c4c5a3e-0000-4000-8000-000000000000"}]}}`))), true)
 		var validating admissionregistrationv1.ValidatingWebhookConfiguration
 		require.NoError(t, sa.Get(ctx, client.ObjectKey{Name: "regcred-pull-secrets"}, &validating))
 		forbidden(t, sa.Patch(ctx, &validating, client.RawPatch(types.JSONPatchType,
