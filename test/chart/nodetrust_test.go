@@ -142,7 +142,7 @@ func TestTemplateNodeTrust(t *testing.T) {
 		r.get(t, "Role", "regcred-node-agent", &ar)
 		assert.Equal(t, "regcred", ar.Namespace)
 		assert.Equal(t, []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"regcred-node-trust"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"regcred-node-trust"}, Verbs: []string{"list", "watch"}},
 		}, ar.Rules, "no Secret, no other ConfigMap")
 		var cr rbacv1.ClusterRole
 		r.get(t, "ClusterRole", "regcred-node-agent", &cr)

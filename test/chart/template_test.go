@@ -278,11 +278,22 @@ func TestTemplateRBAC(t *testing.T) {
 		want = append(want, fmt.Sprintf("regcred-index-%x", i))
 	}
 	assert.ElementsMatch(t, want, names, "updates in its namespace: the status, the lease, the last good config, its TLS material and the index's shards only")
+	// Each written only as regcred writes it.
+	verbs := map[string][]string{}
+	for _, rule := range role.Rules {
+		for _, n := range rule.ResourceNames {
+			verbs[n] = append(verbs[n], rule.Verbs...)
+		}
+	}
+	assert.Equal(t, []string{"update"}, verbs["regcred-status"], "the status is written whole")
+	assert.Equal(t, []string{"update"}, verbs["regcred-last-good-config"], "the last good config is written whole")
+	assert.Equal(t, []string{"update", "delete"}, verbs["regcred-tls"], "its TLS material is written whole, or replaced")
+	assert.Equal(t, []string{"patch"}, verbs["regcred-index-0"], "the index is patched one key at a time")
 
 	r.get(t, "ClusterRole", "regcred-webhook-ca", &cr)
 	assert.Equal(t, []rbacv1.PolicyRule{
-		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{"regcred"}, Verbs: []string{"get", "list", "watch", "patch"}},
-		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"validatingwebhookconfigurations"}, ResourceNames: []string{"regcred-pull-secrets"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{"regcred"}, Verbs: []string{"list", "watch", "patch"}},
+		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"validatingwebhookconfigurations"}, ResourceNames: []string{"regcred-pull-secrets"}, Verbs: []string{"list", "watch", "patch"}},
 	}, cr.Rules, "its own two webhook configurations, by name")
 
 	withCertManager := mustRender(t, values{"tls": values{"certManager": values{"enabled": true}}})

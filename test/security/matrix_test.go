@@ -115,9 +115,19 @@ func TestImpersonationMatrix(t *testing.T) {
 			return err != nil
 		}, eventually, tick, "writes there are refused once it opts out")
 		require.NoError(t, sa.Delete(ctx, s))
-		// In its own namespace it keeps what it needs: its status, its index.
-		require.NoError(t, sa.Patch(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "regcred-status"}},
-			client.RawPatch(types.MergePatchType, []byte(`{}`))))
+		// In its own namespace it keeps what it needs, each as it writes
+		// it: its status whole, its index one key at a time.
+		status := &corev1.ConfigMap{}
+		require.NoError(t, sa.Get(ctx, client.ObjectKey{Namespace: regcredNS, Name: "regcred-status"}, status))
+		require.NoError(t, sa.Update(ctx, status))
+		forbidden(t, sa.Patch(ctx, status.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{}`))), false)
+		shard := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "regcred-index-0"}}
+		if err := sa.Create(ctx, shard); err != nil {
+			require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
+		}
+		require.NoError(t, sa.Patch(ctx, shard, client.RawPatch(types.MergePatchType, []byte(`{}`))))
+		require.NoError(t, sa.Get(ctx, client.ObjectKeyFromObject(shard), shard))
+		forbidden(t, sa.Update(ctx, shard), false)
 		scratch := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, GenerateName: "scratch-"}}
 		require.NoError(t, sa.Create(ctx, scratch))
 		forbidden(t, sa.Patch(ctx, scratch, client.RawPatch(types.MergePatchType, []byte(`{}`))), false)
@@ -141,8 +151,13 @@ func TestImpersonationMatrix(t *testing.T) {
 		forbidden(t, sa.Delete(ctx, creds.DeepCopy()), true)
 		forbidden(t, sa.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: regcredNS, Name: "anything"}}), true)
 
+		// It reads them by a list and watch by name (its cache), never a get.
 		var hook admissionregistrationv1.MutatingWebhookConfiguration
-		require.NoError(t, sa.Get(ctx, client.ObjectKey{Name: "regcred"}, &hook))
+		forbidden(t, sa.Get(ctx, client.ObjectKey{Name: "regcred"}, &hook), false)
+		var named admissionregistrationv1.MutatingWebhookConfigurationList
+		require.NoError(t, sa.List(ctx, &named, client.MatchingFields{"metadata.name": "regcred"}))
+		require.Len(t, named.Items, 1)
+		hook = named.Items[0]
 		bundle, err := json.Marshal(hook.Webhooks[0].ClientConfig.CABundle)
 		require.NoError(t, err)
 		assert.NoError(t, sa.Patch(ctx, &hook, client.RawPatch(types.JSONPatchType,
@@ -158,7 +173,7 @@ func TestImpersonationMatrix(t *testing.T) {
 		forbidden(t, sa.Patch(ctx, &hook, client.RawPatch(types.MergePatchType,
 			[]byte(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"6c4c5a3e-0000-4000-8000-000000000000"}]}}`))), true)
 		var validating admissionregistrationv1.ValidatingWebhookConfiguration
-		require.NoError(t, sa.Get(ctx, client.ObjectKey{Name: "regcred-pull-secrets"}, &validating))
+		require.NoError(t, env.admin.Get(ctx, client.ObjectKey{Name: "regcred-pull-secrets"}, &validating))
 		forbidden(t, sa.Patch(ctx, &validating, client.RawPatch(types.JSONPatchType,
 			[]byte(`[{"op":"remove","path":"/webhooks/0/matchConditions"}]`))), true)
 		forbidden(t, sa.Delete(ctx, &hook), false)
