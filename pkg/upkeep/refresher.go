@@ -2,8 +2,9 @@ package upkeep
 
 import (
 	"context"
+	"maps"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -40,9 +41,11 @@ type TokenRefresher struct {
 	Clock clock.WithTicker
 
 	wake chan struct{}
-	// reported are the registries whose expiry this term reported; only
-	// Start's goroutine uses it.
+	// reported are the registries whose expiry this term reported; seen is
+	// each source's expiry at the last look. Only Start's goroutine uses
+	// them.
 	reported map[string]bool
+	seen     map[credentials.Expiring]time.Time
 }
 
 // NewTokenRefresher returns a TokenRefresher.
@@ -68,6 +71,7 @@ func (r *TokenRefresher) Start(ctx context.Context) error {
 	// Once the term ends, the next leader reports the expiries: this
 	// replica's would stay as they are, frozen.
 	defer r.forget(func(string) bool { return true })
+	defer func() { r.seen = nil }()
 	for {
 		next := r.refreshDue(ctx)
 		wait := min(max(next.Sub(r.Clock.Now()), 10*time.Millisecond), r.MaxWait)
@@ -95,7 +99,9 @@ func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 	if r.reported == nil {
 		r.reported = map[string]bool{}
 	}
-	groups := map[string]*tokenGroup{}
+	// By source, not by its ID, which names it for people: two sources of
+	// one access key ID with different secrets are two tokens.
+	groups := map[credentials.Expiring]*tokenGroup{}
 	// sources are each registry's token sources: its expiry is their
 	// earliest (a glob registry has one per region).
 	sources := map[string][]credentials.Expiring{}
@@ -105,39 +111,41 @@ func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 		}
 		for _, src := range reg.TokenSources() {
 			sources[reg.Name] = append(sources[reg.Name], src)
-			g := groups[src.ID()]
+			g := groups[src]
 			if g == nil {
 				g = &tokenGroup{src: src}
-				groups[src.ID()] = g
+				groups[src] = g
 			}
 			if !slices.Contains(g.registries, reg.Name) {
 				g.registries = append(g.registries, reg.Name)
 			}
 		}
 	}
-	ids := make([]string, 0, len(groups))
-	for id := range groups {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ordered := slices.SortedFunc(maps.Values(groups), func(a, b *tokenGroup) int { return strings.Compare(a.src.ID(), b.src.ID()) })
 	next := r.Clock.Now().Add(r.MaxWait)
 	changed := false
-	for _, id := range ids {
-		g := groups[id]
+	seen := make(map[credentials.Expiring]time.Time, len(groups))
+	for _, g := range ordered {
 		callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		refreshed, err := g.src.Refresh(callCtx)
 		cancel()
-		switch {
-		case err != nil:
+		// A token renewed since the last look by another caller (an
+		// admission on this replica renews a token past its refresh
+		// point) changed too: its pull secrets are rewritten as well.
+		exp := g.src.Expiry()
+		prev, looked := r.seen[g.src]
+		seen[g.src] = exp
+		renewed := !refreshed && looked && !exp.Equal(prev)
+		if err != nil {
 			// The error names the API and region, never a credential.
 			log.Error(err, "Token refresh failed; pull secrets keep their current token", "registries", g.registries, "retryAt", g.src.RefreshAt().Format(time.RFC3339))
 			for _, name := range g.registries {
 				r.Metrics.TokenRefreshFailed(name)
 			}
-		case refreshed:
+		}
+		if refreshed || renewed {
 			changed = true
-			exp := g.src.Expiry()
-			log.Info("Token refreshed", "registries", g.registries, "expiresAt", exp.Format(time.RFC3339), "nextRefresh", g.src.RefreshAt().Format(time.RFC3339))
+			log.Info("Token refreshed", "registries", g.registries, "expiresAt", exp.Format(time.RFC3339), "nextRefresh", g.src.RefreshAt().Format(time.RFC3339), "byAnAdmission", renewed)
 			for _, name := range g.registries {
 				r.Metrics.TokenRefreshed(name, earliestExpiry(sources[name], exp))
 				r.reported[name] = true
@@ -147,6 +155,7 @@ func (r *TokenRefresher) refreshDue(ctx context.Context) time.Time {
 			next = at
 		}
 	}
+	r.seen = seen
 	// A registry that left the config, or mints no token any more, has
 	// no expiry.
 	r.forget(func(name string) bool { return len(sources[name]) == 0 })

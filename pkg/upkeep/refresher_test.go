@@ -57,6 +57,77 @@ func (f *fakeToken) Refresh(context.Context) (bool, error) {
 }
 func (f *fakeToken) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.refreshes }
 
+// renew is another caller renewing the token (an admission, past its
+// refresh point): it changes without the refresher's Refresh saying so.
+func (f *fakeToken) renew() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.clock.Now()
+	f.expiry, f.refreshAt = now.Add(f.life), now.Add(f.life/2)
+}
+
+// startRefresher runs r until the test ends.
+func startRefresher(t *testing.T, r *TokenRefresher) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A token renewed by another caller on the leader (an admission renews one
+// past its refresh point) has its pull secrets rewritten as one the
+// refresher renewed: the refresher, finding it not due, would otherwise
+// never ask.
+func TestTokenRefresherSyncsATokenRenewedByAnotherCaller(t *testing.T) {
+	start := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	eu := &fakeToken{id: "eu", clock: clk, life: 12 * time.Hour, refreshAt: start.Add(6 * time.Hour), expiry: start.Add(12 * time.Hour)}
+	us := &fakeToken{id: "us", clock: clk, life: 12 * time.Hour, refreshAt: start.Add(6 * time.Hour), expiry: start.Add(12 * time.Hour)}
+	set := tokenSet(t, eu, us)
+	var syncs atomic.Int32
+	r := NewTokenRefresher(func() *registries.Set { return set }, func() { syncs.Add(1) }, newTokenMetrics())
+	r.Clock, r.MaxWait = clk, time.Hour
+	startRefresher(t, r)
+	require.Eventually(t, clk.HasWaiters, time.Second, time.Millisecond)
+	assert.Zero(t, syncs.Load(), "nothing due, nothing changed")
+
+	clk.Step(time.Minute)
+	eu.renew()
+	r.Wake()
+	require.Eventually(t, func() bool { return syncs.Load() == 1 }, time.Second, time.Millisecond)
+	assert.Zero(t, eu.count()+us.count(), "the refresher itself called nothing")
+	require.Eventually(t, clk.HasWaiters, time.Second, time.Millisecond)
+	r.Wake()
+	require.Eventually(t, clk.HasWaiters, time.Second, time.Millisecond)
+	assert.EqualValues(t, 1, syncs.Load(), "once per change")
+}
+
+// Two sources the same ID names (one access key ID, two secrets: a typo
+// in one Secret, or one updated before the other) are two tokens: both are
+// refreshed, each failure is its own registries'.
+func TestTokenRefresherRefreshesSourcesThatShareAnID(t *testing.T) {
+	start := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	first := &fakeToken{id: "access-key/eu-west-1/AKIA1", clock: clk, life: 12 * time.Hour, refreshAt: start}
+	second := &fakeToken{id: "access-key/eu-west-1/AKIA1", clock: clk, life: 12 * time.Hour, refreshAt: start}
+	second.fail.Store(true)
+	set := tokenSet(t, first, second)
+	m := newTokenMetrics()
+	r := NewTokenRefresher(func() *registries.Set { return set }, func() {}, m)
+	r.Clock, r.MaxWait = clk, time.Hour
+	startRefresher(t, r)
+	require.Eventually(t, func() bool { return first.count() == 1 }, time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { _, fail := m.get("c"); return fail == 1 }, time.Second, time.Millisecond, "c's own source failed")
+	okC, _ := m.get("c")
+	assert.Zero(t, okC, "c is not credited with a and b's refresh")
+	second.fail.Store(false)
+	require.Eventually(t, clk.HasWaiters, time.Second, time.Millisecond)
+	clk.Step(2 * time.Second)
+	r.Wake()
+	require.Eventually(t, func() bool { return second.count() == 1 }, time.Second, time.Millisecond)
+}
+
 type tokenMetrics struct {
 	mu       sync.Mutex
 	ok, fail map[string]int

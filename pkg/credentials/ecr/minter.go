@@ -261,21 +261,40 @@ func (s *TokenSource) ID() string {
 	return id
 }
 
-// Credential returns the cached token while it is valid; it mints one, within
-// the Minter's budget, only when none is.
+// Credential returns the cached token while it is valid and not due for
+// refresh; it mints one, within the Minter's budget, when none is valid,
+// and renews one past its refresh point. On a replica that does not
+// refresh in the background (not the leader), a pull secret written with
+// the token then never gets one with less than half its life left, which
+// the leader's next sweep might not replace in time. A renewal that fails
+// or takes longer than the budget hands out the token still valid (and
+// backs off, or goes on for the next caller).
 func (s *TokenSource) Credential(ctx context.Context) (credentials.Credential, error) {
+	if tok, ok := s.fresh(); ok {
+		return tok, nil
+	}
+	err := s.mint(ctx, false)
 	if tok, ok := s.valid(); ok {
 		return tok, nil
 	}
-	if err := s.mint(ctx, false); err != nil {
+	if err != nil {
 		return credentials.Credential{}, err
-	}
-	if tok, ok := s.valid(); ok {
-		return tok, nil
 	}
 	// The token was valid when minted, and has expired since: the mint or
 	// this admission was slow, or the token short-lived.
 	return credentials.Credential{}, errors.New("the ECR token just minted has expired already")
+}
+
+// fresh returns the cached token if it is valid and not due for refresh
+// (or its refresh backs off after a failure).
+func (s *TokenSource) fresh() (credentials.Credential, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.minter.now()
+	if s.validLocked(now) && now.Before(s.refreshAtLocked()) {
+		return *s.token, true
+	}
+	return credentials.Credential{}, false
 }
 
 // valid returns the cached token if it does not expire within a minute.
@@ -351,9 +370,9 @@ type mintCall struct {
 }
 
 // mint calls ECR once, unless a call is under way (then it waits for that
-// one). It does not call when, for an admission, a token is cached (a call
-// that ended since the caller looked) or the backoff after a failure is
-// not over; nor when, for the refresher, no refresh is due (errNotDue).
+// one). It does not call when, for an admission, a token is cached that is
+// not due for refresh (a call that ended since the caller looked) or the
+// backoff after a failure is not over; nor when, for the refresher, no refresh is due (errNotDue).
 // Both are decided under s.mu, with the call under way. The call runs on
 // its own, bounded by CallTimeout: when ctx ends first, mint returns and
 // the call goes on, its token cached for the next caller.
@@ -370,7 +389,7 @@ func (s *TokenSource) mint(ctx context.Context, background bool) error {
 	c := s.inflight
 	if c == nil {
 		switch {
-		case !background && s.validLocked(now):
+		case !background && s.validLocked(now) && now.Before(s.refreshAtLocked()):
 			s.mu.Unlock()
 			return nil
 		case !background && now.Before(s.nextAttempt):

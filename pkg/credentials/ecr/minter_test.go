@@ -113,6 +113,40 @@ func TestTokenIsMintedOnceAndRefreshedAtHalfLife(t *testing.T) {
 	assert.Equal(t, "token-2", tok.Password)
 }
 
+// A replica that does not refresh in the background (not the leader)
+// renews a token past its refresh point when an admission uses it: a pull
+// secret it writes never gets a token with less than half its life left,
+// which the leader's next sweep might not replace in time. A renewal that
+// fails or is slow hands out the token still valid, and backs off.
+func TestATokenPastItsRefreshPointIsRenewedWhenUsed(t *testing.T) {
+	m, api, c := setup(t)
+	p, err := m.Provider(spec(t, "123456789012.dkr.ecr.eu-west-1.amazonaws.com", config.ECRIAMRole, AccessKey{}))
+	require.NoError(t, err)
+	tok, err := p.Credential(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "token-1", tok.Password)
+
+	c.add(6*time.Hour + time.Minute)
+	tok, err = p.Credential(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "token-2", tok.Password, "renewed past its refresh point")
+	assert.Equal(t, c.now().Add(12*time.Hour), tok.ExpiresAt)
+	tok, err = p.Credential(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "token-2", tok.Password)
+	assert.EqualValues(t, 2, api.calls.Load(), "once")
+
+	c.add(6*time.Hour + time.Minute)
+	boom := errors.New("ThrottlingException")
+	api.err.Store(&boom)
+	for range 5 {
+		tok, err = p.Credential(t.Context())
+		require.NoError(t, err, "the token still valid")
+		assert.Equal(t, "token-2", tok.Password)
+	}
+	assert.EqualValues(t, 3, api.calls.Load(), "one renewal tried, then the backoff")
+}
+
 func TestOneSourcePerCredentialAndRegion(t *testing.T) {
 	m, _, _ := setup(t)
 	p1, _ := m.Provider(spec(t, "111111111111.dkr.ecr.eu-west-1.amazonaws.com", config.ECRAccessKey, AccessKey{"AKIA1", "s1"}))
