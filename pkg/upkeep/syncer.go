@@ -214,7 +214,7 @@ func (s *Syncer) Start(ctx context.Context) error {
 	// A new leader checks everything: the config may have changed while
 	// no replica led.
 	s.requestSweep(false)
-	t := time.NewTicker(s.Resync)
+	t := time.NewTimer(time.Until(nextResync(time.Now(), s.Resync)))
 	defer t.Stop()
 	for {
 		select {
@@ -226,8 +226,17 @@ func (s *Syncer) Start(ctx context.Context) error {
 		case <-t.C:
 			log.V(1).Info("Resync: writing every pull secret again")
 			s.requestSweep(true)
+			t.Reset(time.Until(nextResync(time.Now(), s.Resync)))
 		}
 	}
+}
+
+// nextResync is when the next resync is due after now: at the clock's
+// multiples of every, whichever replica leads then. Counted from each
+// term's start instead, leaders that change more often than every would
+// put it off for ever.
+func nextResync(now time.Time, every time.Duration) time.Time {
+	return now.Truncate(every).Add(every)
 }
 
 func (s *Syncer) work(ctx context.Context, q workqueue.TypedInterface[syncKey], limiter waiter) {

@@ -165,6 +165,34 @@ func TestSyncerResyncWritesEverythingAgain(t *testing.T) {
 		"a pull secret deleted while no replica heard of it comes back at the next resync")
 }
 
+// The resync is due at the clock's multiples of Resync, whichever replica
+// leads then: leaders that change more often than Resync (rollouts, spot
+// nodes) do not put it off for ever.
+func TestSyncerResyncSurvivesShortTerms(t *testing.T) {
+	s := newMemStore()
+	set := syncSet(t, "p")
+	w, err := set.Get("keep").Want(t.Context(), registries.Need{})
+	require.NoError(t, err)
+	s.put("a", w)
+	sy := &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,
+		Metrics: newCounts(), Namespaces: nsLabels{"a": {}}, Exclusions: testExclusions, Resync: 200 * time.Millisecond}
+	for range 10 { // ten terms of 150 ms: 1.5 s of leadership
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = sy.Start(ctx) }()
+		time.Sleep(150 * time.Millisecond)
+		cancel()
+		<-done
+	}
+	assert.Positive(t, s.count(s.restores, "a/keep"), "a resync within seven periods of leadership")
+}
+
+func TestNextResync(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 59, 59, 0, time.UTC)
+	assert.Equal(t, time.Date(2026, 11, 29, 13, 0, 0, 0, time.UTC), nextResync(at, time.Hour))
+	assert.Equal(t, time.Date(2026, 11, 29, 14, 0, 0, 0, time.UTC), nextResync(at.Add(time.Second), time.Hour), "on the hour: the next one")
+}
+
 // tokens grants a fixed number of writes, then blocks.
 type tokens chan struct{}
 
