@@ -78,6 +78,18 @@ the cluster.`,
 		firsts := plan.KubeletFirst(set, images, final)
 		var results []matchResult
 		all := true
+		if p.Skipped != "" {
+			// The whole Pod is left alone (a namespace that opted out):
+			// each image gets nothing, for that reason.
+			for _, img := range images {
+				res := matchResult{Image: img, Reason: p.SkipDetail}
+				if m := set.Match(img); m.Registry != nil {
+					res.Registry = m.Registry.Name
+				}
+				results = append(results, res)
+			}
+			all = false
+		}
 		for i, d := range p.Images {
 			res := matchResult{Image: d.Image, Secret: d.Secret, Injected: d.Served, Reason: d.Detail, KubeletFirst: firsts[i].Secret}
 			if w := plan.Shadowed(plan.Plan{Images: []plan.Image{d}}, firsts[i:i+1], final); len(w) > 0 {

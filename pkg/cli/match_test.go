@@ -45,3 +45,21 @@ func TestMatchNoClusterName(t *testing.T) {
 	assert.Equal(t, `registry "harbor"'s cluster policy does not inject in this cluster`, res[0].Reason)
 	assert.NotContains(t, out, `cluster \"\"`)
 }
+
+// A namespace that opted out gets nothing: each image says why, and the
+// exit code is 1, as for any image that gets no secret.
+func TestMatchInANamespaceThatOptedOut(t *testing.T) {
+	out, _, code := runCLI(t, "match", "-f", "testdata/good.yaml", "--cluster", "prod-eu", "-o", "json",
+		"--namespace-labels", "regcred.io/inject=false", "nginx", "quay.io/org/app")
+	assert.Equal(t, 1, code)
+	var res []matchResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Len(t, res, 2)
+	for i, img := range []string{"nginx", "quay.io/org/app"} {
+		assert.Equal(t, img, res[i].Image)
+		assert.False(t, res[i].Injected)
+		assert.Empty(t, res[i].Secret)
+		assert.Contains(t, res[i].Reason, "regcred.io/inject=false")
+	}
+	assert.Equal(t, "hub", res[0].Registry, "the registry the image matches, which injects nothing here")
+}
