@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -147,11 +148,16 @@ func (c *common) read(stdin io.Reader) (*input, error) {
 	return in, nil
 }
 
+// cliECRBudget is how long a command waits for an ECR token: as long as a
+// call to ECR may take (the command's own timeout, check's --timeout,
+// bounds it too), not an admission's budget of a few seconds.
+const cliECRBudget = time.Minute
+
 // options are the load options regcred itself uses, with secrets
 // resolving secretKeyRefs (nil: left unread).
 func (c *common) options(secrets config.SecretReader) registries.Options {
 	return registries.Options{
-		Types:       registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecr.Options{})}),
+		Types:       registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecr.Options{Budget: cliECRBudget})}),
 		ClusterName: c.cluster,
 		StoredIn:    c.stored(),
 		Secrets:     secrets,

@@ -2,8 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,4 +55,41 @@ func TestRenderNeedsTheSecrets(t *testing.T) {
 	_, errOut, code := runCLI(t, "render", "-f", "-")
 	assert.Equal(t, 1, code, "an empty config")
 	assert.NotEmpty(t, errOut)
+}
+
+// The command line waits for ECR as long as a call may take, not the
+// admission's budget of 2 s: a slow answer (a proxy, a far region) is a
+// token, not a failure. A local endpoint speaks ECR's protocol to the AWS
+// SDK's client.
+func TestRenderWaitsForASlowECR(t *testing.T) {
+	var calls atomic.Int32
+	ecrAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken" {
+			http.Error(w, "unexpected call", http.StatusBadRequest)
+			return
+		}
+		time.Sleep(2500 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		token := base64.StdEncoding.EncodeToString([]byte("AWS:s3cret-ecr-token"))
+		fmt.Fprintf(w, `{"authorizationData":[{"authorizationToken":%q,"expiresAt":%d,"proxyEndpoint":"https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}]}`,
+			token, time.Now().Add(12*time.Hour).Unix())
+	}))
+	t.Cleanup(ecrAPI.Close)
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_ECR": ecrAPI.URL, "AWS_ACCESS_KEY_ID": "AKIATEST", "AWS_SECRET_ACCESS_KEY": "test-secret",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+	} {
+		t.Setenv(k, v)
+	}
+	cfg := `apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: ecr, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+`
+	var out, errOut bytes.Buffer
+	require.NoError(t, Run(t.Context(), []string{"render", "-f", "-", "--registry", "ecr"}, strings.NewReader(cfg), &out, &errOut), "%s", errOut.String())
+	assert.JSONEq(t, `{"auths":{"123456789012.dkr.ecr.eu-west-1.amazonaws.com":{"username":"AWS","password":"<redacted>","auth":"<redacted>"}}}`, out.String())
+	assert.NotContains(t, out.String()+errOut.String(), "s3cret-ecr-token")
+	assert.EqualValues(t, 1, calls.Load())
 }
