@@ -59,7 +59,8 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
 		}
 		r := regs[0]
 		switch {
-		case r.Mode == config.ImagePullSecret && r.Provider == nil && len(r.Unresolved) == 0:
+		case r.Mode == config.ImagePullSecret:
+			// Its credentials, if any, are for the login checks only.
 			return fmt.Errorf("registry %q injects the admin's secret %q; regcred writes none", r.Name, r.SecretName)
 		case len(r.Unresolved) > 0:
 			return usageError{fmt.Errorf("registry %q: %s: pass --kubeconfig (and --namespace, regcred's namespace) to read %s from the cluster", r.Name, fromSecrets(r.Unresolved), pronoun(len(r.Unresolved)))}

@@ -46,7 +46,6 @@ func TestRenderNeedsTheSecrets(t *testing.T) {
 	}{
 		{"hub", `registry "hub": password comes from a Secret (secretKeyRef): pass --kubeconfig (and --namespace, regcred's namespace) to read it from the cluster`},
 		{"ecr-prod", `registry "ecr-prod": ecr.accessKeyID, ecr.secretAccessKey come from Secrets (secretKeyRef): pass --kubeconfig (and --namespace, regcred's namespace) to read them from the cluster`},
-		{"harbor", `registry "harbor": caCert comes from a Secret (secretKeyRef)`},
 	} {
 		_, errOut, code := runCLI(t, "render", "-f", "testdata/good.yaml", "--registry", tc.registry)
 		assert.Equal(t, 2, code, tc.registry)
@@ -92,4 +91,23 @@ registries:
 	assert.JSONEq(t, `{"auths":{"123456789012.dkr.ecr.eu-west-1.amazonaws.com":{"username":"AWS","password":"<redacted>","auth":"<redacted>"}}}`, out.String())
 	assert.NotContains(t, out.String()+errOut.String(), "s3cret-ecr-token")
 	assert.EqualValues(t, 1, calls.Load())
+}
+
+// A registry in image-pull-secret mode has regcred inject the admin's
+// secret and write none, whether or not it gives credentials (for the
+// login checks).
+func TestRenderWritesNoneForTheAdminsSecret(t *testing.T) {
+	for _, creds := range []string{"", ", username: {value: u}, password: {value: s3cret}"} {
+		cfg := `apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: harbor, type: other, url: harbor.internal:8443/team-a, pullSecret: {mode: image-pull-secret, name: regcred}` + creds + `}
+`
+		var out, errOut bytes.Buffer
+		err := Run(t.Context(), []string{"render", "-f", "-", "--registry", "harbor"}, strings.NewReader(cfg), &out, &errOut)
+		require.Error(t, err, creds)
+		assert.Contains(t, err.Error(), `registry "harbor" injects the admin's secret "regcred"; regcred writes none`)
+		assert.Empty(t, out.String())
+		assert.NotContains(t, err.Error(), "s3cret")
+	}
 }
