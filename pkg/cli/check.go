@@ -74,6 +74,13 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
 		if err != nil {
 			return err
 		}
+		// An ECR registry with auth: iam-role mints as regcred's own AWS
+		// identity in the cluster; here, as this machine's.
+		for _, r := range regs {
+			if a, ok := r.Provider.(interface{ AmbientIdentity() bool }); ok && a.AmbientIdentity() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "regcred: registry %q (ecr.auth: iam-role) is checked with this machine's AWS identity (the AWS SDK's default chain here), not regcred's own in the cluster\n", r.Name)
+			}
+		}
 		// Every registry at once, each within its own timeout.
 		results := make([]check.Result, len(regs))
 		var wg sync.WaitGroup

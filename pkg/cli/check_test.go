@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -125,4 +126,28 @@ func TestCheckNoRegistries(t *testing.T) {
 	out, errOut, code = runCLI(t, "check", "-f", file, "--all", "-o", "json")
 	assert.Equal(t, 0, code, errOut)
 	assert.JSONEq(t, "[]", out)
+}
+
+// An ECR registry with auth: iam-role mints as regcred's own AWS identity
+// in the cluster; check, on an admin's machine, can only use that
+// machine's: it says so. One with an access key is checked as regcred
+// checks it.
+func TestCheckSaysWhoseAWSIdentityItUses(t *testing.T) {
+	localECR(t, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"__type":"AccessDeniedException","message":"not allowed"}`))
+	})
+	cfg := `apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: role, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
+- {name: keys, type: ecr, url: 210987654321.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: access-key, accessKeyID: {value: AKIAKEYS}, secretAccessKey: {value: s3cret}}}
+`
+	var out, errOut bytes.Buffer
+	err := Run(t.Context(), []string{"check", "-f", "-", "--all", "--timeout", "10s"}, strings.NewReader(cfg), &out, &errOut)
+	require.Error(t, err, "ECR refuses both")
+	assert.Contains(t, errOut.String(), `registry "role" (ecr.auth: iam-role) is checked with this machine's AWS identity`)
+	assert.NotContains(t, errOut.String(), `registry "keys"`)
+	assert.NotContains(t, out.String()+errOut.String(), "s3cret")
 }

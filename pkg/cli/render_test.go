@@ -62,25 +62,14 @@ func TestRenderNeedsTheSecrets(t *testing.T) {
 // SDK's client.
 func TestRenderWaitsForASlowECR(t *testing.T) {
 	var calls atomic.Int32
-	ecrAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	localECR(t, func(w http.ResponseWriter) {
 		calls.Add(1)
-		if r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken" {
-			http.Error(w, "unexpected call", http.StatusBadRequest)
-			return
-		}
 		time.Sleep(2500 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		token := base64.StdEncoding.EncodeToString([]byte("AWS:s3cret-ecr-token"))
 		fmt.Fprintf(w, `{"authorizationData":[{"authorizationToken":%q,"expiresAt":%d,"proxyEndpoint":"https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}]}`,
 			token, time.Now().Add(12*time.Hour).Unix())
-	}))
-	t.Cleanup(ecrAPI.Close)
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_ECR": ecrAPI.URL, "AWS_ACCESS_KEY_ID": "AKIATEST", "AWS_SECRET_ACCESS_KEY": "test-secret",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-	} {
-		t.Setenv(k, v)
-	}
+	})
 	cfg := `apiVersion: regcred.io/v1alpha1
 kind: RegistryConfig
 registries:
@@ -109,5 +98,26 @@ registries:
 		assert.Contains(t, err.Error(), `registry "harbor" injects the admin's secret "regcred"; regcred writes none`)
 		assert.Empty(t, out.String())
 		assert.NotContains(t, err.Error(), "s3cret")
+	}
+}
+
+// localECR points the AWS SDK's ECR client at a local endpoint answering
+// GetAuthorizationToken with answer, and gives the SDK's default chain an
+// identity from the environment (no shared file, no instance metadata).
+func localECR(t *testing.T, answer func(w http.ResponseWriter)) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken" {
+			http.Error(w, "unexpected call", http.StatusBadRequest)
+			return
+		}
+		answer(w)
+	}))
+	t.Cleanup(srv.Close)
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_ECR": srv.URL, "AWS_ACCESS_KEY_ID": "AKIATEST", "AWS_SECRET_ACCESS_KEY": "test-secret",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+	} {
+		t.Setenv(k, v)
 	}
 }

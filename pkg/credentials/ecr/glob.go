@@ -43,6 +43,10 @@ type GlobSource struct {
 
 var _ credentials.PerHost = (*GlobSource)(nil)
 
+// AmbientIdentity says the glob's sources mint as the process's own AWS
+// identity (iam-role).
+func (g *GlobSource) AmbientIdentity() bool { return g.auth == config.ECRIAMRole }
+
 // Credential fails: a glob registry's credential depends on the image.
 func (g *GlobSource) Credential(context.Context) (credentials.Credential, error) {
 	return credentials.Credential{}, errors.New("a glob ECR registry has a token per region: ask for an image host's")

@@ -246,6 +246,11 @@ func (s *TokenSource) idle(now time.Time) bool {
 	return now.Sub(s.lastUsed) > unusedFor
 }
 
+// AmbientIdentity says the source mints as the process's own AWS identity
+// (iam-role: the SDK's default chain), not with an access key the config
+// gives.
+func (s *TokenSource) AmbientIdentity() bool { return s.key.Auth == config.ECRIAMRole }
+
 // ID identifies the source (no secret in it).
 func (s *TokenSource) ID() string {
 	id := fmt.Sprintf("%s/%s", s.key.Auth, s.key.Region)
