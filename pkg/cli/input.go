@@ -58,6 +58,12 @@ func readInput(raw []byte, key string) (*input, error) {
 		Kind       string `json:"kind"`
 	}
 	_ = json.Unmarshal(js, &head)
+	// A manifest or values file of two documents (two files joined, helm
+	// template's output) would be read as its first: kubectl apply would
+	// apply the others too. A bare config's parser says the same.
+	if p := config.LaterDocument(raw); p != nil && (head.Kind == "ConfigMap" || head.Kind == "Secret" || head.Kind == "" && top["config"] != nil) {
+		return nil, errors.New(p.Message)
+	}
 	switch {
 	case head.APIVersion == "v1" && head.Kind == "ConfigMap":
 		var cm corev1.ConfigMap

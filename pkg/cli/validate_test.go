@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -234,4 +235,34 @@ registries:
 	assert.NotRegexp(t, `\b1 [a-zA-Z]+s\b`, text)
 	assert.NotRegexp(t, `\b[aA] [aeiouAEIOU]`, text)
 	assert.NotRegexp(t, `\b[aA]n [b-df-hj-np-tv-zB-DF-HJ-NP-TV-Z]`, text)
+}
+
+// A ConfigMap manifest or values file followed by more documents (two
+// files joined, helm template's output) is refused, as a bare config of two
+// documents is: read as its first, it would be called valid while
+// kubectl apply applies the others too.
+func TestValidateRefusesMoreThanOneDocument(t *testing.T) {
+	cm := `apiVersion: v1
+kind: ConfigMap
+metadata: {name: regcred-config}
+data:
+  config.yaml: |
+    apiVersion: regcred.io/v1alpha1
+    kind: RegistryConfig
+    registries: []
+`
+	values := "config:\n  registries: []\n"
+	for name, file := range map[string]string{
+		"a ConfigMap, then another":   cm + "---\n" + strings.Replace(cm, "registries: []", "registries: [{name: BAD}]", 1),
+		"values, then more values":    values + "---\n" + "config:\n  registries: [{name: BAD}]\n",
+		"a bare config, then another": "apiVersion: regcred.io/v1alpha1\nkind: RegistryConfig\nregistries: []\n---\nregistries: [{name: BAD}]\n",
+	} {
+		var out, errOut bytes.Buffer
+		err := Run(t.Context(), []string{"validate", "-f", "-"}, strings.NewReader(file), &out, &errOut)
+		require.Error(t, err, name)
+		assert.Contains(t, out.String()+errOut.String()+err.Error(), "more than one YAML document (the next starts at line", name)
+	}
+	// A trailing --- says nothing more.
+	var out, errOut bytes.Buffer
+	require.NoError(t, Run(t.Context(), []string{"validate", "-f", "-"}, strings.NewReader(cm+"---\n"), &out, &errOut), errOut.String())
 }

@@ -50,11 +50,11 @@ func duplicateKeys(data []byte) []duplicateKey {
 	return out
 }
 
-// laterDocument refuses a config of more than one YAML document: the
+// LaterDocument refuses a file of more than one YAML document: the
 // decoder reads the first only, and would drop, without a word, the
 // registries of the others (and so their pull secrets). A document that
 // says nothing (a "---" at the end, null) is no config.
-func laterDocument(data []byte) *Problem {
+func LaterDocument(data []byte) *Problem {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for first := true; ; first = false {
 		var doc yaml.Node

@@ -31,7 +31,7 @@ func Parse(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, Problems{{Message: "not valid YAML: " + describeYAMLError(data, err)}}
 	}
-	if p := laterDocument(data); p != nil {
+	if p := LaterDocument(data); p != nil {
 		return nil, Problems{*p}
 	}
 	var top map[string]json.RawMessage
