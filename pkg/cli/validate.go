@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +28,10 @@ type validateResult struct {
 	// Unchecked lists the fields whose secretKeyRefs were not read (no
 	// --kubeconfig), as "registry.field".
 	Unchecked []string `json:"unchecked,omitempty"`
+	// Cluster is --cluster, and NotInjected the registries whose cluster
+	// policy leaves that cluster out (empty without --cluster).
+	Cluster     string   `json:"cluster,omitempty"`
+	NotInjected []string `json:"notInjected,omitempty"`
 }
 
 func newValidate() *cobra.Command {
@@ -98,6 +103,15 @@ func (c *common) runValidate(ctx context.Context, stdin io.Reader, stdout io.Wri
 			case n > 1:
 				fmt.Fprintf(stdout, "%s: %d secretKeyRefs not read (pass --kubeconfig to check the Secrets they name)\n", c.file, n)
 			}
+			switch n := len(res.NotInjected); {
+			case res.Cluster == "":
+			case n == 0:
+				fmt.Fprintf(stdout, "%s: in cluster %q, every registry injects\n", c.file, res.Cluster)
+			case n == 1:
+				fmt.Fprintf(stdout, "%s: in cluster %q, 1 registry injects nowhere (its cluster policy): %s\n", c.file, res.Cluster, res.NotInjected[0])
+			default:
+				fmt.Fprintf(stdout, "%s: in cluster %q, %d registries inject nowhere (their cluster policy): %s\n", c.file, res.Cluster, n, strings.Join(res.NotInjected, ", "))
+			}
 		}
 		for _, p := range res.Problems {
 			fmt.Fprintf(stdout, "%s: %s\n", c.file, p.Error())
@@ -132,6 +146,14 @@ func (c *common) validate(ctx context.Context, stdin io.Reader) (validateResult,
 	for _, r := range set.Registries {
 		for _, f := range r.Unresolved {
 			res.Unchecked = append(res.Unchecked, r.Name+"."+f)
+		}
+	}
+	if c.cluster != "" {
+		res.Cluster = c.cluster
+		for _, r := range set.Registries {
+			if !r.Injects {
+				res.NotInjected = append(res.NotInjected, r.Name)
+			}
 		}
 	}
 	return res, nil

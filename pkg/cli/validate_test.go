@@ -266,3 +266,21 @@ data:
 	var out, errOut bytes.Buffer
 	require.NoError(t, Run(t.Context(), []string{"validate", "-f", "-"}, strings.NewReader(cm+"---\n"), &out, &errOut), errOut.String())
 }
+
+// With --cluster, validate says which registries this cluster's name
+// leaves out (their cluster policy), as the webhook of that cluster would.
+func TestValidateSaysWhatACluster(t *testing.T) {
+	out, _, code := runCLI(t, "validate", "-f", "testdata/good.yaml", "--cluster", "sandbox")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "testdata/good.yaml: in cluster \"sandbox\", 2 registries inject nowhere (their cluster policy): ecr-prod, harbor\n")
+	out, _, code = runCLI(t, "validate", "-f", "testdata/good.yaml", "--cluster", "prod-eu")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "testdata/good.yaml: in cluster \"prod-eu\", every registry injects\n")
+	out, _, _ = runCLI(t, "validate", "-f", "testdata/good.yaml", "--cluster", "sandbox", "-o", "json")
+	var res validateResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	assert.Equal(t, "sandbox", res.Cluster)
+	assert.Equal(t, []string{"ecr-prod", "harbor"}, res.NotInjected)
+	out, _, _ = runCLI(t, "validate", "-f", "testdata/good.yaml")
+	assert.NotContains(t, out, "in cluster", "without --cluster, no cluster is named")
+}
