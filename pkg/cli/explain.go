@@ -33,6 +33,8 @@ type explainCmd struct {
 	kind, name string
 	// reader, when set (by tests), is the cluster.
 	reader client.Reader
+	// manifestNamespaces are the labels of the Namespaces -f defines.
+	manifestNamespaces map[string]map[string]string
 	// changed reports whether a flag was given.
 	changed func(string) bool
 }
@@ -275,10 +277,11 @@ func (e *explainCmd) readManifest(stdin io.Reader, namespace string) ([]*target,
 		defer func() { _ = f.Close() }()
 		r = f
 	}
-	targets, err := readTargets(r)
+	targets, namespaces, err := readTargets(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.file, err)
 	}
+	e.manifestNamespaces = namespaces
 	for _, t := range targets {
 		if t.Namespace == "" {
 			t.Namespace = namespace
@@ -294,6 +297,14 @@ func (e *explainCmd) readManifest(stdin io.Reader, namespace string) ([]*target,
 // as they are to the webhook then, and the note says why.
 func (e *explainCmd) namespaceOf(ctx context.Context, c client.Reader, name string, given labels.Set) (plan.Namespace, string) {
 	ns := plan.Namespace{Name: name, Labels: map[string]string{corev1.LabelMetadataName: name}}
+	if defined, ok := e.manifestNamespaces[name]; ok && e.nsLabels == "" {
+		// What kubectl apply of the manifest makes it, in the cluster or
+		// not yet.
+		for k, v := range defined {
+			ns.Labels[k] = v
+		}
+		return ns, fmt.Sprintf("namespace %q as this manifest defines it", name)
+	}
 	if e.nsLabels != "" || c == nil {
 		for k, v := range given {
 			ns.Labels[k] = v

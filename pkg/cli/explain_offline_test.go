@@ -116,6 +116,25 @@ func TestExplainOffline(t *testing.T) {
 	assert.Equal(t, plan.NamespaceExcluded, res[0].Skipped, "regcred's own namespace")
 }
 
+// A Namespace the manifest defines is the one its Pods will be in, as
+// kubectl apply makes it: its labels decide the namespaceSelectors, unless
+// --namespace-labels says otherwise.
+func TestExplainUsesTheNamespaceTheManifestDefines(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+	withNS := "apiVersion: v1\nkind: Namespace\nmetadata: {name: batch, labels: {team: a}}\n---\n" + manifest
+	res, errOut, code := explainOffline(t, withNS, "-n", "shop")
+	require.Equal(t, 0, code, errOut)
+	require.Len(t, res, 3, "the Namespace is no Pod nor workload")
+	assert.Equal(t, []img{{"team-a", true, plan.Injected}}, images(res[1]), "batch is labelled team=a by the manifest")
+	assert.Equal(t, map[string]string{"kubernetes.io/metadata.name": "batch", "team": "a"}, res[1].NamespaceLabels)
+	assert.Contains(t, strings.Join(res[1].Notes, "\n"), `namespace "batch" as this manifest defines it`)
+	assert.Equal(t, []img{{"quay", true, plan.Injected}, {"hub", true, plan.Injected}, {"", false, plan.NoRegistry}}, images(res[0]), "shop is not in the manifest")
+
+	res, _, code = explainOffline(t, withNS, "-n", "shop", "--namespace-labels", "team=b")
+	require.Equal(t, 0, code)
+	assert.Equal(t, []img{{"team-a", false, plan.NamespaceNotSelected}}, images(res[1]), "--namespace-labels wins")
+}
+
 func TestExplainOfflineInputs(t *testing.T) {
 	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
 	list := `{"apiVersion": "v1", "kind": "List", "items": [
@@ -125,6 +144,17 @@ func TestExplainOfflineInputs(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Len(t, res, 2)
 	assert.Equal(t, []img{{"quay", true, plan.Injected}}, images(res[0]))
+	assert.Equal(t, []img{{"harbor", true, plan.Injected}}, images(res[1]))
+
+	// Typed lists, as kubectl get -o yaml prints them.
+	typed := "apiVersion: v1\nkind: PodList\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: p1}, spec: {containers: [{name: a, image: quay.io/x/y}]}}\n" +
+		"---\napiVersion: apps/v1\nkind: DeploymentList\nitems:\n- {metadata: {name: d1}, spec: {template: {spec: {containers: [{name: b, image: harbor.example.com/b}]}}}}\n"
+	res, errOut, code = explainOffline(t, typed)
+	require.Equal(t, 0, code, errOut)
+	require.Len(t, res, 2)
+	assert.Equal(t, "p1", res[0].Name)
+	assert.Equal(t, []img{{"quay", true, plan.Injected}}, images(res[0]))
+	assert.Equal(t, "Deployment", res[1].Kind)
 	assert.Equal(t, []img{{"harbor", true, plan.Injected}}, images(res[1]))
 
 	res, _, code = explainOffline(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: one, namespace: x}\nspec: {containers: [{name: a, image: quay.io/a}]}\n")

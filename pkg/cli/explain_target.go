@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -139,8 +140,10 @@ func toTarget(obj runtime.Object) *target {
 }
 
 // readTargets reads every Pod and workload of a manifest file (YAML or
-// JSON, one or more documents, or a List); other objects are skipped.
-func readTargets(r io.Reader) ([]*target, error) {
+// JSON, one or more documents, or a List), and the labels of the
+// Namespaces it defines; other objects are skipped.
+func readTargets(r io.Reader) ([]*target, map[string]map[string]string, error) {
+	namespaces := map[string]map[string]string{}
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
 	var out []*target
 	var skipped []string
@@ -150,7 +153,7 @@ func readTargets(r io.Reader) ([]*target, error) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(bytes.TrimSpace(doc)) == 0 || isComment(doc) {
 			continue
@@ -158,19 +161,26 @@ func readTargets(r io.Reader) ([]*target, error) {
 		obj, unknown, err := decodeObject(doc)
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("not a Kubernetes object: %w", err)
+			return nil, nil, fmt.Errorf("not a Kubernetes object: %w", err)
 		case unknown != "":
 			skipped = append(skipped, unknown)
 			continue
 		}
 		objs := []runtime.Object{obj}
+		if _, ok := obj.(*corev1.List); !ok && meta.IsListType(obj) {
+			// A typed list (PodList, DeploymentList), as kubectl get
+			// prints one: its items are objects already.
+			if objs, err = meta.ExtractList(obj); err != nil {
+				return nil, nil, fmt.Errorf("a %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, err)
+			}
+		}
 		if list, ok := obj.(*corev1.List); ok {
 			objs = objs[:0]
 			for _, item := range list.Items {
 				o, unknown, err := decodeObject(item.Raw)
 				switch {
 				case err != nil:
-					return nil, fmt.Errorf("an item of the List: %w", err)
+					return nil, nil, fmt.Errorf("an item of the List: %w", err)
 				case unknown != "":
 					skipped = append(skipped, unknown)
 					continue
@@ -179,10 +189,15 @@ func readTargets(r io.Reader) ([]*target, error) {
 			}
 		}
 		for _, o := range objs {
+			if ns, ok := o.(*corev1.Namespace); ok {
+				namespaces[ns.Name] = ns.Labels
+				skipped = append(skipped, "Namespace")
+				continue
+			}
 			if t := toTarget(o); t != nil {
 				out = append(out, t)
 			} else {
-				skipped = append(skipped, o.GetObjectKind().GroupVersionKind().Kind)
+				skipped = append(skipped, kindOf(o))
 			}
 		}
 	}
@@ -191,9 +206,19 @@ func readTargets(r io.Reader) ([]*target, error) {
 		if len(skipped) > 0 {
 			msg += "; it holds " + strings.Join(skipped, ", ")
 		}
-		return nil, errors.New(msg)
+		return nil, nil, errors.New(msg)
 	}
-	return out, nil
+	return out, namespaces, nil
+}
+
+// kindOf is an object's kind: its own, or its Go type's name (the items of
+// a typed list carry none).
+func kindOf(o runtime.Object) string {
+	if k := o.GetObjectKind().GroupVersionKind().Kind; k != "" {
+		return k
+	}
+	k := fmt.Sprintf("%T", o)
+	return k[strings.LastIndex(k, ".")+1:]
 }
 
 // decodeObject decodes one object of a manifest (YAML or JSON). An object
