@@ -312,8 +312,9 @@ func (b *bed) replace(old, r *corev1.Pod) error {
 	if _, err := b.cs.CoreV1().Pods(r.Namespace).Create(ctx, r, metav1.CreateOptions{}); err != nil {
 		return err
 	}
+	// The old Pod has the same key: wait for the new one's UID.
 	for {
-		if _, exists, _ := b.c.current().store.GetByKey(key(View(r))); exists {
+		if obj, exists, _ := b.c.current().store.GetByKey(key(View(r))); exists && obj.(*Pod).UID == r.UID {
 			return nil
 		}
 		select {
