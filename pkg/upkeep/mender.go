@@ -160,8 +160,14 @@ func (m *Mender) enqueue(k mendKey, hosts []string) {
 	}
 	// Noted waiting with the stop's check: the stop's hand-over sees k, or
 	// k sees the stop.
+	_, queued := m.waiting[k]
 	m.waitLocked(k, hosts)
 	m.mu.Unlock()
+	if queued {
+		// Waiting already (its first delay, or the backoff after a
+		// failure): an admission asking again does not bring it forward.
+		return
+	}
 	// Not AddRateLimited: a key asked for is no failure of the mender's,
 	// and each admission asking for it would use up its attempts.
 	if k.restore {
