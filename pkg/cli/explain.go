@@ -298,12 +298,20 @@ func (e *explainCmd) readManifest(stdin io.Reader, namespace string) ([]*target,
 func (e *explainCmd) namespaceOf(ctx context.Context, c client.Reader, name string, given labels.Set) (plan.Namespace, string) {
 	ns := plan.Namespace{Name: name, Labels: map[string]string{corev1.LabelMetadataName: name}}
 	if defined, ok := e.manifestNamespaces[name]; ok && e.nsLabels == "" {
-		// What kubectl apply of the manifest makes it, in the cluster or
-		// not yet.
+		// What kubectl apply of the manifest makes it: the labels it
+		// gives over those the namespace has already, which apply keeps.
+		if c != nil {
+			var obj corev1.Namespace
+			if err := c.Get(ctx, client.ObjectKey{Name: name}, &obj); err == nil {
+				for k, v := range obj.Labels {
+					ns.Labels[k] = v
+				}
+			}
+		}
 		for k, v := range defined {
 			ns.Labels[k] = v
 		}
-		return ns, fmt.Sprintf("namespace %q as this manifest defines it", name)
+		return ns, fmt.Sprintf("namespace %q as this manifest defines it (its labels over those it has in the cluster, if it is there)", name)
 	}
 	if e.nsLabels != "" || c == nil {
 		for k, v := range given {
