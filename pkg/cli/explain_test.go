@@ -353,6 +353,18 @@ func TestExplainNamespaceNotes(t *testing.T) {
 	assert.Empty(t, res.Notes)
 }
 
+// A Namespace the manifest defines keeps the labels it has in the cluster
+// that the manifest does not set, as kubectl apply keeps them: team-a is
+// labelled team=a in the cluster, not in the manifest.
+func TestExplainMergesTheManifestsNamespaceOverTheClusters(t *testing.T) {
+	manifest := writeFile(t, "app.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, labels: {owner: bob}}\n---\n"+
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: team-a}\nspec: {containers: [{name: a, image: team-a.example.com/x}]}\n")
+	res := explainJSON(t, cluster(), "-f", manifest)
+	assert.Equal(t, []img{{"team-a", true, plan.Injected}}, images(res), "team=a kept")
+	assert.Equal(t, "a", res.NamespaceLabels["team"])
+	assert.Equal(t, "bob", res.NamespaceLabels["owner"])
+}
+
 // A workload's Pods get their ServiceAccount's imagePullSecrets from the
 // API server before regcred sees them, when they name none: explain says
 // so and plans with them.
