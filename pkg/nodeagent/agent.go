@@ -28,7 +28,7 @@ const FieldManager = "regcred-node-agent"
 // Agent keeps a node's containerd files in step with what the leader
 // publishes.
 type Agent struct {
-	// Client reads the ConfigMap (get, list and watch of that one name)
+	// Client reads the ConfigMap (list and watch of that one name)
 	// and patches the Node's annotation.
 	Client               kubernetes.Interface
 	Namespace, ConfigMap string

@@ -138,6 +138,9 @@ func (d Dir) apply(h nodetrust.Host) (written bool, conflict string, err error) 
 		// directory may be anyone's, so nothing would remove it.
 		defer func() {
 			if err != nil {
+				// The hosts.toml failed after the CA was written: the CA
+				// alone would be read as the Docker layout.
+				_, _ = removeOurs(dir, CAFile)
 				removeTemps(dir)
 				_ = os.Remove(dir)
 			}

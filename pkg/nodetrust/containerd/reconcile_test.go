@@ -289,6 +289,18 @@ func TestReconcileRemovesWhatAWriteCutShortLeft(t *testing.T) {
 	require.Len(t, res.Errors, 1)
 	assert.ErrorIs(t, res.Errors[0].Err, full)
 	assert.NotContains(t, tree(t, root), "new.example.com/")
+
+	// The CA written, the hosts.toml not: the CA goes too.
+	writeFiles = func(dir, name string, b []byte) error {
+		if name == CAFile {
+			return writeAtomic(dir, name, b)
+		}
+		return full
+	}
+	withCA := nodetrust.Host{Host: "ca.example.com", CA: testCA(t), Registries: []string{"ca"}}
+	res = d.Reconcile([]nodetrust.Host{withCA}, nil)
+	require.Len(t, res.Errors, 1)
+	assert.NotContains(t, tree(t, root), "ca.example.com/")
 }
 
 func TestReconcileWithoutTheDirectory(t *testing.T) {
