@@ -77,7 +77,7 @@ in the cluster with --kubeconfig (in --namespace, regcred's).`,
 		// An ECR registry with auth: iam-role mints as regcred's own AWS
 		// identity in the cluster; here, as this machine's.
 		for _, r := range regs {
-			if a, ok := r.Provider.(interface{ AmbientIdentity() bool }); ok && a.AmbientIdentity() {
+			if a, ok := r.Provider.(interface{ AmbientIdentity() bool }); ok && a.AmbientIdentity() && !r.Location.Glob() { // a glob is skipped
 				fmt.Fprintf(cmd.ErrOrStderr(), "regcred: registry %q (ecr.auth: iam-role) is checked with this machine's AWS identity (the AWS SDK's default chain here), not regcred's own in the cluster\n", r.Name)
 			}
 		}

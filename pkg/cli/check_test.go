@@ -143,11 +143,13 @@ kind: RegistryConfig
 registries:
 - {name: role, type: ecr, url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: iam-role}}
 - {name: keys, type: ecr, url: 210987654321.dkr.ecr.eu-west-1.amazonaws.com, ecr: {auth: access-key, accessKeyID: {value: AKIAKEYS}, secretAccessKey: {value: s3cret}}}
+- {name: any, type: ecr, url: "*.dkr.ecr.*.amazonaws.com", ecr: {auth: iam-role}}
 `
 	var out, errOut bytes.Buffer
 	err := Run(t.Context(), []string{"check", "-f", "-", "--all", "--timeout", "10s"}, strings.NewReader(cfg), &out, &errOut)
 	require.Error(t, err, "ECR refuses both")
 	assert.Contains(t, errOut.String(), `registry "role" (ecr.auth: iam-role) is checked with this machine's AWS identity`)
 	assert.NotContains(t, errOut.String(), `registry "keys"`)
+	assert.NotContains(t, errOut.String(), `registry "any"`, "a glob is skipped: nothing is checked with any identity")
 	assert.NotContains(t, out.String()+errOut.String(), "s3cret")
 }

@@ -157,7 +157,7 @@ const cliECRBudget = time.Minute
 // resolving secretKeyRefs (nil: left unread).
 func (c *common) options(secrets config.SecretReader) registries.Options {
 	return registries.Options{
-		Types:       registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecr.Options{Budget: cliECRBudget})}),
+		Types:       registrytype.Builtin(registrytype.Deps{ECR: ecr.NewMinter(ecr.Options{Budget: cliECRBudget, CallTimeout: cliECRBudget})}),
 		ClusterName: c.cluster,
 		StoredIn:    c.stored(),
 		Secrets:     secrets,
