@@ -308,7 +308,7 @@ func (h *Handler) prepare(ctx context.Context, rl *requestLog, namespace string,
 	log := rl.get().WithValues("registry", r.Name, "secret", in.Secret)
 	if errors.Is(err, secretstore.ErrNotManaged) {
 		log.Info("A Secret with the pull secret's name exists and is not regcred's; not injected")
-		return false, fmt.Sprintf("regcred: a Secret named %q exists in namespace %q and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry %q's credentials were not injected: rename or delete that Secret", in.Secret, namespace, r.Name)
+		return false, fmt.Sprintf("regcred: a Secret named %q exists in namespace %q and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry %q's credentials were not injected: rename or delete that Secret (regcred looks again within a minute)", in.Secret, namespace, r.Name)
 	}
 	// Inject the name anyway: the kubelet reads pull secrets at each pull,
 	// so the Pod pulls as soon as the background retry creates it.

@@ -289,7 +289,7 @@ func TestHandleFailsOpen(t *testing.T) {
 	assert.Equal(t, `[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"regcred-quay"}]},{"op":"add","path":"/metadata/annotations","value":{"regcred.io/injected":"regcred-quay=quay","regcred.io/not-injected":"myorg/app=not-carried(hub)"}}]`, a.patch)
 	assert.Equal(t, []string{
 		`regcred: pull secret "regcred-quay" for registry "quay" is not ready yet (see regcred's log); retrying in the background`,
-		`regcred: a Secret named "regcred-hub" exists in namespace "app" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "hub"'s credentials were not injected: rename or delete that Secret`,
+		`regcred: a Secret named "regcred-hub" exists in namespace "app" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "hub"'s credentials were not injected: rename or delete that Secret (regcred looks again within a minute)`,
 	}, a.warnings)
 	assert.Equal(t, []string{"app/regcred-quay"}, f.retries)
 	assert.Equal(t, [][]string{nil}, f.retryHosts, "quay's credential serves every host")
