@@ -49,7 +49,7 @@ func TestTenantSquatGetsNothing(t *testing.T) {
 	p, err := clientset(t, w).CoreV1().Pods(app).Create(ctx, pod(env.image), metav1.CreateOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, testbed.PodSecretNames(p))
-	assert.Contains(t, w.Take(), `regcred: a Secret named "regcred-reg" exists in namespace "`+app+`" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "reg"'s credentials were not injected: rename or delete that Secret`)
+	assert.Contains(t, w.Take(), `regcred: a Secret named "regcred-reg" exists in namespace "`+app+`" and is not regcred's (it lacks regcred's labels or is not of type kubernetes.io/dockerconfigjson); regcred never overwrites it, so registry "reg"'s credentials were not injected: rename or delete that Secret (regcred looks again within a minute)`)
 
 	time.Sleep(2 * time.Second) // leave the upkeep time to do wrong
 	for _, ns := range []string{"quiet", "kube-system", excludedNS, app} {
