@@ -152,14 +152,22 @@ func TestSyncerDeletesNothingWithoutAConfig(t *testing.T) {
 	assert.Zero(t, s.count(s.deletes, "a/gone"), "before a good config loads, nothing is swept")
 }
 
-func TestSyncerResyncWritesEverythingAgain(t *testing.T) {
+// resyncing is a syncer that resyncs every period, and its store, which
+// holds namespace a's pull secret written already: only a resync writes it
+// again (a restore).
+func resyncing(t *testing.T, every time.Duration) (*memStore, *Syncer) {
+	t.Helper()
 	s := newMemStore()
 	set := syncSet(t, "p")
 	w, err := set.Get("keep").Want(t.Context(), registries.Need{})
 	require.NoError(t, err)
 	s.put("a", w)
-	sy := &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,
-		Metrics: newCounts(), Namespaces: nsLabels{"a": {}}, Exclusions: testExclusions, Resync: 20 * time.Millisecond}
+	return s, &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,
+		Metrics: newCounts(), Namespaces: nsLabels{"a": {}}, Exclusions: testExclusions, Resync: every}
+}
+
+func TestSyncerResyncWritesEverythingAgain(t *testing.T) {
+	s, sy := resyncing(t, 20*time.Millisecond)
 	startSyncer(t, sy)
 	require.Eventually(t, func() bool { return s.count(s.restores, "a/keep") >= 2 }, 2*time.Second, time.Millisecond,
 		"a pull secret deleted while no replica heard of it comes back at the next resync")
@@ -169,13 +177,7 @@ func TestSyncerResyncWritesEverythingAgain(t *testing.T) {
 // leads then: leaders that change more often than Resync (rollouts, spot
 // nodes) do not put it off for ever.
 func TestSyncerResyncSurvivesShortTerms(t *testing.T) {
-	s := newMemStore()
-	set := syncSet(t, "p")
-	w, err := set.Get("keep").Want(t.Context(), registries.Need{})
-	require.NoError(t, err)
-	s.put("a", w)
-	sy := &Syncer{Registries: func() *registries.Set { return set }, HasConfig: func() bool { return true }, Index: s, Store: s,
-		Metrics: newCounts(), Namespaces: nsLabels{"a": {}}, Exclusions: testExclusions, Resync: 200 * time.Millisecond}
+	s, sy := resyncing(t, 200*time.Millisecond)
 	for range 10 { // ten terms of 150 ms: 1.5 s of leadership
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
