@@ -190,6 +190,9 @@ func ForPod(set *registries.Set, pod Pod, ns Namespace, ex Exclusions) Plan {
 	// it gets: the kubelet tries it first for the images below the prefix,
 	// so it must exist too.
 	for _, m := range matches {
+		if len(exact) == 0 {
+			break // the common case: no registry's exact variant
+		}
 		r := m.Registry
 		if r == nil || !exact[r] || !listed[r.SecretName] || added[r.SecretName] {
 			continue
