@@ -217,15 +217,15 @@ func TestMenderCountsOnlyItsOwnFailures(t *testing.T) {
 func TestMenderKeepsItsBackoffWhileAdmissionsAsk(t *testing.T) {
 	s := newMemStore()
 	s.failures["e/q"], s.err = 100, errUnavailable
-	m := startMender(t, s, nsLabels{"e": {}}, MendOptions{MaxAttempts: 8, BaseDelay: 500 * time.Millisecond, MaxDelay: 10 * time.Second})
+	m := startMender(t, s, nsLabels{"e": {}}, MendOptions{MaxAttempts: 8, BaseDelay: time.Second, MaxDelay: 10 * time.Second})
 	m.Retry("e", "regcred-q", nil)
-	require.Eventually(t, func() bool { return s.count(s.writes, "e/q") == 2 }, 5*time.Second, time.Millisecond, "two failures")
-	failed := time.Now() // the next try waits 1 s
+	require.Eventually(t, func() bool { return s.count(s.writes, "e/q") == 2 }, 10*time.Second, time.Millisecond, "two failures")
+	failed := time.Now() // the next try waits 2 s; an admission's first delay is 1 s
 	for range 10 {
 		m.Retry("e", "regcred-q", nil)
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(time.Until(failed.Add(800 * time.Millisecond)))
+	time.Sleep(time.Until(failed.Add(1500 * time.Millisecond)))
 	assert.Equal(t, 2, s.count(s.writes, "e/q"), "no try before the backoff ends")
 	require.Eventually(t, func() bool { return s.count(s.writes, "e/q") == 3 }, 5*time.Second, time.Millisecond, "then the next")
 }
