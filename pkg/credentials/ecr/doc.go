@@ -11,5 +11,6 @@
 //
 // A glob registry has a token source per region that images name; as any
 // Pod creator writes image references, a glob keeps at most MaxGlobRegions
-// and drops the regions no image needs any more.
+// and drops the regions no image needs any more; a region that never got
+// a token gives its place to a new one.
 package ecr

@@ -14,8 +14,10 @@ import (
 
 // MaxGlobRegions bounds the regions a glob registry keeps a token source
 // for. Image references, which any Pod creator writes, choose the region:
-// the bound caps the memory and the ECR calls that made-up regions cost.
-// AWS has a few dozen regions across all its partitions.
+// the bound caps the memory that made-up regions cost, and a made-up region
+// costs an ECR call when a Pod names it and none is kept for it (at most
+// one per review and host). AWS has a few dozen regions across all its
+// partitions.
 const MaxGlobRegions = 64
 
 // A glob's token source is dropped once no image has needed it for
@@ -67,9 +69,9 @@ func (g *GlobSource) ForHost(host string) (string, credentials.Provider, error) 
 		g.sources = map[string]*TokenSource{}
 	}
 	g.prune(now)
-	if _, ok := g.sources[pattern]; !ok && len(g.sources) >= MaxGlobRegions {
-		return "", nil, fmt.Errorf("ECR glob %s serves at most %d regions at once, and that many are in use: a new region is served once one of them is unused for %s (%s if it never got a token)",
-			g.glob, MaxGlobRegions, unusedFor, neverMintedFor)
+	if _, ok := g.sources[pattern]; !ok && len(g.sources) >= MaxGlobRegions && !g.makeRoom() {
+		return "", nil, fmt.Errorf("ECR glob %s serves at most %d regions at once, and that many have a token: a new region is served once one of them is unused for %s",
+			g.glob, MaxGlobRegions, unusedFor)
 	}
 	src := g.minter.source(h, g.auth, g.key, false)
 	g.sources[pattern] = src
@@ -91,6 +93,28 @@ func (g *GlobSource) Sources() []credentials.Expiring {
 		}
 	}
 	return out
+}
+
+// makeRoom drops, of the regions that never got a token and have no mint
+// under way, the one an image needed longest ago, from the glob and from
+// the minter. Made-up regions, which any Pod creator can name, so take
+// each other's place and never keep out a region that mints; a region
+// with a token is never pushed out. It reports whether it made room.
+func (g *GlobSource) makeRoom() bool {
+	var oldest *TokenSource
+	var pattern string
+	var since time.Time
+	for p, s := range g.sources {
+		if used, ok := s.replaceable(); ok && (oldest == nil || used.Before(since)) {
+			oldest, pattern, since = s, p, used
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	delete(g.sources, pattern)
+	g.minter.forget(oldest)
+	return true
 }
 
 // prune drops the sources no image needs any more. The Minter drops them

@@ -80,26 +80,45 @@ func madeUp(t *testing.T, g credentials.PerHost, api *fakeAPI, n int) (refused [
 }
 
 // Image references can name any region, and any Pod creator writes them
-// (even a dry run): a glob keeps at most 64 regions, and refuses more
-// without calling ECR.
+// (even a dry run): a glob keeps at most 64 regions. Regions that never
+// got a token (made up, or failing) make room for a new one, the one
+// unused longest first, so they cannot keep a real region out; regions
+// that have a token are never pushed out, and a 65th beside 64 of them is
+// refused without calling ECR.
 func TestGlobSourceCapsRegions(t *testing.T) {
 	m, api, _ := setup(t)
 	g := globSource(t, m, AccessKey{"AKIAEXAMPLE", "SECRETMATERIAL"})
 	require.NoError(t, use(t, g, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"))
 	refused := madeUp(t, g, api, 200)
-	// eu-west-1 and 63 made-up regions fill the glob's 64.
-	require.Len(t, refused, 200-63)
-	assert.EqualValues(t, 1+63, api.calls.Load(), "an ECR call per region kept, none for those refused")
-	assert.Equal(t, 64, len(m.sources))
-	msg := refused[0].Error()
+	assert.Zero(t, len(refused), "a made-up region takes the place of another that never got a token")
+	assert.EqualValues(t, 1+200, api.calls.Load())
+	assert.Equal(t, 64, len(m.sources), "the minter keeps no more than the glob")
+
+	// A real region is served while made-up ones fill the glob.
+	api.err.Store(nil)
+	calls := api.calls.Load()
+	require.NoError(t, use(t, g, "123456789012.dkr.ecr.eu-central-1.amazonaws.com"))
+	assert.Equal(t, calls+1, api.calls.Load())
+	assert.Equal(t, 2, len(g.Sources()), "eu-west-1 and eu-central-1 kept their tokens")
+
+	// 64 regions with a token: the 65th is refused, without an ECR call.
+	for i := range 62 {
+		require.NoError(t, use(t, g, fmt.Sprintf("123456789012.dkr.ecr.zy%d.amazonaws.com", i)))
+	}
+	require.Equal(t, 64, len(g.Sources()))
+	calls = api.calls.Load()
+	err := use(t, g, "123456789012.dkr.ecr.ap-south-1.amazonaws.com")
+	require.Error(t, err)
+	assert.Equal(t, calls, api.calls.Load())
+	msg := err.Error()
 	assert.Contains(t, msg, "*.dkr.ecr.*.amazonaws.com")
 	assert.Contains(t, msg, "64 regions")
 	for _, secret := range []string{"SECRETMATERIAL", "AKIAEXAMPLE", "token-"} {
 		assert.NotContains(t, msg, secret)
 	}
-	// A region the glob keeps is still served.
-	api.err.Store(nil)
+	// A region the glob keeps is still served, from its token.
 	require.NoError(t, use(t, g, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"))
+	assert.Equal(t, calls, api.calls.Load())
 }
 
 // A region that never got a token is not refreshed in the background, and

@@ -188,6 +188,16 @@ func (m *Minter) source(h Host, auth config.ECRAuth, key AccessKey, pin bool) *T
 	return src
 }
 
+// forget drops a glob's source that never got a token, unless an exact
+// registry pins it or the minter already holds another for its key.
+func (m *Minter) forget(src *TokenSource) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sources[src.key] == src && !src.isPinned() {
+		delete(m.sources, src.key)
+	}
+}
+
 // TokenSource is the token source of one credential and region. It is
 // the Provider of every ECR registry that shares them.
 type TokenSource struct {
@@ -244,6 +254,15 @@ func (s *TokenSource) idle(now time.Time) bool {
 		return now.Sub(s.lastUsed) > neverMintedFor
 	}
 	return now.Sub(s.lastUsed) > unusedFor
+}
+
+// replaceable reports whether a glob may drop the source to make room for
+// another region: it never got a token, no exact registry pins it and no
+// mint is under way. It returns when an image last needed it.
+func (s *TokenSource) replaceable() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastUsed, s.token == nil && !s.pinned && s.inflight == nil
 }
 
 // AmbientIdentity says the source mints as the process's own AWS identity
