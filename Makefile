@@ -10,10 +10,12 @@ SHELL := /usr/bin/env bash
 # change, is VERSION itself; any other build is VERSION-<commit>[-dirty].
 # The binary (pkg/cli.Version) and the image tag both use it.
 ifeq ($(origin VERSION),undefined)
+# A change is a modified or an untracked file, which Go compiles too.
 VERSION := $(shell v=$$(cat VERSION); \
   if ! c=$$(git rev-parse --short=12 HEAD 2>/dev/null); then echo "$$v-dev"; \
-  elif git describe --exact-match --tags --match "v$$v" >/dev/null 2>&1 && git diff --quiet HEAD; then echo "$$v"; \
-  else git diff --quiet HEAD && echo "$$v-$$c" || echo "$$v-$$c-dirty"; fi)
+  elif [ -n "$$(git status --porcelain 2>/dev/null)" ]; then echo "$$v-$$c-dirty"; \
+  elif git describe --exact-match --tags --match "v$$v" >/dev/null 2>&1; then echo "$$v"; \
+  else echo "$$v-$$c"; fi)
 endif
 # The commit and its time, the only time in the image (reproducible builds:
 # same commit, same digest).
@@ -34,7 +36,7 @@ IMAGE ?= ghcr.io/regcred/regcred:$(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
 IMAGE_LAYOUT := dist/image
 SOURCE_URL := https://github.com/regcred/regcred
-PUSH_FLAGS := $(if $(PLAIN_HTTP),--plain-http) $(if $(CA_FILE),--ca-file $(CA_FILE))
+PUSH_FLAGS := $(if $(filter 1 true yes,$(PLAIN_HTTP)),--plain-http) $(if $(CA_FILE),--ca-file $(CA_FILE))
 GOLANGCI_LINT_VERSION ?= v2.15.0
 TOOLS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/regcred/tools
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
@@ -85,7 +87,7 @@ e2e: ## Run the end-to-end tests only
 
 .PHONY: node-test
 node-test: ## Run the real node's tests only (kubelet, containerd, runc; needs root): imagePullSecrets, regcred installed by helm, recovery, node trust
-	@bin_dir=$$(test/testbed/build.sh etcd kube registry node | tail -n 1); export REGCRED_TESTBED_BIN=$$bin_dir; \
+	@bin_dir=$$(test/testbed/build.sh etcd kube registry helm node | tail -n 1); export REGCRED_TESTBED_BIN=$$bin_dir; \
 	echo "test bed: $$REGCRED_TESTBED_BIN"; go test -count=1 -v ./test/node/
 
 .PHONY: fuzz

@@ -170,7 +170,7 @@ func push(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("push")
 	dir := fs.String("layout", "dist/image", "directory of the OCI layout make image wrote")
 	var o ociimage.PushOptions
-	fs.BoolVar(&o.PlainHTTP, "plain-http", false, "allow plain HTTP to the registry (a test registry)")
+	fs.BoolVar(&o.PlainHTTP, "plain-http", false, "speak plain HTTP to the registry, never HTTPS (a test registry)")
 	fs.StringVar(&o.CAFile, "ca-file", "", "PEM file of CAs to trust besides the system's")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Errorf("push: %w", err)}

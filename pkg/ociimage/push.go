@@ -18,11 +18,13 @@ import (
 
 // PushOptions say how to reach the registry.
 type PushOptions struct {
-	// PlainHTTP lets the registry be reached over plain HTTP, for a test
-	// registry. TLS, where the registry speaks it, is still verified.
+	// PlainHTTP speaks plain HTTP to the registry, never HTTPS: a test
+	// registry. go-containerregistry would try HTTPS first and fall back
+	// to plain HTTP on any failure, a certificate that does not verify
+	// included, so that one on the path could present a bad certificate
+	// and read the credentials in clear; "plain HTTP" says it instead.
 	// Without it, plain HTTP goes to loopback only: go-containerregistry
-	// falls back to it for private addresses too, where one on the path
-	// could then answer in plain HTTP and read the credentials.
+	// falls back to it for private addresses too.
 	PlainHTTP bool
 	// CAFile is a PEM file of CA certificates trusted besides the system's
 	// roots. SSL_CERT_FILE and SSL_CERT_DIR, which Go reads on Linux,
@@ -47,7 +49,9 @@ func Push(ctx context.Context, idx v1.ImageIndex, image string, o PushOptions) (
 	if err != nil {
 		return name.Digest{}, err
 	}
-	if !o.PlainHTTP {
+	if o.PlainHTTP {
+		t = httpOnly{t}
+	} else {
 		t = httpsOnly{t}
 	}
 	kc := o.Keychain
@@ -111,6 +115,17 @@ type httpsOnly struct{ base http.RoundTripper }
 func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Scheme == "http" && !loopback(r.URL.Hostname()) {
 		return nil, fmt.Errorf("plain HTTP to %s refused: --plain-http (make push PLAIN_HTTP=1) allows it, for a registry that does not speak HTTPS", r.URL.Host)
+	}
+	return h.base.RoundTrip(r)
+}
+
+// httpOnly refuses HTTPS: with --plain-http, go-containerregistry tries
+// HTTPS first and falls back to plain HTTP on any failure.
+type httpOnly struct{ base http.RoundTripper }
+
+func (h httpOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "http" {
+		return nil, fmt.Errorf("%s to %s refused: --plain-http speaks plain HTTP only (without it, HTTPS is verified)", r.URL.Scheme, r.URL.Host)
 	}
 	return h.base.RoundTrip(r)
 }

@@ -210,6 +210,50 @@ func TestPushRefusesPlainHTTPBeyondLoopback(t *testing.T) {
 	}
 }
 
+// With --plain-http, nothing goes over HTTPS: go-containerregistry would
+// try it first and fall back to plain HTTP when the certificate does not
+// verify, which one on the path could then have it do.
+func TestPlainHTTPNeverTriesHTTPS(t *testing.T) {
+	called := 0
+	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		called++
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+	})
+	guard := httpOnly{base}
+	for url, allowed := range map[string]bool{
+		"https://10.0.0.5:5000/v2/":  false,
+		"https://127.0.0.1:5000/v2/": false,
+		"http://10.0.0.5:5000/v2/":   true,
+		"http://127.0.0.1:5000/v2/":  true,
+	} {
+		called = 0
+		r, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		resp, err := guard.RoundTrip(r)
+		if allowed {
+			require.NoError(t, err, url)
+			_ = resp.Body.Close()
+			assert.Equal(t, 1, called, url)
+		} else {
+			require.Error(t, err, url)
+			assert.Contains(t, err.Error(), "--plain-http speaks plain HTTP only", url)
+			assert.Zero(t, called, "%s: nothing sent", url)
+		}
+	}
+
+	// A registry that speaks only HTTPS is not reached with --plain-http.
+	dockerConfig(t, nil)
+	srv := httptest.NewUnstartedServer(newRegistry("", ""))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+	idx := buildIndex(t, testMetadata(), fakeELF(t, elf.EM_X86_64, false), fakeELF(t, elf.EM_AARCH64, false))
+	_, err := Push(t.Context(), idx, strings.TrimPrefix(srv.URL, "https://")+"/regcred/regcred:0.1.0", PushOptions{PlainHTTP: true, CAFile: caFile})
+	require.Error(t, err)
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

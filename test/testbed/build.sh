@@ -9,7 +9,7 @@
 # and ("node") what a real node needs:
 #
 #   kubelet, kube-scheduler, containerd (with its runc shim and ctr), and the
-#   Debian packages runc, containernetworking-plugins and iptables
+#   Debian packages runc, containernetworking-plugins, iptables and iproute2
 #
 # Usage: test/testbed/build.sh [component...]
 #   components: etcd kube registry helm kubelet-judge kubelet kube-scheduler
@@ -24,7 +24,7 @@ REGISTRY_VERSION=${REGISTRY_VERSION:-v3.1.2}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 # containerd 2.2 reads config version 3 as is (2.3 and later migrate it).
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.2.9}
-NODE_PACKAGES=(runc containernetworking-plugins iptables)
+NODE_PACKAGES=(runc containernetworking-plugins iptables iproute2)
 
 cache=${REGCRED_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/regcred/testbed}
 # Each component is cached by its own version; bin links them together.
@@ -55,14 +55,27 @@ step() {
   local name=$1; shift
   local start=$SECONDS
   log "building $name (first time only; cached in $cache)"
-  if ! "$@" >"$buildlog" 2>&1; then
+  # In a subshell outside any condition: bash ignores set -e in a function
+  # called from an if, ||, && or !, and a failed command would go unseen.
+  local rc=0
+  set +e
+  ( set -e; "$@" ) >"$buildlog" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
     log "building $name failed (log: $buildlog):"; tail -40 "$buildlog" >&2; exit 1
   fi
   log "built $name in $((SECONDS - start))s"
 }
 
-# link DIR NAME...: makes bin/NAME point at DIR/NAME.
-link() { local dir=$1; shift; for n in "$@"; do ln -sfn "$dir/$n" "$bin/$n"; done; }
+# link DIR NAME...: makes bin/NAME point at DIR/NAME, which a step built.
+link() {
+  local dir=$1 n; shift
+  for n in "$@"; do
+    [ -x "$dir/$n" ] || { log "$dir/$n is missing: its build did not make it (see the log above)"; exit 1; }
+    ln -sfn "$dir/$n" "$bin/$n"
+  done
+}
 
 build_etcd() {
   local work; work=$(mktemp -d)
@@ -227,28 +240,34 @@ if [ ${#kube_missing[@]} -gt 0 ]; then
   step "${kube_missing[*]} $KUBE_VERSION (~10-15 min cold, a few with a warm Go build cache)" build_kube "${kube_missing[@]}"
 fi
 for n in "${kube_wanted[@]}"; do
-  if [ "$n" = "$judge_bin" ]; then ln -sfn "$kube_dir/$n" "$bin/kubelet-judge"; else link "$kube_dir" "$n"; fi
+  if [ "$n" = "$judge_bin" ]; then
+    [ -x "$kube_dir/$n" ] || { log "$kube_dir/$n is missing: its build did not make it"; exit 1; }
+    ln -sfn "$kube_dir/$n" "$bin/kubelet-judge"
+  else
+    link "$kube_dir" "$n"
+  fi
 done
 
 for c in "${expanded[@]}"; do
   case $c in
     etcd)
       d="$cache/etcd-$ETCD_VERSION"
-      [ -x "$d/etcd" ] || step "etcd $ETCD_VERSION (~2 min)" build_etcd
+      if [ ! -x "$d/etcd" ]; then step "etcd $ETCD_VERSION (~2 min)" build_etcd; fi
       link "$d" etcd ;;
     kube | kubelet | kube-scheduler | kubelet-judge) ;;
     registry)
       d="$cache/registry-$REGISTRY_VERSION"
-      [ -x "$d/registry" ] || step "registry (distribution) $REGISTRY_VERSION (~2 min)" build_registry
+      if [ ! -x "$d/registry" ]; then step "registry (distribution) $REGISTRY_VERSION (~2 min)" build_registry; fi
       link "$d" registry ;;
     helm)
       d="$cache/helm-$HELM_VERSION"
-      [ -x "$d/helm" ] || step "helm $HELM_VERSION (~2 min)" build_helm
+      if [ ! -x "$d/helm" ]; then step "helm $HELM_VERSION (~2 min)" build_helm; fi
       link "$d" helm ;;
     containerd)
       d="$cache/containerd-$CONTAINERD_VERSION"
-      { [ -x "$d/containerd" ] && [ -x "$d/containerd-shim-runc-v2" ] && [ -x "$d/ctr" ]; } ||
+      if ! { [ -x "$d/containerd" ] && [ -x "$d/containerd-shim-runc-v2" ] && [ -x "$d/ctr" ]; }; then
         step "containerd $CONTAINERD_VERSION (~2 min)" build_containerd
+      fi
       link "$d" containerd containerd-shim-runc-v2 ctr ;;
     node-packages) node_packages ;;
     *) log "unknown component $c"; exit 2 ;;

@@ -155,7 +155,8 @@ func imageMetadata(ctx context.Context, root string) (ociimage.Metadata, error) 
 	}
 	m.Revision, m.Created = hash, time.Unix(seconds, 0).UTC()
 	m.Version = strings.TrimSuffix(m.Version, "-dev") + "-" + hash[:12]
-	if _, err := git("diff", "--quiet", "HEAD"); err != nil {
+	// Untracked files are changes too: Go compiles them.
+	if changes, err := git("status", "--porcelain"); err != nil || changes != "" {
 		m.Version += "-dirty"
 	}
 	return m, nil
