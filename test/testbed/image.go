@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -30,7 +31,7 @@ type File struct {
 	Mode int64
 }
 
-// Image is a runnable linux/amd64 image of one layer.
+// Image is a runnable linux image, of this machine's architecture, image of one layer.
 type Image struct {
 	Files      []File
 	Entrypoint []string
@@ -60,7 +61,7 @@ func (im Image) Build() (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH // the node runs here
 	cf.Config.Entrypoint = im.Entrypoint
 	cf.Config.Env = im.Env
 	return mutate.ConfigFile(img, cf)
@@ -134,7 +135,7 @@ func PushImage(ctx context.Context, reg *Registry, repo, tag, user, password str
 }
 
 // BuildStatic compiles the Go main package pkg of the module in dir into
-// a static linux/amd64 binary and returns its content.
+// a static linux binary for this machine's architecture and returns its content.
 func BuildStatic(ctx context.Context, dir, pkg string) ([]byte, error) {
 	out, err := os.MkdirTemp("", "regcred-build-")
 	if err != nil {
@@ -144,7 +145,7 @@ func BuildStatic(ctx context.Context, dir, pkg string) ([]byte, error) {
 	bin := filepath.Join(out, "main")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build %s in %s: %w\n%s", pkg, dir, err, b)
 	}
@@ -152,7 +153,7 @@ func BuildStatic(ctx context.Context, dir, pkg string) ([]byte, error) {
 }
 
 // GoProgram compiles one file of Go source that uses only the standard
-// library into a static linux/amd64 binary.
+// library into a static linux binary for this machine's architecture.
 func GoProgram(ctx context.Context, src string) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "regcred-program-")
 	if err != nil {
