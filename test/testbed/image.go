@@ -31,7 +31,7 @@ type File struct {
 	Mode int64
 }
 
-// Image is a runnable linux image, of this machine's architecture, image of one layer.
+// Image is a runnable linux image of one layer, of this machine's architecture.
 type Image struct {
 	Files      []File
 	Entrypoint []string
