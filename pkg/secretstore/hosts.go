@@ -124,6 +124,16 @@ func (s *Store) Pending(ctx context.Context, e Entry) error {
 	return err
 }
 
+// Stale records e pending like Pending, even if the entry the shard has
+// serves e.Hosts: someone else changed or deleted that Secret, or another
+// replica's write raced with this one's, and what the entry says of it no
+// longer holds.
+func (s *Store) Stale(ctx context.Context, e Entry) error {
+	prev, raw, _ := s.Index.lookupRaw(ctx, e.Namespace, e.Registry, e.Exact)
+	_, err := s.markPending(ctx, e, prev, raw, true)
+	return err
+}
+
 // markPending records e pending, from prev, the entry as the shard holds
 // it (raw, "" for none), and returns what it recorded; force records it
 // even if prev serves e.Hosts.

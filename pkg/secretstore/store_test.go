@@ -706,6 +706,16 @@ func TestPendingEntries(t *testing.T) {
 	assert.Equal(t, Created, out)
 	assert.Equal(t, 1, calls)
 
+	// Stale records pending an entry that serves the hosts asked for: what
+	// it says of its Secret no longer holds. It keeps the UID and hosts.
+	e, _ = NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	require.False(t, e.Pending())
+	require.NoError(t, s.Stale(ctx, Entry{Namespace: "app", Registry: "ecr"}))
+	stale, _ := NewIndex(c, "regcred").Lookup(ctx, "app", "ecr", false)
+	assert.True(t, stale.Pending())
+	assert.Equal(t, e.UID, stale.UID)
+	assert.Equal(t, e.Hosts, stale.Hosts)
+
 	// An entry that cannot be recorded is an error.
 	fail = true
 	assert.Error(t, s.Pending(ctx, Entry{Namespace: "other", Registry: "hub"}))

@@ -143,6 +143,18 @@ func (m *memStore) Pending(ctx context.Context, e secretstore.Entry) error {
 	return nil
 }
 
+func (m *memStore) Stale(ctx context.Context, e secretstore.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey(e.Namespace, e.Registry, e.Exact)
+	prev := m.entries[k]
+	m.entries[k] = secretstore.Entry{Namespace: e.Namespace, Registry: e.Registry, Exact: e.Exact, UID: prev.UID, Version: "pending", Hosts: pullsecret.UnionHosts(prev.Hosts, e.Hosts)}
+	return nil
+}
+
 func (m *memStore) Forget(_ context.Context, e secretstore.Entry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -267,11 +267,18 @@ func (m *Mender) handOverWaiting(ctx context.Context) {
 // that it should exist and serve hosts besides those the index knows
 // (Store.Pending keeps those): the queue is this replica's memory only,
 // and the leader's sweeps walk the index, so the secret is written in the
-// end whether this mender gives up or its replica stops.
+// end whether this mender gives up or its replica stops. A restore's or a
+// raced rewrite's entry is recorded pending even if it serves the hosts:
+// what the index says of that secret is known not to hold, and admissions
+// would trust it.
 func (m *Mender) handOver(ctx context.Context, k mendKey, hosts []string) {
 	e := k.entry()
 	e.Hosts = hosts
-	if err := m.store.Pending(ctx, e); err != nil && ctx.Err() == nil {
+	pending := m.store.Pending
+	if k.restore || k.raced {
+		pending = m.store.Stale
+	}
+	if err := pending(ctx, e); err != nil && ctx.Err() == nil {
 		logr.FromContextOrDiscard(ctx).WithName("mender").Error(err, "Cannot hand pull secret over to the leader's sweeps; retrying it here", "namespace", k.namespace, "registry", k.registry)
 	}
 }
@@ -289,7 +296,13 @@ func (m *Mender) process(ctx context.Context, k mendKey, hosts []string) error {
 		return nil // the upkeep deletes what is no longer wanted
 	}
 	// The store writes the secret serving every host its index records
-	// besides hosts.
+	// besides hosts; a registry whose credential depends on the host needs
+	// them to render a secret at all (a restore carries none).
+	if d.registry.PerHost() {
+		if e, ok := m.index.Lookup(ctx, k.namespace, k.registry, k.exact); ok {
+			hosts = pullsecret.UnionHosts(hosts, e.Hosts)
+		}
+	}
 	want, err := d.registry.Want(ctx, registries.Need{Exact: k.exact, Hosts: hosts})
 	if err != nil {
 		return err

@@ -130,14 +130,45 @@ func TestMenderHandsWhatItCannotWriteToTheSweeps(t *testing.T) {
 	e, _ = s.Lookup(t.Context(), "b", "q", false)
 	assert.False(t, e.Pending())
 
-	// A secret the index knows already is not marked pending.
+	// A retry of a secret the index knows already is not marked pending.
 	s.mu.Lock()
 	s.failures["b/q"] = 100
 	s.mu.Unlock()
-	m.Restore("b", "regcred-q")
-	require.Eventually(t, func() bool { return s.count(s.restores, "b/q") >= 1 }, 5*time.Second, time.Millisecond)
+	m.Retry("b", "regcred-q", nil)
+	require.Eventually(t, func() bool { return s.count(s.writes, "b/q") >= 4 }, 5*time.Second, time.Millisecond)
 	e, _ = s.Lookup(t.Context(), "b", "q", false)
 	assert.False(t, e.Pending())
+
+	// A restore is: someone deleted or changed the secret the index
+	// records, and until it is written again the index must not answer
+	// admissions that it is as it should be.
+	m.Restore("b", "regcred-q")
+	require.Eventually(t, func() bool { return s.count(s.restores, "b/q") >= 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { e, _ := s.Lookup(t.Context(), "b", "q", false); return e.Pending() }, 5*time.Second, time.Millisecond)
+}
+
+// A glob ECR registry's pull secret someone deleted is restored serving
+// the hosts its index entry records: a restore carries none itself.
+func TestMenderRestoresAGlobECRSecret(t *testing.T) {
+	set := globECRSet(t, &atomic.Bool{})
+	s := newMemStore()
+	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+	w, err := set.Get("ecr").Want(t.Context(), registries.Need{Hosts: []string{host}})
+	require.NoError(t, err)
+	_, err = s.Apply(t.Context(), "a", w, false)
+	require.NoError(t, err)
+	s.mu.Lock()
+	delete(s.data, "a/ecr") // someone deleted it
+	s.mu.Unlock()
+	m := NewMender(func() *registries.Set { return set }, s, s, nsLabels{"a": {}}, testExclusions, newCounts(), fast)
+	run(t, m)
+	m.Restore("a", "regcred-ecr")
+	require.Eventually(t, func() bool { _, ok := s.get("a/ecr"); return ok }, 5*time.Second, time.Millisecond)
+	data, _ := s.get("a/ecr")
+	keys, err := pullsecret.Keys([]byte(data))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"*.dkr.ecr.eu-west-1.amazonaws.com"}, keys)
+	assert.Equal(t, 1, s.count(s.restores, "a/ecr"))
 }
 
 func TestMenderDecidesAgainWithThePlan(t *testing.T) {

@@ -25,6 +25,10 @@ type Store interface {
 	// secret that could not be written yet, for the leader's sweeps to
 	// write; it keeps the hosts the index knows and adds e.Hosts.
 	Pending(ctx context.Context, e secretstore.Entry) error
+	// Stale records the pull secret of e pending whatever the index knows
+	// of it: someone else changed it, or another replica's write raced
+	// with this one's. It keeps the entry's UID and hosts, and adds e.Hosts.
+	Stale(ctx context.Context, e secretstore.Entry) error
 }
 
 // Recorder counts what the upkeep does.
