@@ -193,6 +193,15 @@ type localEntry struct {
 	at    time.Time
 }
 
+// shownIn reports whether a shard's data (as the cache holds it) shows
+// the write l of the entry k.
+func (l localEntry) shownIn(k string, data map[string]string) bool {
+	if l.gone {
+		return data[k] == ""
+	}
+	return data[k] == l.entry.value()
+}
+
 // NewIndex returns the index of the shards in namespace, read through c.
 func NewIndex(c client.Reader, namespace string) *Index {
 	return &Index{Cache: c, Namespace: namespace, Overlay: time.Minute, local: map[string]localEntry{}, now: time.Now}
@@ -211,6 +220,9 @@ type followed struct {
 	reg       toolscache.ResourceEventHandlerRegistration
 	synced    atomic.Bool
 	shards    [Shards]atomic.Pointer[corev1.ConfigMap]
+	// shown is called with each shard the informer delivers, after it is
+	// stored (data nil for a shard deleted).
+	shown func(shard int, data map[string]string)
 }
 
 // Follow makes the index read its shards from inf's events rather than
@@ -219,7 +231,7 @@ type followed struct {
 // third of an admission's allocations). Until inf has delivered every
 // shard, reads still go through Cache. Call it before the index is used.
 func (x *Index) Follow(inf Informer) error {
-	f := &followed{namespace: x.Namespace}
+	f := &followed{namespace: x.Namespace, shown: x.shown}
 	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { f.set(obj, false) },
 		UpdateFunc: func(_, obj any) { f.set(obj, false) },
@@ -249,6 +261,43 @@ func (f *followed) set(obj any, gone bool) {
 		cm = nil
 	}
 	f.shards[i].Store(cm)
+	if f.shown != nil {
+		var data map[string]string
+		if cm != nil {
+			data = cm.Data
+		}
+		f.shown(i, data)
+	}
+}
+
+// shown drops from the overlay this replica's writes that a shard the
+// informer delivered shows: from then on the cache is as new, and a
+// change another replica makes after (the leader deleting the entry) must
+// not be hidden by the write it follows. The informer delivers a shard's
+// versions in order, so a write it has shown once is never shown undone
+// but by a later change.
+func (x *Index) shown(shard int, data map[string]string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k, l := range x.local {
+		if shardNumber(l.entry.Namespace) == shard && l.shownIn(k, data) {
+			delete(x.local, k)
+		}
+	}
+}
+
+// cached returns the data of the shard numbered i as the informer last
+// delivered it, and whether the index follows an informer that has
+// delivered every shard.
+func (x *Index) cached(i int) (map[string]string, bool) {
+	f := x.follow
+	if f == nil || !f.ready() {
+		return nil, false
+	}
+	if cm := f.shards[i].Load(); cm != nil {
+		return cm.Data, true
+	}
+	return nil, true
 }
 
 // ready reports whether the informer has delivered every shard.
@@ -341,8 +390,22 @@ func (x *Index) remember(e Entry, gone bool) localEntry {
 		x.pruned = now
 	}
 	l := localEntry{entry: e, gone: gone, at: now}
-	x.local[key(e.Namespace, e.Registry, e.Exact)] = l
+	k := key(e.Namespace, e.Registry, e.Exact)
+	x.overlay(k, l)
 	return l
+}
+
+// overlay sets the overlay's entry k to l, unless the followed cache shows
+// it already (the informer may deliver a write before its writer returns).
+// The caller holds x.mu; the informer stores a shard before it calls
+// shown, which takes x.mu, so that a write is either seen here or dropped
+// there.
+func (x *Index) overlay(k string, l localEntry) {
+	if data, ok := x.cached(shardNumber(l.entry.Namespace)); ok && l.shownIn(k, data) {
+		delete(x.local, k)
+		return
+	}
+	x.local[k] = l
 }
 
 // learn sets the overlay's entry k to what the shard holds, read from the
@@ -353,7 +416,7 @@ func (x *Index) learn(k, raw string) {
 	defer x.mu.Unlock()
 	if raw == "" {
 		ns, _, _ := strings.Cut(k, ".")
-		x.local[k] = localEntry{entry: Entry{Namespace: ns}, gone: true, at: x.now()}
+		x.overlay(k, localEntry{entry: Entry{Namespace: ns}, gone: true, at: x.now()})
 		return
 	}
 	e, ok := parseEntry(k, raw)
@@ -361,7 +424,7 @@ func (x *Index) learn(k, raw string) {
 		delete(x.local, k)
 		return
 	}
-	x.local[k] = localEntry{entry: e, at: x.now()}
+	x.overlay(k, localEntry{entry: e, at: x.now()})
 }
 
 // unremember drops the overlay's entry k if it is still l (what remember

@@ -428,6 +428,64 @@ func TestOverlayKeepsTheLastMinuteOnly(t *testing.T) {
 	assert.False(t, ok, "the first write, 100 s old, is not")
 }
 
+// This replica's write overlays the cache only until the cache shows it:
+// a change another replica makes after (the leader deletes the entry
+// within the minute) is not hidden by it, or an admission would answer
+// "unchanged" for a Secret that no longer exists.
+func TestOverlayGoesOnceTheCacheShowsTheWrite(t *testing.T) {
+	ctx := t.Context()
+	x := NewIndex(fake.NewClientBuilder().Build(), "regcred")
+	inf := controllertest.NewFakeInformer()
+	require.NoError(t, x.Follow(inf))
+	inf.Synced()
+	e := Entry{Namespace: "app", Registry: "hub", UID: "u1", Version: "v1"}
+	k := key("app", "hub", false)
+
+	x.remember(e, false)
+	_, ok := x.Lookup(ctx, "app", "hub", false)
+	require.True(t, ok, "the cache has not shown the write yet: the overlay answers")
+	shard := shardOf("app", map[string]string{k: e.value()})
+	inf.Add(shard)
+	deleted := shardOf("app", map[string]string{})
+	inf.Update(shard, deleted) // the leader deletes it
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.False(t, ok, "the cache showed the write, then another replica's delete")
+
+	// A write the cache showed before it was remembered leaves no overlay.
+	inf.Update(deleted, shard)
+	x.remember(e, false)
+	inf.Update(shard, deleted)
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.False(t, ok)
+
+	// This replica's removal, likewise, until the cache shows it.
+	inf.Update(deleted, shard)
+	x.remember(e, true)
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.False(t, ok, "removed here, not yet in the cache")
+	inf.Update(shard, deleted)
+	inf.Update(deleted, shard) // another replica records it again
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.True(t, ok)
+
+	// What this replica learnt from the API server, likewise.
+	x.learn(k, "")
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.False(t, ok)
+	inf.Update(shard, deleted)
+	inf.Update(deleted, shard)
+	_, ok = x.Lookup(ctx, "app", "hub", false)
+	assert.True(t, ok)
+
+	// An overlay of another shard's entry stays.
+	other := Entry{Namespace: "elsewhere", Registry: "hub", UID: "u2", Version: "v1"}
+	require.NotEqual(t, ShardOf("app"), ShardOf("elsewhere"))
+	x.remember(other, false)
+	inf.Update(shard, deleted)
+	_, ok = x.Lookup(ctx, "elsewhere", "hub", false)
+	assert.True(t, ok)
+}
+
 // The shard a namespace's entries go to is FNV-1a's, as indexes already
 // written in clusters have it.
 func TestShardOfIsFNV1a(t *testing.T) {
