@@ -82,6 +82,9 @@ type PerHost interface {
 	// image host is written (the registry's glob, with what the credential
 	// depends on fixed: the region), and the provider of that credential.
 	ForHost(host string) (pattern string, p Provider, err error)
+	// PatternOf returns the key pattern of an image host, as ForHost does,
+	// and nothing else: hosts of one pattern share a credential.
+	PatternOf(host string) (string, error)
 	// Sources returns the token sources made so far, for the refresher.
 	Sources() []Expiring
 }

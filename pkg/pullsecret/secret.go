@@ -53,6 +53,11 @@ type Want struct {
 	// hosts besides: a write never drops a host the index records, even
 	// when another replica added it a moment before.
 	Widen func(ctx context.Context, hosts []string) (*Want, error)
+	// HostPattern, set when Hosts is, maps an image host to the key it is
+	// served under (a glob ECR registry's: the glob with the host's
+	// region): hosts of one pattern are served alike, whichever of them a
+	// secret was written for.
+	HostPattern func(host string) string
 
 	// version and shape memoise Version and Shape: a Want is not modified
 	// once made, and one serves every admission until its credential
@@ -140,6 +145,29 @@ func (w *Want) apply(s *corev1.Secret) {
 // pull secret must serve when more are asked of it than it serves.
 func UnionHosts(a, b []string) []string {
 	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a), b...))))
+}
+
+// ServedBy reports whether a secret written for hosts serves every host
+// of w's: for each, one of hosts of the same pattern (HostPattern), or
+// the host itself.
+func (w *Want) ServedBy(hosts []string) bool { return covers(hosts, w.Hosts, w.HostPattern) }
+
+// Serves reports whether w serves every one of hosts (see ServedBy).
+func (w *Want) Serves(hosts []string) bool { return covers(w.Hosts, hosts, w.HostPattern) }
+
+// covers reports whether has holds, for every host of want, one of the
+// same pattern.
+func covers(has, want []string, pattern func(string) string) bool {
+	if pattern == nil {
+		return ServesHosts(has, want)
+	}
+	for _, h := range want {
+		p := pattern(h)
+		if !slices.ContainsFunc(has, func(g string) bool { return g == h || pattern(g) == p }) {
+			return false
+		}
+	}
+	return true
 }
 
 // ServesHosts reports whether hosts holds every one of want.

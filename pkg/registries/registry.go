@@ -173,6 +173,12 @@ func (r *Registry) wantPerHost(ctx context.Context, ph credentials.PerHost, need
 	w.Widen = func(ctx context.Context, hosts []string) (*pullsecret.Want, error) {
 		return r.wantPerHost(ctx, ph, Need{Exact: need.Exact, Hosts: pullsecret.UnionHosts(need.Hosts, hosts)})
 	}
+	w.HostPattern = func(host string) string {
+		if pattern, err := ph.PatternOf(host); err == nil {
+			return pattern
+		}
+		return host
+	}
 	return w, nil
 }
 

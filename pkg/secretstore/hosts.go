@@ -74,7 +74,7 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		}
 	}()
 	for range maxRaces {
-		if !pullsecret.ServesHosts(w.Hosts, prev.Hosts) {
+		if !w.Serves(prev.Hosts) {
 			wider, err := w.Widen(ctx, prev.Hosts)
 			if err != nil {
 				return "", err
@@ -89,7 +89,7 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		e := entryOf(namespace, w, uid)
 		// A rewrite for a new token can wait for a batch; one that adds a
 		// host is recorded at once, for the other replicas to see.
-		if inPlace(out, prev) && pullsecret.ServesHosts(prev.Hosts, w.Hosts) && s.Batch > 0 {
+		if inPlace(out, prev) && w.ServedBy(prev.Hosts) && s.Batch > 0 {
 			s.Index.remember(e, false)
 			s.deferEntry(ShardOf(namespace), k, e.value(), &raw)
 			return out, nil

@@ -158,7 +158,7 @@ func (e Entry) Satisfies(w *pullsecret.Want) bool {
 	if e.Shape != w.Shape() {
 		return false // written from another address, or of unknown shape
 	}
-	if !pullsecret.ServesHosts(e.Hosts, w.Hosts) {
+	if !w.ServedBy(e.Hosts) {
 		return false // a host it does not serve yet
 	}
 	return !w.ExpiresAt.IsZero() && !e.ExpiresAt.IsZero() && !e.ExpiresAt.Before(w.ExpiresAt.Truncate(time.Second))

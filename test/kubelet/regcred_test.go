@@ -82,6 +82,10 @@ func (p *perRegion) ForHost(host string) (string, credentials.Provider, error) {
 	}
 	return pattern, credentials.Static{Username: "AWS", Password: "pw-" + p.registry + "@" + h.Region}, nil
 }
+func (p *perRegion) PatternOf(host string) (string, error) {
+	pattern, _, err := ecr.Pattern(p.glob, host)
+	return pattern, err
+}
 func (p *perRegion) Sources() []credentials.Expiring { return nil }
 
 // tablePods are the Pods of the table: one image each, then mixes that

@@ -78,6 +78,13 @@ func (g *GlobSource) ForHost(host string) (string, credentials.Provider, error) 
 	return pattern, src, nil
 }
 
+// PatternOf returns the key pattern of an image host: the glob with the
+// host's region.
+func (g *GlobSource) PatternOf(host string) (string, error) {
+	pattern, _, err := Pattern(g.glob, host)
+	return pattern, err
+}
+
 // Sources returns the token sources of the regions in use that have a
 // token, for the refresher: a region that never got one is minted when an
 // image needs it, within its backoff, never in the background.
