@@ -270,7 +270,7 @@ func (g *fakeGlob) ForHost(string) (string, credentials.Provider, error) {
 	return "", nil, errors.New("not used")
 }
 func (g *fakeGlob) PatternOf(string) (string, error) { return "", errors.New("not used") }
-func (g *fakeGlob) Sources() []credentials.Expiring { return g.sources }
+func (g *fakeGlob) Sources() []credentials.Expiring  { return g.sources }
 
 // ecrSet loads the ECR registries of body; providers gives each
 // registry's provider by name.
