@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,11 +67,7 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 			// replica recorded, which then claims hosts the Secret lacks;
 			// and its own entry is not recorded. The entry turns pending,
 			// for the sweeps to write it again.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if _, perr := s.markPending(ctx, entryOf(namespace, w, ""), prev, raw, true); perr != nil {
-				err = fmt.Errorf("%w; and recording it pending: %w", err, perr)
-			}
+			err = s.recordPending(ctx, entryOf(namespace, w, ""), prev, raw, err)
 		}
 	}()
 	for range maxRaces {
@@ -109,6 +106,31 @@ func (s *Store) writeHosts(ctx context.Context, namespace string, w *pullsecret.
 		s.Index.learn(k, cur)
 	}
 	return "", fmt.Errorf("secret %s/%s: its index entry was changed by other replicas %d times in a row; left to the sweeps", namespace, w.Name, maxRaces)
+}
+
+// recordPending records e pending after a write that failed with err, and
+// returns err with what became of that. Within ctx's time if it has some
+// left; once it is up (an admission's deadline), in the background for 5
+// seconds more, so that the admission is answered in its time.
+func (s *Store) recordPending(ctx context.Context, e, prev Entry, raw string, err error) error {
+	if ctx.Err() == nil {
+		_, perr := s.markPending(ctx, e, prev, raw, true)
+		if perr == nil {
+			return err
+		}
+		if ctx.Err() == nil {
+			return fmt.Errorf("%w; and recording it pending: %w", err, perr)
+		}
+	}
+	log := logr.FromContextOrDiscard(ctx)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, perr := s.markPending(ctx, e, prev, raw, true); perr != nil {
+			log.Error(perr, "Cannot record pull secret pending in the index; the hourly resync writes it", "namespace", e.Namespace, "registry", e.Registry)
+		}
+	}()
+	return fmt.Errorf("%w; recording it pending in the background", err)
 }
 
 // Pending records that namespace should hold the pull secret of e's

@@ -439,17 +439,36 @@ func TestAFlushKeepsTheEntryQueuedSinceItTookItsOwn(t *testing.T) {
 
 // A write of the index waits for this replica's other writes of the shard
 // (a flush) only within its own time: an admission is not held past its
-// deadline by a flush that takes long.
+// deadline by a flush that takes long, nor by recording the secret it
+// wrote pending, which goes on in the background.
 func TestAnIndexWriteWaitsForTheShardOnlyWithinItsTime(t *testing.T) {
-	s, _ := newStore(t)
+	s, c := newStore(t)
 	unlock, err := s.shards.lock(t.Context(), ShardOf("app"))
 	require.NoError(t, err)
-	defer unlock()
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err = s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := s.Apply(ctx, "app", hostsWant("t1", "a"), false)
+		answered <- err
+	}()
+	select {
+	case err = <-answered:
+	case <-time.After(3 * time.Second): // the background record waits 5 s
+		unlock()
+		t.Fatal("the write held the admission past its deadline, while the shard's lock is held")
+	}
 	require.ErrorIs(t, err, context.DeadlineExceeded, "given up while the shard's lock is still held")
 	assert.Contains(t, err.Error(), "waiting for this replica's other writes of index shard")
+	assert.Contains(t, err.Error(), "recording it pending in the background")
+
+	// The lock is released: the Secret written is recorded pending, for
+	// the sweeps to write it again.
+	unlock()
+	require.Eventually(t, func() bool {
+		e, ok := NewIndex(c, "regcred").Lookup(t.Context(), "app", "ecr", false)
+		return ok && e.Pending()
+	}, 5*time.Second, 10*time.Millisecond)
 }
 
 // An entry the shard holds already, as a flush that did not hear its
