@@ -328,7 +328,15 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 	}
 	err := s.API.Delete(ctx, secret, opts...)
 	switch {
-	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err):
+	case apierrors.IsConflict(err):
+		// Another Secret of the name. regcred's, and the index records
+		// none: bind the entry to it, for the next sweep to decide on.
+		if uid, ok := s.managedUID(ctx, e, secretName); ok {
+			if bound, err := s.rebind(ctx, e, uid); err != nil || bound {
+				return err
+			}
+		}
+	case err == nil, apierrors.IsNotFound(err):
 	case refusedByPolicy(err):
 		// Not regcred's any more (its labels were removed), or in a
 		// namespace excluded since: leave it, and forget it.
@@ -340,6 +348,48 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 		return describe(err, "deleting", e.Namespace, secretName)
 	}
 	return s.forgetSecret(ctx, e)
+}
+
+// managedUID returns the UID of the Secret of secretName in e's namespace
+// if it is regcred's, for e's registry: a dry-run patch of the tests that
+// refuse another's, which writes nothing.
+func (s *Store) managedUID(ctx context.Context, e Entry, secretName string) (types.UID, bool) {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: secretName}}
+	tests := managedTests(&pullsecret.Want{Name: secretName, Registry: e.Registry})
+	if err := s.API.Patch(ctx, secret, jsonPatch(tests), client.DryRunAll, client.FieldOwner(FieldManager)); err != nil {
+		return "", false
+	}
+	return secret.UID, secret.UID != "" && secret.UID != e.UID
+}
+
+// rebind records, in place of e, e bound to the Secret of UID uid, if the
+// shard still holds e, and reports whether it did: an entry another
+// replica changed since is its, and so is this replica's own waiting for
+// a batch.
+func (s *Store) rebind(ctx context.Context, e Entry, uid types.UID) (bool, error) {
+	k := key(e.Namespace, e.Registry, e.Exact)
+	shard := ShardOf(e.Namespace)
+	unlock, err := s.shards.lock(ctx, shard)
+	if err != nil {
+		return false, fmt.Errorf("binding pull secret %s of registry %s in the index to the Secret that exists: %w", e.Namespace, e.Registry, err)
+	}
+	defer unlock()
+	if _, waits := s.shards.waiting(shard, k); waits {
+		return false, nil
+	}
+	bound := e
+	bound.UID = uid
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
+	err = s.API.Patch(ctx, cm, jsonPatch([]map[string]any{testOp(k, e.value()), {"op": "add", "path": dataPath(k), "value": bound.value()}}), client.FieldOwner(FieldManager))
+	switch {
+	case err == nil:
+		s.Index.remember(bound, false)
+		return true, nil
+	case isPatchRefused(err), apierrors.IsNotFound(err):
+		return false, nil // changed since: another replica's entry
+	default:
+		return false, fmt.Errorf("binding pull secret %s of registry %s in the index to the Secret that exists: %w", e.Namespace, e.Registry, err)
+	}
 }
 
 // forgetSecret removes e's index entry if it still records the Secret of

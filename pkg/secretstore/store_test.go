@@ -816,6 +816,46 @@ func TestDeleteKeepsTheEntryOfASecretMadeAgain(t *testing.T) {
 	assert.False(t, known)
 }
 
+// A delete bound to an old UID, where the index still records that UID
+// but regcred's Secret of the name is another (made again and recorded by
+// a write that then lost to a stale one): the entry is bound to the
+// Secret that exists, not forgotten, so that the next sweep deletes it
+// rather than leave regcred's credentials there for good. Someone else's
+// Secret of the name is left, and its entry forgotten.
+func TestDeleteRebindsTheEntryOfARegcredSecretItDoesNotRecord(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	_, err := s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	stale, _ := s.Index.Lookup(ctx, "app", "hub", false)
+	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
+	require.NoError(t, c.Create(ctx, want(`{"auths":{}}`).Secret("app")))
+	made := getSecret(t, c, "app", "regcred-hub").UID
+	require.NotEqual(t, stale.UID, made)
+
+	require.NoError(t, s.Delete(ctx, stale, "regcred-hub"))
+	getSecret(t, c, "app", "regcred-hub") // not deleted: the sweep decides on it
+	e, known := NewIndex(c, "regcred").Lookup(ctx, "app", "hub", false)
+	require.True(t, known, "the entry is bound to the Secret that exists")
+	assert.Equal(t, made, e.UID)
+	require.NoError(t, s.Delete(ctx, e, "regcred-hub"))
+	err = c.Get(ctx, client.ObjectKey{Namespace: "app", Name: "regcred-hub"}, &corev1.Secret{})
+	assert.True(t, apierrors.IsNotFound(err), "deleted at the next sweep")
+
+	// Someone else's Secret of the name: left, and the entry forgotten.
+	_, err = s.Apply(ctx, "app", want(`{"auths":{}}`), false)
+	require.NoError(t, err)
+	stale, _ = s.Index.Lookup(ctx, "app", "hub", false)
+	require.NoError(t, c.Delete(ctx, getSecret(t, c, "app", "regcred-hub")))
+	theirs := want(`{"auths":{}}`).Secret("app")
+	theirs.Labels = nil
+	require.NoError(t, c.Create(ctx, theirs))
+	require.NoError(t, s.Delete(ctx, stale, "regcred-hub"))
+	getSecret(t, c, "app", "regcred-hub")
+	_, known = NewIndex(c, "regcred").Lookup(ctx, "app", "hub", false)
+	assert.False(t, known)
+}
+
 // A delete bound to a Secret made again meanwhile keeps, with the new
 // Secret's entry, this replica's rewrite of it waiting for a batch.
 func TestDeleteKeepsAWaitingRewriteOfTheSecretMadeAgain(t *testing.T) {
