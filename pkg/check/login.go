@@ -318,6 +318,16 @@ func describeConnError(err error, r *registries.Registry, what string) error {
 	if errors.As(err, &re) {
 		return fmt.Errorf("%s: %s", what, re.msg)
 	}
+	// The URL of the request that failed, which the error prints, may be
+	// a redirect's, with a signature in its query.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			ue.URL = where(u)
+		} else {
+			ue.URL = "(a URL that does not parse)"
+		}
+	}
 	host := failedHost(err)
 	if host == "" {
 		host = r.Location.Host

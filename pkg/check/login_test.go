@@ -421,3 +421,30 @@ func TestLoginWithoutProvider(t *testing.T) {
 	assert.True(t, res.Skipped)
 	assert.Equal(t, `no credentials to check: regcred injects the admin's secret "regcred"`, res.Message)
 }
+
+// A redirect's query may carry a signature: a message about a request
+// that failed to connect names its URL without it.
+func TestLoginConnErrorOmitsTheQuery(t *testing.T) {
+	otherCA, _ := certgen.NewCA("other", time.Hour)
+	other := tlsServer(t, otherCA, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})) // a cert regcred does not trust
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/token":
+			http.Redirect(w, r, other.URL+"/signed?X-Amz-Signature=SIGSECRET123", http.StatusFound)
+		case "/v2/":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="reg"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "https://")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	r := &registries.Registry{Name: "r", URL: host, Location: image.Location{Host: host}, Type: registrytype.Other(),
+		Connection: config.SecureWithCA, CACert: ca, Mode: config.RegistryCredentials,
+		Provider: credentials.Static{Username: "robot", Password: "s3cret"}}
+	res := Login(t.Context(), r)
+	assert.Contains(t, res.Message, "/signed")
+	assert.NotContains(t, res.Message, "SIGSECRET123")
+	assert.NotContains(t, res.Message, "X-Amz-Signature")
+}
