@@ -539,8 +539,12 @@ func (t *term) gone(err error, k string, uid types.UID) bool {
 
 // otherUID tells whether a conflict is the eviction's UID precondition
 // failing: a Pod of the same name, made again, that the cache may not
-// hold yet.
-func otherUID(err error) bool { return strings.Contains(err.Error(), "Precondition failed: UID") }
+// hold yet. The API server words it two ways: the eviction's own check
+// (rest.BeforeDelete), and the storage's.
+func otherUID(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "the UID in the precondition") || strings.Contains(msg, "Precondition failed: UID")
+}
 
 // holds reports whether the cache still holds the Pod of key k with uid.
 func (t *term) holds(k string, uid types.UID) bool {

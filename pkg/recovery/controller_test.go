@@ -249,9 +249,14 @@ func TestAConflictOnAPodStillThereIsRetried(t *testing.T) {
 	b := start(t, quayOnly, &open{})
 	var tries atomic.Int32
 	b.evictor.fail = func(uid types.UID) error {
-		if uid == "uid-2" {
+		switch uid {
+		case "uid-2":
 			// The UID precondition, the cache not showing the new Pod yet.
 			return apierrors.NewConflict(corev1.Resource("pods"), "p2", errors.New("Precondition failed: UID in precondition: uid-2, UID in object meta: uid-9"))
+		case "uid-3":
+			// The same, in the words of the eviction's own check
+			// (k8s.io/apiserver's rest.BeforeDelete).
+			return apierrors.NewConflict(corev1.Resource("pods"), "p3", errors.New("the UID in the precondition (uid-3) does not match the UID in record (uid-8). The object might have been deleted and then recreated"))
 		}
 		if tries.Add(1) == 1 {
 			return apierrors.NewConflict(corev1.Resource("pods"), "p1", errors.New("the object has been modified"))
@@ -260,15 +265,19 @@ func TestAConflictOnAPodStillThereIsRetried(t *testing.T) {
 	}
 	p := b.pod("app", "ReplicaSet", "quay.io/org/web:1", ReasonErrImagePull)
 	lagging := b.owned("app", "StatefulSet", "db", "quay.io/org/db:1", ReasonErrImagePull)
+	again := b.owned("app", "StatefulSet", "cache", "quay.io/org/cache:1", ReasonErrImagePull)
+	require.Equal(t, types.UID("uid-3"), again.UID)
 	require.Eventually(t, func() bool { return b.evictor.count(lagging.UID) == 1 }, eventually, tick)
+	require.Eventually(t, func() bool { return b.evictor.count(again.UID) == 1 }, eventually, tick)
 	require.Eventually(t, func() bool { return b.evictor.count(p.UID) == 1 }, eventually, tick)
 	b.waitForRetry()
 	b.clock.Step(5 * time.Second)
-	require.Eventually(t, func() bool { return b.counts.eviction(Evicted) == 1 }, eventually, tick)
+	require.Eventually(t, func() bool { return b.counts.eviction(Evicted) == 1 }, eventually, tick, "p=%d lagging=%d again=%d failed=%d", b.evictor.count(p.UID), b.evictor.count(lagging.UID), b.evictor.count(again.UID), b.counts.eviction(Failed))
 	assert.Equal(t, 2, b.evictor.count(p.UID))
-	b.settle(2)
+	b.settle(3)
 	assert.Equal(t, 1, b.evictor.count(lagging.UID), "a Pod made again under its name is not tried again")
-	assert.Equal(t, 1, b.counts.eviction(Failed), "the conflict tried again, not the Pod made again")
+	assert.Equal(t, 1, b.evictor.count(again.UID), "whichever check refused it")
+	assert.Equal(t, 1, b.counts.eviction(Failed), "the conflict tried again, not the Pods made again")
 }
 
 // Evictions go through the limiter, one wait each; Events do not.
