@@ -75,8 +75,9 @@ type Controller struct {
 	Evictor  Evictor
 	Events   EventRecorder
 	Metrics  Recorder
-	// EvictionsPerSecond and EvictionBurst bound the evictions (default 1
-	// and 2).
+	// EvictionsPerSecond and EvictionBurst bound the evictions (default 1,
+	// and as many as a second allows: no more than EvictionsPerSecond in
+	// any second).
 	EvictionsPerSecond float64
 	EvictionBurst      int
 	// RetryBase and RetryMax bound the exponential backoff of an eviction
@@ -318,7 +319,7 @@ func (c *Controller) defaults() {
 		c.EvictionsPerSecond = 1
 	}
 	if c.EvictionBurst <= 0 {
-		c.EvictionBurst = max(1, int(2*c.EvictionsPerSecond))
+		c.EvictionBurst = max(1, int(c.EvictionsPerSecond))
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = 5 * time.Second
@@ -483,6 +484,9 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 				"%s; cannot evict it now, a PodDisruptionBudget forbids it (%s): trying again later", why, budget)
 		}
 		return errBlocked
+	}
+	if ctx.Err() != nil {
+		return err // the term ended: the next leader decides again
 	}
 	c.Metrics.RecoveryEviction(Failed)
 	return err

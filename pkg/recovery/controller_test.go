@@ -328,19 +328,22 @@ func TestDefaults(t *testing.T) {
 	c := &Controller{}
 	c.defaults()
 	assert.InDelta(t, 1, c.EvictionsPerSecond, 0)
-	assert.Equal(t, 2, c.EvictionBurst)
+	assert.Equal(t, 1, c.EvictionBurst, "no more evictions in a second than the pace")
 	assert.Equal(t, 5*time.Second, c.RetryBase)
 	assert.Equal(t, 5*time.Minute, c.RetryMax)
 	assert.Equal(t, 10*time.Minute, c.ReplacementWindow)
 	c = &Controller{EvictionsPerSecond: 0.2}
 	c.defaults()
 	assert.Equal(t, 1, c.EvictionBurst)
+	c = &Controller{EvictionsPerSecond: 5}
+	c.defaults()
+	assert.Equal(t, 5, c.EvictionBurst)
 	// A pace that is not a number is none: the default.
 	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 		c = &Controller{EvictionsPerSecond: v}
 		c.defaults()
 		assert.InDelta(t, 1, c.EvictionsPerSecond, 0, "%g", v)
-		assert.Equal(t, 2, c.EvictionBurst, "%g", v)
+		assert.Equal(t, 1, c.EvictionBurst, "%g", v)
 	}
 
 	// Not leading: nothing to do, nothing to panic about.
