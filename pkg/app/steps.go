@@ -179,7 +179,7 @@ func (a *App) newUpkeep(restConfig *rest.Config) error {
 		refresher.Wake()
 		reporter.Wake()
 	})
-	a.loader.OnReject(reporter.Wake)
+	a.loader.OnReject(reporter.WakeToWrite)
 	a.shared = u
 	return nil
 }

@@ -48,6 +48,7 @@ type Reporter struct {
 	Check func(context.Context, *registries.Registry) check.Result
 
 	wake      chan struct{}
+	wakeWrite chan struct{}
 	mu        sync.Mutex
 	results   map[string]check.Result
 	lastCheck time.Time
@@ -69,9 +70,20 @@ func (r *Reporter) Wake() {
 	}
 }
 
+// WakeToWrite makes the reporter write now, checking only when a check is
+// due (a config rejected: the registries, and their credentials, are
+// those checked already; the loader's retries each reject again).
+func (r *Reporter) WakeToWrite() {
+	select {
+	case r.wakeWrite <- struct{}{}:
+	default:
+	}
+}
+
 // NewReporter readies r, configured by its exported fields, and returns it.
 func NewReporter(r *Reporter) *Reporter {
 	r.wake = make(chan struct{}, 1)
+	r.wakeWrite = make(chan struct{}, 1)
 	r.results = map[string]check.Result{}
 	if r.RefreshInterval == 0 {
 		r.RefreshInterval = 30 * time.Second
@@ -120,6 +132,9 @@ func (r *Reporter) Start(ctx context.Context) error {
 		case <-r.wake:
 			t.Stop()
 			checkNow = true
+		case <-r.wakeWrite:
+			t.Stop()
+			checkNow = time.Since(r.lastCheck) >= r.CheckInterval
 		}
 	}
 }
@@ -141,6 +156,9 @@ func (r *Reporter) checkAll(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		return // the term ended mid-round: its checks were cut short, not failed
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lastCheck = time.Now()

@@ -2,7 +2,9 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,4 +150,65 @@ func TestReporterWritesBeforeTheChecks(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return c.Get(t.Context(), key, &cm) == nil && cm.Data[Key] != first
 	}, 5*time.Second, time.Millisecond, "and again with their results")
+}
+
+// A rejected config is written at once, without logging in to every
+// registry again: the loader retries a config it cannot read, and each
+// retry is a rejection, which must not cost a round of logins (a password
+// that fails would lock some accounts out). A term that ends during a
+// round counts none of its checks, cut short, as failed.
+func TestReporterRejectionWritesWithoutLoggingIn(t *testing.T) {
+	set := hubSet(t)
+	c := fake.NewClientBuilder().Build()
+	var logins atomic.Int32
+	block := make(chan struct{})
+	var blocking atomic.Bool
+	g := &loginGauges{ok: map[string]bool{}}
+	var rejected atomic.Int32
+	r := NewReporter(&Reporter{Client: c, Namespace: "regcred", Name: "regcred-status",
+		Registries: func() *registries.Set { return set },
+		Config: func() configwatch.Status {
+			if n := rejected.Load(); n > 0 {
+				return configwatch.Status{Attempted: true, LastError: fmt.Errorf("rejection %d", n), RejectedVersion: fmt.Sprint(n)}
+			}
+			return configwatch.Status{}
+		},
+		CheckInterval: time.Hour, RefreshInterval: time.Hour, Metrics: g,
+		Check: func(ctx context.Context, reg *registries.Registry) check.Result {
+			logins.Add(1)
+			if blocking.Load() {
+				select {
+				case <-block:
+				case <-ctx.Done():
+				}
+				return check.Result{Registry: reg.Name, OK: false, Message: ctx.Err().Error(), Time: time.Now()}
+			}
+			return check.Result{Registry: reg.Name, OK: true, Time: time.Now()}
+		}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Start(ctx) }()
+	require.Eventually(t, func() bool { return len(g.get()) == 1 }, 5*time.Second, time.Millisecond)
+	key := client.ObjectKey{Namespace: "regcred", Name: "regcred-status"}
+	for i := 1; i <= 5; i++ {
+		rejected.Store(int32(i))
+		r.WakeToWrite()
+		want := fmt.Sprintf("rejection %d", i)
+		require.Eventually(t, func() bool {
+			var cm corev1.ConfigMap
+			return c.Get(t.Context(), key, &cm) == nil && strings.Contains(cm.Data[Key], want)
+		}, 5*time.Second, time.Millisecond)
+	}
+	assert.EqualValues(t, 1, logins.Load(), "one round of logins, at the start")
+
+	// A config loaded checks again; the term ends during that round.
+	blocking.Store(true)
+	r.Wake()
+	require.Eventually(t, func() bool { return logins.Load() == 2 }, 5*time.Second, time.Millisecond)
+	cancel()
+	<-done
+	r.mu.Lock()
+	res := r.results["hub"]
+	r.mu.Unlock()
+	assert.True(t, res.OK, "the round cut short is not kept as a failure")
 }
