@@ -109,6 +109,26 @@ func TestNeverActsOnPodsThatHaveTheSecret(t *testing.T) {
 	assert.Empty(t, b.c.current().acted, "nothing remembered of Pods it did not act on")
 }
 
+// A debug container's image does not count: the Pod carries the secret
+// admission gave it, though the debug image alone would have the plan
+// pick the registry's exact variant (the repository named as its prefix).
+func TestEphemeralContainersDoNotCount(t *testing.T) {
+	const harborOnly = `apiVersion: regcred.io/v1alpha1
+kind: RegistryConfig
+registries:
+- {name: harbor, type: other, url: harbor.example.com/team-a, username: {value: u}, password: {value: p}}
+`
+	b := start(t, harborOnly, &open{})
+	p := b.podObject("app", "ReplicaSet", "owner", "harbor.example.com/team-a/app:typo", ReasonErrImagePull, "regcred-harbor")
+	p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+		Name: "debug", Image: "harbor.example.com/team-a:tools"}}}
+	_, err := b.cs.CoreV1().Pods("app").Create(t.Context(), p, metav1.CreateOptions{})
+	require.NoError(t, err)
+	b.settle(1)
+	assert.Zero(t, b.evictor.total(), "the Pod carries regcred-harbor, as admitted")
+	assert.Empty(t, b.events.of(p.UID))
+}
+
 // A Pod created before its registry was configured is evicted once the
 // config serves it, after the config has had time to reach every replica.
 func TestConfigChangeRecovers(t *testing.T) {

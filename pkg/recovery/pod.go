@@ -68,7 +68,10 @@ func View(p *corev1.Pod) *Pod {
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
 		v.OwnerReferences = []metav1.OwnerReference{*ref}
 	}
-	n := len(p.Spec.InitContainers) + len(p.Spec.Containers) + len(p.Spec.EphemeralContainers)
+	// The images the webhook planned for: a Pod is created without
+	// ephemeral containers, and a debugger's image must not change which
+	// secret the plan picks for the others.
+	n := len(p.Spec.InitContainers) + len(p.Spec.Containers)
 	if n > 0 {
 		v.Images = make([]string, 0, n)
 	}
@@ -76,9 +79,6 @@ func View(p *corev1.Pod) *Pod {
 		v.Images = append(v.Images, c.Image)
 	}
 	for _, c := range p.Spec.Containers {
-		v.Images = append(v.Images, c.Image)
-	}
-	for _, c := range p.Spec.EphemeralContainers {
 		v.Images = append(v.Images, c.Image)
 	}
 	for _, vol := range p.Spec.Volumes {

@@ -64,8 +64,9 @@ func TestView(t *testing.T) {
 				{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d4b9", UID: "rs", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)},
 			},
 		},
-		// Image volumes last, as the webhook reads them.
-		Images:      []string{"quay.io/org/init:1", "quay.io/org/web:1", "docker.io/library/envoy:1", "busybox", "quay.io/org/data:1"},
+		// Image volumes last, as the webhook reads them; no ephemeral
+		// container's, which admission never sees.
+		Images:      []string{"quay.io/org/init:1", "quay.io/org/web:1", "docker.io/library/envoy:1", "quay.io/org/data:1"},
 		PullSecrets: []string{"mine", "regcred-hub"},
 		Failing: []Failure{
 			{Container: "init", Image: "quay.io/org/init:1", Reason: ReasonImagePullBackOff},
