@@ -142,8 +142,10 @@ func checkHost(host string) error {
 			return fmt.Errorf("host %q: unclosed IPv6 bracket", host)
 		}
 		name, port = host[1:end], strings.TrimPrefix(host[end+1:], ":")
-		if net.ParseIP(name) == nil {
-			return fmt.Errorf("host %q: not an IPv6 address", host)
+		if ip := net.ParseIP(name); ip == nil || strings.Trim(name, "0123456789abcdefABCDEF:") != "" {
+			// The image reference grammar allows only hex digits and ':'
+			// between the brackets: no image could name [::ffff:10.0.0.1].
+			return fmt.Errorf("host %q: not an IPv6 address as image references write one (hex digits and ':' only)", host)
 		}
 		if port == "" {
 			// The kubelet reads the brackets of a key as a glob class, so a

@@ -24,6 +24,10 @@ func TestParseLocation(t *testing.T) {
 		{raw: "ftp://x.io", err: `scheme "ftp"`},
 		{raw: "https://u:p@x.io", err: "must not contain credentials"},
 		{raw: "[::1]", err: "needs an explicit port"},
+		{raw: "[fd00:AB::1]:5000", want: "[fd00:ab::1]:5000"},
+		// The image reference grammar has hex digits and ':' only between
+		// the brackets: no image can name an address written with dots.
+		{raw: "[::ffff:10.0.0.1]:5000", err: "hex digits and ':' only"},
 		{raw: "reg:99999", err: "port must be"},
 		{raw: "reg:", err: "port must be"},
 		{raw: "bad_host.io", err: "not a valid host name"},
