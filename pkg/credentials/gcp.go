@@ -15,14 +15,16 @@ import (
 // JSON (for user _json_key), or its base64 when asBase64 (for
 // _json_key_base64).
 func NormalizeServiceAccountKey(pasted string, asBase64 bool) (string, error) {
-	raw := []byte(strings.TrimSpace(pasted))
+	// A byte-order mark, as some editors save a file, is no part of it.
+	raw := []byte(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(pasted), "\uFEFF")))
 	if len(raw) > 0 && raw[0] != '{' {
-		// Not JSON: it may be the key in base64, wrapped or not.
-		decoded, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-		if err != nil {
+		// Not JSON: it may be the key in base64, wrapped or not, padded
+		// or not, URL-safe or not.
+		decoded, ok := decodeBase64(strings.Join(strings.Fields(string(raw)), ""))
+		if !ok {
 			return "", errors.New("is neither a service-account JSON key nor one in base64")
 		}
-		raw = bytes.TrimSpace(decoded)
+		raw = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(decoded), []byte("\uFEFF")))
 	}
 	var compact bytes.Buffer
 	var probe json.RawMessage
@@ -42,8 +44,12 @@ func NormalizeServiceAccountKey(pasted string, asBase64 bool) (string, error) {
 		ClientEmail string `json:"client_email"`
 		PrivateKey  string `json:"private_key"`
 	}
-	if err := json.Unmarshal(compact.Bytes(), &fields); err != nil {
+	var object map[string]json.RawMessage
+	if err := json.Unmarshal(compact.Bytes(), &object); err != nil {
 		return "", errors.New("is not a service-account JSON key: not a JSON object")
+	}
+	if err := json.Unmarshal(compact.Bytes(), &fields); err != nil {
+		return "", errors.New(`is not a service-account JSON key: "type", "client_email" and "private_key" must be strings`)
 	}
 	switch {
 	case fields.Type != "service_account":
@@ -55,4 +61,14 @@ func NormalizeServiceAccountKey(pasted string, asBase64 bool) (string, error) {
 		return base64.StdEncoding.EncodeToString(compact.Bytes()), nil
 	}
 	return compact.String(), nil
+}
+
+// decodeBase64 decodes s in standard or URL-safe base64, padded or not.
+func decodeBase64(s string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
 }
