@@ -437,7 +437,10 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("pod", k, "uid", p.UID)
 	why := c.why(p, lacks)
-	a := t.actedOn(p.UID)
+	a := t.actedOn(k, p.UID)
+	if a == nil {
+		return nil // gone while it was decided on
+	}
 	owner := p.Recreator()
 	if owner == nil {
 		if t.mark(func() bool { was := a.told; a.told = true; return !was }) {
@@ -492,12 +495,19 @@ func (c *Controller) recover(ctx context.Context, t *term, k string, limiter wai
 	return err
 }
 
-// actedOn returns what was done to the Pod with uid.
-func (t *term) actedOn(uid types.UID) *acted {
+// actedOn returns what was done to the Pod of key k with uid; nil if the
+// cache no longer holds it. The informer removes a Pod from the cache
+// before its delete handler takes the term's lock to forget it: an entry
+// made here, under that lock, for a Pod the cache holds, is forgotten
+// with it.
+func (t *term) actedOn(k string, uid types.UID) *acted {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.acted[uid]
 	if a == nil {
+		if !t.holds(k, uid) {
+			return nil
+		}
 		a = &acted{}
 		t.acted[uid] = a
 	}

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"context"
 	"errors"
 	"math"
 	"sync/atomic"
@@ -412,4 +413,36 @@ func TestANamespaceChangeHoldsItsOwnPodsOnly(t *testing.T) {
 	b.waitForRetry()
 	b.clock.Step(b.c.Settle)
 	require.Eventually(t, func() bool { return b.evictor.count(q.UID) == 1 }, eventually, tick)
+}
+
+// deleting is Namespaces whose read of the labels takes until the Pod
+// named has gone from the cache: the Pod goes while it is decided on.
+type deleting struct {
+	b    *bed
+	name string
+}
+
+func (d deleting) NamespaceLabels(ctx context.Context, ns string) (map[string]string, error) {
+	_ = d.b.cs.CoreV1().Pods(ns).Delete(ctx, d.name, metav1.DeleteOptions{})
+	for {
+		if _, exists, _ := d.b.c.current().store.GetByKey(ns + "/" + d.name); !exists {
+			return map[string]string{}, nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A Pod that goes while it is decided on gets no Event, and nothing of it
+// is remembered for the rest of the term.
+func TestAPodGoneDuringTheDecisionIsLeft(t *testing.T) {
+	b := start(t, quayOnly, &open{})
+	b.c.Namespaces = deleting{b: b, name: "p1"}
+	p := b.pod("app", "", "quay.io/org/web:1", ReasonErrImagePull)
+	require.Equal(t, "p1", p.Name)
+	b.settle(0)
+	assert.Empty(t, b.events.of(p.UID))
+	term := b.c.current()
+	term.mu.Lock()
+	defer term.mu.Unlock()
+	assert.Empty(t, term.acted, "what is remembered of a Pod goes with it")
 }
