@@ -63,10 +63,17 @@ func NormalizeServiceAccountKey(pasted string, asBase64 bool) (string, error) {
 	return compact.String(), nil
 }
 
-// decodeBase64 decodes s in standard or URL-safe base64, padded or not.
+// decodeBase64 decodes s in standard or URL-safe base64, padded or not,
+// if it decodes to what a JSON object starts with: most short words also
+// decode as unpadded base64, and a password pasted in a key's place is
+// "not base64", not "invalid JSON".
 func decodeBase64(s string) ([]byte, bool) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
+		b, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if t := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(b), []byte("\uFEFF"))); len(t) > 0 && t[0] == '{' {
 			return b, true
 		}
 	}

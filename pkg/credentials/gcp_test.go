@@ -76,6 +76,7 @@ func TestNormalizeServiceAccountKeyErrorsNeverQuoteTheKey(t *testing.T) {
 		{"missing fields", `{"type": "service_account", "private_key": "SECRETMATERIAL"}`, `"client_email" and "private_key" are required`},
 		{"array", `[1]`, "neither"},
 		{"a field not a string", `{"type": 1, "private_key": "SECRETMATERIAL"}`, "must be strings"},
+		{"a password in its place", "SECRETMATERIAL", "neither a service-account JSON key nor one in base64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NormalizeServiceAccountKey(tc.pasted, false)
