@@ -76,8 +76,8 @@ type Controller struct {
 	Events   EventRecorder
 	Metrics  Recorder
 	// EvictionsPerSecond and EvictionBurst bound the evictions (default 1,
-	// and as many as a second allows: no more than EvictionsPerSecond in
-	// any second).
+	// and 1: evictions evenly spaced, no more than EvictionsPerSecond in
+	// any second; a larger burst lets burst+rate-1 through in one).
 	EvictionsPerSecond float64
 	EvictionBurst      int
 	// RetryBase and RetryMax bound the exponential backoff of an eviction
@@ -319,7 +319,7 @@ func (c *Controller) defaults() {
 		c.EvictionsPerSecond = 1
 	}
 	if c.EvictionBurst <= 0 {
-		c.EvictionBurst = max(1, int(c.EvictionsPerSecond))
+		c.EvictionBurst = 1
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = 5 * time.Second

@@ -358,7 +358,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 1, c.EvictionBurst)
 	c = &Controller{EvictionsPerSecond: 5}
 	c.defaults()
-	assert.Equal(t, 5, c.EvictionBurst)
+	assert.Equal(t, 1, c.EvictionBurst, "a burst of 5 would let 9 through in one second")
 	// A pace that is not a number is none: the default.
 	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 		c = &Controller{EvictionsPerSecond: v}

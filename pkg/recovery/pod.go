@@ -27,8 +27,9 @@ type Pod struct {
 	// controller's owner reference only, and of the labels only
 	// regcred.io/inject (what the plan reads).
 	metav1.ObjectMeta
-	// Images are the Pod's images as the plan reads them: init
-	// containers, containers, ephemeral containers, then image volumes.
+	// Images are the Pod's images as the plan read them at admission:
+	// init containers, containers, then image volumes (not ephemeral
+	// containers, which a Pod is never created with).
 	Images []string
 	// PullSecrets are the names in the Pod's imagePullSecrets, in order.
 	PullSecrets []string
