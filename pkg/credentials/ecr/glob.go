@@ -26,7 +26,9 @@ const MaxGlobRegions = 64
 // a token's life, so a dropped source held no valid token; neverMintedFor
 // is longer than the longest backoff, so dropping a failing region does not
 // make regcred call ECR more often. Every pull secret's regions are needed
-// at each resync and after each token refresh, far more often.
+// at each resync and after each token refresh, far more often. (A region
+// that never got a token can also be dropped to make room for another:
+// then its backoff goes with it; see makeRoom.)
 const (
 	unusedFor      = 24 * time.Hour
 	neverMintedFor = 15 * time.Minute
@@ -102,11 +104,15 @@ func (g *GlobSource) Sources() []credentials.Expiring {
 	return out
 }
 
-// makeRoom drops, of the regions that never got a token and have no mint
-// under way, the one an image needed longest ago, from the glob and from
-// the minter. Made-up regions, which any Pod creator can name, so take
-// each other's place and never keep out a region that mints; a region
-// with a token is never pushed out. It reports whether it made room.
+// makeRoom drops, of the regions that never got a token, the one an image
+// needed longest ago, from the glob and from the minter; a mint under way
+// ends on its own (its callers hold the source) and is not kept. Made-up
+// regions, which any Pod creator can name, so take each other's place and
+// never keep out a region that mints, even while their calls hang; a
+// region with a token is never pushed out. A real region that fails loses
+// its backoff when pushed out: its next image calls ECR again, once for
+// every MaxGlobRegions made-up regions named meanwhile. It reports whether
+// it made room.
 func (g *GlobSource) makeRoom() bool {
 	var oldest *TokenSource
 	var pattern string

@@ -1,6 +1,7 @@
 package ecr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -191,4 +192,23 @@ func TestGlobSourceFailingRegionKeepsItsBackoff(t *testing.T) {
 		assert.Same(t, first, p)
 		c.add(10 * time.Minute)
 	}
+}
+
+// Made-up regions whose ECR calls hang (DNS or a connection timing out,
+// up to the call's timeout) give their place up too: the admission that
+// named them has given up, and a real region is served.
+func TestGlobSourceRegionsWhoseCallsHangMakeRoom(t *testing.T) {
+	m, api, _ := setup(t)
+	api.delay = time.Hour // each call hangs until its timeout
+	g := globSource(t, m, AccessKey{})
+	for i := range MaxGlobRegions {
+		_, p, err := g.ForHost(fmt.Sprintf("123456789012.dkr.ecr.zz%d.amazonaws.com", i))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+		_, err = p.Credential(ctx) // the admission gives up; the call goes on
+		cancel()
+		require.Error(t, err)
+	}
+	_, _, err := g.ForHost("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+	require.NoError(t, err, "a real region is not kept out")
 }

@@ -257,12 +257,12 @@ func (s *TokenSource) idle(now time.Time) bool {
 }
 
 // replaceable reports whether a glob may drop the source to make room for
-// another region: it never got a token, no exact registry pins it and no
-// mint is under way. It returns when an image last needed it.
+// another region: it never got a token and no exact registry pins it. It
+// returns when an image last needed it.
 func (s *TokenSource) replaceable() (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastUsed, s.token == nil && !s.pinned && s.inflight == nil
+	return s.lastUsed, s.token == nil && !s.pinned
 }
 
 // AmbientIdentity says the source mints as the process's own AWS identity
