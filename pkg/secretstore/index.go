@@ -194,10 +194,15 @@ type localEntry struct {
 }
 
 // shownIn reports whether a shard's data (as the cache holds it) shows
-// the write l of the entry k.
+// the write l of the entry k. A removal never counts as shown: the
+// cache, lagging, may show the entry absent from before another replica
+// recorded it (absent, then recorded, then removed here), and the
+// recording would then show through until the watch delivers the removal.
+// A removal overlaid for its minute costs at most a write that finds the
+// Secret there.
 func (l localEntry) shownIn(k string, data map[string]string) bool {
 	if l.gone {
-		return data[k] == ""
+		return false
 	}
 	return data[k] == l.entry.value()
 }
