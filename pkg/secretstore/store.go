@@ -319,8 +319,16 @@ func entryOf(namespace string, w *pullsecret.Want, uid types.UID) Entry {
 
 // Delete removes a pull secret regcred made, bound to the UID the index
 // recorded, and its index entry. A Secret that is gone already, or that
-// was replaced by someone else's, is left as it is.
+// was replaced by someone else's, is left as it is. One of regcred's of
+// another UID that the index does not record (an entry written over with
+// an older one) is deleted in its place.
 func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
+	return s.delete(ctx, e, secretName, true)
+}
+
+// delete is Delete; rebind allows binding the entry to regcred's Secret of
+// another UID and deleting that, once.
+func (s *Store) delete(ctx context.Context, e Entry, secretName string, rebind bool) error {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: secretName}}
 	var opts []client.DeleteOption
 	if e.UID != "" {
@@ -328,14 +336,25 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 	}
 	err := s.API.Delete(ctx, secret, opts...)
 	switch {
-	case apierrors.IsConflict(err):
-		// Another Secret of the name. regcred's, and the index records
-		// none: bind the entry to it, for the next sweep to decide on.
-		if uid, ok := s.managedUID(ctx, e, secretName); ok {
-			if bound, err := s.rebind(ctx, e, uid); err != nil || bound {
+	case apierrors.IsConflict(err) && rebind:
+		// Another Secret of the name. regcred's, and the index still
+		// records the old one (no replica recorded the new): bind the
+		// entry to it and delete it. Left to the next sweep if that
+		// cannot be told now.
+		uid, ours, err := s.managedUID(ctx, e, secretName)
+		if err != nil {
+			return describe(err, "another Secret of the name is there, and whether it is regcred's cannot be told now", e.Namespace, secretName)
+		}
+		if ours {
+			bound, ok, err := s.rebind(ctx, e, uid)
+			if err != nil {
 				return err
 			}
+			if ok {
+				return s.delete(ctx, bound, secretName, false)
+			}
 		}
+	case apierrors.IsConflict(err):
 	case err == nil, apierrors.IsNotFound(err):
 	case refusedByPolicy(err):
 		// Not regcred's any more (its labels were removed), or in a
@@ -351,31 +370,36 @@ func (s *Store) Delete(ctx context.Context, e Entry, secretName string) error {
 }
 
 // managedUID returns the UID of the Secret of secretName in e's namespace
-// if it is regcred's, for e's registry: a dry-run patch of the tests that
-// refuse another's, which writes nothing.
-func (s *Store) managedUID(ctx context.Context, e Entry, secretName string) (types.UID, bool) {
+// and whether it is regcred's, for e's registry, and not of e's UID: a
+// dry-run patch of the tests that refuse another's, which writes nothing.
+// It fails only when that cannot be told.
+func (s *Store) managedUID(ctx context.Context, e Entry, secretName string) (types.UID, bool, error) {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: secretName}}
 	tests := managedTests(&pullsecret.Want{Name: secretName, Registry: e.Registry})
-	if err := s.API.Patch(ctx, secret, jsonPatch(tests), client.DryRunAll, client.FieldOwner(FieldManager)); err != nil {
-		return "", false
+	err := s.API.Patch(ctx, secret, jsonPatch(tests), client.DryRunAll, client.FieldOwner(FieldManager))
+	switch {
+	case isPatchRefused(err), apierrors.IsNotFound(err):
+		return "", false, nil // someone else's, or gone
+	case err != nil:
+		return "", false, err
 	}
-	return secret.UID, secret.UID != "" && secret.UID != e.UID
+	return secret.UID, secret.UID != "" && secret.UID != e.UID, nil
 }
 
 // rebind records, in place of e, e bound to the Secret of UID uid, if the
-// shard still holds e, and reports whether it did: an entry another
-// replica changed since is its, and so is this replica's own waiting for
-// a batch.
-func (s *Store) rebind(ctx context.Context, e Entry, uid types.UID) (bool, error) {
+// shard still holds e, and returns it and whether it did: an entry
+// another replica changed since is its, and so is this replica's own
+// waiting for a batch.
+func (s *Store) rebind(ctx context.Context, e Entry, uid types.UID) (Entry, bool, error) {
 	k := key(e.Namespace, e.Registry, e.Exact)
 	shard := ShardOf(e.Namespace)
 	unlock, err := s.shards.lock(ctx, shard)
 	if err != nil {
-		return false, fmt.Errorf("binding pull secret %s of registry %s in the index to the Secret that exists: %w", e.Namespace, e.Registry, err)
+		return Entry{}, false, fmt.Errorf("binding pull secret %s of registry %s in the index to the Secret that exists: %w", e.Namespace, e.Registry, err)
 	}
 	defer unlock()
 	if _, waits := s.shards.waiting(shard, k); waits {
-		return false, nil
+		return Entry{}, false, nil
 	}
 	bound := e
 	bound.UID = uid
@@ -384,11 +408,11 @@ func (s *Store) rebind(ctx context.Context, e Entry, uid types.UID) (bool, error
 	switch {
 	case err == nil:
 		s.Index.remember(bound, false)
-		return true, nil
+		return bound, true, nil
 	case isPatchRefused(err), apierrors.IsNotFound(err):
-		return false, nil // changed since: another replica's entry
+		return Entry{}, false, nil // changed since: another replica's entry
 	default:
-		return false, fmt.Errorf("binding pull secret %s of registry %s in the index to the Secret that exists: %w", e.Namespace, e.Registry, err)
+		return Entry{}, false, fmt.Errorf("binding pull secret %s of registry %s in the index to the Secret that exists: %w", e.Namespace, e.Registry, err)
 	}
 }
 
