@@ -174,17 +174,38 @@ func TestTransportCAFileErrors(t *testing.T) {
 	assert.EqualError(t, err, "CA file "+notPEM+": no PEM certificate")
 }
 
+// checkGuard sends a request to each URL through a transport guard made
+// over a base that counts what reaches it: allowed ones reach it once,
+// the others are refused with an error that contains refusal, nothing sent.
+func checkGuard(t *testing.T, guard func(http.RoundTripper) http.RoundTripper, urls map[string]bool, refusal string) {
+	t.Helper()
+	called := 0
+	g := guard(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		called++
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+	}))
+	for url, allowed := range urls {
+		called = 0
+		r, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		resp, err := g.RoundTrip(r)
+		if allowed {
+			require.NoError(t, err, url)
+			_ = resp.Body.Close()
+			assert.Equal(t, 1, called, url)
+		} else {
+			require.Error(t, err, url)
+			assert.Contains(t, err.Error(), refusal, url)
+			assert.Zero(t, called, "%s: nothing sent", url)
+		}
+	}
+}
+
 // Plain HTTP goes to loopback only, unless allowed: go-containerregistry
 // falls back to it for private addresses too, and the Docker config's
 // credentials would follow.
 func TestPushRefusesPlainHTTPBeyondLoopback(t *testing.T) {
-	called := 0
-	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
-		called++
-		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
-	})
-	guard := httpsOnly{base}
-	for url, allowed := range map[string]bool{
+	checkGuard(t, func(b http.RoundTripper) http.RoundTripper { return httpsOnly{b} }, map[string]bool{
 		"http://10.0.0.5:5000/v2/":      false,
 		"http://192.168.1.2/v2/":        false,
 		"http://registry.example/v2/":   false,
@@ -193,53 +214,19 @@ func TestPushRefusesPlainHTTPBeyondLoopback(t *testing.T) {
 		"http://[::1]:5000/v2/":         true,
 		"http://localhost:5000/v2/":     true,
 		"https://registry.example/v2/x": true,
-	} {
-		called = 0
-		r, err := http.NewRequest(http.MethodGet, url, nil)
-		require.NoError(t, err)
-		resp, err := guard.RoundTrip(r)
-		if allowed {
-			require.NoError(t, err, url)
-			_ = resp.Body.Close()
-			assert.Equal(t, 1, called, url)
-		} else {
-			require.Error(t, err, url)
-			assert.Contains(t, err.Error(), "--plain-http", url)
-			assert.Zero(t, called, "%s: nothing sent", url)
-		}
-	}
+	}, "--plain-http")
 }
 
 // With --plain-http, nothing goes over HTTPS: go-containerregistry would
 // try it first and fall back to plain HTTP when the certificate does not
 // verify, which one on the path could then have it do.
 func TestPlainHTTPNeverTriesHTTPS(t *testing.T) {
-	called := 0
-	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
-		called++
-		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
-	})
-	guard := httpOnly{base}
-	for url, allowed := range map[string]bool{
+	checkGuard(t, func(b http.RoundTripper) http.RoundTripper { return httpOnly{b} }, map[string]bool{
 		"https://10.0.0.5:5000/v2/":  false,
 		"https://127.0.0.1:5000/v2/": false,
 		"http://10.0.0.5:5000/v2/":   true,
 		"http://127.0.0.1:5000/v2/":  true,
-	} {
-		called = 0
-		r, err := http.NewRequest(http.MethodGet, url, nil)
-		require.NoError(t, err)
-		resp, err := guard.RoundTrip(r)
-		if allowed {
-			require.NoError(t, err, url)
-			_ = resp.Body.Close()
-			assert.Equal(t, 1, called, url)
-		} else {
-			require.Error(t, err, url)
-			assert.Contains(t, err.Error(), "--plain-http speaks plain HTTP only", url)
-			assert.Zero(t, called, "%s: nothing sent", url)
-		}
-	}
+	}, "--plain-http speaks plain HTTP only")
 
 	// A registry that speaks only HTTPS is not reached with --plain-http.
 	dockerConfig(t, nil)
