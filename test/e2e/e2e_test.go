@@ -22,6 +22,7 @@ import (
 	"github.com/regcred/regcred/pkg/pullsecret"
 	"github.com/regcred/regcred/pkg/registries"
 	"github.com/regcred/regcred/pkg/secretstore"
+	"github.com/regcred/regcred/test/testbed"
 )
 
 // 1. A Pod created through the API is patched, keeping the pull secrets its
@@ -112,7 +113,7 @@ func TestInjectedCredentialsPull(t *testing.T) {
 	require.Len(t, cfg.Auths, 1)
 	a := cfg.Auths[env.regA.Host]
 	assert.Equal(t, "alice", a.Username)
-	assert.Equal(t, base64.StdEncoding.EncodeToString([]byte("alice:"+a.Password)), a.Auth)
+	assert.True(t, base64.StdEncoding.EncodeToString([]byte("alice:"+a.Password)) == a.Auth, "auth is the base64 of user:password")
 }
 
 // 4. A dry run gets the same patch and writes nothing.
@@ -285,7 +286,7 @@ func TestBrokenConfigKeepsLastGood(t *testing.T) {
 	assert.Contains(t, msg, `registry "reg-a": clusters.mode: "inject-sometimes" is not one of inject-everywhere-except, inject-only`)
 	assert.Contains(t, msg, `registry "hub": url: "quay.io" is not a docker registry address`)
 	assert.Contains(t, msg, `registry "hub": password: a credential must not be written inline in a ConfigMap`)
-	assert.NotContains(t, msg, "inline-secret")
+	testbed.NoSecret(t, "the rejection's message", msg, "inline-secret")
 	assert.Equal(t, good.Version, st.Version, "the last good config keeps serving")
 
 	// Pods still get what the last good config gives.

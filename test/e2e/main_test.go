@@ -7,7 +7,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +128,7 @@ func run(m *testing.M) (int, error) {
 		}
 	}
 	if code != 0 && os.Getenv("REGCRED_E2E_LOG") != "" {
-		fmt.Fprintln(os.Stderr, logs)
+		fmt.Fprintln(os.Stderr, testbed.Redact(logs, slices.Collect(maps.Values(passwords))...))
 	}
 	return code, nil
 }

@@ -165,7 +165,7 @@ func TestNoCredentialAnywhere(t *testing.T) {
 	// The canary is where it belongs: the pull secret holds it.
 	s := secretOf(t, ns, "regcred-reg")
 	require.NotNil(t, s)
-	assert.Contains(t, string(s.Data[corev1.DockerConfigJsonKey]), base64.StdEncoding.EncodeToString([]byte(user+":"+canary)), "the test looks for the right thing")
+	assert.True(t, strings.Contains(string(s.Data[corev1.DockerConfigJsonKey]), base64.StdEncoding.EncodeToString([]byte(user+":"+canary))), "the test looks for the right thing")
 }
 
 // configVersion returns the resource version of the stored config.

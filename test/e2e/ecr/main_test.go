@@ -162,7 +162,7 @@ registries:
 		}
 	}
 	if code != 0 && os.Getenv("REGCRED_E2E_LOG") != "" {
-		fmt.Fprintln(os.Stderr, logs)
+		fmt.Fprintln(os.Stderr, testbed.Redact(logs, keySecret, roleSecret, backendPassword))
 	}
 	return code, nil
 }

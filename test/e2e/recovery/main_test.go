@@ -97,7 +97,7 @@ func run(m *testing.M) (int, error) {
 		code = 1
 	}
 	if code != 0 && os.Getenv("REGCRED_E2E_LOG") != "" {
-		fmt.Fprintln(os.Stderr, env.logs.String())
+		fmt.Fprintln(os.Stderr, testbed.Redact(env.logs.String(), password))
 	}
 	return code, nil
 }
