@@ -123,7 +123,10 @@ func TestTemplateNodeTrust(t *testing.T) {
 		assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
 		assert.Empty(t, sc.Capabilities.Add)
 		assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type)
-		assert.NotNil(t, spec.Containers[0].Resources.Limits.Memory())
+		// Memory() is never nil: a missing limit reads as zero.
+		limit, ok := spec.Containers[0].Resources.Limits[corev1.ResourceMemory]
+		require.True(t, ok, "the agent has a memory limit")
+		assert.False(t, limit.IsZero())
 	})
 
 	t.Run("nothing that selects regcred's Pods selects the agent's", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -129,17 +130,17 @@ func TestNodeTrustOnTheNode(t *testing.T) {
 	hostDir := filepath.Join(certsD, priv.Host)
 	require.True(t, t.Run("declared secure-with-ca: trusted within seconds, a new Pod pulls", func(t *testing.T) {
 		changed := r.configChanged(t)
-		appeared := watchFile(t, filepath.Join(hostDir, containerd.HostsFile), true)
+		appeared := watchFile(t.Context(), filepath.Join(hostDir, containerd.HostsFile), true)
 		start := time.Now()
 		took := r.helm(t, "upgrade", true, declared, bedRegistry)
-		trustedAt := <-appeared
+		trustedAt := await(t, appeared, "the registry's hosts.toml on the node")
 		podStart := time.Now()
 		p := b.podOf(t, ns, "trusted", privImage, corev1.PullAlways)
 		p = b.waitPod(t, ns, p.Name, time.Minute, running)
-		configAt := <-changed
-		// How soon is reported, not asserted: watchFile fails the test if
-		// the file is not there within its deadline, and waitPod if the
-		// Pod does not run within its own.
+		configAt := await(t, changed, "regcred's config changed")
+		// How soon is reported, not asserted: await fails the test if the
+		// file is not there within watchFile's deadline, and waitPod if
+		// the Pod does not run within its own.
 		t.Logf("registry declared by helm upgrade (%s): the node trusts it %s after regcred's config changed; a new Pod created then was Running %s later (image pulled from the registry); %s in all",
 			took.Round(time.Millisecond), trustedAt.Sub(configAt).Round(time.Millisecond), since(podStart), since(start))
 		assert.Equal(t, []string{"regcred-private"}, testbed.PodSecretNames(p))
@@ -170,9 +171,9 @@ func TestNodeTrustOnTheNode(t *testing.T) {
 
 	t.Run("removed: the agent removes its files and a new Pod is refused again", func(t *testing.T) {
 		changed := r.configChanged(t)
-		gone := watchFile(t, hostDir, false)
+		gone := watchFile(t.Context(), hostDir, false)
 		took := r.helm(t, "upgrade", true, bedRegistry)
-		goneAt, configAt := <-gone, <-changed
+		goneAt, configAt := await(t, gone, "the registry's files gone from the node"), await(t, changed, "regcred's config changed")
 		t.Logf("registry removed by helm upgrade (%s): its files gone %s after regcred's config changed", took.Round(time.Millisecond), goneAt.Sub(configAt).Round(time.Millisecond))
 		assert.Equal(t, bedFiles, files(t, certsD), "only what the agent wrote went")
 		p := b.podOf(t, ns, "removed", privImage, corev1.PullAlways)
@@ -196,26 +197,48 @@ func TestNodeTrustOnTheNode(t *testing.T) {
 	})
 }
 
+// seen is when something a test waits for happened, or why it did not.
+type seen struct {
+	at  time.Time
+	err error
+}
+
+// await returns when ch says it happened, and fails t if it did not, or
+// if nothing came within a minute. The goroutines that send never touch t:
+// one that outlived its test would panic the whole binary, and the node's
+// cleanup would never run.
+func await(t *testing.T, ch <-chan seen, what string) time.Time {
+	t.Helper()
+	select {
+	case s := <-ch:
+		require.NoError(t, s.err, what)
+		return s.at
+	case <-time.After(time.Minute):
+		t.Fatalf("%s: not within a minute", what)
+		return time.Time{}
+	}
+}
+
 // configChanged watches the release's config ConfigMap and sends when it
 // was next modified.
-func (r *trustInstall) configChanged(t *testing.T) <-chan time.Time {
+func (r *trustInstall) configChanged(t *testing.T) <-chan seen {
 	t.Helper()
 	w, err := r.b.cs.CoreV1().ConfigMaps(trustNS).Watch(t.Context(), metav1.ListOptions{
 		FieldSelector: "metadata.name=" + trustPrefix + "-config", ResourceVersion: r.configVersion(t),
 	})
 	require.NoError(t, err)
-	at := make(chan time.Time, 1)
+	ch := make(chan seen, 1)
 	go func() {
 		defer w.Stop()
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Modified {
-				at <- time.Now()
+				ch <- seen{at: time.Now()}
 				return
 			}
 		}
-		close(at)
+		ch <- seen{err: errors.New("the watch of regcred's config ended before it changed")}
 	}()
-	return at
+	return ch
 }
 
 func (r *trustInstall) configVersion(t *testing.T) string {
@@ -226,23 +249,25 @@ func (r *trustInstall) configVersion(t *testing.T) string {
 }
 
 // watchFile polls path every 10ms and sends when it exists (or, with
-// present false, when it is gone); it fails the test after 30s.
-func watchFile(t *testing.T, path string, present bool) <-chan time.Time {
-	t.Helper()
-	at := make(chan time.Time, 1)
+// present false, when it is gone), or an error after 30s or once ctx ends.
+func watchFile(ctx context.Context, path string, present bool) <-chan seen {
+	ch := make(chan seen, 1)
 	go func() {
 		deadline := time.Now().Add(30 * time.Second)
 		for exists(path) != present {
+			if err := ctx.Err(); err != nil {
+				ch <- seen{err: err}
+				return
+			}
 			if time.Now().After(deadline) {
-				t.Errorf("%s: still %s after 30s", path, map[bool]string{true: "missing", false: "there"}[present])
-				at <- time.Time{}
+				ch <- seen{err: fmt.Errorf("%s: still %s after 30s", path, map[bool]string{true: "missing", false: "there"}[present])}
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		at <- time.Now()
+		ch <- seen{at: time.Now()}
 	}()
-	return at
+	return ch
 }
 
 // agentPeakRSS returns the peak resident memory of the node agent's

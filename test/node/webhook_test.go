@@ -1,10 +1,12 @@
 package node
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -126,7 +128,10 @@ func TestWebhookPodThroughService(t *testing.T) {
 		}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = webhooks.Delete(t.Context(), cfg.Name, metav1.DeleteOptions{}) })
+	// The test's context has ended when cleanups run.
+	t.Cleanup(func() {
+		assert.NoError(t, webhooks.Delete(context.WithoutCancel(t.Context()), cfg.Name, metav1.DeleteOptions{}))
+	})
 
 	// The API server sees the configuration and the Service's endpoints
 	// shortly after they are written: retry until the Pod answers.

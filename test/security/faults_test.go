@@ -90,12 +90,19 @@ func TestRestartWithABrokenConfig(t *testing.T) {
 	}
 	restore := setConfig(t, func(s string) string { return strings.Replace(s, "type: other", "type: nexus", 1) })
 	r := env.replicas["replica-a"]
-	require.NoError(t, r.start())
+	// Registered before the start, so that a start that fails does not
+	// leave the rest of the package with no replica and a broken config.
+	started := false
 	t.Cleanup(func() {
 		restore()
+		if !started {
+			require.NoError(t, r.start())
+		}
 		require.NoError(t, env.replicas["replica-b"].start())
 		require.NoError(t, waitReady(2, time.Minute))
 	})
+	require.NoError(t, r.start())
+	started = true
 	require.NoError(t, waitReady(1, time.Minute))
 
 	ns := testbed.NewNamespace(t, env.admin, "lastgood-")

@@ -50,7 +50,7 @@ type replica struct {
 
 // start runs a replica keeping its TLS material in tlsSecret, with
 // lifetimes short enough to renew within the test.
-func start(t *testing.T, ctx context.Context, logs *testbed.LogBuffer) replica {
+func start(t *testing.T, ctx context.Context, stop context.CancelFunc, logs *testbed.LogBuffer) replica {
 	t.Helper()
 	opts := app.DefaultOptions()
 	opts.Namespace = regcredNS
@@ -71,7 +71,9 @@ func start(t *testing.T, ctx context.Context, logs *testbed.LogBuffer) replica {
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- a.Start(ctx) }()
-	t.Cleanup(func() { assert.NoError(t, <-done) })
+	// Stopped before it is waited for: cleanups run last first, and a
+	// test that fails early has not stopped the replicas itself.
+	t.Cleanup(func() { stop(); assert.NoError(t, <-done) })
 	return replica{app: a, port: port}
 }
 
@@ -153,8 +155,8 @@ func TestSelfManagedTLS(t *testing.T) {
 	logs := &testbed.LogBuffer{}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	t.Cleanup(stop)
-	a := start(t, runCtx, logs)
-	b := start(t, runCtx, logs)
+	a := start(t, runCtx, stop, logs)
+	b := start(t, runCtx, stop, logs)
 	self, err := testbed.WhoAmI(ctx, cp.Config)
 	require.NoError(t, err)
 	// Registered as the chart does, without a caBundle: regcred sets it.
