@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,17 +33,24 @@ func Login(ctx context.Context, r *registries.Registry) (res Result) {
 	start := time.Now()
 	res = Result{Registry: r.Name, Time: start}
 	defer func() { res.Duration = time.Since(start) }()
+	// What is never checked is skipped before asking whether its Secrets
+	// were read: a glob, and the admin's secret given no credentials.
+	if r.Location.Glob() {
+		res.Skipped, res.OK = true, true
+		res.Message = fmt.Sprintf("a glob registry (%s): its hosts are known only from the images that use them", r.Location)
+		return res
+	}
+	if r.Provider == nil && r.Mode != config.RegistryCredentials && !slices.ContainsFunc(r.Unresolved, func(f string) bool { return f != "caCert" }) {
+		res.Skipped, res.OK = true, true
+		res.Message = fmt.Sprintf("no credentials to check: regcred injects the admin's secret %q", r.SecretName)
+		return res
+	}
 	if len(r.Unresolved) > 0 {
 		verb := "comes"
 		if len(r.Unresolved) > 1 {
 			verb = "come"
 		}
 		res.Message = fmt.Sprintf("cannot check: %s %s from a Secret (secretKeyRef) that was not read (regcred check reads Secrets with --kubeconfig)", strings.Join(r.Unresolved, ", "), verb)
-		return res
-	}
-	if r.Location.Glob() {
-		res.Skipped, res.OK = true, true
-		res.Message = fmt.Sprintf("a glob registry (%s): its hosts are known only from the images that use them", r.Location)
 		return res
 	}
 	if r.Provider == nil {

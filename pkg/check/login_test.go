@@ -420,6 +420,20 @@ func TestLoginWithoutProvider(t *testing.T) {
 	res = Login(t.Context(), &registries.Registry{Name: "mine", Mode: config.ImagePullSecret, SecretName: "regcred"})
 	assert.True(t, res.Skipped)
 	assert.Equal(t, `no credentials to check: regcred injects the admin's secret "regcred"`, res.Message)
+
+	// Skipped too when a field that is no credential, or a glob's, comes
+	// from a Secret not read: there is nothing to log in with either way.
+	res = Login(t.Context(), &registries.Registry{Name: "mine", Mode: config.ImagePullSecret, SecretName: "regcred", Unresolved: []string{"caCert"}})
+	assert.True(t, res.Skipped, res.Message)
+	loc, err := image.ParseLocation("*.example.com")
+	require.NoError(t, err)
+	res = Login(t.Context(), &registries.Registry{Name: "any", Location: loc, Mode: config.RegistryCredentials, Unresolved: []string{"password"}})
+	assert.True(t, res.Skipped, res.Message)
+	// Not when the admin's registry has credentials not read: those
+	// would be checked.
+	res = Login(t.Context(), &registries.Registry{Name: "mine", Mode: config.ImagePullSecret, SecretName: "regcred", Unresolved: []string{"password"}})
+	assert.False(t, res.Skipped)
+	assert.Contains(t, res.Message, "cannot check: password comes from a Secret")
 }
 
 // A redirect's query may carry a signature: a message about a request
