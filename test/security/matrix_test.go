@@ -221,15 +221,22 @@ func TestStoreLeavesWhatThePolicyProtects(t *testing.T) {
 		"an excluded namespace": ours(excludedNS, "excluded"),
 	} {
 		t.Run(name, func(t *testing.T) {
+			// Read before the patch below, which empties s's labels.
+			registry := s.Labels["regcred.io/registry"]
+			require.NotEmpty(t, registry)
 			require.NoError(t, env.admin.Create(ctx, s))
 			t.Cleanup(func() { _ = env.admin.Delete(context.Background(), s) })
 			if s.Namespace == app {
 				require.NoError(t, env.admin.Patch(ctx, s, client.RawPatch(types.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/labels"}]`))))
 			}
-			e := secretstore.Entry{Namespace: s.Namespace, Registry: s.Labels["regcred.io/registry"], UID: s.UID}
+			require.NoError(t, store.Pending(ctx, secretstore.Entry{Namespace: s.Namespace, Registry: registry}))
+			e, known := store.Index.Lookup(ctx, s.Namespace, registry, false)
+			require.True(t, known, "the index records it")
 			err := store.Delete(ctx, e, s.Name)
 			require.ErrorIs(t, err, secretstore.ErrLeftInPlace, "refused by the policy: %v", err)
 			assert.NoError(t, env.admin.Get(ctx, client.ObjectKeyFromObject(s), &corev1.Secret{}), "left in place")
+			_, known = secretstore.NewIndex(sa, regcredNS).Lookup(ctx, s.Namespace, registry, false)
+			assert.False(t, known, "and its index entry forgotten")
 		})
 	}
 }
