@@ -117,6 +117,11 @@ func run(m *testing.M) (int, error) {
 		return 1, err
 	}
 	code := m.Run()
+	// What every test made regcred do, not only those before the check.
+	if _, outside := secretReads(); len(outside) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: regcred read Secrets outside its namespace: %q\n", outside)
+		code = 1
+	}
 	cancel()
 	env.regcred.Wait()
 	// Credentials never appear in regcred's log.

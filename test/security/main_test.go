@@ -106,6 +106,18 @@ func run(m *testing.M) (int, error) {
 		env.apiLink.Stop()
 	}()
 	code := m.Run()
+	// No credential in any replica's log, once every test has run (the
+	// tests look at what was logged by their time only).
+	for _, r := range env.replicas {
+		text := r.Log.String()
+		joined := strings.Join(strings.Fields(text), "")
+		for i, form := range canaryForms() {
+			if strings.Contains(text, form) || strings.Contains(joined, form) {
+				fmt.Fprintf(os.Stderr, "security: a credential (form %d) in replica %s's log\n", i+1, r.Name)
+				code = 1
+			}
+		}
+	}
 	for _, r := range env.replicas {
 		if rss, err := r.PeakRSS(); err == nil {
 			fmt.Fprintf(os.Stderr, "security: replica %s peak RSS %.1f MiB\n", r.Name, float64(rss)/(1<<20))
@@ -113,7 +125,7 @@ func run(m *testing.M) (int, error) {
 	}
 	if code != 0 && os.Getenv("REGCRED_SECURITY_LOG") != "" {
 		for _, r := range env.replicas {
-			fmt.Fprintf(os.Stderr, "--- replica %s\n%s\n", r.Name, r.Log.String())
+			fmt.Fprintf(os.Stderr, "--- replica %s\n%s\n", r.Name, testbed.Redact(r.Log.String(), canaryForms()...))
 		}
 	}
 	return code, nil
