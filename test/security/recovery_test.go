@@ -170,17 +170,41 @@ func TestImpersonationMatrixRecovery(t *testing.T) {
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 		_, err := clientset(t, nil).CoreV1().Pods(app).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 		require.NoError(t, err)
-		require.NoError(t, env.admin.Create(ctx, &policyv1.PodDisruptionBudget{
+		pdb := &policyv1.PodDisruptionBudget{
 			ObjectMeta: metav1.ObjectMeta{Name: "guarded", Namespace: app},
 			Spec: policyv1.PodDisruptionBudgetSpec{
 				MaxUnavailable: ptr.To(intstr.FromInt32(0)),
 				Selector:       &metav1.LabelSelector{MatchLabels: p.Labels},
 			},
-		}))
+		}
+		require.NoError(t, env.admin.Create(ctx, pdb))
+		// This control plane runs no disruption controller: its status is
+		// written here as that controller would, so that the budget, not
+		// a budget not processed yet, is what refuses.
+		budget := func(allowed int32) {
+			t.Helper()
+			require.NoError(t, env.admin.Get(ctx, client.ObjectKeyFromObject(pdb), pdb))
+			pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, DisruptionsAllowed: allowed,
+				CurrentHealthy: 1, DesiredHealthy: 1 - allowed, ExpectedPods: 1}
+			require.NoError(t, env.admin.Status().Update(ctx, pdb))
+		}
+		budget(0)
 		err = recovery.APIEvictor{Client: sa}.Evict(ctx, app, p.Name, p.UID)
 		require.Error(t, err)
 		assert.True(t, apierrors.IsTooManyRequests(err), "the API server holds the budget: %v", err)
+		var status apierrors.APIStatus
+		require.ErrorAs(t, err, &status)
+		require.NotNil(t, status.Status().Details)
+		var causes []string
+		for _, c := range status.Status().Details.Causes {
+			causes = append(causes, c.Message)
+		}
+		assert.Contains(t, causes, "The disruption budget guarded needs 1 healthy pods and has 1 currently", "refused by the budget itself")
 		assert.NotNil(t, podOf(t, app, p.Name), "the Pod is still there")
+
+		// A budget that allows a disruption lets the same eviction through.
+		budget(1)
+		require.NoError(t, recovery.APIEvictor{Client: sa}.Evict(ctx, app, p.Name, p.UID))
 	})
 
 	for _, o := range objs {
