@@ -60,10 +60,12 @@ func secretNames(p *corev1.Pod) []string { return testbed.PodSecretNames(p) }
 func setConfig(t *testing.T, yaml string) {
 	t.Helper()
 	rv := writeConfig(t, yaml)
-	require.Eventually(t, func() bool {
+	// The last look's status is what a failure reports.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		s := env.app.ConfigStatus()
-		return s.Version == rv && s.LastError == nil
-	}, 30*time.Second, 20*time.Millisecond, "regcred did not load config version %s: %v", rv, env.app.ConfigStatus().LastError)
+		assert.Equal(c, rv, s.Version, "the config version serving")
+		assert.NoError(c, s.LastError)
+	}, 30*time.Second, 20*time.Millisecond, "regcred did not load config version %s", rv)
 }
 
 // restoreConfig puts the base config back after the test.

@@ -204,10 +204,12 @@ func (r *nodeRegcred) setConfig(t *testing.T, yaml string) {
 	cm.Data = map[string]string{"config.yaml": yaml}
 	cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
+	// The last look's status is what a failure reports.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		s := r.App.ConfigStatus()
-		return s.Version == cm.ResourceVersion && s.LastError == nil
-	}, time.Minute, 20*time.Millisecond, "regcred did not load config version %s: %v", cm.ResourceVersion, r.App.ConfigStatus().LastError)
+		assert.Equal(c, cm.ResourceVersion, s.Version, "the config version serving")
+		assert.NoError(c, s.LastError)
+	}, time.Minute, 20*time.Millisecond, "regcred did not load config version %s", cm.ResourceVersion)
 }
 
 // registryConfig declares the bed's registry as "reg".

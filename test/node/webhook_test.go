@@ -138,17 +138,17 @@ func TestWebhookPodThroughService(t *testing.T) {
 	warnings := &testbed.Warnings{}
 	cs := testbed.Clientset(t, b.cp.Config, warnings)
 	start = time.Now()
-	var lastErr error
-	require.Eventually(t, func() bool {
-		_, lastErr = cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+	// The last try's error is what a failure reports.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "reviewed-"},
 		}, metav1.CreateOptions{})
+		assert.NoError(c, err)
+		reviewed := false
 		for _, w := range warnings.Take() {
-			if strings.Contains(w, "reviewed by Pod webhook") {
-				return lastErr == nil
-			}
+			reviewed = reviewed || strings.Contains(w, "reviewed by Pod webhook")
 		}
-		return false
-	}, time.Minute, 200*time.Millisecond, "the webhook Pod never reviewed a ConfigMap; last error: %v", lastErr)
+		assert.True(c, reviewed, "reviewed by the webhook Pod")
+	}, time.Minute, 200*time.Millisecond, "the webhook Pod never reviewed a ConfigMap")
 	t.Logf("API server reached the webhook Pod through its Service %s after the configuration was created", since(start))
 }

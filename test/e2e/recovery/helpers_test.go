@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -73,10 +74,12 @@ func (r *replica) setConfig(t *testing.T, yaml string) {
 	require.NoError(t, env.client.Get(ctx, client.ObjectKey{Namespace: regcredNamespace, Name: configName}, &cm))
 	cm.Data = map[string]string{"config.yaml": yaml}
 	require.NoError(t, env.client.Update(ctx, &cm))
-	require.Eventually(t, func() bool {
+	// The last look's status is what a failure reports.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		s := r.App.ConfigStatus()
-		return s.Version == cm.ResourceVersion && s.LastError == nil
-	}, eventually, tick, "regcred did not load config version %s: %v", cm.ResourceVersion, r.App.ConfigStatus().LastError)
+		assert.Equal(c, cm.ResourceVersion, s.Version, "the config version serving")
+		assert.NoError(c, s.LastError)
+	}, eventually, tick, "regcred did not load config version %s", cm.ResourceVersion)
 }
 
 // counter returns the value of one of the replica's counters with this
