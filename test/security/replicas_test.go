@@ -3,9 +3,11 @@ package security
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -60,7 +62,8 @@ func startReplicas(ctx context.Context) error {
 	if env.hooks, err = testbed.StartProxy(backends...); err != nil {
 		return err
 	}
-	if err := waitReady(2, time.Minute); err != nil {
+	// Two minutes: the first start on a loaded machine, caches and all.
+	if err := waitReady(2, 2*time.Minute); err != nil {
 		return err
 	}
 	return testbed.Register(ctx, env.admin, "https://"+env.hooks.Addr, env.ca.CertPEM, regcredNS, saUser)
@@ -107,14 +110,21 @@ func (r *replica) start() error {
 // waitReady waits until n replicas answer their readiness probe.
 func waitReady(n int, within time.Duration) error {
 	deadline := time.Now().Add(within)
+	var why []string
 	for time.Now().Before(deadline) {
 		ready := 0
-		for _, r := range env.replicas {
-			if resp, err := http.Get(r.ProbeURL); err == nil {
+		why = why[:0]
+		for name, r := range env.replicas {
+			switch resp, err := http.Get(r.ProbeURL); {
+			case err != nil:
+				why = append(why, fmt.Sprintf("%s: %v (exited: %t)", name, err, r.Exited()))
+			case resp.StatusCode == http.StatusOK:
 				_ = resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					ready++
-				}
+				ready++
+			default:
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+				_ = resp.Body.Close()
+				why = append(why, fmt.Sprintf("%s: HTTP %d: %s", name, resp.StatusCode, strings.TrimSpace(string(body))))
 			}
 		}
 		if ready >= n && env.hooks != nil && env.hooks.Ready() >= n || ready >= n && env.hooks == nil {
@@ -122,7 +132,13 @@ func waitReady(n int, within time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%d replicas not ready within %s", n, within)
+	// What each replica last said, and the end of its log (no credential
+	// in it: the canary is redacted).
+	for name, r := range env.replicas {
+		lines := strings.Split(testbed.Redact(r.Log.String(), canaryForms()...), "\n")
+		why = append(why, fmt.Sprintf("--- the end of %s's log:\n%s", name, strings.Join(lines[max(0, len(lines)-25):], "\n")))
+	}
+	return fmt.Errorf("%d replicas not ready within %s:\n%s", n, within, strings.Join(why, "\n"))
 }
 
 // leader returns the replica that holds the lease.
