@@ -320,11 +320,8 @@ func (f *followed) ready() bool {
 // shard returns the entries of the shard numbered i, nil if it does not
 // exist.
 func (x *Index) shard(ctx context.Context, i int) (map[string]string, error) {
-	if f := x.follow; f != nil && f.ready() {
-		if cm := f.shards[i].Load(); cm != nil {
-			return cm.Data, nil
-		}
-		return nil, nil
+	if data, ok := x.cached(i); ok {
+		return data, nil
 	}
 	var cm corev1.ConfigMap
 	if err := x.Cache.Get(ctx, client.ObjectKey{Namespace: x.Namespace, Name: shardNames[i]}, &cm); err != nil {

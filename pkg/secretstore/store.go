@@ -160,7 +160,7 @@ func (s *Store) probe(ctx context.Context, namespace string, w *pullsecret.Want)
 		return "", describe(err, "creating", namespace, w.Name)
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: w.Name}}
-	err = s.API.Patch(ctx, secret, jsonPatch(managedTests(w)), client.DryRunAll, client.FieldOwner(FieldManager))
+	err = s.API.Patch(ctx, secret, jsonPatch(managedTests(w.Registry)), client.DryRunAll, client.FieldOwner(FieldManager))
 	switch {
 	case isPatchRefused(err):
 		err = fmt.Errorf("secret %s/%s: %w", namespace, w.Name, ErrNotManaged)
@@ -175,12 +175,12 @@ func (s *Store) probe(ctx context.Context, namespace string, w *pullsecret.Want)
 }
 
 // managedTests are the JSON patch tests that refuse a Secret not
-// regcred's: another type, or without regcred's labels for w's registry.
-func managedTests(w *pullsecret.Want) []map[string]any {
+// regcred's: another type, or without regcred's labels for registry.
+func managedTests(registry string) []map[string]any {
 	return []map[string]any{
 		{"op": "test", "path": "/type", "value": string(corev1.SecretTypeDockerConfigJson)},
 		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelManagedBy), "value": pullsecret.ManagedBy},
-		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelRegistry), "value": w.Registry},
+		{"op": "test", "path": "/metadata/labels/" + escape(pullsecret.LabelRegistry), "value": registry},
 	}
 }
 
@@ -260,7 +260,7 @@ func (s *Store) create(ctx context.Context, namespace string, w *pullsecret.Want
 // another type, or without regcred's labels. prev is what the index knew
 // of the Secret: an expiry annotation to remove, if any.
 func (s *Store) patch(ctx context.Context, namespace string, w *pullsecret.Want, prev Entry) (types.UID, error) {
-	tests := append(managedTests(w),
+	tests := append(managedTests(w.Registry),
 		map[string]any{"op": "replace", "path": "/data", "value": map[string]string{corev1.DockerConfigJsonKey: base64.StdEncoding.EncodeToString(w.Data)}})
 	annotations := map[string]string{AnnotationVersion: w.Version()}
 	if at := w.ExpiresAtString(); at != "" {
@@ -375,7 +375,7 @@ func (s *Store) delete(ctx context.Context, e Entry, secretName string, rebind b
 // It fails only when that cannot be told.
 func (s *Store) managedUID(ctx context.Context, e Entry, secretName string) (types.UID, bool, error) {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: secretName}}
-	tests := managedTests(&pullsecret.Want{Name: secretName, Registry: e.Registry})
+	tests := managedTests(e.Registry)
 	err := s.API.Patch(ctx, secret, jsonPatch(tests), client.DryRunAll, client.FieldOwner(FieldManager))
 	switch {
 	case isPatchRefused(err), apierrors.IsNotFound(err):
@@ -403,6 +403,10 @@ func (s *Store) rebind(ctx context.Context, e Entry, uid types.UID) (Entry, bool
 	}
 	bound := e
 	bound.UID = uid
+	// One patch whose test requires e, not swapLocked: a shard that
+	// records the new Secret already (another replica made and recorded
+	// it, with a config that wants it) is that replica's to decide on, not
+	// a binding of this one's to delete.
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Index.Namespace, Name: shard}}
 	err = s.API.Patch(ctx, cm, jsonPatch([]map[string]any{testOp(k, e.value()), {"op": "add", "path": dataPath(k), "value": bound.value()}}), client.FieldOwner(FieldManager))
 	switch {
