@@ -24,7 +24,7 @@ func NormalizeServiceAccountKey(pasted string, asBase64 bool) (string, error) {
 		if !ok {
 			return "", errors.New("is neither a service-account JSON key nor one in base64")
 		}
-		raw = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(decoded), []byte("\uFEFF")))
+		raw = decoded
 	}
 	var compact bytes.Buffer
 	var probe json.RawMessage
@@ -64,7 +64,8 @@ func NormalizeServiceAccountKey(pasted string, asBase64 bool) (string, error) {
 }
 
 // decodeBase64 decodes s in standard or URL-safe base64, padded or not,
-// if it decodes to what a JSON object starts with: most short words also
+// if it decodes to what a JSON object starts with, and returns that
+// without a byte-order mark or the spaces around it: most short words also
 // decode as unpadded base64, and a password pasted in a key's place is
 // "not base64", not "invalid JSON".
 func decodeBase64(s string) ([]byte, bool) {
@@ -74,7 +75,7 @@ func decodeBase64(s string) ([]byte, bool) {
 			continue
 		}
 		if t := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(b), []byte("\uFEFF"))); len(t) > 0 && t[0] == '{' {
-			return b, true
+			return t, true
 		}
 	}
 	return nil, false
